@@ -1,0 +1,55 @@
+"""Time the front end (parse + check into the IR) on QEMU's complete schemas.
+
+Run: .venv/bin/python bench/bench_frontend.py [RUNS]
+Prints the median and spread per schema, and the ratio to the 0.25 s target for QEMU 7.2
+(QEMU's own front end takes about 0.5 s on this kind of machine).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from qapigen.frontend import load_schema
+from qapigen.level import Level
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TARGET_SECONDS = 0.25
+
+
+def time_load(path: Path, level: Level, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        load_schema(str(path), level)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 9
+    cases = [
+        ("QEMU 7.2 schema, --qapi-version 7.2", "7.2", Level.V7_2),
+        ("QEMU 7.2 schema, default level", "7.2", Level.PERMISSIVE),
+        ("QEMU 5.2 schema, --qapi-version 5.2", "5.2", Level.V5_2),
+    ]
+    print(f"front end: parse + check, median of {runs} runs (in-process)")
+    for label, release, level in cases:
+        path = SHARED / "qemu" / release / "qapi" / "qapi-schema.json"
+        if not path.exists():
+            print(f"  {label}: skipped, {path} is absent")
+            continue
+        times = time_load(path, level, runs)
+        median = statistics.median(times)
+        print(
+            f"  {label}: median {median * 1000:.1f} ms"
+            f" (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f});"
+            f" {median / TARGET_SECONDS:.2f}x the {TARGET_SECONDS} s target"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

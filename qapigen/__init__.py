@@ -1,0 +1,1 @@
+"""qapigen: typed Python bindings for QEMU QMP from QAPI schemas."""

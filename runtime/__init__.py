@@ -1,0 +1,1 @@
+"""Runtime support for qapigen-generated bindings: codec helpers, QMP transport."""

@@ -1,0 +1,30 @@
+"""Shared fixtures: where QEMU's corpora live, and the rule that CI never skips interop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or a clean skip saying what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path.relative_to(REPO.parent)} is absent: QEMU's test data lives there")
+    return path
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Interop tests need a real QEMU. On a developer machine without one they skip with a
+    # reason; in CI a missing QEMU is a broken setup, so they fail instead of hiding.
+    if "qemu" not in item.keywords or shutil.which("qemu-system-x86_64"):
+        return
+    if os.environ.get("CI"):
+        pytest.fail("qemu-system-x86_64 is missing: CI must install it (scripts/setup)")
+    pytest.skip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")

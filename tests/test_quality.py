@@ -1,0 +1,29 @@
+"""The project's own code is mypy --strict clean and black-formatted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from typecheck import PROJECT_PACKAGES, REPO, link_tree, run_mypy
+
+
+def test_mypy_strict_over_project_packages(tmp_path: Path) -> None:
+    link_tree(tmp_path, PROJECT_PACKAGES)
+    targets: list[str] = []
+    for name in PROJECT_PACKAGES:
+        targets += ["-p", name]
+    result = run_mypy(tmp_path, targets)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_black_clean() -> None:
+    folders = ["qapigen", "runtime", "generated", "tests", "bench"]
+    result = subprocess.run(
+        [sys.executable, "-m", "black", "--check", "--quiet", *folders],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
