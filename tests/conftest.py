@@ -16,7 +16,9 @@ def shared_path(*parts: str) -> Path:
     """A path under ../shared, or a clean skip saying what is missing."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path.relative_to(REPO.parent)} is absent: QEMU's test data lives there")
+        pytest.skip(
+            f"{path.relative_to(REPO.parent)} is absent: QEMU's test data lives there"
+        )
     return path
 
 

@@ -27,7 +27,9 @@ def link_tree(root: Path, packages: dict[str, Path]) -> None:
         (root / name).symlink_to(folder.resolve(), target_is_directory=True)
 
 
-def run_mypy(root: Path, targets: list[str], *extra: str) -> subprocess.CompletedProcess[str]:
+def run_mypy(
+    root: Path, targets: list[str], *extra: str
+) -> subprocess.CompletedProcess[str]:
     """mypy --strict on `targets` (package names or files) with `root` on the path."""
     return subprocess.run(
         [

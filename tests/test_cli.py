@@ -1,0 +1,117 @@
+"""The qapigen command line: exit codes, located errors, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, shared_path
+
+BUNDLED = REPO / "schema" / "migration.json"
+
+
+def qapigen(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qapigen.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_accepts_the_bundled_schema_without_flags() -> None:
+    result = qapigen("check", "schema/migration.json")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_qemu_5_2_rules_reject_the_bundled_schema_where_qemu_5_2_does() -> None:
+    result = qapigen("check", "--qapi-version", "5.2", "schema/migration.json")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("schema/migration.json:613:1: "), result.stderr
+
+
+def test_the_vm_schema_is_valid() -> None:
+    result = qapigen("check", "schema/qapigen-vm.json")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("release", ["5.2", "7.2"])
+def test_complete_qemu_schemas_pass_with_and_without_their_level(release: str) -> None:
+    path = shared_path("qemu", release, "qapi", "qapi-schema.json")
+    for flags in ([], ["--qapi-version", release]):
+        result = qapigen("check", *flags, str(path))
+        assert result.returncode == 0, (flags, result.stderr[-2000:])
+
+
+def test_usage_errors_exit_2() -> None:
+    assert qapigen().returncode == 2
+    assert qapigen("check").returncode == 2
+    assert qapigen("check", "--qapi-version", "4.0", "x.json").returncode == 2
+    assert qapigen("dump-ir", "--format", "yaml", "x.json").returncode == 2
+
+
+def write(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "expected_prefix"),
+    [
+        (b"{ 'struct': 'S', 'data': { 'a' 'int' } }\n", "bad.json:1:32: "),
+        (b"\xff\xfe\x00junk", "bad.json:1"),
+        (b"{ 'enum': 'E', 'data': [ 'a' ", "bad.json:1"),
+        (b"{ 'struct': 'S'\n  'data': {} }\n", "bad.json:2:3: "),
+        (b"[" * 5000, "bad.json:1"),
+        (b"{ 'include': 'missing.json' }\n", "bad.json:1"),
+    ],
+)
+def test_bad_schemas_get_a_located_error_and_exit_1(
+    tmp_path: Path, content: bytes, expected_prefix: str
+) -> None:
+    write(tmp_path, "bad.json", content)
+    result = qapigen("check", "bad.json", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith(expected_prefix)
+    ), result.stderr
+
+
+def test_missing_schema_file_is_a_located_error(tmp_path: Path) -> None:
+    result = qapigen("check", "nowhere.json", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "nowhere.json" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_error_in_included_file_shows_the_include_chain(tmp_path: Path) -> None:
+    write(tmp_path, "top.json", b"{ 'include': 'sub.json' }\n")
+    write(tmp_path, "sub.json", b"{ 'struct': 'S', 'data': { 'a': 'nosuchtype' } }\n")
+    result = qapigen("check", "top.json", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "In file included from top.json:1:"
+    assert lines[-1].startswith("sub.json:1")
+    assert "nosuchtype" in lines[-1]
+    assert any("In struct 'S':" in line for line in lines)
+
+
+def test_dump_ir_qemu_test_and_json(tmp_path: Path) -> None:
+    write(tmp_path, "s.json", b"{ 'enum': 'Color', 'data': [ 'red', 'blue' ] }\n")
+    text = qapigen("dump-ir", "s.json", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert "enum Color\n    member red\n    member blue\n" in text.stdout
+    as_json = qapigen("dump-ir", "--format", "json", "s.json", cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    import json
+
+    data = json.loads(as_json.stdout)
+    assert "Color" in json.dumps(data)
