@@ -1,7 +1,7 @@
 """Run mypy --strict and black over installed-name trees.
 
 mypy cannot follow the editable install's folder-to-package mapping (runtime/ is imported as
-qapigen_runtime, generated/ as qapigen_migration), so we lay out a temporary tree of
+qapigen_runtime, generated/X as X), so we lay out a temporary tree of
 symlinks under the import names and check that.
 """
 
@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = {
     "qapigen": REPO / "qapigen",
     "qapigen_runtime": REPO / "runtime",
-    "qapigen_migration": REPO / "generated",
+    "qapigen_migration": REPO / "generated" / "qapigen_migration",
+    "qapigen_vm_qmp": REPO / "generated" / "qapigen_vm_qmp",
 }
 
 

@@ -1,1 +1,0 @@
-"""Placeholder until the bindings are generated."""

@@ -1,0 +1,152 @@
+"""qapigen-vm's command line follows qemu-system-x86_64's syntax and error wording."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from qapigen_runtime.vm.cmdline import (
+    CommandLineError,
+    QmpEndpoint,
+    parse_command_line,
+    parse_keyvals,
+    parse_size,
+)
+
+
+def test_a_typical_migration_destination() -> None:
+    config = parse_command_line(
+        [
+            "-M", "pc", "-accel", "tcg", "-nodefaults", "-display", "none",
+            "-m", "64",
+            "-qmp", "unix:/run/vm.sock,server=on,wait=off",
+            "-qmp", "tcp:127.0.0.1:4444,server,nowait",
+            "-incoming", "defer",
+            "-S",
+            "-uuid", "12345678-1234-5678-1234-567812345678",
+            "-name", "guest=dst,debug-threads=on",
+        ]
+    )  # fmt: skip
+    assert config.ram_size == 64 << 20
+    assert config.qmp == (
+        QmpEndpoint(kind="unix", path="/run/vm.sock"),
+        QmpEndpoint(kind="tcp", host="127.0.0.1", port=4444),
+    )
+    assert config.incoming == "defer"
+    assert config.start_paused
+    assert config.uuid == uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert config.name == "dst"
+
+
+def test_memory_backend_file_sets_the_ram_size() -> None:
+    config = parse_command_line(
+        [
+            "-object", "memory-backend-file,id=ram0,size=32M,mem-path=/dev/shm/r,share=on",
+            "-machine", "q35,memory-backend=ram0",
+        ]
+    )  # fmt: skip
+    assert config.memory_backend is not None
+    assert config.memory_backend.share
+    assert config.memory_backend.mem_path == "/dev/shm/r"
+    assert config.ram_size == 32 << 20
+
+
+def test_workload_option() -> None:
+    config = parse_command_line(
+        ["-workload", "rate=20000,working-set=256M,pattern=sequential,seed=7"]
+    )
+    assert config.workload.dirty_rate == 20000
+    assert config.workload.working_set == 256 << 20
+    assert config.workload.pattern == "sequential"
+    assert config.workload.seed == 7
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # Texts observed from qemu-system-x86_64 7.2 with the same arguments.
+        (["-bogus"], "qapigen-vm: -bogus: invalid option"),
+        (["-m"], "qapigen-vm: -m: requires an argument"),
+        (
+            ["-m", "12Q"],
+            "qapigen-vm: -m 12Q: Parameter 'size' expects a non-negative number below 2^64",
+        ),
+        (
+            ["-object", "memory-backend-file,id=m,size=1M"],
+            "qapigen-vm: -object memory-backend-file,id=m,size=1M:"
+            " Parameter 'mem-path' is missing",
+        ),
+        (
+            ["-object", "bogus,id=x"],
+            "qapigen-vm: -object bogus,id=x: Parameter 'qom-type' does not accept value"
+            " 'bogus'",
+        ),
+        (
+            ["-object", "memory-backend-file,id=m,size=xyz,mem-path=/f"],
+            "qapigen-vm: -object memory-backend-file,id=m,size=xyz,mem-path=/f:"
+            " Parameter 'size' expects a size value",
+        ),
+        (
+            ["-object", "memory-backend-file,id=m,size=1M,mem-path=/f,share=maybe"],
+            "qapigen-vm: -object memory-backend-file,id=m,size=1M,mem-path=/f,share=maybe:"
+            " Parameter 'share' expects 'on' or 'off'",
+        ),
+        (
+            ["-object", "memory-backend-file,id=m,size=1M,mem-path=/f,bogus=1"],
+            "qapigen-vm: -object memory-backend-file,id=m,size=1M,mem-path=/f,bogus=1:"
+            " Invalid parameter 'bogus'",
+        ),
+        (
+            ["-incoming", "foo:bar"],
+            "qapigen-vm: -incoming foo:bar: unknown migration protocol: foo:bar",
+        ),
+        (["-uuid", "xyz"], "qapigen-vm: -uuid xyz: failed to parse UUID string: wrong format"),
+        (
+            ["-qmp", "bogus:x"],
+            "qapigen-vm: -qmp bogus:x: 'bogus:x' is not a valid char driver",
+        ),
+        (
+            ["-machine", "memory-backend=nope"],
+            "qapigen-vm: Memory backend 'nope' not found",
+        ),
+        (
+            [
+                "-m", "64M",
+                "-object", "memory-backend-file,id=m,size=32M,mem-path=/f,share=on",
+                "-machine", "memory-backend=m",
+            ],
+            "qapigen-vm: Machine memory size does not match the size of the memory backend",
+        ),
+        (["-name"], "qapigen-vm: -name: requires an argument"),
+    ],
+)  # fmt: skip
+def test_errors_read_like_qemus(argv: list[str], message: str) -> None:
+    with pytest.raises(CommandLineError) as caught:
+        parse_command_line(argv)
+    assert str(caught.value).splitlines()[0] == message.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "default", "expected"),
+    [
+        ("512", "m", 512 << 20),
+        ("1G", "m", 1 << 30),
+        ("4096", "b", 4096),
+        ("1.5k", "b", 1536),
+        ("2g", "b", 2 << 30),
+        ("", "b", None),
+        ("-1", "b", None),
+        ("16E", "b", None),
+    ],
+)
+def test_sizes(text: str, default: str, expected: int | None) -> None:
+    assert parse_size(text, default) == expected
+
+
+def test_keyvals_escape_commas_and_take_an_implied_key() -> None:
+    assert parse_keyvals("pc,a=1,,2,flag", implied_key="type") == [
+        ("type", "pc"),
+        ("a", "1,2"),
+        ("flag", "on"),
+    ]
