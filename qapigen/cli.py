@@ -61,8 +61,12 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Without arguments, uses [tool.qapigen] of the nearest pyproject.toml.",
     )
     generate.add_argument("schema", metavar="SCHEMA", nargs="?")
-    generate.add_argument("-o", "--output", metavar="DIR", help="package folder to write")
-    generate.add_argument("--package", metavar="NAME", help="import name of the package")
+    generate.add_argument(
+        "-o", "--output", metavar="DIR", help="package folder to write"
+    )
+    generate.add_argument(
+        "--package", metavar="NAME", help="import name of the package"
+    )
     _add_version_option(generate)
     generate.add_argument(
         "--check",
@@ -101,7 +105,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .generate import check_package, generate_package, write_package
 
     config = load_generate_config(Path.cwd())
-    schema_path = args.schema or (str(_relative(config.schema)) if config.schema else None)
+    schema_path = args.schema or (
+        str(_relative(config.schema)) if config.schema else None
+    )
     if schema_path is None:
         print(
             "qapigen generate: no SCHEMA given and no [tool.qapigen] schema in a"
@@ -120,14 +126,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         diff = check_package(files, output)
         if diff:
             sys.stdout.write(diff)
-            fix = "qapigen generate" if not args.schema else f"qapigen generate {schema_path}"
+            fix = (
+                "qapigen generate"
+                if not args.schema
+                else f"qapigen generate {schema_path}"
+            )
             if args.output:
                 fix += f" -o {args.output}"
             if args.package:
                 fix += f" --package {args.package}"
             if args.qapi_version:
                 fix += f" --qapi-version {args.qapi_version}"
-            print(f"{_relative(output)} is stale; to fix it run: {fix}", file=sys.stderr)
+            print(
+                f"{_relative(output)} is stale; to fix it run: {fix}", file=sys.stderr
+            )
             return EXIT_ERROR
         return EXIT_OK
     changed = write_package(files, output)

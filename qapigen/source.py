@@ -7,7 +7,11 @@ so a user can go straight to the offending character.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .pragma import Pragma
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,8 @@ class SourceInfo:
     `parent` is the location of the `include` directive that pulled this file in.
     `defn_meta`/`defn_name` name the definition being checked ("struct", "Foo"), used for
     the "In struct 'Foo':" context line.
+    `pragma` is the schema's shared pragma settings (see qapigen.pragma); it takes no
+    part in comparisons.
     """
 
     fname: str
@@ -25,6 +31,7 @@ class SourceInfo:
     parent: SourceInfo | None = None
     defn_meta: str | None = None
     defn_name: str | None = None
+    pragma: Pragma | None = field(default=None, compare=False, repr=False)
 
     def at(self, line: int, col: int | None = None) -> SourceInfo:
         return replace(self, line=line, col=col)

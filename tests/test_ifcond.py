@@ -1,0 +1,77 @@
+"""Conditions: legacy C preprocessor strings and modern objects, one tree."""
+
+from __future__ import annotations
+
+import pytest
+
+from qapigen.ifcond import (
+    ALWAYS,
+    IfAll,
+    IfAny,
+    IfCond,
+    IfName,
+    IfNot,
+    parse_legacy,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "tree"),
+    [
+        ("defined(CONFIG_X)", IfName("CONFIG_X")),
+        ("defined CONFIG_X", IfName("CONFIG_X")),
+        ("CONFIG_X", IfName("CONFIG_X")),
+        ("!defined(A)", IfNot(IfName("A"))),
+        (
+            "defined(A) || defined(B) || defined(C)",
+            IfAny((IfName("A"), IfName("B"), IfName("C"))),
+        ),
+        (
+            "defined(A) && !(defined(B) || defined(C))",
+            IfAll((IfName("A"), IfNot(IfAny((IfName("B"), IfName("C")))))),
+        ),
+        # && binds tighter than ||
+        (
+            "defined(A) || defined(B) && defined(C)",
+            IfAny((IfName("A"), IfAll((IfName("B"), IfName("C"))))),
+        ),
+    ],
+)
+def test_legacy_expressions(text: str, tree: object) -> None:
+    assert parse_legacy(text) == tree
+
+
+@pytest.mark.parametrize("text", ["CONFIG_X > 2", "defined(", "A &&", "(A", "A B"])
+def test_unparseable_legacy_text_stays_opaque(text: str) -> None:
+    tree = parse_legacy(text)
+    assert tree == IfName(text.strip())
+    cond = IfCond(tree, text)
+    # never silently true: only when that exact text is "defined"
+    assert not cond.evaluate({"CONFIG_X", "A", "B"})
+    assert cond.evaluate({text.strip()})
+
+
+def test_modern_and_legacy_spellings_compare_equal() -> None:
+    modern = IfCond.modern({"all": ["A", {"not": "B"}]})
+    legacy = IfCond.legacy(["defined(A)", "!defined(B)"])
+    assert modern == legacy and hash(modern) == hash(legacy)
+    assert modern.dump_text() == "{'all': ['A', {'not': 'B'}]}"
+    assert legacy.dump_text() == "['defined(A)', '!defined(B)']"
+    assert modern.to_json() == {"all": ["A", {"not": "B"}]}
+    assert modern.names() == {"A", "B"}
+
+
+def test_evaluation() -> None:
+    cond = IfCond.modern({"any": ["A", {"all": ["B", {"not": "C"}]}]})
+    assert cond.evaluate({"A"})
+    assert cond.evaluate({"B"})
+    assert not cond.evaluate({"B", "C"})
+    assert not cond.evaluate(set())
+    assert ALWAYS.evaluate(set()) and not ALWAYS and ALWAYS.to_json() is None
+
+
+def test_mixed_spellings_under_the_permissive_level() -> None:
+    cond = IfCond.mixed({"any": ["CONFIG_A", "defined(CONFIG_B) && !defined(C)"]})
+    assert cond.expr == IfAny(
+        (IfName("CONFIG_A"), IfAll((IfName("CONFIG_B"), IfNot(IfName("C")))))
+    )
