@@ -14,9 +14,14 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .config import ConfigError, load_generate_config
 from .level import Level
 from .source import QAPIError
+
+if TYPE_CHECKING:
+    from .schema import Schema
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -31,6 +36,12 @@ def _add_version_option(parser: argparse.ArgumentParser) -> None:
         choices=_VERSIONS,
         help="apply exactly this QEMU release's QAPI rules"
         " (default: accept what any supported release accepts)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="do not print warnings (rules only some QEMU releases enforce)",
     )
 
 
@@ -76,18 +87,19 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(schema_path: str, version: str | None) -> object:
+def _load(schema_path: str, version: str | None, quiet: bool) -> Schema:
     # Imported here so `qapigen --help` stays instant.
     from .frontend import load_schema
 
     schema = load_schema(schema_path, Level.from_option(version))
-    for warning in getattr(schema, "warnings", ()):
-        print(warning, file=sys.stderr)
+    if not quiet:
+        for warning in schema.warnings:
+            print(warning, file=sys.stderr)
     return schema
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    _load(args.schema, args.qapi_version)
+    _load(args.schema, args.qapi_version, args.quiet)
     return EXIT_OK
 
 
@@ -95,8 +107,12 @@ def _cmd_dump_ir(args: argparse.Namespace) -> int:
     from .dump import dump_json, dump_qemu_test
 
     level = Level.from_option(args.qapi_version)
-    schema = _load(args.schema, args.qapi_version)
-    text = dump_qemu_test(schema, level) if args.format == "qemu-test" else dump_json(schema)  # type: ignore[arg-type]
+    schema = _load(args.schema, args.qapi_version, args.quiet)
+    text = (
+        dump_qemu_test(schema, level)
+        if args.format == "qemu-test"
+        else dump_json(schema)
+    )
     sys.stdout.write(text)
     return EXIT_OK
 
@@ -120,8 +136,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         output = Path(Path(schema_path).stem.replace("-", "_"))
     package = args.package or config.package or output.name
     version = args.qapi_version or config.qapi_version
-    schema = _load(schema_path, version)
-    files = generate_package(schema, package=package, schema_name=Path(schema_path).name)  # type: ignore[arg-type]
+    schema = _load(schema_path, version, args.quiet)
+    files = generate_package(
+        schema, package=package, schema_name=Path(schema_path).name
+    )
     if args.check:
         diff = check_package(files, output)
         if diff:

@@ -115,3 +115,67 @@ def test_dump_ir_qemu_test_and_json(tmp_path: Path) -> None:
 
     data = json.loads(as_json.stdout)
     assert "Color" in json.dumps(data)
+
+
+def test_quiet_suppresses_warnings_only() -> None:
+    loud = qapigen("check", "schema/migration.json")
+    quiet = qapigen("check", "--quiet", "schema/migration.json")
+    assert "warning:" in loud.stderr
+    assert quiet.returncode == 0
+    assert quiet.stderr == ""
+
+
+SMALL_SCHEMA = b"""
+##
+# @Color:
+#
+# A colour.
+#
+# @red: red
+# @blue: blue
+#
+# Since: 1.0
+##
+{ 'enum': 'Color', 'data': [ 'red', 'blue' ] }
+"""
+
+
+def test_generate_writes_then_check_detects_staleness(tmp_path: Path) -> None:
+    write(tmp_path, "colors.json", SMALL_SCHEMA)
+    made = qapigen("generate", "colors.json", "-o", "out", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "out" / "types.py").is_file()
+    fresh = qapigen("generate", "colors.json", "-o", "out", "--check", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+
+    types_py = tmp_path / "out" / "types.py"
+    types_py.write_text(types_py.read_text() + "# edited by hand\n")
+    stale = qapigen("generate", "colors.json", "-o", "out", "--check", cwd=tmp_path)
+    assert stale.returncode == 1
+    assert "-# edited by hand" in stale.stdout
+    assert "to fix it run: qapigen generate colors.json -o out" in stale.stderr
+    # --check never writes.
+    assert types_py.read_text().endswith("# edited by hand\n")
+
+
+def test_generate_without_arguments_reads_pyproject(tmp_path: Path) -> None:
+    write(tmp_path, "colors.json", SMALL_SCHEMA)
+    write(
+        tmp_path,
+        "pyproject.toml",
+        b'[tool.qapigen]\nschema = "colors.json"\noutput = "pkg/colors"\n'
+        b'package = "colors"\n',
+    )
+    made = qapigen("generate", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "pkg" / "colors" / "__init__.py").is_file()
+    assert qapigen("generate", "--check", cwd=tmp_path).returncode == 0
+
+
+def test_generate_rejects_a_bad_pyproject_table(tmp_path: Path) -> None:
+    write(
+        tmp_path, "pyproject.toml", b'[tool.qapigen]\nschema = "x.json"\nbogus = "1"\n'
+    )
+    result = qapigen("generate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "unknown key(s) bogus" in result.stderr
