@@ -1,0 +1,333 @@
+"""The reference VM's migration command surface, one method per QMP command.
+
+``MigrationEngine`` owns the guest RAM, the dirty log, the optional guest workload, the
+run state and the migration settings; it starts an :class:`OutgoingMigration` per
+``migrate`` and an :class:`IncomingMigration` per incoming URI. Methods return plain
+values or the schema-shaped dataclasses of :mod:`.stats` (``to_wire()`` gives the JSON
+members), and raise :class:`VmCommandError` with QEMU 7.2's class and text.
+
+Events go to ``sink(name, data)`` from engine threads (see :data:`EventSink`).
+
+QMP command -> method (arguments keep the schema's names, dashes as underscores):
+
+    migrate                     migrate(uri, blk=, inc=, detach=, resume=)
+    migrate_cancel              migrate_cancel()
+    migrate-continue            migrate_continue(state)
+    migrate-incoming            migrate_incoming(uri)
+    query-migrate               query_migrate() -> MigrationInfo (.to_wire())
+    migrate-set-capabilities    migrate_set_capabilities([(name, state), ...])
+    query-migrate-capabilities  query_migrate_capabilities() -> [{capability, state}]
+    migrate-set-parameters      migrate_set_parameters({wire-name: value, ...})
+    query-migrate-parameters    query_migrate_parameters() -> MigrationParameters
+    migrate_set_downtime        migrate_set_downtime(value)
+    migrate_set_speed           migrate_set_speed(value)
+    migrate-set-cache-size      migrate_set_cache_size(value)
+    query-migrate-cache-size    query_migrate_cache_size() -> int
+    migrate-start-postcopy      migrate_start_postcopy()
+    migrate-pause               migrate_pause()
+    migrate-recover             migrate_recover(uri)
+    client_migrate_info         client_migrate_info(protocol, hostname)
+    query-status / stop / cont  query_status() / stop() / cont()
+    getfd / closefd             getfd(name, fd) / closefd(name)
+"""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+from collections.abc import Callable, Iterable, Mapping
+
+from .destination import IncomingMigration
+from .dirty import DirtyLog
+from .errors import MIGRATION_ACTIVE, VmCommandError, invalid_parameter_value
+from .params import MigrationParameters, MigrationSettings, check_supported
+from .ram import GuestRam
+from .runstate import EventSink, RunControl, discard_event
+from .source import OutgoingMigration
+from .states import RUNNING_STATES, MigrationStatus, RunState
+from .stats import MigrationInfo
+from .transport import Connector, FdTable, Listener, TransportError, UriError
+from .transport import parse_uri
+from .workload import GuestWorkload, Pattern
+
+S = MigrationStatus
+
+
+class MigrationEngine:
+    """One reference VM: its RAM, run state and migrations in both directions.
+
+    ``incoming`` is the -incoming argument ("defer" waits for migrate_incoming);
+    ``start_paused`` is -S. ``on_incoming_failure`` is called (from the loading
+    thread) when an incoming stream fails; the VM process exits with status 1 there.
+    """
+
+    def __init__(
+        self,
+        ram: GuestRam,
+        *,
+        vm_uuid: uuid_mod.UUID | None = None,
+        incoming: str | None = None,
+        start_paused: bool = False,
+        sink: EventSink = discard_event,
+        on_incoming_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        self.ram = ram
+        self.vm_uuid = vm_uuid
+        self.sink = sink
+        self.settings = MigrationSettings()
+        self.log = DirtyLog(ram.page_count)
+        self.fds = FdTable()
+        if incoming is not None:
+            initial = RunState.INMIGRATE
+        elif start_paused:
+            initial = RunState.PRELAUNCH
+        else:
+            initial = RunState.RUNNING
+        self.runctl = RunControl(sink, initial, autostart=not start_paused)
+        self._incoming_uri = incoming
+        self._on_incoming_failure = on_incoming_failure or (lambda text: None)
+        self.source: OutgoingMigration | None = None
+        self.incoming: IncomingMigration | None = None
+        self._deferred = incoming == "defer"
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start listening for -incoming URI (not for "defer")."""
+        uri = self._incoming_uri
+        if uri is not None and uri != "defer":
+            self._start_incoming(uri)
+
+    def start_workload(
+        self,
+        *,
+        rate: int,
+        first_page: int = 0,
+        pages: int | None = None,
+        pattern: Pattern = "random",
+        seed: int = 0,
+        bytes_per_page: int | None = None,
+    ) -> GuestWorkload:
+        """Attach a dirtying guest; it runs whenever the VM runs."""
+        workload = GuestWorkload(
+            self.ram,
+            self.log,
+            rate=rate,
+            first_page=first_page,
+            pages=pages,
+            pattern=pattern,
+            seed=seed,
+            bytes_per_page=bytes_per_page,
+        )
+        self.runctl.workload = workload
+        workload.start()
+        if self.runctl.running:
+            workload.resume()
+        return workload
+
+    def close(self) -> None:
+        """Shut the VM down: cancel and join migrations, stop the workload."""
+        if self.source is not None:
+            self.source.cancel()
+            self.source.join(10)
+        if self.incoming is not None:
+            self.incoming.close()
+        if self.runctl.workload is not None:
+            self.runctl.workload.close()
+        self.fds.close_all()
+
+    # -- run state ----------------------------------------------------------------------
+
+    def query_status(self) -> dict[str, object]:
+        return self.runctl.query_status()
+
+    def stop(self) -> None:
+        self.runctl.stop()
+
+    def cont(self) -> None:
+        self.runctl.cont()
+
+    def getfd(self, name: str, fd: int) -> None:
+        """getfd: the QMP layer receives ``fd`` over SCM_RIGHTS and hands it here."""
+        self.fds.add(name, fd)
+
+    def closefd(self, name: str) -> None:
+        try:
+            self.fds.close(name)
+        except TransportError as exc:
+            raise VmCommandError(str(exc)) from None
+
+    # -- migration state ----------------------------------------------------------------
+
+    def _source_status(self) -> MigrationStatus:
+        return S.NONE if self.source is None else self.source.state.value
+
+    def migration_is_running(self) -> bool:
+        """QEMU's migration_is_running(): about the outgoing migration only, so a
+        destination may still change capabilities while its incoming one runs."""
+        return self._source_status() in RUNNING_STATES
+
+    def query_migrate(self) -> MigrationInfo:
+        """The source's view when it has one, else the destination's (as QEMU)."""
+        if self.source is not None and self.source.state.value is not S.NONE:
+            return self.source.info()
+        if self.incoming is not None:
+            return self.incoming.info()
+        return MigrationInfo()
+
+    # -- outgoing -----------------------------------------------------------------------
+
+    def migrate(
+        self,
+        uri: str,
+        *,
+        blk: bool = False,
+        inc: bool = False,
+        detach: bool = False,
+        resume: bool = False,
+    ) -> None:
+        """Start an outgoing migration; connection errors arrive later as failed."""
+        del detach  # HMP leftover, ignored by QEMU too
+        if resume:
+            raise VmCommandError("Cannot resume if there is no paused migration")
+        if self.migration_is_running():
+            raise VmCommandError(MIGRATION_ACTIVE)
+        if self.runctl.state is RunState.INMIGRATE:
+            raise VmCommandError("Guest is waiting for an incoming migration")
+        if self.runctl.state is RunState.POSTMIGRATE:
+            raise VmCommandError(
+                "Can't migrate the vm that was paused due to previous migration"
+            )
+        caps = dict(self.settings.capabilities)
+        if blk or inc:
+            caps["block"] = True
+        check_supported(caps)
+        try:
+            parsed = parse_uri(uri)
+        except UriError:
+            failed = self._new_source(None)
+            failed.fail_before_start()
+            raise invalid_parameter_value("uri", "a valid migration protocol") from None
+        connector = Connector(parsed, self.fds)
+        source = self._new_source(connector)
+        try:
+            connector.prepare()
+        except TransportError as exc:
+            source.state.cmpxchg(S.NONE, S.SETUP)
+            source.error_desc = str(exc)
+            source.state.cmpxchg(S.SETUP, S.FAILED)
+            raise VmCommandError(str(exc)) from None
+        source.start()
+
+    def _new_source(self, connector: Connector | None) -> OutgoingMigration:
+        self.source = OutgoingMigration(
+            ram=self.ram,
+            log=self.log,
+            settings=self.settings,
+            runctl=self.runctl,
+            sink=self.sink,
+            vm_uuid=self.vm_uuid,
+            connector=connector,
+        )
+        return self.source
+
+    def migrate_cancel(self) -> None:
+        if self.source is not None:
+            self.source.cancel()
+
+    def migrate_continue(self, state: str) -> None:
+        current = self._source_status()
+        if state != current.value:
+            raise VmCommandError(f"Migration not in expected state: {current.value}")
+        assert self.source is not None
+        self.source.resume_from_pause()
+
+    def migrate_start_postcopy(self) -> None:
+        caps = self.settings.capabilities
+        if not (caps["postcopy-ram"] or caps["dirty-bitmaps"]):
+            raise VmCommandError(
+                "Enable postcopy with migrate_set_capability before the start of "
+                "migration"
+            )
+        if self._source_status() is S.NONE:
+            raise VmCommandError(
+                "Postcopy must be started after migration has been started"
+            )
+        # A migration with postcopy-ram is refused at migrate (not implemented), so no
+        # running migration can switch to postcopy here.
+
+    def migrate_pause(self) -> None:
+        raise VmCommandError(
+            "migrate-pause is currently only supported during postcopy-active state"
+        )
+
+    def migrate_recover(self, uri: str) -> None:
+        del uri
+        raise VmCommandError("Migrate recover can only be run when postcopy is paused.")
+
+    def client_migrate_info(self, protocol: str, hostname: str) -> None:
+        """The reference VM has no SPICE display, as a QEMU without -spice."""
+        del hostname
+        if protocol != "spice":
+            raise invalid_parameter_value("protocol", "spice")
+        raise VmCommandError("SPICE is not in use")
+
+    # -- incoming -----------------------------------------------------------------------
+
+    def migrate_incoming(self, uri: str) -> None:
+        if self.incoming is not None:
+            raise VmCommandError("The incoming migration has already been started")
+        if self.runctl.state is not RunState.INMIGRATE:
+            raise VmCommandError("'-incoming' was not specified on the command line")
+        if uri == "defer":
+            if self._deferred:
+                raise VmCommandError("Incoming migration already deferred")
+            self._deferred = True
+            return
+        self._start_incoming(uri)
+
+    def _start_incoming(self, uri: str) -> None:
+        try:
+            listener = Listener(parse_uri(uri), self.fds)
+        except UriError:
+            raise VmCommandError(f"unknown migration protocol: {uri}") from None
+        except TransportError as exc:
+            raise VmCommandError(str(exc)) from None
+        self.incoming = IncomingMigration(
+            ram=self.ram,
+            settings=self.settings,
+            runctl=self.runctl,
+            sink=self.sink,
+            vm_uuid=self.vm_uuid,
+            on_failure=self._on_incoming_failure,
+        )
+        self.incoming.start(listener)
+
+    # -- capabilities and parameters ----------------------------------------------------
+
+    def migrate_set_capabilities(
+        self, capabilities: Iterable[tuple[str, bool]]
+    ) -> None:
+        self.settings.set_capabilities(
+            capabilities, is_running=self.migration_is_running()
+        )
+
+    def query_migrate_capabilities(self) -> list[dict[str, object]]:
+        return self.settings.query_capabilities()
+
+    def migrate_set_parameters(self, parameters: Mapping[str, object]) -> None:
+        self.settings.set_parameters(parameters)
+
+    def query_migrate_parameters(self) -> MigrationParameters:
+        return self.settings.query_parameters()
+
+    def migrate_set_downtime(self, value: float) -> None:
+        self.settings.set_downtime(value)
+
+    def migrate_set_speed(self, value: int) -> None:
+        self.settings.set_speed(value)
+
+    def migrate_set_cache_size(self, value: int) -> None:
+        self.settings.set_cache_size(value)
+
+    def query_migrate_cache_size(self) -> int:
+        return self.settings.query_cache_size()

@@ -1,0 +1,323 @@
+"""Migration capabilities and parameters: QEMU 7.2's defaults, checks and messages.
+
+The checks reproduce QEMU's observable behaviour (``migrate_params_check`` and
+``migrate_caps_check``): a set request is merged into the current values after the
+values have been narrowed to the stored widths (so compress-level 265 becomes 9 and
+passes), then every rule runs over the merged set in QEMU's order and the first failure
+wins. Names inside messages use underscores, as QEMU prints them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from .errors import MIGRATION_ACTIVE, VmCommandError, invalid_parameter_value
+
+PAGE_SIZE: Final = 4096
+MAX_DOWNTIME_MS: Final = 2000 * 1000
+MAX_DOWNTIME_SECONDS: Final = 2000
+
+# The bundled schema's MigrationCapability, in schema order.
+CAPABILITY_NAMES: Final = (
+    "xbzrle",
+    "rdma-pin-all",
+    "auto-converge",
+    "zero-blocks",
+    "compress",
+    "events",
+    "postcopy-ram",
+    "x-colo",
+    "release-ram",
+    "block",
+    "return-path",
+    "pause-before-switchover",
+    "multifd",
+    "dirty-bitmaps",
+    "postcopy-blocktime",
+    "late-block-activate",
+    "x-ignore-shared",
+    "validate-uuid",
+)
+
+# Capabilities that change the wire format or the protocol; the engine does not
+# implement them yet, so a migration with one of them on is refused up front instead of
+# silently doing something else.
+UNSUPPORTED_CAPABILITIES: Final = frozenset(
+    {
+        "xbzrle",
+        "rdma-pin-all",
+        "compress",
+        "postcopy-ram",
+        "x-colo",
+        "block",
+        "multifd",
+        "dirty-bitmaps",
+    }
+)
+
+_U8: Final = 0xFF
+_U32: Final = 0xFFFFFFFF
+_U64: Final = 0xFFFFFFFFFFFFFFFF
+
+
+@dataclasses.dataclass(slots=True)
+class MigrationParameters:
+    """Current migration parameters (QEMU 7.2 defaults). Field names are the wire
+    names with dashes turned into underscores."""
+
+    announce_initial: int = 50
+    announce_max: int = 550
+    announce_rounds: int = 5
+    announce_step: int = 100
+    compress_level: int = 1
+    compress_threads: int = 8
+    compress_wait_thread: bool = True
+    decompress_threads: int = 2
+    throttle_trigger_threshold: int = 50
+    cpu_throttle_initial: int = 20
+    cpu_throttle_increment: int = 10
+    cpu_throttle_tailslow: bool = False
+    tls_creds: str = ""
+    tls_hostname: str = ""
+    tls_authz: str = ""
+    max_bandwidth: int = 128 * 1024 * 1024
+    downtime_limit: int = 300
+    x_checkpoint_delay: int = 20000
+    block_incremental: bool = False
+    multifd_channels: int = 2
+    xbzrle_cache_size: int = 64 * 1024 * 1024
+    max_postcopy_bandwidth: int = 0
+    max_cpu_throttle: int = 99
+    multifd_compression: str = "none"
+    multifd_zlib_level: int = 1
+    multifd_zstd_level: int = 1
+
+    def to_wire(self) -> dict[str, object]:
+        """The query-migrate-parameters answer, keyed by the schema's member names."""
+        return {
+            field.name.replace("_", "-"): getattr(self, field.name)
+            for field in dataclasses.fields(self)
+        }
+
+
+# How each settable parameter is stored: the width QEMU narrows it to, or its kind.
+_STORAGE: Final[Mapping[str, str]] = {
+    "announce_initial": "u64",
+    "announce_max": "u64",
+    "announce_rounds": "u64",
+    "announce_step": "u64",
+    "compress_level": "u8",
+    "compress_threads": "u8",
+    "compress_wait_thread": "bool",
+    "decompress_threads": "u8",
+    "throttle_trigger_threshold": "u8",
+    "cpu_throttle_initial": "u8",
+    "cpu_throttle_increment": "u8",
+    "cpu_throttle_tailslow": "bool",
+    "tls_creds": "str",
+    "tls_hostname": "str",
+    "tls_authz": "str",
+    "max_bandwidth": "u64",
+    "downtime_limit": "u64",
+    "x_checkpoint_delay": "u32",
+    "block_incremental": "bool",
+    "multifd_channels": "u8",
+    "xbzrle_cache_size": "u64",
+    "max_postcopy_bandwidth": "u64",
+    "max_cpu_throttle": "u8",
+    "multifd_compression": "compression",
+    "multifd_zlib_level": "u8",
+    "multifd_zstd_level": "u8",
+}
+
+_MASKS: Final[Mapping[str, int]] = {"u8": _U8, "u32": _U32, "u64": _U64}
+_COMPRESSION_METHODS: Final = ("none", "zlib", "zstd")
+
+
+def _narrow(name: str, value: object) -> object:
+    """Convert one requested value to its stored form, as QEMU's C assignment does."""
+    kind = _STORAGE[name]
+    wire = name.replace("_", "-")
+    if kind in _MASKS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise VmCommandError(
+                f"Invalid parameter type for '{wire}', expected: integer"
+            )
+        return value & _MASKS[kind]
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise VmCommandError(
+                f"Invalid parameter type for '{wire}', expected: boolean"
+            )
+        return value
+    if kind == "str":
+        # StrOrNull: JSON null resets the string, as QEMU does.
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise VmCommandError(
+                f"Invalid parameter type for '{wire}', expected: string"
+            )
+        return value
+    if value not in _COMPRESSION_METHODS:
+        raise VmCommandError(f"Parameter '{wire}' does not accept value '{value}'")
+    return value
+
+
+def check_parameters(params: MigrationParameters) -> None:
+    """QEMU's parameter rules over a merged set, in QEMU's order."""
+    p = params
+    if p.compress_level > 9:
+        raise invalid_parameter_value("compress_level", "a value between 0 and 9")
+    if p.compress_threads < 1:
+        raise invalid_parameter_value("compress_threads", "a value between 1 and 255")
+    if p.decompress_threads < 1:
+        raise invalid_parameter_value("decompress_threads", "a value between 1 and 255")
+    if not 1 <= p.throttle_trigger_threshold <= 100:
+        raise invalid_parameter_value(
+            "throttle_trigger_threshold", "an integer in the range of 1 to 100"
+        )
+    if not 1 <= p.cpu_throttle_initial <= 99:
+        raise invalid_parameter_value(
+            "cpu_throttle_initial", "an integer in the range of 1 to 99"
+        )
+    if not 1 <= p.cpu_throttle_increment <= 99:
+        raise invalid_parameter_value(
+            "cpu_throttle_increment", "an integer in the range of 1 to 99"
+        )
+    if p.downtime_limit > MAX_DOWNTIME_MS:
+        raise invalid_parameter_value(
+            "downtime_limit", "an integer in the range of 0 to (2000 * 1000) ms"
+        )
+    if p.multifd_channels < 1:
+        raise invalid_parameter_value("multifd_channels", "a value between 1 and 255")
+    if p.multifd_zlib_level > 9:
+        raise invalid_parameter_value("multifd_zlib_level", "a value between 0 and 9")
+    if p.multifd_zstd_level > 20:
+        raise invalid_parameter_value("multifd_zstd_level", "a value between 0 and 20")
+    size = p.xbzrle_cache_size
+    if size < PAGE_SIZE or size & (size - 1):
+        raise invalid_parameter_value(
+            "xbzrle_cache_size", "a power of two no less than the target page size"
+        )
+    if not p.cpu_throttle_initial <= p.max_cpu_throttle <= 99:
+        raise invalid_parameter_value(
+            "max_cpu_throttle", "an integer in the range of cpu_throttle_initial to 99"
+        )
+    if p.announce_initial > 100000:
+        raise invalid_parameter_value(
+            "announce_initial", "a value between 0 and 100000"
+        )
+    if p.announce_max > 100000:
+        raise invalid_parameter_value("announce_max", "a value between 0 and 100000")
+    if p.announce_rounds > 1000:
+        raise invalid_parameter_value("announce_rounds", "a value between 0 and 1000")
+    if not 1 <= p.announce_step <= 10000:
+        raise invalid_parameter_value("announce_step", "a value between 0 and 10000")
+
+
+class MigrationSettings:
+    """One VM's capabilities and parameters, with QEMU's set/query semantics.
+
+    The engine reads the current objects afresh while migrating, so a parameter set
+    mid-migration (max-bandwidth, downtime-limit) takes effect at the next window.
+    """
+
+    def __init__(self) -> None:
+        self.parameters = MigrationParameters()
+        self.capabilities: dict[str, bool] = {name: False for name in CAPABILITY_NAMES}
+
+    # -- capabilities ---------------------------------------------------------------
+
+    def capability(self, name: str) -> bool:
+        return self.capabilities[name]
+
+    def query_capabilities(self) -> list[dict[str, object]]:
+        """query-migrate-capabilities: every capability with its state, schema order."""
+        return [
+            {"capability": name, "state": self.capabilities[name]}
+            for name in CAPABILITY_NAMES
+        ]
+
+    def set_capabilities(
+        self, changes: Iterable[tuple[str, bool]], *, is_running: bool
+    ) -> None:
+        """migrate-set-capabilities: all or nothing, checked on the merged set."""
+        if is_running:
+            raise VmCommandError(MIGRATION_ACTIVE)
+        merged = dict(self.capabilities)
+        for name, state in changes:
+            if name not in merged:
+                raise VmCommandError(
+                    f"Parameter 'capability' does not accept value '{name}'"
+                )
+            merged[name] = bool(state)
+        check_capabilities(merged)
+        self.capabilities = merged
+
+    # -- parameters -----------------------------------------------------------------
+
+    def query_parameters(self) -> MigrationParameters:
+        return dataclasses.replace(self.parameters)
+
+    def set_parameters(self, request: Mapping[str, object]) -> None:
+        """migrate-set-parameters. Keys may use dashes (wire) or underscores.
+
+        Works while migrating, as in QEMU; the engine reads max-bandwidth and
+        downtime-limit afresh at every rate-limit window.
+        """
+        merged = dataclasses.replace(self.parameters)
+        for key, value in request.items():
+            name = key.replace("-", "_")
+            if name not in _STORAGE:
+                raise VmCommandError(f"Parameter '{key}' is unexpected")
+            setattr(merged, name, _narrow(name, value))
+        check_parameters(merged)
+        self.parameters = merged
+
+    # -- the 5.2 deprecated commands (plain wrappers around the parameters) -----------
+
+    def set_downtime(self, seconds: float) -> None:
+        """migrate_set_downtime: seconds as a float; 0.12345 becomes 123 ms."""
+        if math.isnan(seconds) or not 0 <= seconds <= MAX_DOWNTIME_SECONDS:
+            raise invalid_parameter_value(
+                "downtime_limit", "an integer in the range of 0 to 2000 seconds"
+            )
+        self.set_parameters({"downtime-limit": int(seconds * 1000)})
+
+    def set_speed(self, bytes_per_second: int) -> None:
+        """migrate_set_speed: sets max-bandwidth."""
+        self.set_parameters({"max-bandwidth": bytes_per_second})
+
+    def set_cache_size(self, size: int) -> None:
+        """migrate-set-cache-size: sets xbzrle-cache-size."""
+        self.set_parameters({"xbzrle-cache-size": size})
+
+    def query_cache_size(self) -> int:
+        """query-migrate-cache-size: reads xbzrle-cache-size."""
+        return self.parameters.xbzrle_cache_size
+
+
+def check_capabilities(caps: Mapping[str, bool]) -> None:
+    """QEMU 7.2's capability conflicts that the bundled schema can express."""
+    if caps["postcopy-ram"]:
+        if caps["compress"]:
+            raise VmCommandError(
+                "Postcopy is not currently compatible with compression"
+            )
+        if caps["x-ignore-shared"]:
+            raise VmCommandError("Postcopy is not compatible with ignore-shared")
+    if caps["multifd"] and caps["compress"]:
+        raise VmCommandError("Multifd is not compatible with compress")
+
+
+def check_supported(caps: Mapping[str, bool]) -> None:
+    """Refuse a migration that needs a capability this engine does not implement."""
+    for name in CAPABILITY_NAMES:
+        if caps[name] and name in UNSUPPORTED_CAPABILITIES:
+            raise VmCommandError(
+                f"Capability '{name}' is not supported by the reference VM yet"
+            )

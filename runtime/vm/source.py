@@ -1,0 +1,456 @@
+"""The source side of a migration: precopy passes over real channels, in a thread.
+
+The loop follows QEMU's precopy decisions (``migration_iteration_run``):
+
+- every >= 100 ms window: bandwidth = bytes sent / ms; threshold = bandwidth x
+  downtime-limit; mbps, pages-per-second and expected-downtime are refreshed;
+- if the dirty bytes still to send are below the threshold, sync the dirty log (a new
+  pass, MIGRATION_PASS) and look again;
+- if bytes remain and they are at or above the threshold, send for at most 50 ms or
+  until the window's budget (max-bandwidth / 10) is used, then wait out the window;
+- otherwise stop the guest (STOP), optionally pause in pre-switchover until
+  migrate-continue, do a final sync, send everything without a rate limit, mark the end
+  of the stream and wait for the destination's acknowledgement (a socket has a return
+  path): only then is the migration completed, and downtime is measured from just
+  before the stop until that acknowledgement, i.e. until the destination runs.
+
+Every blocking call can be interrupted by cancel, which shuts the channel down.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid as uuid_mod
+
+from .dirty import DirtyLog, MigrationBitmap
+from .params import PAGE_SIZE, MigrationSettings
+from .ram import GuestRam
+from .runstate import EventSink, RunControl, StateCell
+from .states import MigrationStatus, RunState
+from .stats import MigrationInfo, MigrationStats, RamCounters
+from .stream import (
+    RP_ACK,
+    RP_ERROR,
+    MAX_RECORD_PAGES,
+    StreamError,
+    StreamWriter,
+    read_reply,
+)
+from .throttle import AutoConverge
+from .transport import Channel, Connector, PipeChannel, SocketChannel, TransportError
+
+S = MigrationStatus
+
+WINDOW = 0.100  # QEMU's BUFFER_DELAY: rate-limit and statistics window
+ITERATION_LIMIT = 0.050  # one iteration sends at most this long
+SYNC_PERIOD = 1.0  # dirty-rate and auto-converge periods are longer than this
+REPLY_GRACE = 1.0  # after a write error, how long to wait for the destination's reason
+
+
+class _Cancelled(Exception):
+    """The migration was cancelled; unwinds the migration thread."""
+
+
+class OutgoingMigration:
+    """One migrate command's lifetime: state, counters, the thread that does the work."""
+
+    def __init__(
+        self,
+        *,
+        ram: GuestRam,
+        log: DirtyLog,
+        settings: MigrationSettings,
+        runctl: RunControl,
+        sink: EventSink,
+        vm_uuid: uuid_mod.UUID | None,
+        connector: Connector | None,
+    ) -> None:
+        self.ram = ram
+        self.log = log
+        self.settings = settings
+        self.runctl = runctl
+        self.sink = sink
+        self.vm_uuid = vm_uuid
+        self.connector = connector
+        self.state = StateCell(sink, lambda: settings.capability("events"))
+        self.error_desc: str | None = None
+        self.counters = RamCounters(total=ram.size, page_size=PAGE_SIZE)
+        self.bitmap = MigrationBitmap(ram.page_count)
+        self.start_time = time.monotonic()
+        self.setup_time: int | None = None
+        self.total_time: int | None = None
+        self.downtime: int | None = None
+        self.expected_downtime = settings.parameters.downtime_limit
+        self._channel: Channel | None = None
+        self._writer: StreamWriter | None = None
+        self._cancel = threading.Event()
+        self._continue = threading.Event()
+        self._reply: tuple[int, str] | None = None
+        self._reply_ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._throttle = AutoConverge()
+        self._vm_stopped_by_us = False
+        self._vm_was_running = False
+        # rate window and dirty-rate period
+        self._bandwidth = 0.0  # bytes per ms
+        self._threshold = 0.0  # bytes
+        self._window_start = 0.0
+        self._window_bytes = 0
+        self._window_pages = 0
+        self._period_start = 0.0
+        self._period_bytes = 0
+        self._period_dirty = 0
+
+    # -- control from the command side ----------------------------------------------
+
+    def start(self) -> None:
+        self.state.cmpxchg(S.NONE, S.SETUP)
+        self._thread = threading.Thread(
+            target=self._thread_main, name="migration-source", daemon=True
+        )
+        self._thread.start()
+
+    def fail_before_start(self) -> None:
+        """A migrate refused for its URI: setup then failed, without an error-desc."""
+        self.state.cmpxchg(S.NONE, S.SETUP)
+        self.state.cmpxchg(S.SETUP, S.FAILED)
+
+    def cancel(self) -> None:
+        """migrate_cancel: a no-op unless running; otherwise cancelling, then cancelled."""
+        for old in (S.SETUP, S.ACTIVE, S.PRE_SWITCHOVER, S.DEVICE):
+            if self.state.cmpxchg(old, S.CANCELLING):
+                break
+        else:
+            return
+        if self.connector is not None:
+            self.connector.abort()
+        channel = self._channel
+        if channel is not None:
+            channel.shutdown()
+        self._cancel.set()
+        self._continue.set()
+
+    def resume_from_pause(self) -> None:
+        """migrate-continue (the caller has checked the state)."""
+        self._continue.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- query-migrate ----------------------------------------------------------------
+
+    def info(self) -> MigrationInfo:
+        status = self.state.value
+        if status in (S.NONE,):
+            return MigrationInfo()
+        if status in (S.SETUP, S.CANCELLED, S.WAIT_UNPLUG):
+            return MigrationInfo(status=status)
+        if status is S.FAILED:
+            return MigrationInfo(status=status, error_desc=self.error_desc)
+        now_ms = int((time.monotonic() - self.start_time) * 1000)
+        if status is S.COMPLETED:
+            return MigrationInfo(
+                status=status,
+                ram=MigrationStats.from_counters(self.counters),
+                total_time=self.total_time,
+                downtime=self.downtime,
+                setup_time=self.setup_time,
+            )
+        counters = self.counters
+        counters.remaining = self.bitmap.count() * PAGE_SIZE
+        throttle = self._throttle_percentage()
+        return MigrationInfo(
+            status=status,
+            ram=MigrationStats.from_counters(counters),
+            total_time=now_ms,
+            expected_downtime=self.expected_downtime,
+            setup_time=self.setup_time if self.setup_time is not None else 0,
+            cpu_throttle_percentage=throttle if throttle else None,
+        )
+
+    def _throttle_percentage(self) -> int:
+        workload = self.runctl.workload
+        return 0 if workload is None else workload.throttle_percentage
+
+    # -- the migration thread ---------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            self._migrate()
+        except _Cancelled:
+            self._finish_cancelled()
+        except (TransportError, StreamError) as exc:
+            self._finish_failed(self._failure_text(str(exc)))
+        except Exception as exc:  # a bug must still leave a clean failed state
+            self._finish_failed(f"internal error in the migration thread: {exc!r}")
+        finally:
+            self._set_throttle(0)
+            if self._channel is not None:
+                self._channel.close()
+
+    def _failure_text(self, text: str) -> str:
+        """Prefer the destination's own reason over the write error it caused."""
+        if self._channel is not None and self._channel.has_return_path:
+            self._reply_ready.wait(REPLY_GRACE)
+        reply = self._reply
+        if reply is not None and reply[0] == RP_ERROR:
+            return f"Destination failed to load the migration stream: {reply[1]}"
+        return text
+
+    def _migrate(self) -> None:
+        assert self.connector is not None
+        self._channel = self.connector.connect()
+        self._check_cancel()
+        setup_start = time.monotonic()
+        self._writer = StreamWriter(self._channel, self.ram)
+        want_uuid = self.settings.capability("validate-uuid")
+        self._count(self._writer.header(self.vm_uuid if want_uuid else None), 0)
+        if self._channel.has_return_path:
+            threading.Thread(
+                target=self._read_return_path, name="migration-return-path", daemon=True
+            ).start()
+        # The first pass: every page is dirty; the log starts recording from here.
+        self.log.clear()
+        self.bitmap.set_all()
+        now = time.monotonic()
+        self._period_start = now
+        self._sync()
+        self.setup_time = int((time.monotonic() - setup_start) * 1000)
+        if not self.state.cmpxchg(S.SETUP, S.ACTIVE):
+            raise _Cancelled
+        self._window_start = time.monotonic()
+        while True:
+            self._check_cancel()
+            self._check_return_path()
+            self._update_window()
+            pending = self.bitmap.count() * PAGE_SIZE
+            if pending < self._threshold:
+                self._sync()
+                pending = self.bitmap.count() * PAGE_SIZE
+            if pending and pending >= self._threshold:
+                self._iterate()
+                self._rate_limit_wait()
+            else:
+                break
+        self._complete()
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise _Cancelled
+
+    def _check_return_path(self) -> None:
+        """While sending: any word from the destination means it gave up."""
+        reply = self._reply
+        if reply is not None:
+            if reply[0] == RP_ACK:
+                raise StreamError("the destination acknowledged an unfinished stream")
+            self._raise_for_reply(reply)
+
+    @staticmethod
+    def _raise_for_reply(reply: tuple[int, str]) -> None:
+        if reply[0] == RP_ERROR:
+            raise StreamError(
+                f"Destination failed to load the migration stream: {reply[1]}"
+            )
+        if reply[0] != RP_ACK:
+            raise StreamError(reply[1])
+
+    def _read_return_path(self) -> None:
+        assert self._channel is not None
+        try:
+            self._reply = read_reply(self._channel)
+        except (EOFError, OSError):
+            self._reply = (0, "the destination closed the migration connection")
+        except StreamError as exc:
+            self._reply = (0, str(exc))
+        self._reply_ready.set()
+        if self._reply[0] != RP_ACK:
+            # The destination gave up or died: unblock a send that may otherwise wait
+            # forever on a peer that no longer reads.
+            self._channel.shutdown()
+
+    def _count(self, nbytes: int, pages: int) -> None:
+        self.counters.transferred += nbytes
+        self._window_bytes += nbytes
+        self._window_pages += pages
+
+    # -- passes, windows, rate limit ----------------------------------------------------
+
+    def _sync(self) -> None:
+        """Move the dirty log into the bitmap: a new pass (MIGRATION_PASS)."""
+        newly = self.log.harvest_into(self.bitmap.bits)
+        c = self.counters
+        c.dirty_sync_count += 1
+        self._period_dirty += newly
+        now = time.monotonic()
+        elapsed = now - self._period_start
+        if elapsed > SYNC_PERIOD:
+            c.dirty_pages_rate = int(self._period_dirty / elapsed)
+            if self.settings.capability("auto-converge"):
+                self._maybe_throttle()
+            self._period_start = now
+            self._period_bytes = c.transferred
+            self._period_dirty = 0
+        if self.settings.capability("events"):
+            self.sink("MIGRATION_PASS", {"pass": c.dirty_sync_count})
+        assert self._writer is not None
+        self._count(self._writer.sync(c.dirty_sync_count), 0)
+
+    def _maybe_throttle(self) -> None:
+        current = self._throttle_percentage()
+        wanted = self._throttle.next_throttle(
+            self.settings.parameters,
+            current,
+            self._period_dirty * PAGE_SIZE,
+            self.counters.transferred - self._period_bytes,
+        )
+        if wanted is not None:
+            self._set_throttle(wanted)
+
+    def _set_throttle(self, percentage: int) -> None:
+        workload = self.runctl.workload
+        if workload is not None:
+            workload.set_throttle(percentage)
+
+    def _update_window(self) -> None:
+        now = time.monotonic()
+        elapsed = now - self._window_start
+        if elapsed < WINDOW:
+            return
+        ms = elapsed * 1000
+        c = self.counters
+        self._bandwidth = self._window_bytes / ms
+        self._threshold = self._bandwidth * self.settings.parameters.downtime_limit
+        c.mbps = self._window_bytes * 8 / elapsed / 1e6
+        c.pages_per_second = int(self._window_pages / elapsed)
+        if c.dirty_pages_rate and self._window_bytes > 10000 and self._bandwidth:
+            remaining = self.bitmap.count() * PAGE_SIZE
+            self.expected_downtime = int(remaining / self._bandwidth)
+        self._window_start = now
+        self._window_bytes = 0
+        self._window_pages = 0
+
+    def _budget(self) -> int:
+        """Bytes allowed per window; 0 means unlimited."""
+        return self.settings.parameters.max_bandwidth // 10
+
+    def _chunk_pages(self, budget: int) -> int:
+        if not budget:
+            return MAX_RECORD_PAGES
+        return max(1, min(MAX_RECORD_PAGES, budget // PAGE_SIZE))
+
+    def _iterate(self) -> None:
+        deadline = time.monotonic() + ITERATION_LIMIT
+        while True:
+            budget = self._budget()
+            if budget and self._window_bytes >= budget:
+                return
+            if not self._send_some(self._chunk_pages(budget)):
+                return
+            if time.monotonic() >= deadline or self._cancel.is_set():
+                return
+
+    def _send_some(self, limit: int) -> bool:
+        pages = self.bitmap.take(limit)
+        if not pages.size:
+            return False
+        assert self._writer is not None
+        nbytes, normal, zero = self._writer.pages(pages)
+        self.counters.normal += normal
+        self.counters.duplicate += zero
+        self._count(nbytes, normal + zero)
+        return True
+
+    def _rate_limit_wait(self) -> None:
+        budget = self._budget()
+        if budget and self._window_bytes >= budget:
+            wait = self._window_start + WINDOW - time.monotonic()
+            if wait > 0:
+                self._cancel.wait(wait)
+
+    # -- switchover ---------------------------------------------------------------------
+
+    def _complete(self) -> None:
+        downtime_start = time.monotonic()
+        self._vm_was_running = self.runctl.vm_stop(RunState.FINISH_MIGRATE)
+        self._vm_stopped_by_us = True
+        current = S.ACTIVE
+        if self.settings.capability("pause-before-switchover"):
+            if not self.state.cmpxchg(S.ACTIVE, S.PRE_SWITCHOVER):
+                raise _Cancelled
+            self._continue.wait()
+            self._check_cancel()
+            if not self.state.cmpxchg(S.PRE_SWITCHOVER, S.DEVICE):
+                raise _Cancelled
+            current = S.DEVICE
+        self._sync()
+        while self._send_some(MAX_RECORD_PAGES):
+            self._check_cancel()
+        assert self._writer is not None and self._channel is not None
+        self._count(self._writer.end(), 0)
+        self._await_destination()
+        end = time.monotonic()
+        self.downtime = int((end - downtime_start) * 1000)
+        self.total_time = int((end - self.start_time) * 1000)
+        c = self.counters
+        c.remaining = 0
+        c.dirty_pages_rate = 0
+        transfer_ms = self.total_time - (self.setup_time or 0)
+        if transfer_ms > 0:
+            c.mbps = c.transferred * 8 / transfer_ms / 1000
+        self._set_throttle(0)
+        self.runctl.set_state(RunState.POSTMIGRATE)
+        if not self.state.cmpxchg(current, S.COMPLETED):
+            raise _Cancelled
+
+    def _await_destination(self) -> None:
+        """Completion needs the destination's word (sockets) or the pipe's end."""
+        channel = self._channel
+        if isinstance(channel, SocketChannel):
+            while not self._reply_ready.wait(0.1):
+                self._check_cancel()
+            self._check_cancel()
+            reply = self._reply
+            assert reply is not None
+            self._raise_for_reply(reply)
+            return
+        assert isinstance(channel, PipeChannel)
+        status = channel.finish()
+        if status != 0:
+            raise TransportError(f"migration command exited with status {status}")
+
+    # -- endings ------------------------------------------------------------------------
+
+    def _restore_vm(self) -> None:
+        """After a failure or cancel: run the guest again if migration stopped it."""
+        if not self._vm_stopped_by_us:
+            return
+        if self._vm_was_running:
+            self.runctl.vm_start()
+        elif self.runctl.state is RunState.FINISH_MIGRATE:
+            self.runctl.set_state(RunState.POSTMIGRATE)
+
+    def _finish_cancelled(self) -> None:
+        self._set_throttle(0)
+        self._restore_vm()
+        if not self.state.cmpxchg(S.CANCELLING, S.CANCELLED):
+            # cancel raced with a completion that already failed the handshake
+            self._to_failed("migration cancelled")
+
+    def _finish_failed(self, text: str) -> None:
+        if self.state.value is S.CANCELLING:
+            self._finish_cancelled()
+            return
+        self.error_desc = text
+        self._to_failed(text)
+        self._set_throttle(0)
+        self._restore_vm()
+
+    def _to_failed(self, text: str) -> None:
+        if self.error_desc is None:
+            self.error_desc = text
+        for old in (S.SETUP, S.ACTIVE, S.PRE_SWITCHOVER, S.DEVICE, S.CANCELLING):
+            if self.state.cmpxchg(old, S.FAILED):
+                return

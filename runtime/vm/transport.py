@@ -1,0 +1,441 @@
+"""Migration URIs and the byte channels behind them: tcp:, unix:, exec:, fd:.
+
+Sockets give a bidirectional channel, so the destination can answer on a return path;
+exec: and a non-socket fd: are one-way pipes. Connection failures carry QEMU's text
+("Failed to connect to '127.0.0.1:4446': Connection refused").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import stat
+import subprocess
+import threading
+import time
+from typing import Literal
+
+Scheme = Literal["tcp", "unix", "exec", "fd"]
+
+
+class UriError(ValueError):
+    """The URI's scheme is not a migration protocol this VM knows."""
+
+
+class TransportError(OSError):
+    """Connecting, listening or moving bytes failed; the text is the error-desc."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MigrationUri:
+    scheme: Scheme
+    address: str  # host:port, socket path, shell command, or fd name
+
+    def host_port(self) -> tuple[str, str]:
+        """Split tcp's address; IPv6 hosts are bracketed ("[::1]:4446")."""
+        text = self.address
+        if text.startswith("["):
+            host, sep, rest = text[1:].partition("]")
+            if not sep or not rest.startswith(":") or not rest[1:]:
+                raise TransportError(f"error parsing IPv6 address '{text}'")
+            return host, rest[1:]
+        host, sep, port = text.rpartition(":")
+        if not sep or not port:
+            raise TransportError(f"error parsing address '{text}'")
+        return host, port
+
+
+def parse_uri(uri: str) -> MigrationUri:
+    scheme, sep, rest = uri.partition(":")
+    if not sep or scheme not in ("tcp", "unix", "exec", "fd"):
+        raise UriError(uri)
+    return MigrationUri(scheme, rest)  # type: ignore[arg-type]
+
+
+class FdTable:
+    """Named file descriptors handed over by getfd (SCM_RIGHTS); fd: URIs use them."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, fd: int) -> None:
+        with self._lock:
+            old = self._fds.pop(name, None)
+            self._fds[name] = fd
+        if old is not None:
+            os.close(old)
+
+    def close(self, name: str) -> None:
+        """closefd."""
+        with self._lock:
+            fd = self._fds.pop(name, None)
+        if fd is None:
+            raise TransportError(f"File descriptor named '{name}' not found")
+        os.close(fd)
+
+    def take(self, name: str) -> int:
+        """Hand the fd over to a migration (the table no longer owns it).
+
+        A decimal name is taken as a raw fd number, as QEMU's -incoming fd:N does.
+        """
+        with self._lock:
+            fd = self._fds.pop(name, None)
+        if fd is not None:
+            return fd
+        if name.isdigit():
+            return int(name)
+        raise TransportError(f"File descriptor named '{name}' not found")
+
+    def close_all(self) -> None:
+        with self._lock:
+            fds = list(self._fds.values())
+            self._fds.clear()
+        for fd in fds:
+            os.close(fd)
+
+
+# -- channels -------------------------------------------------------------------------
+
+
+class SocketChannel:
+    """A connected stream socket: both directions, so it has a return path."""
+
+    has_return_path = True
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.sock = sock
+        self.peer = peer
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Records are a small header then a large payload; Nagle would hold the
+            # header back waiting for an ACK the receiver delays.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send(self, data: bytes | memoryview) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise TransportError(
+                f"Unable to write to socket: {exc.strerror or exc}"
+            ) from exc
+
+    def recv_exact(self, into: memoryview) -> None:
+        view = into.cast("B") if into.format != "B" else into
+        got = 0
+        while got < view.nbytes:
+            n = self.sock.recv_into(view[got:])
+            if n == 0:
+                raise EOFError("peer closed the connection")
+            got += n
+
+    def finish_with_drain(self, seconds: float) -> None:
+        """Half-close after a last message, then discard input until the peer closes.
+
+        Closing with unread input makes TCP send a reset, which can destroy the last
+        message before the peer reads it; the source closes as soon as it has.
+        """
+        self.sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + seconds
+        sink = bytearray(1 << 16)
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                if not self.sock.recv_into(sink):
+                    return
+            except (TimeoutError, OSError):
+                return
+
+    def shutdown(self) -> None:
+        """Unblock any thread stuck in send/recv (cancel, teardown)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        # shutdown first: a close alone neither wakes another thread blocked in recv
+        # on this socket nor sends the FIN while that thread holds the file.
+        self.shutdown()
+        self.sock.close()
+
+
+class PipeChannel:
+    """One direction of a pipe (exec:, or a non-socket fd:); no return path."""
+
+    has_return_path = False
+
+    def __init__(
+        self,
+        read_fd: int | None = None,
+        write_fd: int | None = None,
+        process: subprocess.Popen[bytes] | None = None,
+        peer: str = "",
+    ) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.process = process
+        self.peer = peer
+
+    def send(self, data: bytes | memoryview) -> None:
+        if self.write_fd is None:
+            raise TransportError("the migration channel is read-only")
+        view = memoryview(data).cast("B")
+        try:
+            while view.nbytes:
+                n = os.write(self.write_fd, view)
+                view = view[n:]
+        except OSError as exc:
+            what = "command" if self.process is not None else "fd"
+            raise TransportError(
+                f"Unable to write to {what}: {exc.strerror or exc}"
+            ) from exc
+
+    def recv_exact(self, into: memoryview) -> None:
+        if self.read_fd is None:
+            raise TransportError("the migration channel is write-only")
+        view = into.cast("B") if into.format != "B" else into
+        got = 0
+        while got < view.nbytes:
+            n = os.readv(self.read_fd, [view[got:]])
+            if n == 0:
+                raise EOFError("peer closed the pipe")
+            got += n
+
+    def shutdown(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+
+    def finish(self) -> int:
+        """Close our end and reap the command; its exit status (0 without one)."""
+        self._close_fds()
+        if self.process is None:
+            return 0
+        return self.process.wait()
+
+    def _close_fds(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.read_fd = self.write_fd = None
+
+    def close(self) -> None:
+        self._close_fds()
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
+
+
+Channel = SocketChannel | PipeChannel
+
+
+def _fd_channel(fd: int, peer: str, outgoing: bool) -> Channel:
+    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+        return SocketChannel(socket.socket(fileno=fd), peer)
+    return (
+        PipeChannel(write_fd=fd, peer=peer)
+        if outgoing
+        else PipeChannel(read_fd=fd, peer=peer)
+    )
+
+
+# -- source side ----------------------------------------------------------------------
+
+
+class Connector:
+    """Opens the source's channel; ``abort`` unblocks a connect in progress (cancel)."""
+
+    def __init__(self, uri: MigrationUri, fds: FdTable) -> None:
+        self.uri = uri
+        self.fds = fds
+        self._sock: socket.socket | None = None
+        self._fd: int | None = None
+        self._aborted = False
+        self._lock = threading.Lock()
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            if self._sock is not None:
+                try:
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def prepare(self) -> None:
+        """Checks QEMU makes before replying to migrate (bad address, missing fd)."""
+        if self.uri.scheme == "tcp":
+            self.uri.host_port()
+        elif self.uri.scheme == "fd":
+            self._fd = self.fds.take(self.uri.address)
+
+    def connect(self) -> Channel:
+        uri = self.uri
+        if uri.scheme == "tcp":
+            host, port = uri.host_port()
+            return self._connect_socket(
+                socket.AF_UNSPEC, (host, port), f"{host}:{port}"
+            )
+        if uri.scheme == "unix":
+            return self._connect_socket(socket.AF_UNIX, uri.address, uri.address)
+        if uri.scheme == "exec":
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", uri.address], stdin=subprocess.PIPE
+            )
+            assert proc.stdin is not None
+            fd = os.dup(proc.stdin.fileno())
+            proc.stdin.close()
+            return PipeChannel(write_fd=fd, process=proc, peer=uri.address)
+        if self._fd is None:
+            self._fd = self.fds.take(uri.address)
+        fd, self._fd = self._fd, None
+        return _fd_channel(fd, uri.address, outgoing=True)
+
+    def _connect_socket(
+        self, family: int, target: tuple[str, str] | str, shown: str
+    ) -> SocketChannel:
+        addresses: list[tuple[int, object]] = []
+        if isinstance(target, tuple):
+            host, port = target
+            try:
+                infos = socket.getaddrinfo(
+                    host or "localhost", port, family, socket.SOCK_STREAM
+                )
+            except socket.gaierror as exc:
+                raise TransportError(
+                    f"Failed to connect to '{shown}': {exc.strerror}"
+                ) from None
+            addresses = [(info[0], info[4]) for info in infos]
+        else:
+            addresses = [(socket.AF_UNIX, target)]
+        last: OSError | None = None
+        for fam, addr in addresses:
+            sock = socket.socket(fam, socket.SOCK_STREAM)
+            with self._lock:
+                if self._aborted:
+                    sock.close()
+                    raise TransportError("migration cancelled while connecting")
+                self._sock = sock
+            try:
+                sock.connect(addr)  # type: ignore[arg-type]
+                return SocketChannel(sock, shown)
+            except OSError as exc:
+                sock.close()
+                last = exc
+        reason = last.strerror if last is not None else "no address"
+        raise TransportError(f"Failed to connect to '{shown}': {reason}")
+
+
+# -- destination side -----------------------------------------------------------------
+
+
+class Listener:
+    """Where a destination waits for its source; ``socket_address`` for query-migrate."""
+
+    def __init__(self, uri: MigrationUri, fds: FdTable) -> None:
+        self.uri = uri
+        self._server: socket.socket | None = None
+        self._channel: Channel | None = None
+        self._closed = threading.Event()
+        self.socket_address: list[dict[str, str]] = []
+        if uri.scheme == "tcp":
+            host, port = uri.host_port()
+            self._server = self._bind_tcp(host, port)
+            addr = self._server.getsockname()
+            self.socket_address = [
+                {"type": "inet", "host": str(addr[0]), "port": str(addr[1])}
+            ]
+        elif uri.scheme == "unix":
+            self._server = self._bind_unix(uri.address)
+            self.socket_address = [{"type": "unix", "path": uri.address}]
+        elif uri.scheme == "exec":
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", uri.address], stdout=subprocess.PIPE
+            )
+            assert proc.stdout is not None
+            fd = os.dup(proc.stdout.fileno())
+            proc.stdout.close()
+            self._channel = PipeChannel(read_fd=fd, process=proc, peer=uri.address)
+        else:
+            self._channel = _fd_channel(fds.take(uri.address), uri.address, False)
+
+    @staticmethod
+    def _bind_tcp(host: str, port: str) -> socket.socket:
+        try:
+            infos = socket.getaddrinfo(
+                host or None,
+                port,
+                socket.AF_UNSPEC,
+                socket.SOCK_STREAM,
+                0,
+                socket.AI_PASSIVE,
+            )
+            fam, kind, proto, _, addr = infos[0]
+            server = socket.socket(fam, kind, proto)
+        except OSError as exc:
+            raise TransportError(f"Failed to listen on '{host}:{port}': {exc.strerror}")
+        try:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(addr)
+            server.listen(1)
+        except OSError as exc:
+            server.close()
+            raise TransportError(f"Failed to bind socket: {exc.strerror}")
+        return server
+
+    @staticmethod
+    def _bind_unix(path: str) -> socket.socket:
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
+                os.unlink(path)
+            server.bind(path)
+            server.listen(1)
+        except OSError as exc:
+            server.close()
+            raise TransportError(f"Failed to bind socket to {path}: {exc.strerror}")
+        return server
+
+    def accept(self) -> Channel | None:
+        """Wait for the source (None once closed)."""
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            return channel
+        server = self._server
+        if server is None:
+            return None
+        try:
+            # polls, so that close() from another thread ends the wait promptly
+            server.settimeout(0.1)
+        except OSError:  # closed before this thread got here
+            return None
+        while not self._closed.is_set():
+            try:
+                sock, peer = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return None
+            sock.settimeout(None)
+            self.close()
+            return SocketChannel(sock, str(peer))
+        return None
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._server is not None:
+            self._server.close()
+            if self.uri.scheme == "unix":
+                try:
+                    os.unlink(self.uri.address)
+                except OSError:
+                    pass
+            self._server = None
+        self.socket_address = []
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
