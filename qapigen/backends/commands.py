@@ -1,0 +1,293 @@
+"""The `commands` module: async and sync clients, the handler protocol, a dispatcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import naming
+from ..layout import INDENT, Assign, Group, Node, lay_out
+from ..render import header, py_string, render
+from ..schema import Command, Schema
+from .common import (
+    RUNTIME,
+    Imports,
+    TypeMapper,
+    TypeNames,
+    is_deprecated,
+    members_of,
+)
+from .docs import doc_text
+from .literals import dict_literal, json_node, keyed
+from .view import Member, Module, TypeUse
+
+I2 = INDENT * 2
+
+# The parameter that carries the undeclared arguments of a 'gen': false command.
+OPEN_ARGUMENTS = "extra_arguments"
+
+
+@dataclass
+class CommandView:
+    wire: str
+    method: str
+    params: list[Member]
+    boxed: TypeUse | None
+    returns: TypeUse | None
+    doc: str
+    cond_json: object
+    deprecated: bool
+    allow_oob: bool
+    # 'gen': false commands take arguments beyond the declared ones (device_add)
+    open_arguments: bool = False
+
+    @property
+    def runner(self) -> str:
+        return "_run_" + self.method.rstrip("_")
+
+    def signature(self, is_async: bool, suffix: str) -> Node:
+        """``[async ]def method(self, *, a: T, b: U | None = None) -> R:`` + suffix."""
+        params: list[Node] = ["self"]
+        if self.boxed is not None:
+            params += [f"arguments: {self.boxed.annotation}", "/"]
+        elif self.params:
+            params.append("*")
+            for p in self.params:
+                params.append(
+                    f"{p.attr}: {p.annotation}" + (" = None" if p.optional else "")
+                )
+            if self.open_arguments:
+                params.append(f"{OPEN_ARGUMENTS}: dict[str, object] | None = None")
+        returns = self.returns.annotation if self.returns else "None"
+        keyword = "async def" if is_async else "def"
+        return Group(
+            f"{keyword} {self.method}(", params, f") -> {returns}:{suffix}", is_def=True
+        )
+
+    @property
+    def warn_deprecated(self) -> Node:
+        message = py_string(f"QMP command '{self.wire}' is deprecated")
+        return Group(
+            "warnings.warn(", [message, "DeprecationWarning", "stacklevel=2"], ")"
+        )
+
+    def client_body(self, is_async: bool) -> str:
+        lines: list[str] = []
+        if self.boxed is not None:
+            lines.append(
+                lay_out(Assign("_arguments", self.boxed.encode_node("arguments")), I2)
+            )
+            arguments = "_arguments"
+        elif self.params:
+            required: list[Node] = [
+                _item(p.wire, p.type.encode_node(p.attr))
+                for p in self.params
+                if not p.optional
+            ]
+            value = Group("{", required, "}", literal=True)
+            lines.append(lay_out(Assign("_arguments: dict[str, object]", value), I2))
+            if self.open_arguments:
+                lines.append(f"{I2}if {OPEN_ARGUMENTS} is not None:")
+                lines.append(f"{I2}{INDENT}_arguments.update({OPEN_ARGUMENTS})")
+            for p in self.params:
+                if p.deprecated:
+                    lines.append(f"{I2}if {p.attr} is not None:")
+                    message = py_string(
+                        f"argument '{p.wire}' of QMP command '{self.wire}' is deprecated"
+                    )
+                    warn = Group(
+                        "warnings.warn(",
+                        [message, "DeprecationWarning", "stacklevel=2"],
+                        ")",
+                    )
+                    lines.append(lay_out(warn, I2 + INDENT))
+                if p.optional:
+                    lines.append(p.set_optional("_arguments", p.attr, I2))
+            arguments = "_arguments"
+        else:
+            arguments = "{}"
+        wait = "await " if is_async else ""
+        call = Group(
+            f"{wait}self._transport.execute(", [py_string(self.wire), arguments], ")"
+        )
+        if self.returns is None:
+            lines.append(lay_out(call, I2))
+        else:
+            lines.append(lay_out(Assign("_reply", call), I2))
+            decode = Group(
+                f"return {self.returns.decoder}(", ["_reply", '""', "False"], ")"
+            )
+            lines.append(lay_out(decode, I2))
+        return "\n".join(lines)
+
+    @property
+    def runner_body(self) -> str:
+        """Decode the arguments strictly (in member order, then refuse unknown ones,
+        as QEMU's input visitor does), call the handler, encode the reply."""
+        lines: list[str] = []
+        if self.boxed is not None:
+            decode = Group(f"{self.boxed.decoder}(", ["arguments", '""', "True"], ")")
+            call = Group(f"await handler.{self.method}(", [decode], ")")
+        else:
+            for p in self.params:
+                helper = "_c.optional" if p.optional else "_c.required"
+                args: list[Node] = ["arguments", py_string(p.wire), '""', "True"]
+                value = Group(f"{helper}(", [*args, p.type.decoder], ")")
+                lines.append(lay_out(Assign(p.attr, value), INDENT))
+            strict = "False" if self.open_arguments else "True"
+            if self.params:
+                known = Group(
+                    "{", [py_string(p.wire) for p in self.params], "}", literal=True
+                )
+                check: Node = Group(
+                    "_c.extra_members(",
+                    ["arguments", Group("frozenset(", [known], ")"), '""', strict],
+                    ")",
+                )
+            else:
+                check = Group(
+                    "_c.extra_members(", ["arguments", "frozenset()", '""', strict], ")"
+                )
+            kwargs: list[Node] = [f"{p.attr}={p.attr}" for p in self.params]
+            if self.open_arguments:
+                # what QEMU's own handler of such a command reads from the request
+                check = Assign(OPEN_ARGUMENTS, check)
+                kwargs.append(f"{OPEN_ARGUMENTS}={OPEN_ARGUMENTS}")
+            lines.append(lay_out(check, INDENT))
+            call = Group(f"await handler.{self.method}(", kwargs, ")")
+        if self.returns is None:
+            lines.append(lay_out(call, INDENT))
+            lines.append(INDENT + "return {}")
+        else:
+            lines.append(lay_out(Assign("reply", call), INDENT))
+            lines.append(lay_out(_return(self.returns.encode_node("reply")), INDENT))
+        return "\n".join(lines)
+
+    @property
+    def conditional_params(self) -> Node | None:
+        items: list[Node] = [
+            keyed(p.wire, json_node(p.cond_json)) for p in self.params if p.cond_json
+        ]
+        if not items:
+            return None
+        return keyed(self.wire, Group("{", items, "}", literal=True, explode=True))
+
+
+def _item(key: str, value: Node) -> Node:
+    """``"key": value`` as a dict item."""
+    if isinstance(value, Group):
+        return Group(
+            f"{py_string(key)}: {value.opening}",
+            value.items,
+            value.closing,
+            explode=value.explode,
+            literal=value.literal,
+        )
+    assert isinstance(value, str)
+    return f"{py_string(key)}: {value}"
+
+
+def _return(value: Node) -> Node:
+    if isinstance(value, Group):
+        return Group(
+            "return " + value.opening, value.items, value.closing, literal=value.literal
+        )
+    assert isinstance(value, str)
+    return "return " + value
+
+
+def command_view(
+    command: Command, mapper: TypeMapper, methods: naming.NameScope
+) -> CommandView:
+    method = methods.add(
+        command.name, naming.attribute_name(command.name), command.info
+    )
+    params: list[Member] = []
+    boxed = None
+    arg_type = command.arg_type
+    if arg_type is not None and command.boxed:
+        boxed = mapper.use(arg_type)
+    elif arg_type is not None:
+        where = f"the arguments of command '{command.name}'"
+        params = members_of(
+            mapper, arg_type.members, command.doc, where, reserved=(OPEN_ARGUMENTS,)
+        )
+    returns = mapper.use(command.ret_type) if command.ret_type is not None else None
+    doc = doc_text(
+        command.doc,
+        members_heading="Args",
+        members=[(p.attr, p.doc) for p in params],
+        deprecated=is_deprecated(command.features),
+        condition=command.ifcond.to_json(),
+        fallback=f"QMP command {command.name}.",
+    )
+    return CommandView(
+        command.name,
+        method,
+        params,
+        boxed,
+        returns,
+        doc,
+        command.ifcond.to_json(),
+        is_deprecated(command.features),
+        command.allow_oob,
+        open_arguments=not command.gen and boxed is None and bool(params),
+    )
+
+
+def generate_commands(schema: Schema, names: TypeNames, schema_name: str) -> Module:
+    imports = Imports()
+    mapper = TypeMapper(names, imports, in_types=False)
+    # Client and handler methods share one namespace with what the classes define.
+    methods = naming.NameScope("the client classes")
+    for taken in ("dispatch", "command_names"):
+        methods.reserve(taken, "CommandDispatcher")
+    commands = [command_view(c, mapper, methods) for c in schema.commands()]
+    imports.name("qapigen_runtime", "codec as _c")
+    imports.name(f"{RUNTIME}.conditions", "disabled")
+    imports.name(f"{RUNTIME}.conditions", "holds")
+    imports.name(f"{RUNTIME}.qmp.transport", "AsyncTransport")
+    imports.name(f"{RUNTIME}.qmp.transport", "SyncTransport")
+    imports.name(f"{RUNTIME}.qmp.errors", "CommandNotFound")
+    imports.name(f"{RUNTIME}.qmp.server", "Dispatcher")
+    imports.name(f"{RUNTIME}.qmp.errors", "GenericError")
+    imports.name("collections.abc", "Awaitable")
+    imports.name("collections.abc", "Callable")
+    imports.name("collections.abc", "Collection")
+    imports.name("typing", "Protocol")
+    imports.name(".types", "ENUM_VALUE_CONDITIONS")
+    imports.name(".types", "MEMBER_CONDITIONS")
+    imports.name("typing", "TypeAlias")
+    if any(c.deprecated or any(p.deprecated for p in c.params) for c in commands):
+        imports.module("warnings")
+    module = Module(
+        "commands.py",
+        f"QMP commands of the QAPI schema {schema_name}.\n\n{header(schema_name)}",
+        imports.lines(),
+    )
+    runners: list[Node] = [f"{py_string(c.wire)}: {c.runner}" for c in commands]
+    conditions = [
+        keyed(c.wire, json_node(c.cond_json)) for c in commands if c.cond_json
+    ]
+    arguments = [c.conditional_params for c in commands if c.conditional_params]
+    oob: list[Node] = [py_string(c.wire) for c in commands if c.allow_oob]
+    oob_commands: Node = "OOB_COMMANDS: frozenset[str] = frozenset()"
+    if oob:
+        members = Group("{", oob, "}", literal=True, explode=True)
+        oob_commands = Assign(
+            "OOB_COMMANDS: frozenset[str]", Group("frozenset(", [members], ")")
+        )
+    module.body = render(
+        "commands.py.j2",
+        oob_commands=oob_commands,
+        module=module,
+        commands=commands,
+        schema_name=schema_name,
+        runners=dict_literal("_RUNNERS: dict[str, _Runner]", runners),
+        command_conditions=dict_literal(
+            "COMMAND_CONDITIONS: dict[str, object]", conditions
+        ),
+        argument_conditions=dict_literal(
+            "ARGUMENT_CONDITIONS: dict[str, dict[str, object]]", arguments
+        ),
+    )
+    return module

@@ -1,0 +1,291 @@
+"""What every backend shares: Python names for the schema's types, how each type is
+used in code (annotation, decoder, encoder), the imports that use implies, and doc text.
+
+`TypeNames` is built once per schema and assigns every generated class and function of
+the `types` module its name, refusing clashes with a located error. `TypeMapper` turns a
+schema type into a `TypeUse` for one output module and records, in that module's
+`Imports`, every name the expressions it hands out refer to, so imports follow use.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .. import naming
+from ..doc import QAPIDoc
+from ..schema import (
+    AlternateType,
+    ArrayType,
+    BuiltinType,
+    Entity,
+    EnumType,
+    Feature,
+    ObjectMember,
+    ObjectType,
+    Schema,
+    Type,
+)
+from ..layout import LINE_LENGTH, Group, Node, flat, lay_out
+from .docs import annotate, member_doc
+from .view import Member, TypeUse
+
+RUNTIME = "qapigen_runtime"
+
+# Built-in QAPI type -> (annotation, decoder, JSON kinds)
+_BUILTINS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "str": ("str", "_c.string", ("str",)),
+    "number": ("float", "_c.number", ("number",)),
+    "int": ("int", "_c.int_", ("int",)),
+    "int8": ("int", "_c.int8", ("int",)),
+    "int16": ("int", "_c.int16", ("int",)),
+    "int32": ("int", "_c.int32", ("int",)),
+    "int64": ("int", "_c.int64", ("int",)),
+    "uint8": ("int", "_c.uint8", ("int",)),
+    "uint16": ("int", "_c.uint16", ("int",)),
+    "uint32": ("int", "_c.uint32", ("int",)),
+    "uint64": ("int", "_c.uint64", ("int",)),
+    "size": ("int", "_c.size", ("int",)),
+    "bool": ("bool", "_c.boolean", ("bool",)),
+    "any": ("object", "_c.any_value", ()),
+    "null": ("_c.Null", "_c.null", ("null",)),
+}
+
+# Names the generated modules bind themselves (module -> what binds it); a schema type,
+# whose class the commands and events modules import, may not take them.
+_MODULE_NAMES = {
+    "annotations": "types",
+    "dataclasses": "types",
+    "enum": "types",
+    "warnings": "commands",
+    "ClassVar": "types",
+    "Literal": "types",
+    "Protocol": "commands",
+    "TypeAlias": "types",
+    "Callable": "commands",
+    "Awaitable": "commands",
+    "Collection": "commands",
+    "_c": "types",
+    # what the commands and events modules define beside the type names they import
+    "AsyncClient": "commands",
+    "SyncClient": "commands",
+    "CommandHandler": "commands",
+    "CommandDispatcher": "commands",
+    "Dispatcher": "commands",
+    "OOB_COMMANDS": "commands",
+    "AsyncTransport": "commands",
+    "SyncTransport": "commands",
+    "GenericError": "commands",
+    "CommandNotFound": "commands",
+    "COMMAND_CONDITIONS": "commands",
+    "ARGUMENT_CONDITIONS": "commands",
+    "holds": "commands",
+    "disabled": "commands",
+    "Event": "events",
+    "EVENT_DECODERS": "events",
+    "EVENT_CONDITIONS": "events",
+    "decode_event": "events",
+    "MEMBER_CONDITIONS": "types",
+    "ENUM_VALUE_CONDITIONS": "types",
+}
+
+
+class Imports:
+    """The imports one generated module needs, recorded as its code uses names."""
+
+    def __init__(self) -> None:
+        self._modules: set[str] = set()
+        self._names: dict[str, set[str]] = defaultdict(set)
+
+    def module(self, name: str) -> None:
+        """``import name``"""
+        self._modules.add(name)
+
+    def name(self, module: str, name: str) -> None:
+        """``from module import name`` (``x as y`` allowed in `name`)."""
+        self._names[module].add(name)
+
+    def lines(self) -> list[str]:
+        """Grouped like isort does: standard library, runtime, then the package."""
+        stdlib = [f"import {m}" for m in sorted(self._modules)]
+        runtime: list[str] = []
+        local: list[str] = []
+        for module in sorted(self._names, key=lambda m: (m.startswith("."), m)):
+            ordered = sorted(self._names[module], key=_import_key)
+            names: list[Node] = list(ordered)
+            line = f"from {module} import {', '.join(flat(n) for n in names)}"
+            if len(line) > LINE_LENGTH:
+                # black explodes a long import, one name per line with a comma
+                line = lay_out(
+                    Group(f"from {module} import (", names, ")", explode=True)
+                )
+            if module.startswith("."):
+                local.append(line)
+            elif module.startswith(RUNTIME):
+                runtime.append(line)
+            else:
+                stdlib.append(line)
+        stdlib.sort(key=_statement_key)
+        groups = [group for group in (stdlib, runtime, local) if group]
+        lines: list[str] = []
+        for group in groups:
+            if lines:
+                lines.append("")
+            lines.extend(group)
+        return lines
+
+
+def _import_key(name: str) -> tuple[bool, str]:
+    return (not name[:1].isupper(), name)
+
+
+def _statement_key(line: str) -> tuple[bool, str]:
+    # "import x" lines before "from x import y" lines, each sorted by module
+    return (line.startswith("from "), line.split()[1])
+
+
+class TypeNames:
+    """The Python names of everything the `types` module defines."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.scope = naming.NameScope("the generated types module")
+        for taken, why in _MODULE_NAMES.items():
+            self.scope.reserve(taken, f"the generated {why} module")
+        self.classes: dict[str, str] = {}
+        self.branch_classes: dict[tuple[str, str], str] = {}
+        self.decoders: dict[str, str] = {}
+        self.encoders: dict[str, str] = {}
+        for entity in schema.entities:
+            if isinstance(entity, EnumType) and not entity.is_builtin:
+                self._class(entity)
+            elif isinstance(entity, ObjectType) and is_generated_object(entity):
+                self._class(entity)
+                if entity.variants is not None:
+                    self._union(entity)
+            elif isinstance(entity, AlternateType):
+                self._class(entity)
+                self._function(entity, "decode_", self.decoders)
+                self._function(entity, "encode_", self.encoders)
+
+    def _class(self, entity: Entity) -> None:
+        name = naming.class_name(entity.name)
+        self.classes[entity.name] = self.scope.add(entity.name, name, entity.info)
+
+    def _function(self, entity: Entity, prefix: str, table: dict[str, str]) -> None:
+        name = prefix + naming.snake_case(entity.name)
+        table[entity.name] = self.scope.add(f"{prefix}{entity.name}", name, entity.info)
+
+    def _union(self, union: ObjectType) -> None:
+        for branch in union.branches:
+            name = naming.class_name(union.name) + "_" + naming.camel_case(branch.name)
+            key = f"{union.name} branch {branch.name}"
+            self.branch_classes[(union.name, branch.name)] = self.scope.add(
+                key, name, union.info
+            )
+        self._function(union, "decode_", self.decoders)
+
+
+def is_generated_object(typ: ObjectType) -> bool:
+    """Structs and unions get classes; implicit objects (arguments, inline bases,
+    simple-union wrappers, q_empty) are flattened into what uses them."""
+    return not typ.is_implicit
+
+
+class TypeMapper:
+    """`TypeUse`s for code in one module (`in_types`: the types module itself, where
+    names need no import)."""
+
+    def __init__(self, names: TypeNames, imports: Imports, in_types: bool) -> None:
+        self.names = names
+        self.imports = imports
+        self.in_types = in_types
+
+    def _local(self, name: str) -> str:
+        if not self.in_types:
+            self.imports.name(".types", name)
+        return name
+
+    def use(self, typ: Type) -> TypeUse:
+        if isinstance(typ, BuiltinType):
+            annotation, decoder, kinds = _BUILTINS[typ.name]
+            self.imports.name(f"{RUNTIME}", "codec as _c")
+            encode = {"null": "None", "any": "_c.any_wire({})"}.get(typ.name, "{}")
+            check = "_c.Null" if typ.name == "null" else None
+            return TypeUse(annotation, decoder, encode, kinds, check, typ.name)
+        self.imports.name(f"{RUNTIME}", "codec as _c")
+        if isinstance(typ, ArrayType):
+            element = self.use(typ.element_type)
+            if element.encode == "{}":
+                encode = "list({})"
+            else:
+                encode = "[" + element.encode.format("element") + " for element in {}]"
+            return TypeUse(
+                f"list[{element.annotation}]",
+                f"_c.array_of({element.decoder})",
+                encode,
+                ("array",),
+                None,
+                typ.name,
+            )
+        if isinstance(typ, EnumType):
+            cls = self._local(self.names.classes[typ.name])
+            return TypeUse(cls, f"{cls}.from_wire", "{}.value", ("str",), cls, typ.name)
+        if isinstance(typ, AlternateType):
+            cls = self._local(self.names.classes[typ.name])
+            decoder = self._local(self.names.decoders[typ.name])
+            encoder = self._local(self.names.encoders[typ.name])
+            alternative_kinds: list[str] = []
+            for alternative in typ.alternatives:
+                alternative_kinds.extend(self.use(alternative.type).json_kinds)
+            return TypeUse(
+                cls, decoder, encoder + "({})", tuple(alternative_kinds), None, typ.name
+            )
+        assert isinstance(typ, ObjectType)
+        cls = self._local(self.names.classes[typ.name])
+        if typ.variants is not None:
+            decoder = self._local(self.names.decoders[typ.name])
+            # isinstance() accepts the union alias (a types.UnionType) directly
+            return TypeUse(cls, decoder, "{}.to_wire()", ("object",), cls, typ.name)
+        return TypeUse(
+            cls, f"{cls}.from_wire", "{}.to_wire()", ("object",), cls, typ.name
+        )
+
+    def member(self, member: ObjectMember, doc: QAPIDoc | None) -> Member:
+        text = annotate(
+            member_doc(doc, member.name),
+            deprecated=is_deprecated(member.features),
+            condition=member.ifcond.to_json(),
+        )
+        return Member(
+            wire=member.name,
+            attr=naming.attribute_name(member.name),
+            type=self.use(member.type),
+            optional=member.optional,
+            doc=text,
+            cond_json=member.ifcond.to_json(),
+            deprecated=is_deprecated(member.features),
+        )
+
+
+def members_of(
+    mapper: TypeMapper,
+    members: list[ObjectMember],
+    doc: QAPIDoc | None,
+    where: str,
+    reserved: tuple[str, ...] = (),
+) -> list[Member]:
+    """`members` as view records, their Python names checked for clashes in the
+    namespace `where` (a class body or a parameter list; `reserved` names the
+    generated code adds there)."""
+    scope = naming.NameScope(where)
+    for name in reserved:
+        scope.reserve(name, "the generated code")
+    result = []
+    for member in members:
+        view = mapper.member(member, doc)
+        scope.add(member.name, view.attr, member.info)
+        result.append(view)
+    return result
+
+
+def is_deprecated(features: list[Feature]) -> bool:
+    return any(feature.name == "deprecated" for feature in features)

@@ -1,0 +1,398 @@
+"""Run-time helpers the generated per-type codecs call.
+
+Nothing here inspects a generated class: each generated `from_wire` spells out its own
+members and calls these small checks with the JSON path it is at, so a failure reads
+``ram.normal-bytes: expected int, got str``. The same failure also knows how QEMU would
+word it for a client that sent bad arguments (`DecodeError.qmp_message`), because a
+server built on a generated dispatcher must answer like QEMU does.
+
+Two modes: a client decoding replies and events is *lenient* (members and enum values a
+newer QEMU sends are kept, not fatal); a server decoding arguments is *strict* (unknown
+members and enum values are rejected, as QEMU's input visitor does).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+
+JSONObject = dict[str, object]
+
+T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
+S = TypeVar("S", bound=enum.StrEnum)
+
+# What every generated and built-in decoder looks like: (wire value, JSON path, strict).
+Decoder = Callable[[object, str, bool], T]
+
+# The JSON kind of a Python wire value, as the error messages name it.
+_KIND_NAMES: Final = {
+    bool: "bool",
+    int: "int",
+    float: "number",
+    str: "str",
+    dict: "object",
+    list: "array",
+    type(None): "null",
+}
+
+# How QEMU names the expected JSON type in "Invalid parameter type" errors.
+_QMP_KIND_NAMES: Final = {
+    "int": "integer",
+    "number": "number",
+    "str": "string",
+    "bool": "boolean",
+    "object": "object",
+    "array": "array",
+    "null": "null",
+}
+
+# Inclusive ranges of QAPI's integer types; 'size' is an unsigned 64-bit byte count.
+INT_RANGES: Final[dict[str, tuple[int, int]]] = {
+    "int": (-(2**63), 2**63 - 1),
+    "int8": (-(2**7), 2**7 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint8": (0, 2**8 - 1),
+    "uint16": (0, 2**16 - 1),
+    "uint32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1),
+    "size": (0, 2**64 - 1),
+}
+
+
+def kind_of(value: object) -> str:
+    return _KIND_NAMES.get(type(value), type(value).__name__)
+
+
+class Null(enum.Enum):
+    """JSON null where the schema allows it as a value (the 'null' built-in, e.g. in
+    StrOrNull). Distinct from None, which means "member absent"."""
+
+    NULL = "null"
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL: Final = Null.NULL
+
+
+class DecodeError(ValueError):
+    """A wire value does not match the schema.
+
+    `path` is the JSON path (``ram.normal-bytes``, ``capabilities[0].state``; empty for
+    the top-level value). `kind` is one of: "type", "missing", "unexpected", "range"
+    (named by `leaf`), "range-path" (named by `path`), "enum"; `expected` the QAPI type
+    or JSON kind that was wanted. `leaf` is the member name alone ("null" for an array
+    element): QEMU names range and enum faults that way, the others by full path.
+    """
+
+    def __init__(
+        self, path: str, kind: str, message: str, expected: str = "", value: str = ""
+    ) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.kind = kind
+        self.message = message
+        self.expected = expected
+        self.value = value
+        self.leaf: str | None = None
+
+    def qmp_message(self) -> str:
+        """The error text QEMU's QMP server gives for the same fault in arguments."""
+        name = self.path or "null"
+        leaf = self.leaf or name
+        if self.kind == "missing":
+            return f"Parameter '{name}' is missing"
+        if self.kind == "unexpected":
+            return f"Parameter '{name}' is unexpected"
+        if self.kind == "range":
+            return f"Parameter '{leaf}' expects {self.expected}"
+        if self.kind == "range-path":
+            return f"Parameter '{name}' expects {self.expected}"
+        if self.kind == "enum":
+            return f"Parameter '{leaf}' does not accept value '{self.value}'"
+        expected = _QMP_KIND_NAMES.get(self.expected, self.expected)
+        return f"Invalid parameter type for '{name}', expected: {expected}"
+
+
+@dataclass(frozen=True)
+class Disabled:
+    """What a server's `if` condition symbols leave out, by generated class name:
+    `members` of objects and `values` of enums. While a dispatcher decodes arguments
+    it sets `DISABLED`, and strict decoding refuses these as QEMU built without them
+    would (as unexpected members, as values it does not accept)."""
+
+    members: Mapping[str, frozenset[str]]
+    values: Mapping[str, frozenset[str]]
+
+
+DISABLED: ContextVar[Disabled | None] = ContextVar("qapigen_disabled", default=None)
+
+
+def at(path: str, member: str) -> str:
+    """The path of `member` inside the object at `path`."""
+    return f"{path}.{member}" if path else member
+
+
+def index(path: str, position: int) -> str:
+    return f"{path}[{position}]"
+
+
+def _type_error(value: object, path: str, expected: str) -> DecodeError:
+    return DecodeError(
+        path, "type", f"expected {expected}, got {kind_of(value)}", expected
+    )
+
+
+# The decoders of JSON kinds and built-in types. All share the (value, path, strict)
+# signature of generated decoders so they compose (`array_of`, `required`); `strict`
+# matters only to enums and objects.
+
+
+def object_(value: object, path: str = "", strict: bool = False) -> JSONObject:
+    if type(value) is not dict:
+        raise _type_error(value, path, "object")
+    return value
+
+
+def array(value: object, path: str = "", strict: bool = False) -> list[object]:
+    if type(value) is not list:
+        raise _type_error(value, path, "array")
+    return value
+
+
+def string(value: object, path: str = "", strict: bool = False) -> str:
+    if type(value) is not str:
+        raise _type_error(value, path, "str")
+    return value
+
+
+def boolean(value: object, path: str = "", strict: bool = False) -> bool:
+    if type(value) is not bool:
+        raise _type_error(value, path, "bool")
+    return value
+
+
+def number(value: object, path: str = "", strict: bool = False) -> float:
+    """QAPI 'number' accepts any JSON number; the value is a float."""
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise _type_error(value, path, "number")
+
+
+def integer(value: object, path: str, qapi_type: str) -> int:
+    """A JSON integer within the range of `qapi_type` (int8 … uint64, size).
+
+    Faults are classified the way QEMU's input visitor words them: int/int64 faults
+    are type errors ("expected: integer"); a uint64 fault "expects uint64"; a size
+    fault is a type error ("expected: size"); the narrower types check the type like
+    int64 and then their range. Like QEMU, uint64 (and so the narrower unsigned
+    types) read a negative number as its two's complement.
+    """
+    if type(value) is not int:
+        if qapi_type == "uint64":
+            raise _out_of_range(value, path, qapi_type, "range-path")
+        if qapi_type == "size":
+            raise _type_error(value, path, "size")
+        raise _type_error(value, path, "int")
+    number = value
+    if number < 0 and qapi_type in _WRAPPING and number >= -(2**63):
+        number += 2**64
+    low, high = INT_RANGES[qapi_type]
+    if not low <= number <= high:
+        if qapi_type in ("int", "int64"):
+            raise _out_of_range(value, path, "int", "type")
+        if qapi_type == "size":
+            raise _out_of_range(value, path, "size", "type")
+        kind = "range-path" if qapi_type == "uint64" else "range"
+        raise _out_of_range(value, path, qapi_type, kind)
+    return number
+
+
+# Unsigned types QEMU reads through uint64, which accepts negative numbers.
+_WRAPPING: Final = frozenset({"uint8", "uint16", "uint32", "uint64"})
+
+
+def _out_of_range(value: object, path: str, qapi_type: str, kind: str) -> DecodeError:
+    if type(value) is int:
+        message = f"{value} is out of range for {qapi_type}"
+    else:
+        message = f"expected {qapi_type}, got {kind_of(value)}"
+    return DecodeError(path, kind, message, qapi_type)
+
+
+def null(value: object, path: str = "", strict: bool = False) -> Null:
+    if value is not None:
+        raise _type_error(value, path, "null")
+    return NULL
+
+
+def any_value(value: object, path: str = "", strict: bool = False) -> object:
+    """QAPI 'any': any JSON value, kept as it is, except that a JSON null is `NULL` (so
+    an optional 'any' member that is absent, None, differs from one that is null)."""
+    return NULL if value is None else value
+
+
+def any_wire(value: object) -> object:
+    """The wire form of an 'any' value: `NULL` back to JSON null."""
+    return None if value is NULL else value
+
+
+def int_(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "int")
+
+
+def int8(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "int8")
+
+
+def int16(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "int16")
+
+
+def int32(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "int32")
+
+
+def int64(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "int64")
+
+
+def uint8(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "uint8")
+
+
+def uint16(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "uint16")
+
+
+def uint32(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "uint32")
+
+
+def uint64(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "uint64")
+
+
+def size(value: object, path: str = "", strict: bool = False) -> int:
+    return integer(value, path, "size")
+
+
+def array_of(decode: Decoder[T]) -> Decoder[list[T]]:
+    """The decoder of a JSON array whose elements `decode` reads."""
+
+    def decode_array(value: object, path: str = "", strict: bool = False) -> list[T]:
+        try:
+            return [
+                decode(element, index(path, position), strict)
+                for position, element in enumerate(array(value, path))
+            ]
+        except DecodeError as error:
+            if error.leaf is None and error.path != path:
+                error.leaf = "null"  # QEMU passes no name for list elements
+            raise
+
+    return decode_array
+
+
+def required(
+    data: JSONObject, member: str, path: str, strict: bool, decode: Decoder[T]
+) -> T:
+    """A required member, decoded; a "missing" error names its path."""
+    try:
+        value = data[member]
+    except KeyError:
+        raise DecodeError(at(path, member), "missing", "missing member") from None
+    try:
+        return decode(value, at(path, member), strict)
+    except DecodeError as error:
+        _name_leaf(error, member)
+        raise
+
+
+def optional(
+    data: JSONObject, member: str, path: str, strict: bool, decode: Decoder[T]
+) -> T | None:
+    """An optional member, decoded, or None when absent."""
+    if member not in data:
+        return None
+    try:
+        return decode(data[member], at(path, member), strict)
+    except DecodeError as error:
+        _name_leaf(error, member)
+        raise
+
+
+def _name_leaf(error: DecodeError, member: str) -> None:
+    if error.leaf is None:
+        error.leaf = member
+
+
+def enum_value(cls: type[E], value: object, path: str, strict: bool) -> E:
+    """A value of the generated enum `cls`. Lenient mode keeps a value the schema does
+    not know (a newer QEMU's) as a pseudo-member; strict mode rejects it as QEMU does.
+    """
+    if type(value) is not str:
+        raise _type_error(value, path, "str")
+    member = cls._value2member_map_.get(value)
+    if member is not None and not strict:
+        return member  # type: ignore[return-value]
+    if member is not None and cls._member_map_.get(member.name) is member:
+        # strict: a value the schema defines, unless the server's conditions drop it
+        limits = DISABLED.get()
+        if limits is None or value not in limits.values.get(cls.__name__, ()):
+            return member  # type: ignore[return-value]
+    if strict:
+        raise DecodeError(
+            path, "enum", f"'{value}' is not a value of {cls.__name__}", "str", value
+        )
+    return cls(value)
+
+
+def extra_members(
+    data: JSONObject, known: frozenset[str], path: str, strict: bool, owner: str = ""
+) -> JSONObject:
+    """Members the schema does not define. Lenient mode returns them so the object
+    round-trips; strict mode rejects the first one, as QEMU rejects unknown arguments
+    (and members of class `owner` that the server's conditions leave out)."""
+    limits = DISABLED.get() if strict else None
+    if limits is not None:
+        for member in limits.members.get(owner, ()):
+            if member in data:
+                raise DecodeError(at(path, member), "unexpected", "unexpected member")
+    if len(data) <= len(known) and known.issuperset(data):
+        return {}
+    unknown = {key: value for key, value in data.items() if key not in known}
+    if strict:
+        first = next(iter(unknown))
+        raise DecodeError(at(path, first), "unexpected", "unexpected member")
+    return unknown
+
+
+# Unknown values remembered per enum (beyond that, equal but not identical objects).
+MAX_PSEUDO_MEMBERS: Final = 256
+
+
+def open_enum_missing(cls: type[S], value: object) -> S | None:
+    """`_missing_` of generated enums: a str the schema does not list becomes a
+    pseudo-member (cached, so `is` comparisons keep working)."""
+    if not isinstance(value, str):
+        return None
+    pseudo = str.__new__(cls, value)
+    pseudo._name_ = value.upper().replace("-", "_")
+    pseudo._value_ = value
+    # Cache it so the same value decodes to the same object; it is not listed in
+    # iteration over the enum, which names only what the schema defines. The cache is
+    # bounded: a peer sending endless new values must not grow it without limit.
+    if len(cls._value2member_map_) - len(cls._member_map_) >= MAX_PSEUDO_MEMBERS:
+        return pseudo
+    return cls._value2member_map_.setdefault(value, pseudo)  # type: ignore[return-value]

@@ -1,0 +1,379 @@
+"""An asyncio QMP client: many commands in flight, events, out-of-band, fd passing."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import os
+import socket
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+from .address import Address, describe
+from .errors import (
+    QMPConnectionError,
+    QMPDisconnectedError,
+    QMPMessageTooLargeError,
+    QMPNegotiationError,
+    QMPProtocolError,
+    QMPTimeoutError,
+    command_error_from_wire,
+)
+from .events import EventBacklog, QMPEvent, event_matches
+from .protocol import OOB, Greeting
+from .transport import EventPredicate
+
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+"""Largest message accepted from the server (a query-qmp-schema reply is ~200 KiB)."""
+
+DEFAULT_EVENT_BACKLOG = 4096
+"""Unconsumed events kept per client before the oldest are dropped."""
+
+# QEMU's monitor consumes its input one byte per main-loop iteration, so every byte
+# of a request costs server time: requests are sent compact, with small ids.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+_decode = json.JSONDecoder().decode  # on str: skips json.loads' encoding sniffing
+
+
+class _Waiter:
+    __slots__ = ("name", "predicate", "future")
+
+    def __init__(
+        self,
+        name: str,
+        predicate: EventPredicate | None,
+        future: asyncio.Future[QMPEvent],
+    ) -> None:
+        self.name = name
+        self.predicate = predicate
+        self.future = future
+
+
+class QMPClient(asyncio.Protocol):
+    """Asynchronous QMP client (implements `AsyncTransport`).
+
+    ``await client.connect(address)`` reads the greeting and negotiates capabilities
+    (``oob`` when the server offers it and `negotiate_oob` is set). Replies are
+    matched to requests by ``id``, so any number of `execute` calls may be in flight.
+    Events are kept in a bounded backlog, read with `events()` or `wait_for()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        negotiate_oob: bool = True,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        event_backlog: int = DEFAULT_EVENT_BACKLOG,
+    ) -> None:
+        self.negotiate_oob = negotiate_oob
+        self.max_message_size = max_message_size
+        self.greeting: Greeting | None = None
+        self.oob_enabled = False
+        self._backlog = EventBacklog(event_backlog)
+        self._waiters: list[_Waiter] = []
+        self._event_arrived: asyncio.Event | None = None
+        self._pending: dict[int, asyncio.Future[object]] = {}
+        self._greeting_future: asyncio.Future[Greeting] | None = None
+        self._next_id = 0
+        self._free_ids: list[int] = []  # ids whose reply came back, smallest first
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+        self._failure: QMPConnectionError | None = None
+        self._closed_waiter: asyncio.Future[None] | None = None
+
+    # -- connection ------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._transport is not None and self._failure is None
+
+    @property
+    def events_dropped(self) -> int:
+        """Events discarded because the backlog was full."""
+        return self._backlog.dropped
+
+    async def connect(self, address: Address, *, timeout: float | None = 10.0) -> None:
+        """Connect, read the greeting and negotiate; QMPConnectionError on failure."""
+        if self.is_connected:
+            raise QMPConnectionError("already connected")
+        loop = asyncio.get_running_loop()
+        # a client may reconnect after a disconnect: start from a clean state
+        self._failure = None
+        self._transport = None
+        self._buffer = b""
+        self._greeting_future = loop.create_future()
+        self._closed_waiter = loop.create_future()
+        self._event_arrived = asyncio.Event()
+        try:
+            async with asyncio.timeout(timeout):
+                if isinstance(address, str):
+                    await loop.create_unix_connection(lambda: self, address)
+                else:
+                    await loop.create_connection(lambda: self, address[0], address[1])
+                self.greeting = await self._greeting_future
+                enable = self.negotiate_oob and OOB in self.greeting.capabilities
+                try:
+                    await self.execute(
+                        "qmp_capabilities", {"enable": [OOB]} if enable else {}
+                    )
+                except QMPConnectionError:
+                    raise
+                except Exception as error:
+                    raise QMPNegotiationError(
+                        f"qmp_capabilities failed: {error}"
+                    ) from error
+                self.oob_enabled = enable
+        except TimeoutError:
+            self._abort(QMPTimeoutError(f"connecting to {describe(address)} timed out"))
+            raise QMPTimeoutError(
+                f"connecting to {describe(address)} timed out"
+            ) from None
+        except OSError as error:
+            self._abort(QMPDisconnectedError(str(error)))
+            raise QMPDisconnectedError(
+                f"cannot connect to {describe(address)}: {error}"
+            ) from error
+        except QMPConnectionError as error:
+            self._abort(error)
+            raise
+
+    async def close(self) -> None:
+        """Disconnect; pending commands fail with QMPDisconnectedError."""
+        transport = self._transport
+        if transport is not None:
+            transport.close()
+            if self._closed_waiter is not None:
+                await asyncio.shield(self._closed_waiter)
+        self._fail(QMPDisconnectedError("the client closed the connection"))
+
+    async def __aenter__(self) -> QMPClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _abort(self, error: QMPConnectionError) -> None:
+        self._fail(error)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _fail(self, error: QMPConnectionError) -> None:
+        """Everyone waiting on this connection gets `error` (first failure wins)."""
+        if self._failure is None:
+            self._failure = error
+        error = self._failure
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+        if self._greeting_future is not None and not self._greeting_future.done():
+            self._greeting_future.set_exception(error)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+        if self._event_arrived is not None:
+            self._event_arrived.set()
+
+    # -- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f": {exc}" if exc else ""
+        self._fail(QMPDisconnectedError(f"the server closed the connection{reason}"))
+        if self._closed_waiter is not None and not self._closed_waiter.done():
+            self._closed_waiter.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer + data if self._buffer else data
+        if b"\n" not in data:
+            self._buffer = buffer
+            self._check_size(len(buffer))
+            return
+        *lines, self._buffer = buffer.split(b"\n")
+        self._check_size(len(self._buffer))
+        for line in lines:
+            if len(line) > self.max_message_size:
+                self._check_size(len(line))
+                return
+            if not line.strip():
+                continue
+            try:
+                message = _decode(line.decode())
+            except ValueError as error:
+                self._abort(QMPProtocolError(f"the server sent invalid JSON: {error}"))
+                return
+            if not isinstance(message, dict):
+                self._abort(
+                    QMPProtocolError(f"the server sent a non-object: {message!r}")
+                )
+                return
+            self._receive(message)
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_message_size:
+            self._abort(
+                QMPMessageTooLargeError(
+                    f"a message from the server exceeds {self.max_message_size} bytes"
+                )
+            )
+
+    def _receive(self, message: dict[str, object]) -> None:
+        request_id = message.get("id")
+        future = None
+        if isinstance(request_id, int):
+            future = self._pending.pop(request_id, None)
+            if future is not None:
+                heapq.heappush(self._free_ids, request_id)
+        if future is not None:
+            if future.done():  # cancelled or timed out: nobody wants the reply
+                return
+            if "return" in message:
+                future.set_result(message["return"])
+            elif "error" in message:
+                future.set_exception(command_error_from_wire(message["error"]))
+            else:
+                future.set_exception(
+                    QMPProtocolError(f"reply without result: {message!r}")
+                )
+        elif "event" in message:
+            self._deliver(QMPEvent.from_wire(message))
+        elif "QMP" in message and self._greeting_future is not None:
+            if not self._greeting_future.done():
+                try:
+                    self._greeting_future.set_result(Greeting.from_wire(message))
+                except QMPNegotiationError as error:
+                    self._greeting_future.set_exception(error)
+        # Anything else is a reply to a request we no longer track: ignored.
+
+    def _deliver(self, event: QMPEvent) -> None:
+        for waiter in self._waiters:
+            if waiter.future.done():
+                continue
+            try:
+                matched = event_matches(event, waiter.name, waiter.predicate)
+            except Exception as error:  # a faulty predicate fails its own wait only
+                waiter.future.set_exception(error)
+                continue
+            if matched:
+                waiter.future.set_result(event)
+                self._waiters = [w for w in self._waiters if not w.future.done()]
+                return
+        self._backlog.append(event)
+        if self._event_arrived is not None:
+            self._event_arrived.set()
+
+    # -- commands --------------------------------------------------------------
+
+    async def execute(
+        self,
+        name: str,
+        arguments: Mapping[str, object] | None = None,
+        *,
+        oob: bool = False,
+        fds: Sequence[int] = (),
+        timeout: float | None = None,
+    ) -> object:
+        """Run a command; its ``return`` value, or QMPCommandError / QMPConnectionError."""
+        transport = self._transport
+        if transport is None or self._failure is not None:
+            raise self._failure or QMPDisconnectedError("not connected")
+        if self._free_ids:
+            request_id = heapq.heappop(self._free_ids)
+        else:
+            self._next_id = request_id = self._next_id + 1
+        message: dict[str, object] = {"exec-oob" if oob else "execute": name}
+        if arguments is not None:
+            message["arguments"] = arguments
+        message["id"] = request_id
+        payload = _encode(message).encode() + b"\n"
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        if fds:
+            await self._send_with_fds(payload, fds)
+        else:
+            transport.write(payload)
+        if timeout is None:
+            return await future
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            # The id stays reserved (its future is done) until the late reply comes.
+            future.cancel()
+            raise QMPTimeoutError(f"no reply to {name} within {timeout} s") from None
+
+    async def _send_with_fds(self, payload: bytes, fds: Sequence[int]) -> None:
+        """Send `payload` with SCM_RIGHTS, after whatever the transport still holds."""
+        transport = self._transport
+        assert transport is not None
+        raw = transport.get_extra_info("socket")
+        if raw is None or raw.family != socket.AF_UNIX:
+            raise QMPConnectionError("passing file descriptors needs a unix socket")
+        while transport.get_write_buffer_size():
+            await asyncio.sleep(0.001)
+        # asyncio does not expose sendmsg: use a duplicate of the socket's descriptor.
+        with socket.socket(fileno=os.dup(raw.fileno())) as sock:
+            sock.setblocking(False)
+            while True:
+                try:
+                    sent = socket.send_fds(sock, [payload], list(fds))
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)
+                except OSError as error:
+                    raise QMPDisconnectedError(
+                        f"sending file descriptors failed: {error}"
+                    )
+        if sent < len(payload):
+            transport.write(payload[sent:])
+
+    # -- events ----------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[QMPEvent]:
+        """Yield events in arrival order until the connection closes."""
+        arrived = self._event_arrived
+        if arrived is None:
+            return
+        while True:
+            if len(self._backlog):
+                yield self._backlog.popleft()
+                continue
+            if self._failure is not None:
+                return
+            arrived.clear()
+            await arrived.wait()
+
+    async def wait_for(
+        self,
+        name: str,
+        predicate: EventPredicate | None = None,
+        timeout: float | None = None,
+    ) -> QMPEvent:
+        """Consume the first event `name` accepted by `predicate`, queued or future."""
+        event = self._backlog.take(name, predicate)
+        if event is not None:
+            return event
+        if self._failure is not None:
+            raise self._failure
+        future: asyncio.Future[QMPEvent] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(name, predicate, future)
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise QMPTimeoutError(f"no {name} event within {timeout} s") from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def clear_events(self) -> list[QMPEvent]:
+        """Remove and return every queued event."""
+        return self._backlog.clear()

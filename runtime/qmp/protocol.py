@@ -1,0 +1,165 @@
+"""QMP message shapes: greeting, requests, replies, and the checks QEMU applies.
+
+The texts of the refusals are the ones QEMU 7.2 answers with (observed on a real
+QEMU 7.2, see tests/test_qmp_qemu.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .errors import CommandNotFound, GenericError, QMPCommandError, QMPNegotiationError
+
+OOB = "oob"
+"""The only capability QMP defines: out-of-band command execution."""
+
+NEGOTIATION_REFUSAL = "Expecting capabilities negotiation with 'qmp_capabilities'"
+ALREADY_NEGOTIATED = "Capabilities negotiation is already complete, command ignored"
+
+
+def encode(message: dict[str, object]) -> bytes:
+    """One message as QEMU writes it: ``json`` with spaces after separators, CRLF."""
+    return json.dumps(message).encode() + b"\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """What the server announces on connect."""
+
+    version: dict[str, object]
+    capabilities: tuple[str, ...]
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "QMP": {"version": self.version, "capabilities": list(self.capabilities)}
+        }
+
+    @classmethod
+    def from_wire(cls, message: object) -> Greeting:
+        """Decode a greeting; anything else raises QMPNegotiationError."""
+        body = message.get("QMP") if isinstance(message, dict) else None
+        if not isinstance(body, dict):
+            raise QMPNegotiationError(f"expected a QMP greeting, got {message!r}")
+        version = body.get("version")
+        capabilities = body.get("capabilities")
+        if not isinstance(version, dict) or not isinstance(capabilities, list):
+            raise QMPNegotiationError(f"malformed QMP greeting: {message!r}")
+        return cls(version, tuple(str(c) for c in capabilities))
+
+
+def qemu_version(
+    major: int, minor: int, micro: int, package: str = ""
+) -> dict[str, object]:
+    """The ``version`` member of a greeting (and of ``query-version``)."""
+    return {
+        "qemu": {"micro": micro, "minor": minor, "major": major},
+        "package": package,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A well-formed command request."""
+
+    name: str
+    arguments: dict[str, object]
+    oob: bool
+    has_id: bool
+    id: object
+
+
+class RequestRefused(Exception):
+    """The input was JSON but not an acceptable request; answered with `error`."""
+
+    def __init__(self, error: QMPCommandError, has_id: bool = False, id: object = None):
+        super().__init__(error.desc)
+        self.error = error
+        self.has_id = has_id
+        self.id = id
+
+
+_REQUEST_MEMBERS = frozenset(("execute", "exec-oob", "arguments", "id"))
+
+
+def parse_request(message: object, oob_enabled: bool) -> Request:
+    """Check a decoded input value the way QEMU's monitor does, in its order.
+
+    Raises RequestRefused (echoing the ``id`` when there is one) for input that is
+    not a request: type checks first, then unexpected members, then the missing
+    ``execute``.
+    """
+    if not isinstance(message, dict):
+        raise RequestRefused(GenericError("QMP input must be a JSON object"))
+    has_id = "id" in message
+    request_id = message.get("id")
+
+    def refuse(desc: str) -> RequestRefused:
+        return RequestRefused(GenericError(desc), has_id, request_id)
+
+    name = message.get("execute")
+    oob_name = message.get("exec-oob")
+    arguments = message.get("arguments", {})
+    for member in ("execute", "exec-oob"):
+        if member in message and not isinstance(message[member], str):
+            raise refuse(f"QMP input member '{member}' must be a string")
+    if not isinstance(arguments, dict):
+        raise refuse("QMP input member 'arguments' must be an object")
+    oob = oob_name is not None
+    if oob and not oob_enabled:
+        raise refuse("QMP input member 'exec-oob' is unexpected")
+    if oob and name is not None:
+        raise refuse("QMP input member 'execute' clashes with 'exec-oob'")
+    for member in message:
+        if member not in _REQUEST_MEMBERS:
+            raise refuse(f"QMP input member '{member}' is unexpected")
+    command = oob_name if oob else name
+    if not isinstance(command, str):
+        raise refuse("QMP input lacks member 'execute'")
+    return Request(command, arguments, oob, has_id, request_id)
+
+
+def reply(result: object, has_id: bool, request_id: object) -> dict[str, object]:
+    """A success reply (``return`` first, then ``id``, as QEMU orders them)."""
+    message: dict[str, object] = {"return": result}
+    if has_id:
+        message["id"] = request_id
+    return message
+
+
+def error_reply(
+    error: QMPCommandError, has_id: bool, request_id: object
+) -> dict[str, object]:
+    """An error reply (``id`` first, then ``error``, as QEMU orders them)."""
+    message: dict[str, object] = {}
+    if has_id:
+        message["id"] = request_id
+    message["error"] = error.to_wire()
+    return message
+
+
+def capabilities_arguments(
+    arguments: dict[str, object], offered: tuple[str, ...]
+) -> bool:
+    """Check ``qmp_capabilities`` arguments; True when ``oob`` is to be enabled."""
+    for key in arguments:
+        if key != "enable":
+            raise GenericError(f"Parameter '{key}' is unexpected")
+    enable = arguments.get("enable", [])
+    if not isinstance(enable, list):
+        raise GenericError("Invalid parameter type for 'enable', expected: array")
+    for index, capability in enumerate(enable):
+        if not isinstance(capability, str):
+            raise GenericError(
+                f"Invalid parameter type for 'enable[{index}]', expected: string"
+            )
+        if capability != OOB:
+            # QEMU 7.2 names the parameter 'null' here (observed).
+            raise GenericError(f"Parameter 'null' does not accept value '{capability}'")
+        if capability not in offered:
+            raise GenericError(f"Capability '{capability}' not available")
+    return OOB in enable
+
+
+def not_negotiated() -> CommandNotFound:
+    return CommandNotFound(NEGOTIATION_REFUSAL)

@@ -1,0 +1,286 @@
+"""A blocking QMP client over a plain socket, with the async client's surface.
+
+The command path is kept short on purpose (one ``sendall``, ``recv`` until a line,
+``json.loads``): it is benchmarked against a bare socket loop.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from typing import NoReturn
+
+from .address import Address, describe, open_socket
+from .errors import (
+    QMPConnectionError,
+    QMPDisconnectedError,
+    QMPError,
+    QMPMessageTooLargeError,
+    QMPNegotiationError,
+    QMPProtocolError,
+    QMPTimeoutError,
+    command_error_from_wire,
+)
+from .events import EventBacklog, QMPEvent
+from .protocol import OOB, Greeting
+from .transport import EventPredicate
+from .client import DEFAULT_EVENT_BACKLOG, DEFAULT_MAX_MESSAGE_SIZE
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+_decode = json.JSONDecoder().decode  # on str: skips json.loads' encoding sniffing
+
+
+class SyncQMPClient:
+    """Blocking QMP client (implements `SyncTransport`); not thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        negotiate_oob: bool = True,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        event_backlog: int = DEFAULT_EVENT_BACKLOG,
+    ) -> None:
+        self.negotiate_oob = negotiate_oob
+        self.max_message_size = max_message_size
+        self.greeting: Greeting | None = None
+        self.oob_enabled = False
+        self._backlog = EventBacklog(event_backlog)
+        self._sock: socket.socket | None = None
+        self._lines: deque[bytes] = deque()
+        self._rest = b""
+        self._next_id = 0
+        self._bare_requests: dict[str, bytes] = {}  # encoded argument-less requests
+        self._stale_replies = 0  # in-band replies still owed to timed-out commands
+        self._timeout: float | None = None  # the socket's current timeout
+
+    @property
+    def is_connected(self) -> bool:
+        return self._sock is not None
+
+    @property
+    def events_dropped(self) -> int:
+        return self._backlog.dropped
+
+    def connect(self, address: Address, *, timeout: float | None = 10.0) -> None:
+        """Connect, read the greeting and negotiate; QMPConnectionError on failure."""
+        if self._sock is not None:
+            raise QMPConnectionError("already connected")
+        self._lines.clear()  # a client may reconnect: nothing of the old session
+        self._rest = b""
+        self._stale_replies = 0
+        try:
+            self._sock = open_socket(address, timeout)
+        except socket.timeout:
+            raise QMPTimeoutError(
+                f"connecting to {describe(address)} timed out"
+            ) from None
+        except OSError as error:
+            raise QMPDisconnectedError(
+                f"cannot connect to {describe(address)}: {error}"
+            ) from error
+        self._timeout = timeout
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            self.greeting = Greeting.from_wire(self._read_message(deadline))
+            enable = self.negotiate_oob and OOB in self.greeting.capabilities
+            try:
+                self.execute("qmp_capabilities", {"enable": [OOB]} if enable else {})
+            except QMPDisconnectedError:
+                raise
+            except QMPError as error:
+                raise QMPNegotiationError(
+                    f"qmp_capabilities failed: {error}"
+                ) from error
+            self.oob_enabled = enable
+            self._set_timeout(None)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def __enter__(self) -> SyncQMPClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- commands --------------------------------------------------------------
+
+    def execute(
+        self,
+        name: str,
+        arguments: Mapping[str, object] | None = None,
+        *,
+        oob: bool = False,
+        fds: Sequence[int] = (),
+        timeout: float | None = None,
+    ) -> object:
+        """Run a command; its ``return`` value, or QMPCommandError / QMPConnectionError."""
+        sock = self._sock
+        if sock is None:
+            raise QMPDisconnectedError("not connected")
+        # In-band replies come back in request order, so in-band requests go without
+        # an id (fewer bytes for QEMU to lex); only out-of-band ones need one.
+        request_id: int | None = None
+        if oob:
+            self._next_id = request_id = self._next_id + 1
+            message: dict[str, object] = {"exec-oob": name, "id": request_id}
+            if arguments is not None:
+                message["arguments"] = arguments
+            payload = _encode(message).encode() + b"\n"
+        elif arguments is not None:
+            message = {"execute": name, "arguments": arguments}
+            payload = _encode(message).encode() + b"\n"
+        else:
+            cached = self._bare_requests.get(name)
+            if cached is None:
+                cached = self._bare_requests[name] = _bare_request(name)
+            payload = cached
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            if fds:
+                self._send_with_fds(sock, payload, fds)
+            else:
+                sock.sendall(payload)
+        except OSError as error:
+            self.close()
+            raise QMPDisconnectedError(f"sending {name} failed: {error}") from error
+        try:
+            while True:
+                reply = self._read_message(deadline)
+                if "id" in reply:
+                    if request_id is None or reply["id"] != request_id:
+                        continue  # the late reply of an out-of-band command
+                elif "event" in reply:
+                    self._backlog.append(QMPEvent.from_wire(reply))
+                    continue
+                elif self._stale_replies:
+                    self._stale_replies -= 1  # answers a command that timed out
+                    continue
+                elif request_id is not None:
+                    continue
+                try:
+                    return reply["return"]
+                except KeyError:
+                    raise command_error_from_wire(reply.get("error")) from None
+        except QMPTimeoutError:
+            if request_id is None:
+                self._stale_replies += 1
+            raise
+
+    @staticmethod
+    def _send_with_fds(sock: socket.socket, payload: bytes, fds: Sequence[int]) -> None:
+        if sock.family != socket.AF_UNIX:
+            raise QMPDisconnectedError("passing file descriptors needs a unix socket")
+        sent = socket.send_fds(sock, [payload], list(fds))
+        if sent < len(payload):
+            sock.sendall(payload[sent:])
+
+    # -- input -----------------------------------------------------------------
+
+    def _read_message(self, deadline: float | None) -> dict[str, object]:
+        lines = self._lines
+        while not lines:
+            sock = self._sock
+            if sock is None:
+                raise QMPDisconnectedError("not connected")
+            if deadline is not None:
+                # at or past the deadline: one non-blocking look (timeout 0)
+                self._set_timeout(max(0.0, deadline - time.monotonic()))
+            elif self._timeout is not None:
+                self._set_timeout(None)
+            try:
+                data = sock.recv(262144)
+            except (socket.timeout, BlockingIOError):
+                raise QMPTimeoutError("no reply in time") from None
+            except OSError as error:
+                self.close()
+                raise QMPDisconnectedError(f"the connection failed: {error}") from error
+            if not data:
+                self.close()
+                raise QMPDisconnectedError("the server closed the connection")
+            buffer = self._rest + data if self._rest else data
+            if b"\n" not in data:
+                self._rest = buffer
+                if len(buffer) > self.max_message_size:
+                    self._too_large()
+                continue
+            *complete, self._rest = buffer.split(b"\n")
+            if len(buffer) > self.max_message_size and (
+                len(self._rest) > self.max_message_size
+                or max(map(len, complete)) > self.max_message_size
+            ):
+                self._too_large()
+            lines.extend(line for line in complete if line.strip())
+        line = lines.popleft()
+        try:
+            message = _decode(line.decode())
+        except ValueError as error:
+            self.close()
+            raise QMPProtocolError(f"the server sent invalid JSON: {error}") from None
+        if not isinstance(message, dict):
+            self.close()
+            raise QMPProtocolError(f"the server sent a non-object: {message!r}")
+        return message
+
+    def _too_large(self) -> NoReturn:
+        self.close()
+        raise QMPMessageTooLargeError(
+            f"a message from the server exceeds {self.max_message_size} bytes"
+        )
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        if self._sock is not None:
+            self._sock.settimeout(timeout)
+        self._timeout = timeout
+
+    # -- events ----------------------------------------------------------------
+
+    def _poll_event(self, deadline: float | None) -> bool:
+        """Read one message (an event, or a stray late reply); False on timeout."""
+        try:
+            message = self._read_message(deadline)
+        except QMPTimeoutError:
+            return False
+        if "event" in message:
+            self._backlog.append(QMPEvent.from_wire(message))
+        return True
+
+    def events(self, timeout: float | None = 0.0) -> Iterator[QMPEvent]:
+        """Yield queued events, then new ones; stops after `timeout` s without one."""
+        while True:
+            if len(self._backlog):
+                yield self._backlog.popleft()
+                continue
+            deadline = None if timeout is None else time.monotonic() + timeout
+            if not self._poll_event(deadline):
+                return
+
+    def wait_for(
+        self,
+        name: str,
+        predicate: EventPredicate | None = None,
+        timeout: float | None = None,
+    ) -> QMPEvent:
+        """Consume the first event `name` accepted by `predicate`, queued or future."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            event = self._backlog.take(name, predicate)
+            if event is not None:
+                return event
+            if not self._poll_event(deadline):
+                raise QMPTimeoutError(f"no {name} event within {timeout} s")
+
+    def clear_events(self) -> list[QMPEvent]:
+        return self._backlog.clear()
+
+
+def _bare_request(name: str) -> bytes:
+    return _encode({"execute": name}).encode() + b"\n"

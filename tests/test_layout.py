@@ -1,0 +1,104 @@
+"""The layout rules produce what black itself would print, for every statement shape
+the templates use, at every length around the 88-column limit."""
+
+from __future__ import annotations
+
+import black
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qapigen.layout import Assign, Chain, Field, Group, Node, Split, lay_out
+
+MODE = black.Mode(line_length=88)
+names = st.text(alphabet="abcdefghij_", min_size=1, max_size=40).map(lambda s: "n" + s)
+
+
+def assert_black_stable(code: str) -> None:
+    assert black.format_str(code, mode=MODE) == code
+
+
+def in_function(node: Node, indent: str = "    ") -> str:
+    return "def f():\n" + lay_out(node, indent) + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(names, min_size=1, max_size=8), names)
+def test_calls_hug_or_explode_like_black(args: list[str], callee: str) -> None:
+    call = Group(f"return {callee}(", list(args), ")")
+    assert_black_stable(in_function(call))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(names, min_size=1, max_size=6), names, names)
+def test_nested_calls_in_keyword_arguments(
+    args: list[str], key: str, callee: str
+) -> None:
+    inner = Group(f"{key}=_c.required(", ["data", *args], ")")
+    outer = Group(f"return {callee}(", [inner, f"{key}2=1"], ")")
+    assert_black_stable(
+        in_function(outer, "        ").replace("def f():\n", "def f():\n    if x:\n")
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(names, min_size=0, max_size=6), names)
+def test_literals_explode_like_black(items: list[str], target: str) -> None:
+    quoted: list[Node] = [f'"{item}"' for item in items]
+    members = Group("{", quoted, "}", literal=True) if quoted else "()"
+    value = Group("frozenset(", [members], ")")
+    assert_black_stable(
+        in_function(Assign(f"{target}: ClassVar[frozenset[str]]", value))
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(names, names, names)
+def test_assignments_wrap_in_parentheses_like_black(
+    target: str, tag: str, enum: str
+) -> None:
+    field = Group("dataclasses.field(", [f"default={enum}.{tag}", "init=False"], ")")
+    stmt = Assign(f"{target}: Literal[{enum}.{tag}]", field)
+    assert_black_stable("class C:\n" + lay_out(stmt, "    ") + "\n")
+    plain = Assign(f'wire["{target}"]', f"self.{target}_{tag}")
+    assert_black_stable(in_function(plain))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(names, min_size=1, max_size=5), names)
+def test_def_signatures_like_black(params: list[str], name: str) -> None:
+    signature = Group(
+        f"def {name}(",
+        [f"{p}: int" for p in dict.fromkeys(params)],
+        ") -> None:",
+        is_def=True,
+    )
+    assert_black_stable(lay_out(signature) + "\n    pass\n")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(names, min_size=2, max_size=12), names)
+def test_union_aliases_like_black(operands: list[str], alias: str) -> None:
+    assert_black_stable(lay_out(Chain(f"{alias}: TypeAlias = ", operands)) + "\n")
+
+
+@settings(max_examples=100, deadline=None)
+@given(names, names)
+def test_comprehensions_split_before_for_like_black(element: str, source: str) -> None:
+    comprehension = Group(
+        "[",
+        [Split([f"{element}.to_wire()", f"for {element} in self.{source}"])],
+        "]",
+        literal=True,
+    )
+    stmt = Assign(f'wire["{source}-{element}"]', comprehension)
+    assert_black_stable(
+        in_function(stmt, "        ").replace("def f():\n", "def f():\n    if x:\n")
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(names, names, st.booleans())
+def test_dataclass_fields_like_black(name: str, type_name: str, optional: bool) -> None:
+    annotation = f"list[{type_name}]" + (" | None" if optional else "")
+    field = Field(name, annotation, "None" if optional else None)
+    assert_black_stable("class C:\n" + lay_out(field, "    ") + "\n")

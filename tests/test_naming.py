@@ -1,0 +1,101 @@
+"""QAPI names become valid, readable Python names; clashes are located errors."""
+
+from __future__ import annotations
+
+import keyword
+from pathlib import Path
+
+import pytest
+
+from conftest import shared_path
+from qapigen import naming
+from qapigen.frontend import load_schema
+from qapigen.schema import EnumType, ObjectType
+from qapigen.source import QAPIError, SourceInfo
+
+
+@pytest.mark.parametrize(
+    ("qapi", "python"),
+    [
+        ("max-bandwidth", "max_bandwidth"),
+        ("if", "if_"),
+        ("in", "in_"),
+        ("type", "type_"),
+        ("str", "str_"),
+        ("extra", "extra_"),
+        ("x-checkpoint-delay", "x_checkpoint_delay"),
+        ("__org.qemu_x-member", "org_qemu_x_member"),
+        ("1st", "_1st"),
+        ("a.b", "a_b"),
+    ],
+)
+def test_attribute_names(qapi: str, python: str) -> None:
+    assert naming.attribute_name(qapi) == python
+    assert python.isidentifier() and not keyword.iskeyword(python)
+
+
+@pytest.mark.parametrize(
+    ("qapi", "python"),
+    [
+        ("postcopy-active", "POSTCOPY_ACTIVE"),
+        ("none", "NONE"),
+        ("1", "_1"),
+        ("__org.qemu_x-value", "ORG_QEMU_X_VALUE"),
+    ],
+)
+def test_enum_member_names(qapi: str, python: str) -> None:
+    assert naming.enum_member_name(qapi) == python
+
+
+@pytest.mark.parametrize(
+    ("qapi", "python"),
+    [
+        ("MigrationInfo", "MigrationInfo"),
+        ("__org.qemu_x-Struct", "Org_qemu_x_Struct"),
+        ("q_obj_migrate-arg", "Q_obj_migrate_arg"),
+    ],
+)
+def test_class_names(qapi: str, python: str) -> None:
+    assert naming.class_name(qapi) == python
+
+
+def test_event_and_function_names() -> None:
+    assert naming.event_class_name("MIGRATION_PASS") == "MigrationPassEvent"
+    assert naming.snake_case("MigrationInfo") == "migration_info"
+    assert naming.snake_case("COLOStatus") == "colo_status"
+
+
+def test_scope_is_reversible_and_refuses_clashes() -> None:
+    scope = naming.NameScope("struct 'Foo'")
+    info = SourceInfo("foo.json", 3, 5)
+    assert scope.add("foo-bar", naming.attribute_name("foo-bar"), info) == "foo_bar"
+    assert scope.qapi("foo_bar") == "foo-bar"
+    assert scope.python("foo-bar") == "foo_bar"
+    with pytest.raises(QAPIError) as raised:
+        scope.add("foo_bar", naming.attribute_name("foo_bar"), info)
+    assert str(raised.value) == (
+        "foo.json:3:5: 'foo_bar' and 'foo-bar' both become the Python name "
+        "'foo_bar' in struct 'Foo'"
+    )
+
+
+def _all_names(fname: Path) -> None:
+    schema = load_schema(str(fname))
+    for entity in schema.entities:
+        if isinstance(entity, EnumType):
+            scope = naming.NameScope(entity.name)
+            for value in entity.members:
+                python = naming.enum_member_name(value.name)
+                assert python.isidentifier()
+                scope.add(value.name, python, entity.info)
+        elif isinstance(entity, ObjectType):
+            scope = naming.NameScope(entity.name)
+            for member in entity.members:
+                python = naming.attribute_name(member.name)
+                assert python.isidentifier() and not keyword.iskeyword(python)
+                scope.add(member.name, python, entity.info)
+
+
+@pytest.mark.parametrize("release", ["5.2", "7.2"])
+def test_qemu_schemas_map_without_clashes(release: str) -> None:
+    _all_names(shared_path("qemu", release, "qapi", "qapi-schema.json"))
