@@ -4,6 +4,7 @@ ids, concurrency, timeouts, disconnects, events, limits, negotiation, fd passing
 from __future__ import annotations
 
 import array
+import gc
 import asyncio
 import json
 import os
@@ -444,3 +445,18 @@ def test_clients_reconnect_after_a_disconnect(tmp_path: Path) -> None:
             loop.run_until_complete(async_client.close())
     finally:
         loop.close()
+
+
+def test_failed_connect_leaves_no_unretrieved_future(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A failed connect() used to leave an exception on the greeting future that asyncio
+    # then reported as "Future exception was never retrieved" on stderr.
+    async def attempt() -> None:
+        client = QMPClient()
+        with pytest.raises(QMPConnectionError):
+            await client.connect(str(tmp_path / "missing.sock"))
+
+    asyncio.run(attempt())
+    gc.collect()
+    assert "never retrieved" not in caplog.text

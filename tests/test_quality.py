@@ -21,7 +21,7 @@ def test_mypy_strict_over_project_packages(tmp_path: Path) -> None:
 def test_black_clean() -> None:
     folders = ["qapigen", "runtime", "generated", "tests", "bench"]
     result = subprocess.run(
-        [sys.executable, "-m", "black", "--check", "--quiet", *folders],
+        [sys.executable, "-m", "black", "--check", *folders],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -168,6 +168,9 @@ class QMPClient(asyncio.Protocol):
                 future.set_exception(error)
         if self._greeting_future is not None and not self._greeting_future.done():
             self._greeting_future.set_exception(error)
+            # When connect() itself failed nobody awaits the greeting any more; mark
+            # the exception retrieved so asyncio does not log "never retrieved".
+            self._greeting_future.exception()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.future.done():
