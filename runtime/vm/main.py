@@ -1,0 +1,222 @@
+"""qapigen-vm: a drop-in for qemu-system-x86_64 on the migration subset.
+
+Started with QEMU's command line (see :mod:`.cmdline`), it serves QMP on every ``-qmp``
+socket as QEMU 7.2 does for the VM schema (``schema/qapigen-vm.json``, served through
+the generated ``qapigen_vm_qmp`` dispatcher), and migrates its guest RAM for real.
+
+Process life, as QEMU's: a bad command line prints one ``qapigen-vm: ...`` line and
+exits 1; ``quit`` and SIGTERM/SIGINT/SIGHUP end the process with status 0; a failed
+incoming migration ends it with status 1; ``-daemonize`` returns once the VM is ready.
+
+Run it as ``qapigen-vm ...`` or ``python -m qapigen_runtime.vm.main ...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+from qapigen_vm_qmp.commands import CommandDispatcher
+from qapigen_vm_qmp.events import decode_event
+
+from ..codec import DecodeError
+from ..qmp.protocol import qemu_version
+from ..qmp.server import QMPServer
+from .cmdline import PROGRAM, CommandLineError, QmpEndpoint, VmConfig
+from .cmdline import parse_command_line
+from .daemon import PidFile, PidFileError, daemonize
+from .handlers import PACKAGE, QEMU_VERSION, VmCommandHandler
+from .machine import Machine, MachineError
+from .qmp_fds import listen_unix
+
+logger = logging.getLogger(__name__)
+
+# QEMU also names the sender ("from pid N (program)"); Python's handlers cannot see
+# it, and blocking the signals for a sigwaitinfo thread is not possible here because
+# numpy starts threads at import time, before main() could block anything.
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class StartupError(Exception):
+    """The VM could not start; `str()` is the line to print (without the prefix)."""
+
+
+class EventForwarder:
+    """Takes the machine's events (from any thread) to the QMP clients, in order.
+
+    Events raised on the event loop's thread (a ``stop`` command's STOP) go out at
+    once, before the command's reply, as QEMU sends them; events from engine threads
+    hop to the loop. Each is checked against the schema's event types first.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self.server: QMPServer | None = None
+
+    def sink(self, name: str, data: dict[str, object]) -> None:
+        if threading.get_ident() == self._loop_thread:
+            self._emit(name, data)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._emit, name, data)
+            except RuntimeError:
+                pass  # the loop is closed: the process is exiting
+
+    def _emit(self, name: str, data: dict[str, object]) -> None:
+        if self.server is None:
+            return
+        try:
+            event = decode_event(name, data, strict=True)
+        except DecodeError as exc:
+            logger.error("event %s does not match the schema: %s", name, exc)
+            event = None
+        else:
+            if event is None:
+                logger.error("event %s is not in the schema", name)
+        self.server.emit(name, data if event is None else event.to_wire())
+
+
+def _describe_endpoint(endpoint: QmpEndpoint) -> str:
+    if endpoint.kind == "unix":
+        return f"-qmp unix:{endpoint.path},server=on,wait=off"
+    return f"-qmp tcp:{endpoint.host}:{endpoint.port},server=on,wait=off"
+
+
+class VmProcess:
+    """The running VM: machine, QMP server and listeners, until an exit is asked."""
+
+    def __init__(self, config: VmConfig) -> None:
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self._exit: asyncio.Future[int] = self.loop.create_future()
+        self.events = EventForwarder(self.loop)
+        try:
+            self.machine = Machine(
+                config,
+                sink=self.events.sink,
+                on_incoming_failure=self._incoming_failed,
+            )
+        except MachineError as exc:
+            raise StartupError(str(exc)) from None
+        dispatcher: CommandDispatcher
+        handler = VmCommandHandler(
+            self.machine,
+            command_names=lambda: dispatcher.command_names(),
+            request_quit=self._quit_after_reply,
+        )
+        dispatcher = CommandDispatcher(handler)
+        major, minor, micro = QEMU_VERSION
+        self.server = QMPServer(
+            dispatcher, version=qemu_version(major, minor, micro, PACKAGE)
+        )
+        self.events.server = self.server
+        self._unix_servers: list[tuple[asyncio.Server, str]] = []
+
+    def _quit_after_reply(self) -> None:
+        # The reply to quit is written when the command returns, before this runs.
+        self.loop.call_soon(self.exit, 0)
+
+    def exit(self, status: int) -> None:
+        """End the process with `status` (the first request wins)."""
+        if not self._exit.done():
+            self._exit.set_result(status)
+
+    def _incoming_failed(self, reason: str) -> None:
+        # Called from the loading thread, after the MIGRATION failed event was queued.
+        def report() -> None:
+            print(f"{PROGRAM}: load of migration failed: {reason}", file=sys.stderr)
+            self.exit(1)
+
+        try:
+            self.loop.call_soon_threadsafe(report)
+        except RuntimeError:
+            pass
+
+    def _on_signal(self, signum: int) -> None:
+        print(f"{PROGRAM}: terminating on signal {signum}", file=sys.stderr)
+        self.exit(0)
+
+    async def start(self) -> None:
+        for endpoint in self.config.qmp:
+            try:
+                if endpoint.kind == "unix":
+                    path = os.path.abspath(endpoint.path)
+                    unix_server = await listen_unix(self.server, path)
+                    self._unix_servers.append((unix_server, path))
+                else:
+                    await self.server.listen((endpoint.host, endpoint.port))
+            except OSError as exc:
+                where = endpoint.path or f"{endpoint.host}:{endpoint.port}"
+                raise StartupError(
+                    f"{_describe_endpoint(endpoint)}: Failed to bind socket to"
+                    f" {where}: {exc.strerror}"
+                ) from None
+        try:
+            self.machine.start()
+        except MachineError as exc:
+            raise StartupError(str(exc)) from None
+        for signum in EXIT_SIGNALS:
+            self.loop.add_signal_handler(signum, self._on_signal, signum)
+
+    async def wait(self) -> int:
+        return await self._exit
+
+    async def close(self) -> None:
+        for signum in EXIT_SIGNALS:
+            self.loop.remove_signal_handler(signum)
+        for unix_server, _ in self._unix_servers:
+            unix_server.close()
+        await self.server.close()  # also disconnects the unix sessions
+        for unix_server, path in self._unix_servers:
+            await unix_server.wait_closed()
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        # Joining engine threads blocks: keep the loop free meanwhile.
+        await self.loop.run_in_executor(None, self.machine.close)
+
+
+async def serve(config: VmConfig, ready: Callable[[], None]) -> int:
+    """Run the VM until quit, a signal or a failed incoming migration; its status."""
+    vm = VmProcess(config)
+    try:
+        await vm.start()
+        ready()
+        return await vm.wait()
+    finally:
+        await vm.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``qapigen-vm`` command; returns the exit status."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        config = parse_command_line(arguments)
+    except CommandLineError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    ready: Callable[[], None] = lambda: None
+    if config.daemonize:
+        ready = daemonize().ready
+    pidfile: PidFile | None = None
+    try:
+        if config.pidfile is not None:
+            pidfile = PidFile(config.pidfile)
+        return asyncio.run(serve(config, ready))
+    except (PidFileError, StartupError) as exc:
+        print(f"{PROGRAM}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if pidfile is not None:
+            pidfile.remove()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
