@@ -357,14 +357,18 @@ def test_quit_exits_0_and_removes_socket(vms: VmLauncher) -> None:
     vm = vms.start("vm", "-m", "16")
     client = vm.connect()
     assert client.execute("quit") == {}
+    # As QEMU 7.2 does, the SHUTDOWN event comes before the reply to quit.
+    assert event_trace(client) == ["SHUTDOWN False host-qmp-quit"]
     assert vm.wait() == 0
     assert not os.path.exists(vm.qmp_path)
 
 
 def test_sigterm_exits_0(vms: VmLauncher) -> None:
     vm = vms.start("vm", "-m", "16")
-    vm.connect()
+    client = vm.connect()
     vm.proc.send_signal(signal.SIGTERM)
+    event = client.wait_for("SHUTDOWN", timeout=10)
+    assert event.data == {"guest": False, "reason": "host-signal"}
     assert vm.wait() == 0
     assert "qapigen-vm: terminating on signal 15" in vm.stderr()
     assert not os.path.exists(vm.qmp_path)

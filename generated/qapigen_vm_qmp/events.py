@@ -13,7 +13,7 @@ from qapigen_runtime import codec as _c
 from qapigen_runtime.qmp.events import QMPEvent
 from qapigen_runtime.qmp.transport import AsyncTransport, SyncTransport
 
-from .types import COLOExitReason, COLOMode, MigrationStatus
+from .types import COLOExitReason, COLOMode, MigrationStatus, ShutdownCause
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -68,6 +68,42 @@ class ResumeEvent:
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
         wire: dict[str, object] = {}
+        wire.update(self.extra)
+        return wire
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class ShutdownEvent:
+    """The VM is shutting down: sent before the emulator exits.
+
+    Attributes:
+        guest: true when the guest asked for it, false when the host did
+        reason: what caused it
+
+    Since: 0.12
+    """
+
+    NAME: ClassVar[str] = "SHUTDOWN"
+    guest: bool
+    reason: ShutdownCause
+    extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    _MEMBERS: ClassVar[frozenset[str]] = frozenset({"guest", "reason"})
+
+    @classmethod
+    def from_wire(
+        cls, value: object, path: str = "", strict: bool = False
+    ) -> ShutdownEvent:
+        """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
+        data = _c.object_(value, path)
+        return cls(
+            guest=_c.required(data, "guest", path, strict, _c.boolean),
+            reason=_c.required(data, "reason", path, strict, ShutdownCause.from_wire),
+            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "ShutdownEvent"),
+        )
+
+    def to_wire(self) -> dict[str, object]:
+        """The wire (JSON) form, with `extra` members merged back."""
+        wire: dict[str, object] = {"guest": self.guest, "reason": self.reason.value}
         wire.update(self.extra)
         return wire
 
@@ -235,6 +271,7 @@ class UnplugPrimaryEvent:
 Event: TypeAlias = (
     StopEvent
     | ResumeEvent
+    | ShutdownEvent
     | MigrationEvent
     | MigrationPassEvent
     | ColoExitEvent
@@ -245,6 +282,7 @@ Event: TypeAlias = (
 EVENT_DECODERS: dict[str, _c.Decoder[Event]] = {
     "STOP": StopEvent.from_wire,
     "RESUME": ResumeEvent.from_wire,
+    "SHUTDOWN": ShutdownEvent.from_wire,
     "MIGRATION": MigrationEvent.from_wire,
     "MIGRATION_PASS": MigrationPassEvent.from_wire,
     "COLO_EXIT": ColoExitEvent.from_wire,

@@ -53,6 +53,11 @@ _ENTRIES: list[_Entry] = [
     ('{"name": "STOP", "meta-type": "event", "arg-type": "q_empty"}', None, None),
     ('{"name": "RESUME", "meta-type": "event", "arg-type": "q_empty"}', None, None),
     (
+        '{"name": "SHUTDOWN", "meta-type": "event", "arg-type": "q_obj_SHUTDOWN-arg"}',
+        None,
+        None,
+    ),
+    (
         '{"name": "getfd", "meta-type": "command", "arg-type": "q_obj_getfd-arg", "ret-type": "q_empty"}',
         None,
         None,
@@ -266,6 +271,16 @@ _ENTRIES: list[_Entry] = [
         None,
     ),
     (
+        '{"name": "ShutdownCause", "meta-type": "enum", "values": ["none", "host-error", "host-qmp-quit", "host-qmp-system-reset", "host-signal", "host-ui", "guest-shutdown", "guest-reset", "guest-panic", "subsystem-reset"], "members": [{"name": "none"}, {"name": "host-error"}, {"name": "host-qmp-quit"}, {"name": "host-qmp-system-reset"}, {"name": "host-signal"}, {"name": "host-ui"}, {"name": "guest-shutdown"}, {"name": "guest-reset"}, {"name": "guest-panic"}, {"name": "subsystem-reset"}]}',
+        None,
+        None,
+    ),
+    (
+        '{"name": "q_obj_SHUTDOWN-arg", "meta-type": "object", "members": [{"name": "guest", "type": "bool"}, {"name": "reason", "type": "ShutdownCause"}]}',
+        None,
+        None,
+    ),
+    (
         '{"name": "q_obj_getfd-arg", "meta-type": "object", "members": [{"name": "fdname", "type": "str"}]}',
         None,
         None,
@@ -301,7 +316,17 @@ _ENTRIES: list[_Entry] = [
         None,
     ),
     (
-        '{"name": "SchemaInfoEnum", "meta-type": "object", "members": [{"name": "values", "type": "[str]"}]}',
+        '{"name": "SchemaInfoEnumMember", "meta-type": "object", "members": [{"name": "name", "type": "str"}, {"name": "features", "type": "[str]", "default": null}]}',
+        None,
+        None,
+    ),
+    (
+        '{"name": "[SchemaInfoEnumMember]", "meta-type": "array", "element-type": "SchemaInfoEnumMember"}',
+        None,
+        None,
+    ),
+    (
+        '{"name": "SchemaInfoEnum", "meta-type": "object", "members": [{"name": "members", "type": "[SchemaInfoEnumMember]"}, {"name": "values", "type": "[str]"}]}',
         None,
         None,
     ),

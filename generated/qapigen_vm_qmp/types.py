@@ -86,6 +86,47 @@ class RunState(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+class ShutdownCause(enum.StrEnum):
+    """Why the VM shut down.
+
+    Values:
+        NONE: no shutdown happened (for completeness)
+        HOST_ERROR: an error on the host side
+        HOST_QMP_QUIT: the quit command
+        HOST_QMP_SYSTEM_RESET: the system_reset command
+        HOST_SIGNAL: a signal such as SIGTERM sent to the emulator
+        HOST_UI: the user interface asked for it
+        GUEST_SHUTDOWN: the guest shut itself down
+        GUEST_RESET: the guest reset itself
+        GUEST_PANIC: the guest panicked
+        SUBSYSTEM_RESET: a partial reset of the guest
+
+    Since: 2.10
+    """
+
+    NONE = "none"
+    HOST_ERROR = "host-error"
+    HOST_QMP_QUIT = "host-qmp-quit"
+    HOST_QMP_SYSTEM_RESET = "host-qmp-system-reset"
+    HOST_SIGNAL = "host-signal"
+    HOST_UI = "host-ui"
+    GUEST_SHUTDOWN = "guest-shutdown"
+    GUEST_RESET = "guest-reset"
+    GUEST_PANIC = "guest-panic"
+    SUBSYSTEM_RESET = "subsystem-reset"
+
+    @classmethod
+    def from_wire(
+        cls, value: object, path: str = "", strict: bool = False
+    ) -> ShutdownCause:
+        """Decode a wire value; lenient mode keeps values a newer QEMU sends."""
+        return _c.enum_value(cls, value, path, strict)
+
+    @classmethod
+    def _missing_(cls, value: object) -> ShutdownCause | None:
+        return _c.open_enum_missing(cls, value)
+
+
 class SchemaMetaType(enum.StrEnum):
     """The kind of a schema entity.
 
@@ -832,10 +873,11 @@ class SchemaInfo_Enum:
         default=SchemaMetaType.ENUM, init=False
     )
     features: list[str] | None = None
+    members: list[SchemaInfoEnumMember]
     values: list[str]
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset(
-        {"name", "meta-type", "features", "values"}
+        {"name", "meta-type", "features", "members", "values"}
     )
 
     @classmethod
@@ -849,6 +891,13 @@ class SchemaInfo_Enum:
             features=_c.optional(
                 data, "features", path, strict, _c.array_of(_c.string)
             ),
+            members=_c.required(
+                data,
+                "members",
+                path,
+                strict,
+                _c.array_of(SchemaInfoEnumMember.from_wire),
+            ),
             values=_c.required(data, "values", path, strict, _c.array_of(_c.string)),
             extra=_c.extra_members(data, cls._MEMBERS, path, strict, "SchemaInfo_Enum"),
         )
@@ -858,6 +907,7 @@ class SchemaInfo_Enum:
         wire: dict[str, object] = {
             "name": self.name,
             "meta-type": self.meta_type.value,
+            "members": [element.to_wire() for element in self.members],
             "values": list(self.values),
         }
         if self.features is not None:
@@ -1194,18 +1244,61 @@ class SchemaInfoBuiltin:
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
+class SchemaInfoEnumMember:
+    """One value of an enumeration.
+
+    Attributes:
+        name: the value
+        features: the value's features
+
+    Since: 6.2
+    """
+
+    name: str
+    features: list[str] | None = None
+    extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    _MEMBERS: ClassVar[frozenset[str]] = frozenset({"name", "features"})
+
+    @classmethod
+    def from_wire(
+        cls, value: object, path: str = "", strict: bool = False
+    ) -> SchemaInfoEnumMember:
+        """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
+        data = _c.object_(value, path)
+        return cls(
+            name=_c.required(data, "name", path, strict, _c.string),
+            features=_c.optional(
+                data, "features", path, strict, _c.array_of(_c.string)
+            ),
+            extra=_c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoEnumMember"
+            ),
+        )
+
+    def to_wire(self) -> dict[str, object]:
+        """The wire (JSON) form, with `extra` members merged back."""
+        wire: dict[str, object] = {"name": self.name}
+        if self.features is not None:
+            wire["features"] = list(self.features)
+        wire.update(self.extra)
+        return wire
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
 class SchemaInfoEnum:
     """An enumeration.
 
     Attributes:
-        values: its values
+        members: its values, with their features (since 6.2)
+        values: its values, names only
 
     Since: 2.5
     """
 
+    members: list[SchemaInfoEnumMember]
     values: list[str]
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
-    _MEMBERS: ClassVar[frozenset[str]] = frozenset({"values"})
+    _MEMBERS: ClassVar[frozenset[str]] = frozenset({"members", "values"})
 
     @classmethod
     def from_wire(
@@ -1214,13 +1307,23 @@ class SchemaInfoEnum:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
         data = _c.object_(value, path)
         return cls(
+            members=_c.required(
+                data,
+                "members",
+                path,
+                strict,
+                _c.array_of(SchemaInfoEnumMember.from_wire),
+            ),
             values=_c.required(data, "values", path, strict, _c.array_of(_c.string)),
             extra=_c.extra_members(data, cls._MEMBERS, path, strict, "SchemaInfoEnum"),
         )
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"values": list(self.values)}
+        wire: dict[str, object] = {
+            "members": [element.to_wire() for element in self.members],
+            "values": list(self.values),
+        }
         wire.update(self.extra)
         return wire
 

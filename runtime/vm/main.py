@@ -119,7 +119,9 @@ class VmProcess:
         self._unix_servers: list[tuple[asyncio.Server, str]] = []
 
     def _quit_after_reply(self) -> None:
-        # The reply to quit is written when the command returns, before this runs.
+        # QEMU announces the shutdown before its reply to quit; the reply is written
+        # when the command returns, before the scheduled exit runs.
+        self.events.sink("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
         self.loop.call_soon(self.exit, 0)
 
     def exit(self, status: int) -> None:
@@ -140,6 +142,7 @@ class VmProcess:
 
     def _on_signal(self, signum: int) -> None:
         print(f"{PROGRAM}: terminating on signal {signum}", file=sys.stderr)
+        self.events.sink("SHUTDOWN", {"guest": False, "reason": "host-signal"})
         self.exit(0)
 
     async def start(self) -> None:
