@@ -21,7 +21,9 @@ def python_blocks() -> list[str]:
 def test_readme_starts_with_the_two_commands() -> None:
     first_block = re.search(r"```sh\n(.*?)```", README, flags=re.DOTALL)
     assert first_block is not None
-    commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
+    commands = [
+        line.split("#")[0].strip() for line in first_block.group(1).splitlines()
+    ]
     assert commands == ["scripts/demo", "scripts/test"]
     for command in commands:
         assert (REPO / command).is_file()
