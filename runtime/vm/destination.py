@@ -21,7 +21,8 @@ from .ram import GuestRam
 from .runstate import EventSink, RunControl, StateCell
 from .states import MigrationStatus, RunState
 from .stats import MigrationInfo
-from .stream import RP_ACK, RP_ERROR, LoadProgress, StreamError, StreamLoader
+from .multifd import HELLO, HELLO_MAGIC, MultifdReceiver, parse_hello
+from .stream import MAGIC, RP_ACK, RP_ERROR, LoadProgress, StreamError, StreamLoader
 from .stream import encode_reply
 from .transport import Channel, Listener, SocketChannel
 
@@ -55,6 +56,7 @@ class IncomingMigration:
         self.progress: LoadProgress | None = None
         self._listener: Listener | None = None
         self._channel: Channel | None = None
+        self._multifd: MultifdReceiver | None = None
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -109,26 +111,124 @@ class IncomingMigration:
                 return
 
     def _thread_main(self) -> None:
-        assert self._listener is not None
-        channel = self._listener.accept()
+        listener = self._listener
+        assert listener is not None
+        multifd = self.settings.capability("multifd")
+        channel = listener.accept(keep_listening=multifd)
         if channel is None:
             return
         self._channel = channel
         try:
-            self._load(channel)
+            self.state.cmpxchg(S.NONE, S.ACTIVE)
+            threads = self.settings.parameters.decompress_threads
+            loader = StreamLoader(channel, self.ram, threads)
+            self.progress = loader.progress
+            if multifd:
+                loader = self._gather_multifd(listener, channel)
+                channel = self._channel
+            else:
+                header = loader.read_header(self.vm_uuid)
+                if header.multifd_channels:
+                    raise StreamError(
+                        f"the source uses multifd ({header.multifd_channels} "
+                        "channels) but this VM's multifd capability is off"
+                    )
+            self._load(channel, loader)
         except StreamError as exc:
-            self._fail(channel, str(exc))
+            self._fail(self._channel or channel, self._failure_reason(str(exc)))
         except Exception as exc:  # a bug must still end in failed, never completed
-            self._fail(channel, f"internal error while loading: {exc!r}")
+            self._fail(
+                self._channel or channel, f"internal error while loading: {exc!r}"
+            )
         finally:
+            listener.close()
+            if self._channel is not None and self._channel is not channel:
+                self._channel.close()
+            if self._multifd is not None:
+                self._multifd.close()
             channel.close()
 
-    def _load(self, channel: Channel) -> None:
-        self.state.cmpxchg(S.NONE, S.ACTIVE)
-        loader = StreamLoader(channel, self.ram)
-        self.progress = loader.progress
-        loader.read_header(self.vm_uuid)
-        loader.load()
+    def _failure_reason(self, text: str) -> str:
+        """A data channel's own error explains a main channel cut short for it."""
+        receiver = self._multifd
+        if receiver is not None and receiver.error is not None:
+            return receiver.error
+        return text
+
+    def _gather_multifd(self, listener: Listener, first: Channel) -> StreamLoader:
+        """Accept the main channel and every data channel, in whatever order they
+        come; check the counts agree; start the data channels' receivers."""
+        wanted = self.settings.parameters.multifd_channels
+        main: StreamLoader | None = None
+        data: dict[int, Channel] = {}
+        extra: list[Channel] = []
+        conn: Channel | None = first
+        try:
+            while main is None or len(data) < wanted:
+                if conn is None:
+                    raise StreamError("the VM is shutting down")
+                magic = bytearray(len(MAGIC))
+                try:
+                    conn.recv_exact(memoryview(magic))
+                except (EOFError, OSError):
+                    raise StreamError("a migration connection closed before its hello")
+                if bytes(magic) == MAGIC and main is None:
+                    self._channel = conn
+                    main = StreamLoader(conn, self.ram)  # multifd: no compress
+                    self.progress = main.progress
+                    header = main.read_header(self.vm_uuid, bytes(magic))
+                    if header.multifd_channels != wanted:
+                        raise StreamError(
+                            f"the source uses {header.multifd_channels} multifd "
+                            f"channels, this VM expects {wanted} (multifd-channels "
+                            "must match, and the capability be on for both)"
+                        )
+                elif bytes(magic) == HELLO_MAGIC:
+                    extra.append(conn)
+                    rest = bytearray(HELLO.size - len(magic))
+                    conn.recv_exact(memoryview(rest))
+                    channel_id, count = parse_hello(bytes(magic + rest))
+                    if count != wanted or channel_id in data:
+                        raise StreamError(
+                            f"unexpected multifd channel {channel_id} of {count} "
+                            f"(this VM expects {wanted} channels)"
+                        )
+                    data[channel_id] = conn
+                else:
+                    extra.append(conn)
+                    raise StreamError(
+                        f"not a qapigen-vm migration connection (magic {bytes(magic)!r})"
+                    )
+                if main is None or len(data) < wanted:
+                    conn = listener.accept(keep_listening=True)
+        except BaseException:
+            for other in extra:
+                other.close()
+            raise
+        listener.close()
+        p = self.settings.parameters
+        method = p.multifd_compression
+        level = p.multifd_zstd_level if method == "zstd" else p.multifd_zlib_level
+        main_channel = self._channel
+        assert main_channel is not None
+        self._multifd = MultifdReceiver(
+            [data[i] for i in range(wanted)],
+            self.ram,
+            method,
+            level,
+            on_error=main_channel.shutdown_read,
+        )
+        self._multifd.start()
+        return main
+
+    def _load(self, channel: Channel, loader: StreamLoader) -> None:
+        receiver = self._multifd
+        try:
+            loader.load(on_multifd_sync=receiver.wait_sync if receiver else None)
+        finally:
+            loader.close()
+        if receiver is not None:
+            receiver.close()
         if self._closed.is_set():
             raise StreamError("the VM is shutting down")
         self.ram.flush()

@@ -72,7 +72,11 @@ class MigrationBitmap:
         scanned = 0
         window = 1 << 16
         while wanted > 0 and scanned < self.page_count:
-            stop = min(start + window, self.page_count)
+            # Never look at a page twice: after wrapping, the scan ends where it began
+            # (otherwise pages found before the wrap would be returned again).
+            stop = min(
+                start + window, self.page_count, start + self.page_count - scanned
+            )
             hits = np.flatnonzero(self.bits[start:stop])
             if hits.size:
                 hits = hits[:wanted] + start

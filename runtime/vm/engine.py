@@ -208,6 +208,11 @@ class MigrationEngine:
             failed.fail_before_start()
             raise invalid_parameter_value("uri", "a valid migration protocol") from None
         connector = Connector(parsed, self.fds)
+        if caps["multifd"] and not connector.multi_channel:
+            raise VmCommandError(
+                "multifd needs a tcp: or unix: migration URI (it opens several "
+                "connections to the destination)"
+            )
         source = self._new_source(connector)
         try:
             connector.prepare()

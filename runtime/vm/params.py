@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from .codecs import zstd_available
 from .errors import MIGRATION_ACTIVE, VmCommandError, invalid_parameter_value
 
 PAGE_SIZE: Final = 4096
@@ -47,13 +48,10 @@ CAPABILITY_NAMES: Final = (
 # silently doing something else.
 UNSUPPORTED_CAPABILITIES: Final = frozenset(
     {
-        "xbzrle",
         "rdma-pin-all",
-        "compress",
         "postcopy-ram",
         "x-colo",
         "block",
-        "multifd",
         "dirty-bitmaps",
     }
 )
@@ -162,7 +160,9 @@ def _narrow(name: str, value: object) -> object:
                 f"Invalid parameter type for '{wire}', expected: string"
             )
         return value
-    if value not in _COMPRESSION_METHODS:
+    if value not in _COMPRESSION_METHODS or (value == "zstd" and not zstd_available()):
+        # Without the zstandard package the VM is a QEMU built without zstd, whose
+        # MultiFDCompression enum has no 'zstd' member.
         raise VmCommandError(f"Parameter '{wire}' does not accept value '{value}'")
     return value
 

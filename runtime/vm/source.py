@@ -15,6 +15,12 @@ The loop follows QEMU's precopy decisions (``migration_iteration_run``):
   before the stop until that acknowledgement, i.e. until the destination runs.
 
 Every blocking call can be interrupted by cancel, which shuts the channel down.
+
+How a page travels, in QEMU 7.2's order of preference: a zero page as a zero page;
+with multifd, a normal page over the data channels (:mod:`.multifd`); with compress
+(until XBZRLE takes over), zlib from the compression threads (:mod:`.compress_sender`);
+with xbzrle after the first whole round over RAM, a delta against the page cache
+(:mod:`.xbzrle_sender`); otherwise a normal page.
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ from .params import PAGE_SIZE, MigrationSettings
 from .ram import GuestRam
 from .runstate import EventSink, RunControl, StateCell
 from .states import MigrationStatus, RunState
-from .stats import MigrationInfo, MigrationStats, RamCounters
+from .compress_sender import CompressSender
+from .stats import (
+    CompressionStats,
+    MigrationInfo,
+    MigrationStats,
+    RamCounters,
+    XbzrleCacheStats,
+)
 from .stream import (
     RP_ACK,
     RP_ERROR,
@@ -39,6 +52,8 @@ from .stream import (
 )
 from .throttle import AutoConverge
 from .transport import Channel, Connector, PipeChannel, SocketChannel, TransportError
+from .multifd import MultifdSender
+from .xbzrle_sender import XbzrleSender
 
 S = MigrationStatus
 
@@ -92,6 +107,19 @@ class OutgoingMigration:
         self._throttle = AutoConverge()
         self._vm_stopped_by_us = False
         self._vm_was_running = False
+        # XBZRLE (capability xbzrle): used once the first pass over RAM is done (the
+        # cache holds nothing before), and without updating the cache in the final
+        # stage, as QEMU does.
+        self.xbzrle: XbzrleSender | None = None
+        self._bulk_stage = True
+        self._last_stage = False
+        # multifd (capability multifd): normal pages go over data channels; zero
+        # pages, syncs and the end stay on the main channel.
+        self.multifd: MultifdSender | None = None
+        # compress: zlib pages from worker threads, while XBZRLE is not in use.
+        self.compress: CompressSender | None = None
+        self._multifd_generation = 0
+        self._multifd_counted = 0
         # rate window and dirty-rate period
         self._bandwidth = 0.0  # bytes per ms
         self._threshold = 0.0  # bytes
@@ -125,6 +153,8 @@ class OutgoingMigration:
             return
         if self.connector is not None:
             self.connector.abort()
+        if self.multifd is not None:
+            self.multifd.abort()
         channel = self._channel
         if channel is not None:
             channel.shutdown()
@@ -157,6 +187,8 @@ class OutgoingMigration:
                 total_time=self.total_time,
                 downtime=self.downtime,
                 setup_time=self.setup_time,
+                xbzrle_cache=self._xbzrle_stats(),
+                compression=self._compression_stats(),
             )
         counters = self.counters
         counters.remaining = self.bitmap.count() * PAGE_SIZE
@@ -168,7 +200,23 @@ class OutgoingMigration:
             expected_downtime=self.expected_downtime,
             setup_time=self.setup_time if self.setup_time is not None else 0,
             cpu_throttle_percentage=throttle if throttle else None,
+            xbzrle_cache=self._xbzrle_stats(),
+            compression=self._compression_stats(),
         )
+
+    def _compression_stats(self) -> CompressionStats | None:
+        sender = self.compress
+        if sender is None or not self.settings.capability("compress"):
+            return None
+        return CompressionStats.from_counters(sender.counters)
+
+    def _xbzrle_stats(self) -> XbzrleCacheStats | None:
+        """Shown while the capability is on, as QEMU's migrate_use_xbzrle() gates it;
+        cache-size is the size of the cache this migration really uses."""
+        sender = self.xbzrle
+        if sender is None or not self.settings.capability("xbzrle"):
+            return None
+        return XbzrleCacheStats.from_counters(sender.counters)
 
     def _throttle_percentage(self) -> int:
         workload = self.runctl.workload
@@ -187,6 +235,10 @@ class OutgoingMigration:
             self._finish_failed(f"internal error in the migration thread: {exc!r}")
         finally:
             self._set_throttle(0)
+            if self.multifd is not None:
+                self.multifd.close()
+            if self.compress is not None:
+                self.compress.close()
             if self._channel is not None:
                 self._channel.close()
 
@@ -205,12 +257,31 @@ class OutgoingMigration:
         self._check_cancel()
         setup_start = time.monotonic()
         self._writer = StreamWriter(self._channel, self.ram)
+        if self.settings.capability("xbzrle"):
+            # The size is read once: QEMU 7.2 applies a new xbzrle-cache-size to the
+            # next migration (its mid-migration resize is a no-op).
+            self.xbzrle = XbzrleSender(
+                self.settings.parameters.xbzrle_cache_size, PAGE_SIZE
+            )
         want_uuid = self.settings.capability("validate-uuid")
-        self._count(self._writer.header(self.vm_uuid if want_uuid else None), 0)
+        channels = 0
+        if self.settings.capability("multifd"):
+            channels = self.settings.parameters.multifd_channels
+        self._count(
+            self._writer.header(self.vm_uuid if want_uuid else None, channels), 0
+        )
+        if self.settings.capability("compress"):
+            p = self.settings.parameters
+            self.compress = CompressSender(
+                p.compress_threads, p.compress_level, p.compress_wait_thread
+            )
         if self._channel.has_return_path:
             threading.Thread(
                 target=self._read_return_path, name="migration-return-path", daemon=True
             ).start()
+        if channels:
+            # After the return path: a destination refusing multifd says why there.
+            self._open_multifd(channels)
         # The first pass: every page is dirty; the log starts recording from here.
         self.log.clear()
         self.bitmap.set_all()
@@ -236,12 +307,55 @@ class OutgoingMigration:
                 break
         self._complete()
 
+    def _open_multifd(self, count: int) -> None:
+        """Connect the data channels to the main channel's address and start them."""
+        assert self.connector is not None
+        channels: list[Channel] = []
+        try:
+            for _ in range(count):
+                self._check_cancel()
+                channels.append(self.connector.connect())
+        except BaseException:
+            for channel in channels:
+                channel.close()
+            raise
+        p = self.settings.parameters
+        method = p.multifd_compression
+        level = p.multifd_zstd_level if method == "zstd" else p.multifd_zlib_level
+        self.multifd = MultifdSender(channels, method, level, on_error=lambda: None)
+        self.multifd.start()
+        self._count(self._multifd_bytes(), 0)
+
+    def _multifd_bytes(self) -> int:
+        """Bytes the data channels sent since the last call (multifd-bytes)."""
+        assert self.multifd is not None
+        total = self.multifd.bytes_sent
+        delta = total - self._multifd_counted
+        self._multifd_counted = total
+        self.counters.multifd_bytes += delta
+        return delta
+
+    def _multifd_sync(self) -> None:
+        """A pass boundary: SYNC on every data channel, MULTIFD_SYNC on the main."""
+        assert self.multifd is not None and self._writer is not None
+        self._multifd_generation += 1
+        self.multifd.sync(self._multifd_generation)
+        self._count(self._writer.multifd_sync(self._multifd_generation), 0)
+
+    def _flush_compressed(self) -> None:
+        """Write every group still being compressed: a pass boundary or the end."""
+        if self.compress is not None and self._writer is not None:
+            self._count(self.compress.write_finished(self._writer, wait=True), 0)
+
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
             raise _Cancelled
 
     def _check_return_path(self) -> None:
         """While sending: any word from the destination means it gave up."""
+        if self.multifd is not None:
+            self.multifd.raise_if_failed()
+            self._count(self._multifd_bytes(), 0)
         reply = self._reply
         if reply is not None:
             if reply[0] == RP_ACK:
@@ -280,6 +394,7 @@ class OutgoingMigration:
 
     def _sync(self) -> None:
         """Move the dirty log into the bitmap: a new pass (MIGRATION_PASS)."""
+        self._flush_compressed()
         newly = self.log.harvest_into(self.bitmap.bits)
         c = self.counters
         c.dirty_sync_count += 1
@@ -293,10 +408,16 @@ class OutgoingMigration:
             self._period_start = now
             self._period_bytes = c.transferred
             self._period_dirty = 0
+        if self.xbzrle is not None:
+            self.xbzrle.counters.close_period()
+        if self.compress is not None:
+            self.compress.counters.close_period(PAGE_SIZE)
         if self.settings.capability("events"):
             self.sink("MIGRATION_PASS", {"pass": c.dirty_sync_count})
         assert self._writer is not None
         self._count(self._writer.sync(c.dirty_sync_count), 0)
+        if self.multifd is not None:
+            self._multifd_sync()
 
     def _maybe_throttle(self) -> None:
         current = self._throttle_percentage()
@@ -353,14 +474,36 @@ class OutgoingMigration:
                 return
 
     def _send_some(self, limit: int) -> bool:
+        cursor = self.bitmap.cursor
         pages = self.bitmap.take(limit)
         if not pages.size:
             return False
         assert self._writer is not None
-        nbytes, normal, zero = self._writer.pages(pages)
+        if self.multifd is not None:
+            # QEMU 7.2 tries multifd before XBZRLE: with both on, pages go multifd.
+            normal_idx, data, zero_idx = self._writer.snapshot(pages)
+            nbytes = self._writer.send_pages(normal_idx[:0], data[:0], zero_idx)
+            self.multifd.queue_pages(normal_idx, data)
+            nbytes += self._multifd_bytes()
+            normal, zero = int(normal_idx.size), int(zero_idx.size)
+        elif self.compress is not None and (self.xbzrle is None or self._bulk_stage):
+            # As QEMU 7.2: compression stops once XBZRLE takes over (after bulk).
+            nbytes, normal, zero = self.compress.send(self._writer, pages)
+        elif self.xbzrle is not None and not self._bulk_stage:
+            nbytes, normal, zero = self.xbzrle.send(
+                self._writer,
+                pages,
+                self.counters.dirty_sync_count,
+                last_stage=self._last_stage,
+            )
+        else:
+            nbytes, normal, zero = self._writer.pages(pages)
+        if self.bitmap.cursor <= cursor or not self.bitmap.bits.any():
+            # The scan wrapped or nothing is left: a whole round over RAM is done.
+            self._bulk_stage = False
         self.counters.normal += normal
         self.counters.duplicate += zero
-        self._count(nbytes, normal + zero)
+        self._count(nbytes, int(pages.size))
         return True
 
     def _rate_limit_wait(self) -> None:
@@ -386,9 +529,15 @@ class OutgoingMigration:
                 raise _Cancelled
             current = S.DEVICE
         self._sync()
+        self._last_stage = True
         while self._send_some(MAX_RECORD_PAGES):
             self._check_cancel()
         assert self._writer is not None and self._channel is not None
+        self._flush_compressed()
+        if self.multifd is not None:
+            self._multifd_sync()
+            self.multifd.flush()
+            self._count(self._multifd_bytes(), 0)
         self._count(self._writer.end(), 0)
         self._await_destination()
         end = time.monotonic()

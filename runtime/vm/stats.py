@@ -22,6 +22,128 @@ class RamCounters:
     dirty_sync_count: int = 0
     page_size: int = 4096
     pages_per_second: int = 0
+    multifd_bytes: int = 0
+
+
+@dataclasses.dataclass(slots=True)
+class XbzrleCounters:
+    """Live XBZRLE counters (QEMU's xbzrle_counters), as the sender really counts.
+
+    ``pages``: pages sent as a delta or skipped as unchanged (cache hits that fit);
+    ``bytes``: the bytes those deltas took on the wire (encoding plus its u16 length;
+    the page number is the record's addressing, as QEMU leaves out its page header),
+    plus a page size per overflow, as QEMU counts it; ``cache_miss_rate``: misses
+    over pages handled since the previous dirty sync.
+    """
+
+    cache_size: int = 0
+    bytes: int = 0
+    pages: int = 0
+    cache_miss: int = 0
+    cache_miss_rate: float = 0.0
+    overflow: int = 0
+    handled: int = 0  # pages the XBZRLE path looked at (rate denominator)
+    miss_at_sync: int = 0
+    handled_at_sync: int = 0
+
+    def close_period(self) -> None:
+        """At a dirty sync: the miss rate of the pages handled since the last one."""
+        handled = self.handled - self.handled_at_sync
+        if handled:
+            self.cache_miss_rate = (self.cache_miss - self.miss_at_sync) / handled
+        self.miss_at_sync = self.cache_miss
+        self.handled_at_sync = self.handled
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class XbzrleCacheStats:
+    """The schema's XBZRLECacheStats (``xbzrle-cache`` member of MigrationInfo)."""
+
+    cache_size: int
+    bytes: int
+    pages: int
+    cache_miss: int
+    cache_miss_rate: float
+    overflow: int
+
+    @classmethod
+    def from_counters(cls, c: XbzrleCounters) -> XbzrleCacheStats:
+        return cls(
+            cache_size=c.cache_size,
+            bytes=c.bytes,
+            pages=c.pages,
+            cache_miss=c.cache_miss,
+            cache_miss_rate=c.cache_miss_rate,
+            overflow=c.overflow,
+        )
+
+    def to_wire(self) -> dict[str, object]:
+        return _members(self)
+
+
+@dataclasses.dataclass(slots=True)
+class CompressionCounters:
+    """Live compress-capability counters (QEMU's compression_counters).
+
+    ``busy``: times a page found every compression thread occupied (then, without
+    compress-wait-thread, it went out uncompressed); ``compressed_size``: bytes of
+    compressed data sent; rates are recomputed at each dirty sync.
+    """
+
+    pages: int = 0
+    busy: int = 0
+    busy_rate: float = 0.0
+    compressed_size: int = 0
+    compression_rate: float = 0.0
+    handled: int = 0  # pages offered to compression (busy-rate denominator)
+    pages_at_sync: int = 0
+    busy_at_sync: int = 0
+    size_at_sync: int = 0
+    handled_at_sync: int = 0
+
+    def close_period(self, page_size: int) -> None:
+        handled = self.handled - self.handled_at_sync
+        if handled:
+            self.busy_rate = (self.busy - self.busy_at_sync) / handled
+        size = self.compressed_size - self.size_at_sync
+        pages = self.pages - self.pages_at_sync
+        if size:
+            self.compression_rate = pages * page_size / size
+        self.handled_at_sync = self.handled
+        self.busy_at_sync = self.busy
+        self.size_at_sync = self.compressed_size
+        self.pages_at_sync = self.pages
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CompressionStats:
+    """The schema's CompressionStats (``compression`` member of MigrationInfo)."""
+
+    pages: int
+    busy: int
+    busy_rate: float
+    compressed_size: int
+    compression_rate: float
+
+    @classmethod
+    def from_counters(cls, c: CompressionCounters) -> CompressionStats:
+        return cls(
+            pages=c.pages,
+            busy=c.busy,
+            busy_rate=c.busy_rate,
+            compressed_size=c.compressed_size,
+            compression_rate=c.compression_rate,
+        )
+
+    def to_wire(self) -> dict[str, object]:
+        return _members(self)
+
+
+def _members(value: object) -> dict[str, object]:
+    return {
+        f.name.replace("_", "-"): getattr(value, f.name)
+        for f in dataclasses.fields(value)  # type: ignore[arg-type]
+    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,7 +180,7 @@ class MigrationStats:
             dirty_sync_count=c.dirty_sync_count,
             postcopy_requests=0,
             page_size=c.page_size,
-            multifd_bytes=0,
+            multifd_bytes=c.multifd_bytes,
             pages_per_second=c.pages_per_second,
         )
 
@@ -82,6 +204,8 @@ class MigrationInfo:
     cpu_throttle_percentage: int | None = None
     error_desc: str | None = None
     socket_address: list[dict[str, str]] | None = None
+    xbzrle_cache: XbzrleCacheStats | None = None
+    compression: CompressionStats | None = None
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {}
@@ -91,7 +215,9 @@ class MigrationInfo:
                 continue
             if isinstance(value, MigrationStatus):
                 value = value.value
-            elif isinstance(value, MigrationStats):
+            elif isinstance(
+                value, (MigrationStats, XbzrleCacheStats, CompressionStats)
+            ):
                 value = value.to_wire()
             wire[f.name.replace("_", "-")] = value
         return wire

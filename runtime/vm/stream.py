@@ -7,19 +7,34 @@ Layout (all integers little-endian)::
     record  : u8 type, 3 pad bytes, u32 a, u32 b, u32 crc32, then a payload
       PAGES : a = normal pages, b = zero pages; payload = (a + b) u32 page numbers
               (normal first), then a x page-size bytes of page data
+      XBZRLE: a = pages, b = encoded bytes; payload = a u32 page numbers, a u16
+              encoded lengths, then the b bytes of the pages' XBZRLE encodings
+              (QEMU's format, see :mod:`.xbzrle`), each applied on top of the page
+              the destination already holds (version 2)
+      COMPRESSED: a = pages, b = payload bytes after the page numbers and lengths;
+              payload = a u32 page numbers, a u32 lengths, then each page as one
+              complete zlib stream (the compress capability; version 2)
+      MULTIFD_SYNC: a = generation; everything the data channels carried before
+              their SYNC a is applied before the main channel goes on (version 2;
+              see :mod:`.multifd`)
       SYNC  : a = dirty-sync-count of the pass that begins (no payload)
-      END   : a = number of PAGES records sent; the switchover point
+      END   : a = number of PAGES and XBZRLE records sent; the switchover point
     return path (destination -> source): u8 kind (ACK/ERROR), 3 pad, u32 length, text
 
 The crc32 of a record covers its first 12 header bytes and its whole payload, so any
 corrupted byte, torn record or shifted boundary is caught before the record touches
 guest RAM. END carries the record count, so a lost record is caught too.
+
+Version 2 added the XBZRLE, COMPRESSED and MULTIFD_SYNC records and the multifd header flag (bit 1;
+bits 8-15 hold the number of data channels); the loader still reads version 1
+streams, in which those are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import struct
+from concurrent.futures import ThreadPoolExecutor
 import uuid as uuid_mod
 import zlib
 from collections.abc import Callable
@@ -29,9 +44,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .ram import GuestRam, as_bytes, is_contiguous, zero_page_mask
+from .xbzrle import XbzrleError, decode_pages
 
 MAGIC: Final = b"QGVMSTRM"
-VERSION: Final = 1
+VERSION: Final = 2
+OLDEST_VERSION: Final = 1  # the loader still reads streams of this version on
 HEADER: Final = struct.Struct("<8sHHIQI16sI")
 RECORD: Final = struct.Struct("<B3xIII")
 RETURN: Final = struct.Struct("<B3xI")
@@ -39,18 +56,26 @@ RETURN: Final = struct.Struct("<B3xI")
 REC_PAGES: Final = 1
 REC_SYNC: Final = 2
 REC_END: Final = 3
+REC_XBZRLE: Final = 4  # since version 2
+REC_MULTIFD_SYNC: Final = 5  # since version 2
+REC_COMPRESSED: Final = 6  # since version 2
 
 RP_ACK: Final = 1
 RP_ERROR: Final = 2
 RP_MAX_TEXT: Final = 4096
 
 FLAG_UUID: Final = 1
+FLAG_MULTIFD: Final = 2
+MULTIFD_SHIFT: Final = 8  # flags bits 8-15: multifd data channels
 
 # A record carries at most this many pages (4 MiB of data): the loader's buffers are
 # preallocated to this size and anything bigger is a corrupt stream.
 MAX_RECORD_PAGES: Final = 1024
+ZLIB_PAGE_SLACK: Final = 64  # most a page can grow by in its own zlib stream
 
 IndexArray = npt.NDArray[np.intp]
+ByteArray = npt.NDArray[np.uint8]
+LengthArray = npt.NDArray[np.int64]
 
 
 class StreamError(Exception):
@@ -76,6 +101,7 @@ class StreamHeader:
     page_size: int
     ram_size: int
     uuid: uuid_mod.UUID | None
+    multifd_channels: int = 0  # 0: no multifd
 
 
 # -- writing --------------------------------------------------------------------------
@@ -90,8 +116,12 @@ class StreamWriter:
         self.records = 0
         self._data = np.empty((MAX_RECORD_PAGES, ram.page_size), dtype=np.uint8)
 
-    def header(self, source_uuid: uuid_mod.UUID | None) -> int:
+    def header(
+        self, source_uuid: uuid_mod.UUID | None, multifd_channels: int = 0
+    ) -> int:
         flags = FLAG_UUID if source_uuid is not None else 0
+        if multifd_channels:
+            flags |= FLAG_MULTIFD | multifd_channels << MULTIFD_SHIFT
         raw = source_uuid.bytes if source_uuid is not None else bytes(16)
         body = HEADER.pack(
             MAGIC,
@@ -114,6 +144,15 @@ class StreamWriter:
         while the guest keeps writing; a page changed after the copy is dirty again
         and goes out in a later pass. Returns (bytes, normal pages, zero pages).
         """
+        normal_idx, data, zero_idx = self.snapshot(pages)
+        nbytes = self.send_pages(normal_idx, data, zero_idx)
+        return nbytes, int(normal_idx.size), int(zero_idx.size)
+
+    def snapshot(self, pages: IndexArray) -> tuple[IndexArray, ByteArray, IndexArray]:
+        """Split ``pages`` into (non-zero pages, a copy of their data, zero pages).
+
+        The copy lives in a buffer the next snapshot reuses.
+        """
         zero = zero_page_mask(self.ram, pages)
         normal_idx = pages[~zero]
         zero_idx = pages[zero]
@@ -124,17 +163,57 @@ class StreamWriter:
             data[:] = self.ram.pages[start : start + n]
         elif n:
             np.take(self.ram.pages, normal_idx, axis=0, out=data)
+        return normal_idx, data, zero_idx
+
+    def send_pages(
+        self, normal_idx: IndexArray, data: ByteArray, zero_idx: IndexArray
+    ) -> int:
+        """One PAGES record of whole pages (``data`` rows) and zero pages."""
+        n = int(normal_idx.size)
+        if n + zero_idx.size == 0:
+            return 0
         index = np.concatenate((normal_idx, zero_idx)).astype("<u4").tobytes()
         head = RECORD.pack(REC_PAGES, n, int(zero_idx.size), 0)[:12]
+        data = np.ascontiguousarray(data)
         crc = zlib.crc32(as_bytes(data), zlib.crc32(index, zlib.crc32(head)))
         self.channel.send(head + struct.pack("<I", crc) + index)
         if n:
             self.channel.send(as_bytes(data))
         self.records += 1
-        return RECORD.size + len(index) + data.nbytes, n, int(zero_idx.size)
+        return RECORD.size + len(index) + data.nbytes
+
+    def xbzrle(
+        self, pages: IndexArray, lengths: LengthArray, encoded: ByteArray
+    ) -> int:
+        """One XBZRLE record: ``encoded`` holds the pages' encodings back to back."""
+        if not pages.size:
+            return 0
+        index = pages.astype("<u4").tobytes() + lengths.astype("<u2").tobytes()
+        head = RECORD.pack(REC_XBZRLE, int(pages.size), int(encoded.size), 0)[:12]
+        encoded = np.ascontiguousarray(encoded)
+        crc = zlib.crc32(as_bytes(encoded), zlib.crc32(index, zlib.crc32(head)))
+        self.channel.send(head + struct.pack("<I", crc) + index)
+        self.channel.send(as_bytes(encoded))
+        self.records += 1
+        return RECORD.size + len(index) + int(encoded.size)
+
+    def compressed(self, pages: IndexArray, blobs: list[bytes]) -> int:
+        """One COMPRESSED record: each page's own zlib stream."""
+        index = pages.astype("<u4").tobytes()
+        index += np.array([len(b) for b in blobs], dtype="<u4").tobytes()
+        payload = b"".join(blobs)
+        head = RECORD.pack(REC_COMPRESSED, int(pages.size), len(payload), 0)[:12]
+        crc = zlib.crc32(payload, zlib.crc32(index, zlib.crc32(head)))
+        self.channel.send(head + struct.pack("<I", crc) + index)
+        self.channel.send(payload)
+        self.records += 1
+        return RECORD.size + len(index) + len(payload)
 
     def sync(self, sync_count: int) -> int:
         return self._bare(REC_SYNC, sync_count)
+
+    def multifd_sync(self, generation: int) -> int:
+        return self._bare(REC_MULTIFD_SYNC, generation)
 
     def end(self) -> int:
         return self._bare(REC_END, self.records)
@@ -156,18 +235,26 @@ class LoadProgress:
     records: int = 0
     normal: int = 0
     zero: int = 0
+    xbzrle: int = 0
+    compressed: int = 0
     syncs: int = 0
 
 
 class StreamLoader:
     """Reads and verifies a stream into guest RAM."""
 
-    def __init__(self, channel: ByteSource, ram: GuestRam) -> None:
+    def __init__(
+        self, channel: ByteSource, ram: GuestRam, decompress_threads: int = 1
+    ) -> None:
         self.channel = channel
         self.ram = ram
+        self.decompress_threads = decompress_threads
+        self._pool: ThreadPoolExecutor | None = None
         self.progress = LoadProgress()
+        self.version = VERSION
         self._head = bytearray(RECORD.size)
         self._index = np.empty(2 * MAX_RECORD_PAGES, dtype="<u4")
+        self._lengths = np.empty(MAX_RECORD_PAGES, dtype="<u2")
         self._data = np.empty((MAX_RECORD_PAGES, ram.page_size), dtype=np.uint8)
 
     def _read(self, into: memoryview, what: str) -> None:
@@ -184,16 +271,24 @@ class StreamLoader:
             )
         self.progress.bytes += into.nbytes
 
-    def read_header(self, local_uuid: uuid_mod.UUID | None) -> StreamHeader:
-        """Check the header: format, geometry, and (validate-uuid) the VM identity."""
+    def read_header(
+        self, local_uuid: uuid_mod.UUID | None, magic: bytes = b""
+    ) -> StreamHeader:
+        """Check the header: format, geometry, and (validate-uuid) the VM identity.
+
+        ``magic``: the header's first bytes when the caller has already read them
+        (a multifd destination reads them to tell its connections apart).
+        """
         raw = bytearray(HEADER.size)
-        self._read(memoryview(raw), "the stream header")
+        raw[: len(magic)] = magic
+        self.progress.bytes += len(magic)
+        self._read(memoryview(raw)[len(magic) :], "the stream header")
         magic, version, size, page_size, ram_size, flags, uid, crc = HEADER.unpack(raw)
         if magic != MAGIC:
             raise StreamError(f"not a qapigen-vm migration stream (magic {magic!r})")
         if zlib.crc32(raw[:-4]) != crc:
             raise StreamError("migration stream header checksum mismatch")
-        if version != VERSION or size != HEADER.size:
+        if not OLDEST_VERSION <= version <= VERSION or size != HEADER.size:
             raise StreamError(
                 f"unsupported migration stream version {version} (this VM reads "
                 f"{VERSION})"
@@ -208,22 +303,41 @@ class StreamLoader:
                 f"RAM size mismatch: stream has {ram_size} bytes, this VM has "
                 f"{self.ram.size}"
             )
+        self.version = version
+        channels = (flags >> MULTIFD_SHIFT) & 0xFF if flags & FLAG_MULTIFD else 0
+        if version < 2 and channels:
+            raise StreamError("multifd in a version 1 stream")
         source_uuid = uuid_mod.UUID(bytes=bytes(uid)) if flags & FLAG_UUID else None
         if source_uuid is not None and local_uuid is not None:
             if source_uuid != local_uuid:
                 raise StreamError(
                     f"UUID received is {source_uuid} and should be {local_uuid}"
                 )
-        return StreamHeader(page_size, ram_size, source_uuid)
+        return StreamHeader(page_size, ram_size, source_uuid, channels)
 
-    def load(self, on_sync: Callable[[int], None] | None = None) -> LoadProgress:
-        """Apply records until END; raise StreamError on anything wrong."""
+    def load(
+        self,
+        on_sync: Callable[[int], None] | None = None,
+        on_multifd_sync: Callable[[int], None] | None = None,
+    ) -> LoadProgress:
+        """Apply records until END; raise StreamError on anything wrong.
+
+        ``on_multifd_sync`` is called at each MULTIFD_SYNC record (a stream without
+        multifd must not have any).
+        """
         head = memoryview(self._head)
         while True:
             self._read(head, "a record header")
             kind, a, b, crc = RECORD.unpack(self._head)
             if kind == REC_PAGES:
                 self._load_pages(a, b, crc)
+            elif kind == REC_XBZRLE and self.version >= 2:
+                self._load_xbzrle(a, b, crc)
+            elif kind == REC_COMPRESSED and self.version >= 2:
+                self._load_compressed(a, b, crc)
+            elif kind == REC_MULTIFD_SYNC and on_multifd_sync is not None:
+                self._check_bare(head, b, crc)
+                on_multifd_sync(a)
             elif kind in (REC_SYNC, REC_END):
                 if zlib.crc32(head[:12]) != crc or b != 0:
                     raise StreamError(
@@ -244,6 +358,91 @@ class StreamLoader:
                     f"unknown record type 0x{kind:02x} at stream offset "
                     f"{self.progress.bytes - RECORD.size}"
                 )
+
+    def _load_compressed(self, count: int, size: int, crc: int) -> None:
+        record = self.progress.records + 1
+        page_size = self.ram.page_size
+        # zlib grows incompressible data by a few bytes per page (well under 64); half
+        # a full record's pages keep the payload inside the preallocated buffer
+        limit = count * (page_size + ZLIB_PAGE_SLACK)
+        if not 0 < count <= MAX_RECORD_PAGES // 2 or size > limit:
+            raise StreamError(
+                f"record {record} claims {count} compressed pages in {size} bytes"
+            )
+        index = self._index[: 2 * count]
+        payload = self._data.reshape(-1)[:size]
+        self._read(as_bytes(index), f"record {record}'s page numbers and lengths")
+        self._read(as_bytes(payload), f"record {record}'s compressed data")
+        check = zlib.crc32(memoryview(self._head)[:12])
+        check = zlib.crc32(as_bytes(index), check)
+        check = zlib.crc32(as_bytes(payload), check)
+        if check != crc:
+            raise StreamError(f"checksum mismatch in record {record}")
+        pages = index[:count].astype(np.intp)
+        lengths = index[count:].astype(np.int64)
+        if int(pages.max()) >= self.ram.page_count:
+            raise StreamError(
+                f"record {record} addresses page {int(pages.max())} beyond the RAM "
+                f"({self.ram.page_count} pages)"
+            )
+        if int(lengths.sum()) != size:
+            raise StreamError(f"record {record}: page lengths do not add up to {size}")
+        ends = np.cumsum(lengths)
+        raw = payload.tobytes()
+        blobs = [raw[e - n : e] for e, n in zip(ends.tolist(), lengths.tolist())]
+        out = np.empty((count, page_size), dtype=np.uint8)
+        failures = list(self._inflate_all(blobs, out))
+        if failures:
+            position, text = failures[0]
+            raise StreamError(
+                f"record {record}: failed to decompress page {int(pages[position])}: "
+                f"{text}"
+            )
+        self.ram.pages[pages] = out
+        self.progress.records = record
+        self.progress.compressed += count
+
+    def _inflate_all(
+        self, blobs: list[bytes], out: npt.NDArray[np.uint8]
+    ) -> list[tuple[int, str]]:
+        """Inflate each blob into its row of ``out`` on the decompress threads (zlib
+        releases the GIL); returns (position, reason) for every page that failed."""
+        threads = max(1, self.decompress_threads)
+        parts = [range(i, len(blobs), threads) for i in range(threads)]
+
+        def inflate(part: range) -> list[tuple[int, str]]:
+            failed = []
+            for i in part:
+                inflater = zlib.decompressobj()
+                try:
+                    data = inflater.decompress(blobs[i], out.shape[1] + 1)
+                except zlib.error as exc:
+                    failed.append((i, str(exc)))
+                    continue
+                if len(data) != out.shape[1] or not inflater.eof:
+                    failed.append((i, f"not exactly one page ({len(data)} bytes)"))
+                    continue
+                out[i] = np.frombuffer(data, dtype=np.uint8)
+            return failed
+
+        if threads == 1 or len(blobs) < 2:
+            return inflate(range(len(blobs)))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="decompress")
+        results = self._pool.map(inflate, parts)
+        return sorted(f for part in results for f in part)
+
+    def close(self) -> None:
+        """Stop the decompress threads (if any were started)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def _check_bare(self, head: memoryview, b: int, crc: int) -> None:
+        if zlib.crc32(head[:12]) != crc or b != 0:
+            raise StreamError(
+                f"checksum mismatch in record {self.progress.records + 1}"
+            )
 
     def _load_pages(self, normal: int, zero: int, crc: int) -> None:
         record = self.progress.records + 1
@@ -283,6 +482,53 @@ class StreamLoader:
         self.progress.records = record
         self.progress.normal += normal
         self.progress.zero += zero
+
+    def _load_xbzrle(self, count: int, size: int, crc: int) -> None:
+        record = self.progress.records + 1
+        page_size = self.ram.page_size
+        if not 0 < count <= MAX_RECORD_PAGES or size > count * page_size:
+            raise StreamError(
+                f"record {record} claims {count} XBZRLE pages in {size} bytes (at "
+                f"most {MAX_RECORD_PAGES} pages of at most {page_size} bytes allowed)"
+            )
+        index = self._index[:count]
+        lengths = self._lengths[:count]
+        data = self._data.reshape(-1)[:size]
+        self._read(as_bytes(index), f"record {record}'s page numbers")
+        self._read(as_bytes(lengths), f"record {record}'s encoded lengths")
+        self._read(as_bytes(data), f"record {record}'s XBZRLE data")
+        check = zlib.crc32(memoryview(self._head)[:12])
+        check = zlib.crc32(as_bytes(index), check)
+        check = zlib.crc32(as_bytes(lengths), check)
+        check = zlib.crc32(as_bytes(data), check)
+        if check != crc:
+            raise StreamError(f"checksum mismatch in record {record}")
+        pages = index.astype(np.intp)
+        if int(pages.max()) >= self.ram.page_count:
+            raise StreamError(
+                f"record {record} addresses page {int(pages.max())} beyond the RAM "
+                f"({self.ram.page_count} pages)"
+            )
+        if np.unique(pages).size != count:
+            raise StreamError(f"record {record} repeats a page number")
+        widths = lengths.astype(np.int64)
+        too_long = np.flatnonzero(widths > page_size)
+        if too_long.size or int(widths.sum()) != size:
+            where = int(pages[too_long[0]]) if too_long.size else None
+            raise StreamError(
+                f"record {record}: Failed to load XBZRLE page - len overflow!"
+                + (f" (page {where})" if where is not None else "")
+            )
+        base = self.ram.pages[pages]
+        try:
+            decode_pages(base, widths, data)
+        except XbzrleError as exc:
+            raise StreamError(
+                f"record {record}: Failed to load XBZRLE page - decode error! ({exc})"
+            ) from None
+        self.ram.pages[pages] = base
+        self.progress.records = record
+        self.progress.xbzrle += count
 
 
 # -- return path ----------------------------------------------------------------------

@@ -18,6 +18,9 @@ from typing import Literal
 
 Scheme = Literal["tcp", "unix", "exec", "fd"]
 
+# Room for a multifd source's main and data channels (up to 255) connecting at once.
+LISTEN_BACKLOG = 256
+
 
 class UriError(ValueError):
     """The URI's scheme is not a migration protocol this VM knows."""
@@ -153,6 +156,13 @@ class SocketChannel:
         except OSError:
             pass
 
+    def shutdown_read(self) -> None:
+        """Wake a thread blocked reading, but keep the write side for a last reply."""
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
     def close(self) -> None:
         # shutdown first: a close alone neither wakes another thread blocked in recv
         # on this socket nor sends the FIN while that thread holds the file.
@@ -205,6 +215,9 @@ class PipeChannel:
     def shutdown(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
+
+    def shutdown_read(self) -> None:
+        self.shutdown()
 
     def finish(self) -> int:
         """Close our end and reap the command; its exit status (0 without one)."""
@@ -265,6 +278,11 @@ class Connector:
                     self._sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+    @property
+    def multi_channel(self) -> bool:
+        """Whether ``connect`` can open further channels to the same place (multifd)."""
+        return self.uri.scheme in ("tcp", "unix")
 
     def prepare(self) -> None:
         """Checks QEMU makes before replying to migrate (bad address, missing fd)."""
@@ -381,7 +399,7 @@ class Listener:
         try:
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             server.bind(addr)
-            server.listen(1)
+            server.listen(LISTEN_BACKLOG)
         except OSError as exc:
             server.close()
             raise TransportError(f"Failed to bind socket: {exc.strerror}")
@@ -394,14 +412,18 @@ class Listener:
             if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
                 os.unlink(path)
             server.bind(path)
-            server.listen(1)
+            server.listen(LISTEN_BACKLOG)
         except OSError as exc:
             server.close()
             raise TransportError(f"Failed to bind socket to {path}: {exc.strerror}")
         return server
 
-    def accept(self) -> Channel | None:
-        """Wait for the source (None once closed)."""
+    def accept(self, *, keep_listening: bool = False) -> Channel | None:
+        """Wait for the source (None once closed).
+
+        ``keep_listening`` leaves the socket open for further connections (multifd's
+        data channels); the caller closes the listener when it has them all.
+        """
         if self._channel is not None:
             channel, self._channel = self._channel, None
             return channel
@@ -421,7 +443,8 @@ class Listener:
             except OSError:
                 return None
             sock.settimeout(None)
-            self.close()
+            if not keep_listening:
+                self.close()
             return SocketChannel(sock, str(peer))
         return None
 

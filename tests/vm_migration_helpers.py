@@ -1,0 +1,293 @@
+"""Shared pieces of the migration-mode tests (XBZRLE, multifd, compress).
+
+The VM factory and the faulty proxy come from test_vm_engine; this adds a source
+with a guest that keeps changing a few bytes per page, and the seeded fault trials
+every mode runs: the count is modest by default, QAPIGEN_VM_FAULT_TRIALS raises it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from test_vm_engine import MIB, Factory, Vm, assert_failed_and_running, same_memory
+
+__all__ = [
+    "MIB",
+    "Factory",
+    "Mode",
+    "Proxy",
+    "Vm",
+    "busy_source",
+    "Vm",
+    "fault_trial",
+    "fault_trial_seeds",
+    "migrate_and_check",
+    "same_memory",
+]
+
+FAULT_KINDS = ("cut", "corrupt", "kill")
+
+# A destination in its own process, configured like the in-process ones, so that it
+# can be killed outright.
+DESTINATION_PROCESS = """
+import json, sys, time
+from qapigen_runtime.vm import GuestRam, MigrationEngine
+mode = json.loads(sys.argv[2])
+engine = MigrationEngine(GuestRam(int(sys.argv[1])), incoming="defer")
+engine.migrate_set_capabilities([(name, True) for name in mode["capabilities"]])
+engine.migrate_set_parameters(mode["parameters"])
+engine.migrate_incoming("tcp:127.0.0.1:0")
+print(engine.query_migrate().socket_address[0]["port"], flush=True)
+time.sleep(60)
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """A migration mode: capabilities and parameters set on both sides."""
+
+    capabilities: tuple[str, ...] = ()
+    parameters: dict[str, object] = dataclasses.field(default_factory=dict)
+
+    def apply(self, vm: Vm) -> None:
+        if self.capabilities:
+            vm.engine.migrate_set_capabilities(
+                [(name, True) for name in self.capabilities]
+            )
+        if self.parameters:
+            vm.engine.migrate_set_parameters(self.parameters)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"capabilities": list(self.capabilities), "parameters": self.parameters}
+        )
+
+
+class Proxy:
+    """A TCP relay for every connection of a migration (main and multifd channels).
+
+    Counts the bytes each connection carries towards the destination, and can damage
+    one of them: ``fault_conn`` is its accept order (0: the first, the main channel),
+    ``cut_after`` drops that connection (both ways) after so many bytes,
+    ``flip_at`` flips a bit of the byte at that offset.
+    """
+
+    def __init__(
+        self,
+        target_port: str,
+        *,
+        fault_conn: int = 0,
+        cut_after: int | None = None,
+        flip_at: int | None = None,
+    ) -> None:
+        self.target = ("127.0.0.1", int(target_port))
+        self.fault_conn = fault_conn
+        self.cut_after = cut_after
+        self.flip_at = flip_at
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.forwarded: list[int] = []
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.forwarded)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self._lock:
+                index = len(self.forwarded)
+                self.forwarded.append(0)
+                self._socks += [client, upstream]
+            threading.Thread(
+                target=self._pump_back, args=(upstream, client), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump_forward,
+                args=(index, client, upstream),
+                daemon=True,
+            ).start()
+
+    @staticmethod
+    def _pump_back(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _pump_forward(self, index: int, a: socket.socket, b: socket.socket) -> None:
+        faulty = index == self.fault_conn
+        try:
+            while data := bytearray(a.recv(65536)):
+                start = self.forwarded[index]
+                if faulty and self.flip_at is not None:
+                    if start <= self.flip_at < start + len(data):
+                        data[self.flip_at - start] ^= 0x10
+                if faulty and self.cut_after is not None:
+                    if start + len(data) >= self.cut_after:
+                        b.sendall(data[: self.cut_after - start])
+                        self.forwarded[index] = self.cut_after
+                        self._drop(a, b)
+                        return
+                b.sendall(data)
+                with self._lock:
+                    self.forwarded[index] += len(data)
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._drop(a, b)
+
+    @staticmethod
+    def _drop(*socks: socket.socket) -> None:
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self.server.close()
+        with self._lock:
+            socks = list(self._socks)
+        self._drop(*socks)
+
+
+def fault_trial_seeds(default: int = 10) -> list[int]:
+    """Seeds for the fault trials: ``default`` of them, or QAPIGEN_VM_FAULT_TRIALS."""
+    count = int(os.environ.get("QAPIGEN_VM_FAULT_TRIALS", default))
+    return list(range(count))
+
+
+def busy_source(
+    vms: Factory,
+    size: int,
+    mode: Mode,
+    *,
+    rate: int = 20000,
+    pages: int = 1024,
+    bytes_per_page: int | None = 8,
+) -> Vm:
+    """A source whose guest rewrites a few bytes of pages in a working set."""
+    src = vms.source(size)
+    mode.apply(src)
+    src.engine.start_workload(
+        rate=rate,
+        first_page=256,
+        pages=pages,
+        pattern="random",
+        seed=7,
+        bytes_per_page=bytes_per_page,
+    )
+    return src
+
+
+def migrate_and_check(src: Vm, dst: Vm, uri: str | None = None) -> None:
+    """Migrate to ``dst`` (tcp unless ``uri``), expect completion and equal RAM."""
+    src.engine.migrate(uri or f"tcp:127.0.0.1:{dst.port()}")
+    info = src.wait("completed", "failed", timeout=25)
+    assert info.status is not None and info.status.value == "completed", info
+    dst.wait("completed")
+    assert same_memory(src.ram, dst.ram)
+
+
+def fault_trial(
+    vms: Factory,
+    seed: int,
+    mode: Mode,
+    *,
+    size: int = 8 * MIB,
+    stream_bytes: int = 10 * MIB,
+    connections: int = 1,
+) -> str:
+    """One seeded fault against a migration in ``mode``.
+
+    The fault (a cut connection, a flipped byte, or a killed destination process) lands
+    at a random point of the first ``stream_bytes`` (split evenly over the
+    ``connections`` of the migration, one of which is picked); the source must end
+    failed with an error-desc and its guest running, and the destination must never
+    complete.
+    Returns the kind of fault, for the caller's bookkeeping.
+    """
+    rng = random.Random(seed)
+    kind = FAULT_KINDS[seed % len(FAULT_KINDS)]
+    src = busy_source(vms, size, mode)
+    src.engine.migrate_set_parameters({"max-bandwidth": 32 * MIB})
+    if kind == "kill":
+        _killed_destination_trial(src, size, mode, rng)
+        return kind
+    dst = vms.destination(size, uri="defer")
+    mode.apply(dst)
+    dst.engine.migrate_incoming("tcp:127.0.0.1:0")
+    conn = rng.randrange(connections)
+    if connections > 1 and conn == 0:
+        # multifd's main channel carries only the header, zero pages and syncs
+        point = rng.randrange(0, 256)
+    else:
+        point = rng.randrange(0, stream_bytes // connections)
+    proxy = Proxy(
+        dst.port(),
+        fault_conn=conn,
+        cut_after=point if kind == "cut" else None,
+        flip_at=point if kind == "corrupt" else None,
+    )
+    try:
+        src.engine.migrate(f"tcp:127.0.0.1:{proxy.port}")
+        info = src.wait("failed", "completed", timeout=25)
+        if info.status is not None and info.status.value == "completed":
+            # The stream was shorter than the fault point: the fault never happened.
+            assert proxy.forwarded[conn] <= point
+            dst.wait("completed")
+            assert same_memory(src.ram, dst.ram)
+            return "none"
+        assert_failed_and_running(src, dst)
+    finally:
+        proxy.close()
+    return kind
+
+
+def _killed_destination_trial(
+    src: Vm, size: int, mode: Mode, rng: random.Random
+) -> None:
+    """SIGKILL the destination once a random share of the RAM has been sent."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", DESTINATION_PROCESS, str(size), mode.to_json()],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        port = child.stdout.readline().strip()
+        src.engine.migrate(f"tcp:127.0.0.1:{port}")
+        target = rng.randrange(0, size * 3 // 4)
+        while (info := src.engine.query_migrate()).ram is None or (
+            info.ram.transferred < target
+        ):
+            assert info.status is None or info.status.value in ("setup", "active")
+            time.sleep(0.002)
+        os.kill(child.pid, signal.SIGKILL)
+        info = src.wait("failed", "completed", timeout=25)
+        if info.status is not None and info.status.value == "completed":
+            return  # the destination had acknowledged everything before it died
+        assert_failed_and_running(src, None)
+    finally:
+        child.kill()
+        child.wait()
