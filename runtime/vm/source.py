@@ -460,7 +460,10 @@ class OutgoingMigration:
     def _chunk_pages(self, budget: int) -> int:
         if not budget:
             return MAX_RECORD_PAGES
-        return max(1, min(MAX_RECORD_PAGES, budget // PAGE_SIZE))
+        # Only what is left of this window's budget: sizing chunks by the whole budget
+        # let one window carry nearly twice the limit (QEMU checks after every page).
+        left = budget - self._window_bytes
+        return max(1, min(MAX_RECORD_PAGES, left // PAGE_SIZE))
 
     def _iterate(self) -> None:
         deadline = time.monotonic() + ITERATION_LIMIT
