@@ -179,3 +179,23 @@ def test_generate_rejects_a_bad_pyproject_table(tmp_path: Path) -> None:
     result = qapigen("generate", cwd=tmp_path)
     assert result.returncode == 1
     assert "unknown key(s) bogus" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        # The bundled schema's package, from [tool.qapigen] in pyproject.toml.
+        [],
+        # The reference VM's QMP package.
+        [
+            "schema/qapigen-vm.json",
+            "-o",
+            "generated/qapigen_vm_qmp",
+            "--package",
+            "qapigen_vm_qmp",
+        ],
+    ],
+)
+def test_committed_bindings_are_current(args: list[str]) -> None:
+    result = qapigen("generate", "--quiet", "--check", *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
