@@ -119,6 +119,7 @@ def _cmd_dump_ir(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .generate import check_package, generate_package, write_package
+    from .stamp import is_current, make_stamp, write_stamp
 
     config = load_generate_config(Path.cwd())
     schema_path = args.schema or (
@@ -136,6 +137,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         output = Path(Path(schema_path).stem.replace("-", "_"))
     package = args.package or config.package or output.name
     version = args.qapi_version or config.qapi_version
+    options = {"schema": schema_path, "package": package, "qapi-version": version or ""}
+    if is_current(output, options):
+        # Nothing the output depends on changed since the last generation.
+        if not args.check:
+            print(f"{_relative(output)}: up to date", file=sys.stderr)
+        return EXIT_OK
     schema = _load(schema_path, version, args.quiet)
     files = generate_package(
         schema, package=package, schema_name=Path(schema_path).name
@@ -161,6 +168,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         return EXIT_OK
     changed = write_package(files, output)
+    # Module names are relative to the main schema's folder, as in QEMU's dumps.
+    schema_dir = Path(schema_path).parent
+    inputs = [str(schema_dir / m.name) for m in schema.modules if not m.is_builtin]
+    write_stamp(output, make_stamp(options, inputs, files))
     print(
         f"{_relative(output)}: {len(files)} files, {len(changed)} changed",
         file=sys.stderr,

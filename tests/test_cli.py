@@ -199,3 +199,29 @@ def test_generate_rejects_a_bad_pyproject_table(tmp_path: Path) -> None:
 def test_committed_bindings_are_current(args: list[str]) -> None:
     result = qapigen("generate", "--quiet", "--check", *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+def test_no_change_regeneration_is_skipped_until_an_input_changes(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "top.json", b"{ 'include': 'colors.json' }\n")
+    write(tmp_path, "colors.json", SMALL_SCHEMA)
+    args = ("generate", "top.json", "-o", "out")
+    assert qapigen(*args, cwd=tmp_path).returncode == 0
+    again = qapigen(*args, cwd=tmp_path)
+    assert again.returncode == 0
+    assert again.stderr.strip() == "out: up to date"
+
+    # An included file changed: the stamp no longer matches, so the pipeline runs.
+    write(tmp_path, "colors.json", SMALL_SCHEMA.replace(b"blue", b"green"))
+    changed = qapigen(*args, cwd=tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    assert "up to date" not in changed.stderr
+    assert "GREEN" in (tmp_path / "out" / "types.py").read_text()
+
+    # The stamp never vouches for output edited by hand.
+    types_py = tmp_path / "out" / "types.py"
+    types_py.write_text(types_py.read_text().replace("GREEN", "RED_"))
+    stale = qapigen(*args, "--check", cwd=tmp_path)
+    assert stale.returncode == 1
+    assert "+    GREEN" in stale.stdout
