@@ -84,7 +84,7 @@ class Vm:
     def port(self) -> str:
         address = self.engine.query_migrate().socket_address
         assert address is not None
-        return address[0]["port"]
+        return str(address[0]["port"])
 
 
 class Factory:
@@ -437,6 +437,13 @@ def test_cancel_in_pre_switchover_resumes_the_guest(vms: Factory) -> None:
 
 # -- validate-uuid -----------------------------------------------------------------------
 
+WRITE_TO_CLOSED_PEER = (
+    "Unable to write to socket: Broken pipe",
+    "Unable to write to socket: Connection reset by peer",
+)
+"""What a source's write to a destination that gave up fails with (EPIPE or
+ECONNRESET, depending on whether the peer's reset arrived first)."""
+
 UUID_A = uuid.UUID("aaaaaaaa-0000-4000-8000-000000000001")
 UUID_B = uuid.UUID("bbbbbbbb-0000-4000-8000-000000000002")
 
@@ -464,10 +471,8 @@ def test_validate_uuid_mismatch(vms: Factory) -> None:
     src.engine.migrate(f"tcp:127.0.0.1:{dst.port()}")
     info = src.wait("failed", "completed")
     assert info.status is not None and info.status.value == "failed"
-    assert info.error_desc == (
-        "Destination failed to load the migration stream: "
-        f"UUID received is {UUID_A} and should be {UUID_B}"
-    )
+    # As QEMU 7.2 without a return path: the source only sees its write fail.
+    assert info.error_desc in WRITE_TO_CLOSED_PEER
     assert src.engine.query_status()["running"] is True
     dst.wait("failed")
     assert dst.wait_exit() == [f"UUID received is {UUID_A} and should be {UUID_B}"]
@@ -574,8 +579,14 @@ def test_corrupted_byte_is_detected(vms: Factory, seed: int) -> None:
     proxy = FaultyProxy(dst.port(), flip_at=flip)
     src.engine.migrate(f"tcp:127.0.0.1:{proxy.port}")
     info = assert_failed_and_running(src, dst)
-    assert info.error_desc is not None
-    assert info.error_desc.startswith("Destination failed to load the migration stream")
+    # Mid-stream the source sees its write fail (QEMU 7.2 has no return path here);
+    # a flip in the last bytes is refused while the source waits for the end.
+    assert info.error_desc in WRITE_TO_CLOSED_PEER or (
+        info.error_desc is not None
+        and info.error_desc.startswith(
+            "Destination failed to load the migration stream"
+        )
+    )
     proxy.close()
 
 
@@ -771,3 +782,15 @@ def test_workload_settings_are_checked() -> None:
         WorkloadError, match="bytes per page must be between 1 and 4096"
     ):
         GuestWorkload(ram, log, rate=1, bytes_per_page=0)
+
+
+def test_dirty_bitmap_take_without_wrap_stops_at_the_end_of_ram() -> None:
+    from qapigen_runtime.vm.dirty import MigrationBitmap
+
+    bitmap = MigrationBitmap(8)
+    bitmap.bits[:] = True
+    assert list(bitmap.take(5)) == [0, 1, 2, 3, 4]
+    bitmap.bits[0] = True  # dirtied again behind the cursor
+    assert list(bitmap.take(5, wrap=False)) == [5, 6, 7]
+    assert bitmap.cursor == 0
+    assert list(bitmap.take(5)) == [0]

@@ -131,7 +131,13 @@ def expect_both_failed(src: Vm, dst: Vm, destination_text: str) -> None:
     assert "completed" not in dst.events.statuses()
     reasons = dst.wait_exit()
     assert reasons and destination_text in reasons[0]
-    assert info.error_desc is not None and destination_text in info.error_desc
+    # Without a return path (QEMU 7.2 opens one only for return-path or postcopy)
+    # the source never hears the reason: it reports its own failed write or connect.
+    assert info.error_desc is not None
+    assert (
+        "Unable to write to socket: " in info.error_desc
+        or info.error_desc.startswith("Failed to connect to ")
+    ), (info.error_desc)
 
 
 def test_channel_counts_must_match(vms: Factory) -> None:

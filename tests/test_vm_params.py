@@ -93,16 +93,20 @@ def test_capabilities_all_off_in_schema_order() -> None:
             "Parameter 'compress_threads' expects a value between 1 and 255",
         ),
         (
-            {"decompress-threads": 256},  # narrowed to uint8: 0
-            "Parameter 'decompress_threads' expects a value between 1 and 255",
+            {"decompress-threads": 256},  # 7.2 types it uint8: too big, not narrowed
+            "Parameter 'decompress-threads' expects uint8_t",
         ),
         (
-            {"multifd-zlib-level": 10},
-            "Parameter 'multifd_zlib_level' expects a value between 0 and 9",
+            {"compress-level": -1},  # read as 2**64-1, then too big for uint8
+            "Parameter 'compress-level' expects uint8_t",
         ),
         (
-            {"multifd-zstd-level": 21},
-            "Parameter 'multifd_zstd_level' expects a value between 0 and 20",
+            {"x-checkpoint-delay": 2**32},
+            "Parameter 'x-checkpoint-delay' expects uint32_t",
+        ),
+        (
+            {"max-bandwidth": 2**64},  # beyond uint64: a double to QEMU's parser
+            "Parameter 'max-bandwidth' expects uint64",
         ),
         (
             {"announce-initial": 100001},
@@ -144,10 +148,34 @@ def test_first_failing_check_wins_in_qemu_order() -> None:
     assert "compress_level" in caught.value.desc
 
 
-def test_values_are_narrowed_before_the_check() -> None:
+def test_type_errors_come_before_range_checks_in_member_order() -> None:
+    """7.2 reads every member with its type first (in its member order, unknown
+    members last), and only then checks ranges."""
     settings = MigrationSettings()
-    settings.set_parameters({"compress-level": 265})  # uint8: 265 -> 9
-    assert settings.query_parameters().compress_level == 9
+    with pytest.raises(VmCommandError) as caught:
+        settings.set_parameters(
+            {"bogus": 1, "multifd-channels": 0, "compress-level": 265}
+        )
+    assert caught.value.desc == "Parameter 'compress-level' expects uint8_t"
+
+
+def test_negative_sizes_wrap_as_in_qemu() -> None:
+    settings = MigrationSettings()
+    settings.set_parameters({"max-bandwidth": -1, "max-postcopy-bandwidth": -2})
+    params = settings.query_parameters()
+    assert params.max_bandwidth == 2**64 - 1
+    assert params.max_postcopy_bandwidth == 2**64 - 2
+
+
+def test_multifd_levels_are_read_but_not_stored() -> None:
+    """QEMU 7.2 accepts any uint8 multifd level and keeps the old one."""
+    settings = MigrationSettings()
+    settings.set_parameters({"multifd-zlib-level": 10, "multifd-zstd-level": 21})
+    params = settings.query_parameters()
+    assert (params.multifd_zlib_level, params.multifd_zstd_level) == (1, 1)
+    with pytest.raises(VmCommandError) as caught:
+        settings.set_parameters({"multifd-zlib-level": 256})
+    assert caught.value.desc == "Parameter 'multifd-zlib-level' expects uint8_t"
 
 
 def test_valid_parameters_are_stored() -> None:
@@ -163,9 +191,7 @@ def test_valid_parameters_are_stored() -> None:
 def test_wrong_json_type_is_refused() -> None:
     with pytest.raises(VmCommandError) as caught:
         MigrationSettings().set_parameters({"downtime-limit": "300"})
-    assert caught.value.desc == (
-        "Invalid parameter type for 'downtime-limit', expected: integer"
-    )
+    assert caught.value.desc == "Parameter 'downtime-limit' expects uint64"
 
 
 def test_unknown_capability() -> None:
@@ -186,10 +212,6 @@ def test_unknown_capability() -> None:
             "Postcopy is not compatible with ignore-shared",
         ),
         (
-            [("postcopy-ram", True), ("compress", True)],
-            "Postcopy is not currently compatible with compression",
-        ),
-        (
             [("multifd", True), ("compress", True)],
             "Multifd is not compatible with compress",
         ),
@@ -201,6 +223,14 @@ def test_capability_conflicts(caps: list[tuple[str, bool]], message: str) -> Non
         settings.set_capabilities(caps, is_running=False)
     assert caught.value.desc == message
     assert not any(c["state"] for c in settings.query_capabilities())
+
+
+def test_postcopy_with_compress_is_accepted_as_in_qemu_7_2() -> None:
+    settings = MigrationSettings()
+    settings.set_capabilities(
+        [("postcopy-ram", True), ("compress", True)], is_running=False
+    )
+    assert settings.capability("postcopy-ram") and settings.capability("compress")
 
 
 def test_conflict_checked_against_already_set_capabilities() -> None:
@@ -280,10 +310,13 @@ def test_idle_command_errors(idle: MigrationEngine) -> None:
         "Cannot resume if there is no paused migration"
     )
     assert _desc(lambda: idle.client_migrate_info("vnc", "h")) == (
-        "Parameter 'protocol' expects spice"
+        "Parameter 'protocol' expects 'spice'"
     )
-    assert _desc(lambda: idle.client_migrate_info("spice", "h")) == (
-        "SPICE is not in use"
+    with pytest.raises(VmCommandError) as caught:
+        idle.client_migrate_info("spice", "h")
+    assert (caught.value.error_class, caught.value.desc) == (
+        "DeviceNotActive",
+        "SPICE is not in use",
     )
     assert _desc(lambda: idle.closefd("nope")) == (
         "File descriptor named 'nope' not found"
@@ -313,8 +346,9 @@ def test_incoming_preconditions() -> None:
     assert _desc(lambda: engine.migrate("tcp:127.0.0.1:1")) == (
         "Guest is waiting for an incoming migration"
     )
+    # 7.2: "defer" is no protocol once the VM runs
     assert _desc(lambda: engine.migrate_incoming("defer")) == (
-        "Incoming migration already deferred"
+        "unknown migration protocol: defer"
     )
     assert _desc(lambda: engine.migrate_incoming("bogus:x")) == (
         "unknown migration protocol: bogus:x"
@@ -327,9 +361,9 @@ def test_incoming_preconditions() -> None:
 
 
 def test_unimplemented_capability_is_refused_at_migrate(idle: MigrationEngine) -> None:
-    idle.migrate_set_capabilities([("postcopy-ram", True)])
+    idle.migrate_set_capabilities([("x-colo", True)])
     assert _desc(lambda: idle.migrate("tcp:127.0.0.1:1")) == (
-        "Capability 'postcopy-ram' is not supported by the reference VM yet"
+        "Capability 'x-colo' is not supported by the reference VM yet"
     )
     assert idle.query_migrate().status is None
     idle.close()

@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .tls import AuthzSimple, TlsCredsX509, TlsError, UserObject
+
 PROGRAM = "qapigen-vm"
 PAGE_SIZE = 4096
 DEFAULT_RAM_SIZE = 128 << 20
@@ -79,6 +81,8 @@ class VmConfig:
     pidfile: str | None = None
     memory_backend: MemoryBackendFile | None = None
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    # -object tls-creds-x509 / authz-simple, in command-line order
+    objects: tuple[UserObject, ...] = ()
 
 
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?)([bBkKmMgGtTpPeE]?)")
@@ -203,6 +207,77 @@ def _parse_object(value: str, option: str) -> MemoryBackendFile:
     )
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_TLS_CREDS_KEYS = {"qom-type", "id", "dir", "endpoint", "verify-peer"}
+_AUTHZ_KEYS = {"qom-type", "id", "identity"}
+
+
+def _object_settings(
+    props: list[tuple[str, str]],
+    known: set[str],
+    required: tuple[str, ...],
+    option: str,
+) -> dict[str, str]:
+    """QEMU's first checks on -object properties: unknown ones, missing ones, the id."""
+    for key, _ in props:
+        if key not in known:
+            raise CommandLineError(f"Invalid parameter '{key}'", option)
+    settings = dict(props)
+    for name in ("id", *required):
+        if name not in settings:
+            raise CommandLineError(f"Parameter '{name}' is missing", option)
+    if not _IDENTIFIER.fullmatch(settings["id"]):
+        raise CommandLineError(
+            "Parameter 'id' expects an identifier\nIdentifiers consist of letters, "
+            "digits, '-', '.', '_', starting with a letter.",
+            option,
+        )
+    return settings
+
+
+def _parse_tls_creds(props: list[tuple[str, str]], option: str) -> TlsCredsX509:
+    """`-object tls-creds-x509,id=ID,dir=DIR[,endpoint=client|server][,verify-peer=]`;
+    the files are checked now, as QEMU loads them when it creates the object."""
+    settings = _object_settings(props, _TLS_CREDS_KEYS, (), option)
+    endpoint = settings.get("endpoint", "client")
+    if endpoint not in ("client", "server"):
+        raise CommandLineError(
+            f"Parameter 'endpoint' does not accept value '{endpoint}'", option
+        )
+    verify_peer = _on_off("verify-peer", settings.get("verify-peer", "on"), option)
+    if "dir" not in settings:
+        # QEMU prints this one (and the file errors) without the option's location.
+        raise CommandLineError("Missing 'dir' property value")
+    creds = TlsCredsX509(
+        id=settings["id"],
+        dir=settings["dir"],
+        endpoint="server" if endpoint == "server" else "client",
+        verify_peer=verify_peer,
+    )
+    try:
+        creds.check_files()
+    except TlsError as exc:
+        raise CommandLineError(str(exc)) from None
+    return creds
+
+
+def _parse_authz(props: list[tuple[str, str]], option: str) -> AuthzSimple:
+    """`-object authz-simple,id=ID,identity=DN` (commas in the DN doubled)."""
+    settings = _object_settings(props, _AUTHZ_KEYS, ("identity",), option)
+    return AuthzSimple(id=settings["id"], identity=settings["identity"])
+
+
+def parse_object(value: str, option: str) -> MemoryBackendFile | UserObject:
+    """One -object: a memory backend, TLS credentials or an authz-simple."""
+    props = parse_keyvals(value, implied_key="qom-type")
+    qom_type = dict(props).get("qom-type", "")
+    if qom_type == "tls-creds-x509":
+        return _parse_tls_creds(props, option)
+    if qom_type == "authz-simple":
+        return _parse_authz(props, option)
+    return _parse_object(value, option)
+
+
 def _parse_workload(value: str, option: str) -> WorkloadConfig:
     settings = dict(parse_keyvals(value))
     known = {"rate", "working-set", "pattern", "seed", "bytes-per-page"}
@@ -294,6 +369,7 @@ def parse_command_line(argv: Sequence[str]) -> VmConfig:
     daemonize = False
     pidfile: str | None = None
     backends: dict[str, MemoryBackendFile] = {}
+    objects: dict[str, UserObject] = {}
     machine_backend: str | None = None
     workload = WorkloadConfig()
 
@@ -346,14 +422,17 @@ def parse_command_line(argv: Sequence[str]) -> VmConfig:
         elif option == "-pidfile":
             pidfile = value
         elif option == "-object":
-            backend = _parse_object(value, where)
-            if backend.id in backends:
+            created = parse_object(value, where)
+            if created.id in backends or created.id in objects:
                 raise CommandLineError(
-                    f"attempt to add duplicate property '{backend.id}' to object"
+                    f"attempt to add duplicate property '{created.id}' to object"
                     " (type 'container')",
                     where,
                 )
-            backends[backend.id] = backend
+            if isinstance(created, MemoryBackendFile):
+                backends[created.id] = created
+            else:
+                objects[created.id] = created
         elif option in ("-machine", "-M"):
             settings = dict(parse_keyvals(value, implied_key="type"))
             machine_backend = settings.get("memory-backend", machine_backend)
@@ -385,4 +464,5 @@ def parse_command_line(argv: Sequence[str]) -> VmConfig:
         pidfile=pidfile,
         memory_backend=memory_backend,
         workload=workload,
+        objects=tuple(objects.values()),
     )

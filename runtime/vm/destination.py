@@ -13,6 +13,8 @@ failure.
 from __future__ import annotations
 
 import threading
+
+import numpy as np
 import uuid as uuid_mod
 from collections.abc import Callable
 
@@ -22,9 +24,10 @@ from .runstate import EventSink, RunControl, StateCell
 from .states import MigrationStatus, RunState
 from .stats import MigrationInfo
 from .multifd import HELLO, HELLO_MAGIC, MultifdReceiver, parse_hello
+from .postcopy_dest import PostcopyDestination
 from .stream import MAGIC, RP_ACK, RP_ERROR, LoadProgress, StreamError, StreamLoader
 from .stream import encode_reply
-from .transport import Channel, Listener, SocketChannel
+from .transport import Channel, Listener, SocketChannel, TransportError
 
 S = MigrationStatus
 
@@ -55,14 +58,23 @@ class IncomingMigration:
         self.error_desc: str | None = None
         self.progress: LoadProgress | None = None
         self._listener: Listener | None = None
+        # Where it listened: QEMU 7.2 keeps showing it after the connection came.
+        self._listen_address: list[dict[str, object]] = []
         self._channel: Channel | None = None
         self._multifd: MultifdReceiver | None = None
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
+        # Set at the switch to postcopy (see :mod:`.postcopy_dest`).
+        self.postcopy: PostcopyDestination | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
     def start(self, listener: Listener) -> None:
         """Begin waiting for the source on an already bound listener."""
         self._listener = listener
+        self._listen_address = list(listener.socket_address)
         self.sink("MIGRATION", {"status": S.SETUP.value})
         threading.Thread(
             target=self._populate_ram, name="migration-ram-populate", daemon=True
@@ -77,12 +89,56 @@ class IncomingMigration:
         listener = self._listener
         address = listener.socket_address if listener is not None else []
         if status is S.NONE:
-            return MigrationInfo(socket_address=list(address) or None)
+            return MigrationInfo(
+                socket_address=list(address or self._listen_address) or None
+            )
+        blocktime: int | None = None
+        vcpu_blocktime: list[int] | None = None
+        postcopy = self.postcopy
+        if postcopy is not None and status is not S.COMPLETED:
+            address = postcopy.socket_address or address
+        if postcopy is not None and status is S.COMPLETED:
+            # QEMU 7.2 reports the blocktime of a completed postcopy only.
+            if self.settings.capability("postcopy-blocktime"):
+                blocktime, vcpu_blocktime = postcopy.blocktime()
+        # QEMU 7.2 forgets the address once a precopy load has completed.
+        kept = self._listen_address if status is not S.COMPLETED else []
         return MigrationInfo(
             status=status,
             error_desc=self.error_desc if status is S.FAILED else None,
-            socket_address=list(address) or None,
+            socket_address=list(address or kept) or None,
+            postcopy_blocktime=blocktime,
+            postcopy_vcpu_blocktime=vcpu_blocktime,
         )
+
+    # -- postcopy -----------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """migrate-pause (the engine has checked the state is postcopy-active)."""
+        if self.postcopy is not None:
+            self.postcopy.pause()
+
+    def recover(self, listener: Listener) -> None:
+        """migrate-recover (the engine has checked the state is postcopy-paused)."""
+        assert self.postcopy is not None
+        self.postcopy.recover(listener)
+
+    def _in_postcopy(self) -> bool:
+        return self.postcopy is not None and self.state.value in (
+            S.POSTCOPY_ACTIVE,
+            S.POSTCOPY_RECOVER,
+        )
+
+    def _switch_to_postcopy(
+        self, loader: StreamLoader, channel: Channel, missing: np.ndarray
+    ) -> None:
+        if not self.settings.capability("postcopy-ram"):
+            raise StreamError(
+                "the source switched to postcopy but this VM's postcopy-ram "
+                "capability is off"
+            )
+        self.postcopy = PostcopyDestination(self, loader, channel, missing)
+        self.postcopy.switch()
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -96,6 +152,8 @@ class IncomingMigration:
         channel = self._channel
         if channel is not None:
             channel.shutdown()
+        if self.postcopy is not None:
+            self.postcopy.close()
         self.join(5)
 
     # -- the loading thread -------------------------------------------------------------
@@ -134,9 +192,17 @@ class IncomingMigration:
                         "channels) but this VM's multifd capability is off"
                     )
             self._load(channel, loader)
-        except StreamError as exc:
-            self._fail(self._channel or channel, self._failure_reason(str(exc)))
+        except (StreamError, TransportError) as exc:
+            if self._in_postcopy():
+                assert self.postcopy is not None
+                self.postcopy.broken()
+            else:
+                self._fail(self._channel or channel, self._failure_reason(str(exc)))
         except Exception as exc:  # a bug must still end in failed, never completed
+            if self._in_postcopy():
+                assert self.postcopy is not None
+                self.postcopy.broken()
+                return
             self._fail(
                 self._channel or channel, f"internal error while loading: {exc!r}"
             )
@@ -224,13 +290,21 @@ class IncomingMigration:
     def _load(self, channel: Channel, loader: StreamLoader) -> None:
         receiver = self._multifd
         try:
-            loader.load(on_multifd_sync=receiver.wait_sync if receiver else None)
+            loader.load(
+                on_multifd_sync=receiver.wait_sync if receiver else None,
+                on_postcopy=lambda missing: self._switch_to_postcopy(
+                    loader, channel, missing
+                ),
+            )
         finally:
             loader.close()
         if receiver is not None:
             receiver.close()
         if self._closed.is_set():
             raise StreamError("the VM is shutting down")
+        if self.postcopy is not None:
+            self.postcopy.finish()
+            return
         self.ram.flush()
         if self.runctl.autostart:
             self.runctl.vm_start()

@@ -60,11 +60,15 @@ class MigrationBitmap:
     def count(self) -> int:
         return int(np.count_nonzero(self.bits))
 
-    def take(self, limit: int) -> IndexArray:
-        """Up to ``limit`` dirty pages from the cursor on (wrapping), cleared as taken.
+    def take(self, limit: int, *, wrap: bool = True) -> IndexArray:
+        """Up to ``limit`` dirty pages from the cursor on, cleared as taken.
 
-        The returned indices are ascending within each wrap segment, so a first pass
-        over RAM yields contiguous runs, which the sender copies without gathering.
+        The scan wraps to the start of RAM unless ``wrap`` is false: then it stops at
+        the end (the cursor returns to 0), so one call never mixes pages of the round
+        that ends there with pages of the next (the first round is special: it is the
+        bulk stage). The returned indices are ascending within each wrap segment, so a
+        first pass over RAM yields contiguous runs, which the sender copies without
+        gathering.
         """
         found: list[IndexArray] = []
         wanted = limit
@@ -88,6 +92,8 @@ class MigrationBitmap:
             scanned += stop - start
             start = 0 if stop == self.page_count else stop
             self.cursor = start
+            if start == 0 and not wrap:
+                break
         if self.cursor >= self.page_count:
             self.cursor = 0
         if not found:

@@ -33,12 +33,14 @@ QMP command -> method (arguments keep the schema's names, dashes as underscores)
 
 from __future__ import annotations
 
+import sys
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Mapping
 
 from .destination import IncomingMigration
 from .dirty import DirtyLog
-from .errors import MIGRATION_ACTIVE, VmCommandError, invalid_parameter_value
+from .errors import DEVICE_NOT_ACTIVE, MIGRATION_ACTIVE, VmCommandError
+from .errors import invalid_parameter_value
 from .params import MigrationParameters, MigrationSettings, check_supported
 from .ram import GuestRam
 from .runstate import EventSink, RunControl, discard_event
@@ -46,7 +48,9 @@ from .source import OutgoingMigration
 from .states import RUNNING_STATES, MigrationStatus, RunState
 from .stats import MigrationInfo
 from .transport import Connector, FdTable, Listener, TransportError, UriError
-from .transport import parse_uri
+from .tls import PendingTlsError, TlsClient, TlsError, TlsServer, UserObject
+from .tls import resolve_authz, resolve_creds
+from .transport import MigrationUri, SocketWrapper, parse_uri
 from .workload import GuestWorkload, Pattern
 
 S = MigrationStatus
@@ -69,6 +73,8 @@ class MigrationEngine:
         start_paused: bool = False,
         sink: EventSink = discard_event,
         on_incoming_failure: Callable[[str], None] | None = None,
+        objects: Mapping[str, UserObject] | None = None,
+        on_tls_rejected: Callable[[str], None] | None = None,
     ) -> None:
         self.ram = ram
         self.vm_uuid = vm_uuid
@@ -76,6 +82,12 @@ class MigrationEngine:
         self.settings = MigrationSettings()
         self.log = DirtyLog(ram.page_count)
         self.fds = FdTable()
+        # -object tls-creds-x509 / authz-simple, by id (tls-creds, tls-authz name them)
+        self.objects: dict[str, UserObject] = dict(objects or {})
+        # Incoming connections refused for TLS reasons; QEMU 7.2 prints them and keeps
+        # listening. Default: to stderr, as the VM process does.
+        self.tls_rejections: list[str] = []
+        self._on_tls_rejected = on_tls_rejected or _print_tls_rejection
         if incoming is not None:
             initial = RunState.INMIGRATE
         elif start_paused:
@@ -87,7 +99,6 @@ class MigrationEngine:
         self._on_incoming_failure = on_incoming_failure or (lambda text: None)
         self.source: OutgoingMigration | None = None
         self.incoming: IncomingMigration | None = None
-        self._deferred = incoming == "defer"
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -128,6 +139,7 @@ class MigrationEngine:
         """Shut the VM down: cancel and join migrations, stop the workload."""
         if self.source is not None:
             self.source.cancel()
+            self.source.teardown()  # postcopy ignores cancel; shutdown must not
             self.source.join(10)
         if self.incoming is not None:
             self.incoming.close()
@@ -188,7 +200,8 @@ class MigrationEngine:
         """Start an outgoing migration; connection errors arrive later as failed."""
         del detach  # HMP leftover, ignored by QEMU too
         if resume:
-            raise VmCommandError("Cannot resume if there is no paused migration")
+            self._resume_postcopy(uri)
+            return
         if self.migration_is_running():
             raise VmCommandError(MIGRATION_ACTIVE)
         if self.runctl.state is RunState.INMIGRATE:
@@ -208,6 +221,7 @@ class MigrationEngine:
             failed.fail_before_start()
             raise invalid_parameter_value("uri", "a valid migration protocol") from None
         connector = Connector(parsed, self.fds)
+        connector.tls = self._tls_client(parsed)
         if caps["multifd"] and not connector.multi_channel:
             raise VmCommandError(
                 "multifd needs a tcp: or unix: migration URI (it opens several "
@@ -257,24 +271,65 @@ class MigrationEngine:
             raise VmCommandError(
                 "Postcopy must be started after migration has been started"
             )
-        # A migration with postcopy-ram is refused at migrate (not implemented), so no
-        # running migration can switch to postcopy here.
+        assert self.source is not None
+        self.source.request_postcopy()
 
     def migrate_pause(self) -> None:
+        """Cut a postcopy-active migration (either side): it goes postcopy-paused."""
+        if self._source_status() is S.POSTCOPY_ACTIVE:
+            assert self.source is not None
+            self.source.pause_postcopy()
+            return
+        incoming = self.incoming
+        if incoming is not None and incoming.state.value is S.POSTCOPY_ACTIVE:
+            incoming.pause()
+            return
         raise VmCommandError(
             "migrate-pause is currently only supported during postcopy-active state"
         )
 
     def migrate_recover(self, uri: str) -> None:
-        del uri
-        raise VmCommandError("Migrate recover can only be run when postcopy is paused.")
+        """Destination: listen on ``uri`` for the source's postcopy recovery."""
+        incoming = self.incoming
+        if incoming is None or incoming.state.value is not S.POSTCOPY_PAUSED:
+            raise VmCommandError(
+                "Migrate recover can only be run when postcopy is paused."
+            )
+        try:
+            listener = Listener(parse_uri(uri), self.fds)
+        except UriError:
+            raise VmCommandError(f"unknown migration protocol: {uri}") from None
+        except TransportError as exc:
+            raise VmCommandError(str(exc)) from None
+        self._secure_listener(listener)
+        incoming.recover(listener)
+
+    def _resume_postcopy(self, uri: str) -> None:
+        """migrate with resume=true: reconnect a paused postcopy migration."""
+        source = self.source
+        if source is None or source.state.value is not S.POSTCOPY_PAUSED:
+            raise VmCommandError("Cannot resume if there is no paused migration")
+        if self.settings.capability("release-ram"):
+            raise VmCommandError(
+                "Postcopy recovery cannot work when release-ram capability is set"
+            )
+        try:
+            connector = Connector(parse_uri(uri), self.fds)
+        except UriError:
+            raise invalid_parameter_value("uri", "a valid migration protocol") from None
+        connector.tls = self._tls_client(connector.uri)
+        try:
+            connector.prepare()
+        except TransportError as exc:
+            raise VmCommandError(str(exc)) from None
+        source.resume_postcopy(connector)
 
     def client_migrate_info(self, protocol: str, hostname: str) -> None:
         """The reference VM has no SPICE display, as a QEMU without -spice."""
         del hostname
         if protocol != "spice":
-            raise invalid_parameter_value("protocol", "spice")
-        raise VmCommandError("SPICE is not in use")
+            raise invalid_parameter_value("protocol", "'spice'")
+        raise VmCommandError("SPICE is not in use", DEVICE_NOT_ACTIVE)
 
     # -- incoming -----------------------------------------------------------------------
 
@@ -283,19 +338,18 @@ class MigrationEngine:
             raise VmCommandError("The incoming migration has already been started")
         if self.runctl.state is not RunState.INMIGRATE:
             raise VmCommandError("'-incoming' was not specified on the command line")
-        if uri == "defer":
-            if self._deferred:
-                raise VmCommandError("Incoming migration already deferred")
-            self._deferred = True
-            return
+        # QEMU 7.2 has no special case for "defer" here: it is an unknown protocol.
         self._start_incoming(uri)
 
     def _start_incoming(self, uri: str) -> None:
         try:
             listener = Listener(parse_uri(uri), self.fds)
-        except UriError:
-            raise VmCommandError(f"unknown migration protocol: {uri}") from None
-        except TransportError as exc:
+        except (UriError, TransportError) as exc:
+            # QEMU announces setup before it looks at the URI, so a start that
+            # fails still sends it (and the destination may try again).
+            self.sink("MIGRATION", {"status": S.SETUP.value})
+            if isinstance(exc, UriError):
+                raise VmCommandError(f"unknown migration protocol: {uri}") from None
             raise VmCommandError(str(exc)) from None
         self.incoming = IncomingMigration(
             ram=self.ram,
@@ -305,7 +359,46 @@ class MigrationEngine:
             vm_uuid=self.vm_uuid,
             on_failure=self._on_incoming_failure,
         )
+        self._secure_listener(listener)
         self.incoming.start(listener)
+
+    # -- TLS (tls-creds, tls-hostname, tls-authz) ---------------------------------------
+
+    def _tls_client(self, uri: MigrationUri) -> SocketWrapper | None:
+        """The source's TLS end for ``uri`` (None without tls-creds). As in QEMU 7.2,
+        a bad tls-creds or a missing hostname fails the migration once connected, not
+        the migrate command."""
+        p = self.settings.parameters
+        if not p.tls_creds:
+            return None
+        try:
+            creds = resolve_creds(self.objects, p.tls_creds, "client")
+            hostname = p.tls_hostname
+            if not hostname and uri.scheme == "tcp":
+                hostname = uri.host_port()[0]
+            if not hostname:
+                raise TlsError("No hostname available for TLS")
+            return TlsClient(creds, hostname)
+        except TransportError as exc:
+            return PendingTlsError(TlsError(str(exc)))
+
+    def _tls_server(self) -> SocketWrapper | None:
+        """The destination's TLS end, built per connection from the parameters then
+        in force (QEMU reads them when the source connects)."""
+        p = self.settings.parameters
+        if not p.tls_creds:
+            return None
+        creds = resolve_creds(self.objects, p.tls_creds, "server")
+        authz = resolve_authz(self.objects, p.tls_authz) if p.tls_authz else None
+        return TlsServer(creds, authz)
+
+    def _secure_listener(self, listener: Listener) -> None:
+        listener.tls = self._tls_server
+        listener.on_rejected = self._tls_rejected
+
+    def _tls_rejected(self, text: str) -> None:
+        self.tls_rejections.append(text)
+        self._on_tls_rejected(text)
 
     # -- capabilities and parameters ----------------------------------------------------
 
@@ -336,3 +429,7 @@ class MigrationEngine:
 
     def query_migrate_cache_size(self) -> int:
         return self.settings.query_cache_size()
+
+
+def _print_tls_rejection(text: str) -> None:
+    print(f"qapigen-vm: {text}", file=sys.stderr, flush=True)

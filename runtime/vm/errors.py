@@ -9,6 +9,7 @@ from __future__ import annotations
 GENERIC_ERROR = "GenericError"
 COMMAND_NOT_FOUND = "CommandNotFound"
 DEVICE_NOT_FOUND = "DeviceNotFound"
+DEVICE_NOT_ACTIVE = "DeviceNotActive"
 
 MIGRATION_ACTIVE = "There's a migration process in progress"
 

@@ -2,7 +2,10 @@
 
 The generated dispatcher has already decoded and checked the arguments (unknown or
 ill-typed ones are refused with QEMU's texts); each method here runs the command on the
-machine and returns the typed reply. Migration commands go to the migration engine,
+machine and returns the typed reply. The exception is migrate-set-parameters, whose raw
+arguments the VM's dispatcher (:mod:`.dispatch`) hands to
+`migrate_set_parameters_as_qemu_7_2`, because QEMU 7.2 types its members narrower than
+the bundled schema does. Migration commands go to the migration engine,
 which raises `VmCommandError` with QEMU 7.2's class and text; the general commands
 (query-status, stop, cont, getfd, ...) behave as QEMU 7.2 does on a machine without
 SPICE, COLO or Xen. The four commands QEMU 7.2 no longer has (migrate_set_downtime,
@@ -228,6 +231,15 @@ class VmCommandHandler:
     async def migrate_set_parameters(self, arguments: MigrateSetParameters, /) -> None:
         with _qmp_errors():
             self.engine.migrate_set_parameters(arguments.to_wire())
+
+    async def migrate_set_parameters_as_qemu_7_2(
+        self, arguments: dict[str, object]
+    ) -> None:
+        """migrate-set-parameters from the raw request: the VM's dispatcher sends it
+        here instead of through the bundled schema's decoder, since QEMU 7.2 types
+        the members narrower than that schema (see :mod:`.dispatch`)."""
+        with _qmp_errors():
+            self.engine.migrate_set_parameters(arguments)
 
     async def query_migrate_parameters(self) -> MigrationParameters:
         wire = self.engine.query_migrate_parameters().to_wire()

@@ -44,6 +44,7 @@ class Machine:
             start_paused=config.start_paused,
             sink=sink,
             on_incoming_failure=on_incoming_failure,
+            objects={obj.id: obj for obj in config.objects},
         )
         self.workload: GuestWorkload | None = None
         self._closed = False

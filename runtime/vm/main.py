@@ -30,6 +30,7 @@ from ..qmp.server import QMPServer
 from .cmdline import PROGRAM, CommandLineError, QmpEndpoint, VmConfig
 from .cmdline import parse_command_line
 from .daemon import PidFile, PidFileError, daemonize
+from .dispatch import VmDispatcher
 from .handlers import PACKAGE, QEMU_VERSION, VmCommandHandler
 from .machine import Machine, MachineError
 from .qmp_fds import listen_unix
@@ -113,7 +114,8 @@ class VmProcess:
         dispatcher = CommandDispatcher(handler)
         major, minor, micro = QEMU_VERSION
         self.server = QMPServer(
-            dispatcher, version=qemu_version(major, minor, micro, PACKAGE)
+            VmDispatcher(dispatcher, handler),
+            version=qemu_version(major, minor, micro, PACKAGE),
         )
         self.events.server = self.server
         self._unix_servers: list[tuple[asyncio.Server, str]] = []

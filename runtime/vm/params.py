@@ -1,10 +1,14 @@
 """Migration capabilities and parameters: QEMU 7.2's defaults, checks and messages.
 
-The checks reproduce QEMU's observable behaviour (``migrate_params_check`` and
-``migrate_caps_check``): a set request is merged into the current values after the
-values have been narrowed to the stored widths (so compress-level 265 becomes 9 and
-passes), then every rule runs over the merged set in QEMU's order and the first failure
-wins. Names inside messages use underscores, as QEMU prints them.
+The checks reproduce QEMU 7.2's observable behaviour (``migrate_params_check`` and
+``migrate_caps_check``). A set request is first read the way 7.2's input visitor reads
+its ``MigrateSetParameters``, member by member in 7.2's order with 7.2's member types
+(uint8, uint32, uint64, size), which the bundled 5.0-era schema types as plain 'int':
+compress-level 265 is refused ("expects uint8_t"), a string where a number belongs
+"expects uint64", and -1 is read as 2**64-1. The values are then merged into the current
+ones and every rule runs over the merged set in QEMU's order; the first failure wins.
+Names inside the range messages use underscores, as QEMU prints them; the type messages
+name the wire member.
 """
 
 from __future__ import annotations
@@ -49,7 +53,6 @@ CAPABILITY_NAMES: Final = (
 UNSUPPORTED_CAPABILITIES: Final = frozenset(
     {
         "rdma-pin-all",
-        "postcopy-ram",
         "x-colo",
         "block",
         "dirty-bitmaps",
@@ -101,70 +104,111 @@ class MigrationParameters:
         }
 
 
-# How each settable parameter is stored: the width QEMU narrows it to, or its kind.
-_STORAGE: Final[Mapping[str, str]] = {
-    "announce_initial": "u64",
-    "announce_max": "u64",
-    "announce_rounds": "u64",
-    "announce_step": "u64",
-    "compress_level": "u8",
-    "compress_threads": "u8",
-    "compress_wait_thread": "bool",
-    "decompress_threads": "u8",
-    "throttle_trigger_threshold": "u8",
-    "cpu_throttle_initial": "u8",
-    "cpu_throttle_increment": "u8",
-    "cpu_throttle_tailslow": "bool",
-    "tls_creds": "str",
-    "tls_hostname": "str",
-    "tls_authz": "str",
-    "max_bandwidth": "u64",
-    "downtime_limit": "u64",
-    "x_checkpoint_delay": "u32",
-    "block_incremental": "bool",
-    "multifd_channels": "u8",
-    "xbzrle_cache_size": "u64",
-    "max_postcopy_bandwidth": "u64",
-    "max_cpu_throttle": "u8",
-    "multifd_compression": "compression",
-    "multifd_zlib_level": "u8",
-    "multifd_zstd_level": "u8",
+# QEMU 7.2's MigrateSetParameters: each member's type, in 7.2's member order (which is
+# the order its input visitor reads, and so reports, them in). "StrOrNull" is a string
+# or JSON null (null resets the string); "compression" the MultiFDCompression enum.
+SET_PARAMETER_TYPES: Final[Mapping[str, str]] = {
+    "announce-initial": "size",
+    "announce-max": "size",
+    "announce-rounds": "size",
+    "announce-step": "size",
+    "compress-level": "uint8",
+    "compress-threads": "uint8",
+    "compress-wait-thread": "bool",
+    "decompress-threads": "uint8",
+    "throttle-trigger-threshold": "uint8",
+    "cpu-throttle-initial": "uint8",
+    "cpu-throttle-increment": "uint8",
+    "cpu-throttle-tailslow": "bool",
+    "tls-creds": "StrOrNull",
+    "tls-hostname": "StrOrNull",
+    "tls-authz": "StrOrNull",
+    "max-bandwidth": "size",
+    "downtime-limit": "uint64",
+    "x-checkpoint-delay": "uint32",
+    "block-incremental": "bool",
+    "multifd-channels": "uint8",
+    "xbzrle-cache-size": "size",
+    "max-postcopy-bandwidth": "size",
+    "max-cpu-throttle": "uint8",
+    "multifd-compression": "compression",
+    "multifd-zlib-level": "uint8",
+    "multifd-zstd-level": "uint8",
 }
 
-_MASKS: Final[Mapping[str, int]] = {"u8": _U8, "u32": _U32, "u64": _U64}
+# Members QEMU 7.2 reads (so their type is checked) but never stores: its
+# migrate-set-parameters leaves the multifd levels out of both the trial copy it checks
+# and the values it applies, so 10 is accepted and the level stays what it was.
+IGNORED_ON_SET: Final = frozenset({"multifd-zlib-level", "multifd-zstd-level"})
+
+# The C type names 7.2 prints when a number does not fit ("expects uint8_t").
+_NARROW_LIMITS: Final[Mapping[str, tuple[int, str]]] = {
+    "uint8": (_U8, "uint8_t"),
+    "uint32": (_U32, "uint32_t"),
+}
+# A JSON integer outside int64 and uint64 is a double to QEMU's parser: not a number
+# the unsigned visitor takes.
+_JSON_INT_LOW: Final = -(2**63)
 _COMPRESSION_METHODS: Final = ("none", "zlib", "zstd")
 
 
-def _narrow(name: str, value: object) -> object:
-    """Convert one requested value to its stored form, as QEMU's C assignment does."""
-    kind = _STORAGE[name]
-    wire = name.replace("_", "-")
-    if kind in _MASKS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise VmCommandError(
-                f"Invalid parameter type for '{wire}', expected: integer"
-            )
-        return value & _MASKS[kind]
+def _read_unsigned(wire: str, qapi_type: str, value: object) -> int:
+    """7.2's unsigned visitor: any integer in int64 or uint64 (a negative one read as
+    its two's complement), then the narrow types' upper bound."""
+    if type(value) is not int or not _JSON_INT_LOW <= value <= _U64:
+        raise invalid_parameter_value(wire, "uint64")
+    number = value & _U64
+    limit = _NARROW_LIMITS.get(qapi_type)
+    if limit is not None and number > limit[0]:
+        raise invalid_parameter_value(wire, limit[1])
+    return number
+
+
+def read_set_parameter(wire: str, value: object) -> object:
+    """One member of a migrate-set-parameters request, read as QEMU 7.2 reads it."""
+    kind = SET_PARAMETER_TYPES[wire]
+    if kind in ("uint8", "uint32", "uint64", "size"):
+        return _read_unsigned(wire, kind, value)
     if kind == "bool":
         if not isinstance(value, bool):
             raise VmCommandError(
                 f"Invalid parameter type for '{wire}', expected: boolean"
             )
         return value
-    if kind == "str":
-        # StrOrNull: JSON null resets the string, as QEMU does.
+    if kind == "StrOrNull":
         if value is None:
             return ""
         if not isinstance(value, str):
             raise VmCommandError(
-                f"Invalid parameter type for '{wire}', expected: string"
+                f"Invalid parameter type for '{wire}', expected: StrOrNull"
             )
         return value
+    if not isinstance(value, str):
+        raise VmCommandError(f"Invalid parameter type for '{wire}', expected: string")
     if value not in _COMPRESSION_METHODS or (value == "zstd" and not zstd_available()):
         # Without the zstandard package the VM is a QEMU built without zstd, whose
         # MultiFDCompression enum has no 'zstd' member.
         raise VmCommandError(f"Parameter '{wire}' does not accept value '{value}'")
     return value
+
+
+def read_set_parameters(request: Mapping[str, object]) -> dict[str, object]:
+    """A whole request read as 7.2's visitor reads it: known members in 7.2's order
+    (the first bad one is reported), then an unknown member is refused. Keys may use
+    dashes (wire) or underscores; the result is keyed by field name (underscores)."""
+    by_wire = {key.replace("_", "-"): key for key in request}
+    values: dict[str, object] = {}
+    for wire in SET_PARAMETER_TYPES:
+        if wire in by_wire:
+            values[wire] = read_set_parameter(wire, request[by_wire[wire]])
+    for wire, key in by_wire.items():
+        if wire not in SET_PARAMETER_TYPES:
+            raise VmCommandError(f"Parameter '{key}' is unexpected")
+    return {
+        wire.replace("-", "_"): value
+        for wire, value in values.items()
+        if wire not in IGNORED_ON_SET
+    }
 
 
 def check_parameters(params: MigrationParameters) -> None:
@@ -194,6 +238,8 @@ def check_parameters(params: MigrationParameters) -> None:
         )
     if p.multifd_channels < 1:
         raise invalid_parameter_value("multifd_channels", "a value between 1 and 255")
+    # 7.2 keeps these two checks, but a set request never reaches the levels (see
+    # IGNORED_ON_SET): they guard the stored values only.
     if p.multifd_zlib_level > 9:
         raise invalid_parameter_value("multifd_zlib_level", "a value between 0 and 9")
     if p.multifd_zstd_level > 20:
@@ -270,11 +316,8 @@ class MigrationSettings:
         downtime-limit afresh at every rate-limit window.
         """
         merged = dataclasses.replace(self.parameters)
-        for key, value in request.items():
-            name = key.replace("-", "_")
-            if name not in _STORAGE:
-                raise VmCommandError(f"Parameter '{key}' is unexpected")
-            setattr(merged, name, _narrow(name, value))
+        for name, value in read_set_parameters(request).items():
+            setattr(merged, name, value)
         check_parameters(merged)
         self.parameters = merged
 
@@ -303,13 +346,10 @@ class MigrationSettings:
 
 def check_capabilities(caps: Mapping[str, bool]) -> None:
     """QEMU 7.2's capability conflicts that the bundled schema can express."""
-    if caps["postcopy-ram"]:
-        if caps["compress"]:
-            raise VmCommandError(
-                "Postcopy is not currently compatible with compression"
-            )
-        if caps["x-ignore-shared"]:
-            raise VmCommandError("Postcopy is not compatible with ignore-shared")
+    # 7.2 lets postcopy-ram and compress be set together (only its postcopy-preempt,
+    # which the bundled schema lacks, conflicts with compress).
+    if caps["postcopy-ram"] and caps["x-ignore-shared"]:
+        raise VmCommandError("Postcopy is not compatible with ignore-shared")
     if caps["multifd"] and caps["compress"]:
         raise VmCommandError("Multifd is not compatible with compress")
 

@@ -29,6 +29,8 @@ import threading
 import time
 import uuid as uuid_mod
 
+import numpy as np
+
 from .dirty import DirtyLog, MigrationBitmap
 from .params import PAGE_SIZE, MigrationSettings
 from .ram import GuestRam
@@ -42,13 +44,15 @@ from .stats import (
     RamCounters,
     XbzrleCacheStats,
 )
+from .postcopy_source import PostcopyAborted, PostcopySource
 from .stream import (
     RP_ACK,
     RP_ERROR,
+    RP_REQ_PAGES,
     MAX_RECORD_PAGES,
     StreamError,
     StreamWriter,
-    read_reply,
+    read_message,
 )
 from .throttle import AutoConverge
 from .transport import Channel, Connector, PipeChannel, SocketChannel, TransportError
@@ -120,6 +124,10 @@ class OutgoingMigration:
         self.compress: CompressSender | None = None
         self._multifd_generation = 0
         self._multifd_counted = 0
+        # postcopy (capability postcopy-ram, after migrate-start-postcopy): the phase
+        # is run by :mod:`.postcopy_source`.
+        self.postcopy: PostcopySource | None = None
+        self._postcopy_requested = threading.Event()
         # rate window and dirty-rate period
         self._bandwidth = 0.0  # bytes per ms
         self._threshold = 0.0  # bytes
@@ -164,6 +172,123 @@ class OutgoingMigration:
     def resume_from_pause(self) -> None:
         """migrate-continue (the caller has checked the state)."""
         self._continue.set()
+
+    # -- postcopy: commands -----------------------------------------------------------
+
+    def request_postcopy(self) -> None:
+        """migrate-start-postcopy: switch at the next iteration (no error after)."""
+        self._postcopy_requested.set()
+
+    def pause_postcopy(self) -> None:
+        """migrate-pause (the engine has checked the state is postcopy-active)."""
+        if self.postcopy is not None:
+            self.postcopy.pause()
+
+    def resume_postcopy(self, connector: Connector) -> None:
+        """migrate resume=true (the engine has checked the state is paused)."""
+        assert self.postcopy is not None
+        self.connector = connector
+        self.postcopy.resume(connector)
+
+    def teardown(self) -> None:
+        """VM shutdown: end the migration thread even in postcopy (where cancel
+        does nothing, as the guest already runs on the destination)."""
+        self._cancel.set()
+        channel = self._channel
+        if channel is not None:
+            channel.shutdown()
+        if self.postcopy is not None:
+            self.postcopy.wake()
+
+    # -- postcopy: what the phase uses of this migration ------------------------------
+
+    @property
+    def channel(self) -> Channel | None:
+        return self._channel
+
+    @property
+    def writer(self) -> StreamWriter:
+        assert self._writer is not None
+        return self._writer
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def reply(self) -> tuple[int, str] | None:
+        return self._reply
+
+    @property
+    def reply_ready(self) -> threading.Event:
+        return self._reply_ready
+
+    @property
+    def window_bytes(self) -> int:
+        return self._window_bytes
+
+    @property
+    def window_start(self) -> float:
+        return self._window_start
+
+    def count(self, nbytes: int, pages: int) -> None:
+        self._count(nbytes, pages)
+
+    def update_window(self) -> None:
+        self._update_window()
+
+    def header_uuid(self) -> uuid_mod.UUID | None:
+        return self.vm_uuid if self.settings.capability("validate-uuid") else None
+
+    def stop_guest_for_switchover(self) -> None:
+        self._vm_was_running = self.runctl.vm_stop(RunState.FINISH_MIGRATE)
+        self._vm_stopped_by_us = True
+
+    def keep_guest_stopped(self) -> None:
+        """After the postcopy switch the guest lives on the destination."""
+        self._vm_stopped_by_us = False
+
+    def postcopy_sync(self) -> None:
+        """The last sync before the switch; flush what other channels still hold."""
+        self._sync()
+        self._flush_compressed()
+        if self.multifd is not None:
+            self._multifd_sync()
+            self.multifd.flush()
+            self._count(self._multifd_bytes(), 0)
+
+    def drop_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+
+    def use_channel(self, channel: Channel) -> None:
+        """A postcopy recovery connection replaces the broken one."""
+        self._reply = None
+        self._reply_ready.clear()
+        self._channel = channel
+        self._writer = StreamWriter(channel, self.ram)
+
+    def start_return_path(self, channel: Channel) -> None:
+        threading.Thread(
+            target=self._read_return_path,
+            args=(channel,),
+            name="migration-return-path",
+            daemon=True,
+        ).start()
+
+    def complete_postcopy(self) -> None:
+        end = time.monotonic()
+        self.total_time = int((end - self.start_time) * 1000)
+        c = self.counters
+        c.remaining = 0
+        c.dirty_pages_rate = 0
+        transfer_ms = self.total_time - (self.setup_time or 0)
+        if transfer_ms > 0:
+            c.mbps = c.transferred * 8 / transfer_ms / 1000
+        self.runctl.set_state(RunState.POSTMIGRATE)
+        if not self.state.cmpxchg(S.POSTCOPY_ACTIVE, S.COMPLETED):
+            raise PostcopyAborted
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -227,7 +352,7 @@ class OutgoingMigration:
     def _thread_main(self) -> None:
         try:
             self._migrate()
-        except _Cancelled:
+        except (_Cancelled, PostcopyAborted):
             self._finish_cancelled()
         except (TransportError, StreamError) as exc:
             self._finish_failed(self._failure_text(str(exc)))
@@ -242,8 +367,22 @@ class OutgoingMigration:
             if self._channel is not None:
                 self._channel.close()
 
+    def _hears_destination(self) -> bool:
+        """Whether QEMU 7.2's source would learn why its destination gave up.
+
+        QEMU opens a return path only for the return-path capability or postcopy;
+        without one its source sees nothing but its next write failing ("Unable to
+        write to socket: ..."), so the VM reports that, not the reason its own
+        return path carried.
+        """
+        caps = self.settings.capabilities
+        return caps["return-path"] or caps["postcopy-ram"]
+
     def _failure_text(self, text: str) -> str:
-        """Prefer the destination's own reason over the write error it caused."""
+        """Prefer the destination's own reason over the write error it caused, when
+        QEMU would have heard it (see `_hears_destination`)."""
+        if not self._hears_destination():
+            return text
         if self._channel is not None and self._channel.has_return_path:
             self._reply_ready.wait(REPLY_GRACE)
         reply = self._reply
@@ -301,6 +440,17 @@ class OutgoingMigration:
                 self._sync()
                 pending = self.bitmap.count() * PAGE_SIZE
             if pending and pending >= self._threshold:
+                if self._postcopy_requested.is_set() and self.settings.capability(
+                    "postcopy-ram"
+                ):
+                    if not self._channel.has_return_path:
+                        raise StreamError(
+                            "postcopy needs a migration channel with a return path "
+                            "(tcp:, unix: or a socket fd:)"
+                        )
+                    self.postcopy = PostcopySource(self)
+                    self.postcopy.run()
+                    return
                 self._iterate()
                 self._rate_limit_wait()
             else:
@@ -360,6 +510,10 @@ class OutgoingMigration:
         if reply is not None:
             if reply[0] == RP_ACK:
                 raise StreamError("the destination acknowledged an unfinished stream")
+            if not self._hears_destination():
+                # The reader has shut the channel down: the next write fails, and
+                # that failure is what QEMU's source reports.
+                return
             self._raise_for_reply(reply)
 
     @staticmethod
@@ -371,19 +525,40 @@ class OutgoingMigration:
         if reply[0] != RP_ACK:
             raise StreamError(reply[1])
 
-    def _read_return_path(self) -> None:
-        assert self._channel is not None
-        try:
-            self._reply = read_reply(self._channel)
-        except (EOFError, OSError):
-            self._reply = (0, "the destination closed the migration connection")
-        except StreamError as exc:
-            self._reply = (0, str(exc))
+    def _read_return_path(self, channel: Channel | None = None) -> None:
+        channel = channel or self._channel
+        assert channel is not None
+        while True:
+            try:
+                kind, payload = read_message(channel)
+            except (EOFError, OSError):
+                reply = (0, "the destination closed the migration connection")
+            except StreamError as exc:
+                reply = (0, str(exc))
+            else:
+                if kind == RP_REQ_PAGES and self.postcopy is not None:
+                    if len(payload) % 4 == 0 and payload:
+                        pages = np.frombuffer(payload, dtype="<u4").astype(np.intp)
+                        self.postcopy.queue_request(pages)
+                        continue
+                if kind in (RP_ACK, RP_ERROR):
+                    reply = (kind, payload.decode("utf-8", "replace"))
+                else:
+                    reply = (0, f"unexpected return-path message (kind {kind})")
+            break
+        if channel is not self._channel:
+            return  # a broken connection's reader, replaced by a postcopy recovery
+        self._reply = reply
         self._reply_ready.set()
-        if self._reply[0] != RP_ACK:
+        if reply[0] == RP_ERROR and not self._hears_destination():
+            # QEMU's source would not have heard this: it goes on writing until the
+            # destination closes the connection (after draining, or by exiting),
+            # and fails on that write, as QEMU's does.
+            return
+        if reply[0] != RP_ACK:
             # The destination gave up or died: unblock a send that may otherwise wait
             # forever on a peer that no longer reads.
-            self._channel.shutdown()
+            channel.shutdown()
 
     def _count(self, nbytes: int, pages: int) -> None:
         self.counters.transferred += nbytes
@@ -478,7 +653,14 @@ class OutgoingMigration:
 
     def _send_some(self, limit: int) -> bool:
         cursor = self.bitmap.cursor
-        pages = self.bitmap.take(limit)
+        # The bulk stage ends exactly at the end of RAM: a chunk must not run on into
+        # pages the guest dirtied again, which belong to the next round.
+        pages = self.bitmap.take(limit, wrap=not self._bulk_stage)
+        if not pages.size and self._bulk_stage and self.bitmap.cursor < cursor:
+            # Nothing was left before the end of RAM: the bulk stage is over.
+            self._bulk_stage = False
+            cursor = self.bitmap.cursor
+            pages = self.bitmap.take(limit)
         if not pages.size:
             return False
         assert self._writer is not None
@@ -566,6 +748,12 @@ class OutgoingMigration:
             self._check_cancel()
             reply = self._reply
             assert reply is not None
+            if reply[0] == RP_ERROR and not self._hears_destination():
+                # QEMU's source, deaf to the reason, learns of it from its next
+                # write to the destination that stopped reading: make that write
+                # fail now (EPIPE) rather than after the destination's drain.
+                channel.shutdown()
+                channel.send(b"\x00")
             self._raise_for_reply(reply)
             return
         assert isinstance(channel, PipeChannel)
@@ -603,6 +791,15 @@ class OutgoingMigration:
     def _to_failed(self, text: str) -> None:
         if self.error_desc is None:
             self.error_desc = text
-        for old in (S.SETUP, S.ACTIVE, S.PRE_SWITCHOVER, S.DEVICE, S.CANCELLING):
+        for old in (
+            S.SETUP,
+            S.ACTIVE,
+            S.PRE_SWITCHOVER,
+            S.DEVICE,
+            S.CANCELLING,
+            S.POSTCOPY_ACTIVE,
+            S.POSTCOPY_PAUSED,
+            S.POSTCOPY_RECOVER,
+        ):
             if self.state.cmpxchg(old, S.FAILED):
                 return

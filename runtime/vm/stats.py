@@ -23,6 +23,7 @@ class RamCounters:
     page_size: int = 4096
     pages_per_second: int = 0
     multifd_bytes: int = 0
+    postcopy_requests: int = 0  # page requests served during postcopy
 
 
 @dataclasses.dataclass(slots=True)
@@ -178,7 +179,7 @@ class MigrationStats:
             dirty_pages_rate=c.dirty_pages_rate,
             mbps=c.mbps,
             dirty_sync_count=c.dirty_sync_count,
-            postcopy_requests=0,
+            postcopy_requests=c.postcopy_requests,
             page_size=c.page_size,
             multifd_bytes=c.multifd_bytes,
             pages_per_second=c.pages_per_second,
@@ -203,9 +204,11 @@ class MigrationInfo:
     setup_time: int | None = None
     cpu_throttle_percentage: int | None = None
     error_desc: str | None = None
-    socket_address: list[dict[str, str]] | None = None
+    socket_address: list[dict[str, object]] | None = None
     xbzrle_cache: XbzrleCacheStats | None = None
     compression: CompressionStats | None = None
+    postcopy_blocktime: int | None = None
+    postcopy_vcpu_blocktime: list[int] | None = None
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {}

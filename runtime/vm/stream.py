@@ -19,7 +19,14 @@ Layout (all integers little-endian)::
               see :mod:`.multifd`)
       SYNC  : a = dirty-sync-count of the pass that begins (no payload)
       END   : a = number of PAGES and XBZRLE records sent; the switchover point
-    return path (destination -> source): u8 kind (ACK/ERROR), 3 pad, u32 length, text
+      POSTCOPY: a = pages of RAM, b = payload bytes; payload = packed bitmap (numpy
+              bit order) of the pages the destination must treat as missing; only
+              PAGES records follow, each page installed only where still missing
+      RESUME: a postcopy recovery connection (header flag bit 2) goes on after the
+              handshake (no payload)
+    return path (destination -> source): u8 kind, 3 pad, u32 length, payload: the
+              text of ACK/ERROR, or postcopy's REQ_PAGES (u32 page numbers),
+              RECV_BITMAP (packed bitmap of pages still missing), RESUME_ACK
 
 The crc32 of a record covers its first 12 header bytes and its whole payload, so any
 corrupted byte, torn record or shifted boundary is caught before the record touches
@@ -59,13 +66,21 @@ REC_END: Final = 3
 REC_XBZRLE: Final = 4  # since version 2
 REC_MULTIFD_SYNC: Final = 5  # since version 2
 REC_COMPRESSED: Final = 6  # since version 2
+REC_POSTCOPY: Final = 7  # since version 2: the switch to postcopy (see below)
+REC_RESUME: Final = 8  # since version 2: a recovered postcopy goes on
 
 RP_ACK: Final = 1
 RP_ERROR: Final = 2
 RP_MAX_TEXT: Final = 4096
+# Postcopy's return-path messages (payload: binary, at most RP_MAX_PAYLOAD bytes)
+RP_REQ_PAGES: Final = 3  # u32 page numbers the destination's guest waits for
+RP_RECV_BITMAP: Final = 4  # packed bitmap of the pages the destination still lacks
+RP_RESUME_ACK: Final = 5  # the destination is ready to go on after a recovery
+RP_MAX_PAYLOAD: Final = 1 << 24
 
 FLAG_UUID: Final = 1
 FLAG_MULTIFD: Final = 2
+FLAG_RESUME: Final = 4  # a postcopy recovery connection, not a new migration
 MULTIFD_SHIFT: Final = 8  # flags bits 8-15: multifd data channels
 
 # A record carries at most this many pages (4 MiB of data): the loader's buffers are
@@ -96,12 +111,21 @@ class ByteSource(Protocol):
         ...
 
 
+class PagePlacer(Protocol):
+    """Where postcopy puts received pages (see :mod:`.postcopy_ram`)."""
+
+    def place(self, normal: IndexArray, data: ByteArray, zero: IndexArray) -> None:
+        """Install pages the destination still lacks; drop the others."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class StreamHeader:
     page_size: int
     ram_size: int
     uuid: uuid_mod.UUID | None
     multifd_channels: int = 0  # 0: no multifd
+    resume: bool = False  # a postcopy recovery connection
 
 
 # -- writing --------------------------------------------------------------------------
@@ -117,9 +141,15 @@ class StreamWriter:
         self._data = np.empty((MAX_RECORD_PAGES, ram.page_size), dtype=np.uint8)
 
     def header(
-        self, source_uuid: uuid_mod.UUID | None, multifd_channels: int = 0
+        self,
+        source_uuid: uuid_mod.UUID | None,
+        multifd_channels: int = 0,
+        *,
+        resume: bool = False,
     ) -> int:
         flags = FLAG_UUID if source_uuid is not None else 0
+        if resume:
+            flags |= FLAG_RESUME
         if multifd_channels:
             flags |= FLAG_MULTIFD | multifd_channels << MULTIFD_SHIFT
         raw = source_uuid.bytes if source_uuid is not None else bytes(16)
@@ -218,6 +248,20 @@ class StreamWriter:
     def end(self) -> int:
         return self._bare(REC_END, self.records)
 
+    def postcopy_start(self, missing: npt.NDArray[np.bool_]) -> int:
+        """The switch to postcopy: ``missing`` marks the pages the destination must
+        treat as absent (QEMU's discard bitmap); they come later, each at most once
+        per connection."""
+        payload = np.packbits(missing).tobytes()
+        head = RECORD.pack(REC_POSTCOPY, int(missing.size), len(payload), 0)[:12]
+        crc = zlib.crc32(payload, zlib.crc32(head))
+        self.channel.send(head + struct.pack("<I", crc) + payload)
+        return RECORD.size + len(payload)
+
+    def resume(self) -> int:
+        """After a recovery handshake: page records follow again."""
+        return self._bare(REC_RESUME, 0)
+
     def _bare(self, kind: int, value: int) -> int:
         head = RECORD.pack(kind, value, 0, 0)[:12]
         self.channel.send(head + struct.pack("<I", zlib.crc32(head)))
@@ -250,6 +294,9 @@ class StreamLoader:
         self.ram = ram
         self.decompress_threads = decompress_threads
         self._pool: ThreadPoolExecutor | None = None
+        # In postcopy, pages go through the placer (never over a page the running
+        # destination guest may already have written).
+        self.placer: PagePlacer | None = None
         self.progress = LoadProgress()
         self.version = VERSION
         self._head = bytearray(RECORD.size)
@@ -313,12 +360,14 @@ class StreamLoader:
                 raise StreamError(
                     f"UUID received is {source_uuid} and should be {local_uuid}"
                 )
-        return StreamHeader(page_size, ram_size, source_uuid, channels)
+        resume = bool(flags & FLAG_RESUME)
+        return StreamHeader(page_size, ram_size, source_uuid, channels, resume)
 
     def load(
         self,
         on_sync: Callable[[int], None] | None = None,
         on_multifd_sync: Callable[[int], None] | None = None,
+        on_postcopy: Callable[[npt.NDArray[np.bool_]], None] | None = None,
     ) -> LoadProgress:
         """Apply records until END; raise StreamError on anything wrong.
 
@@ -331,10 +380,19 @@ class StreamLoader:
             kind, a, b, crc = RECORD.unpack(self._head)
             if kind == REC_PAGES:
                 self._load_pages(a, b, crc)
+            elif self.placer is not None and kind in (REC_XBZRLE, REC_COMPRESSED):
+                raise StreamError(f"record type 0x{kind:02x} is not valid in postcopy")
             elif kind == REC_XBZRLE and self.version >= 2:
                 self._load_xbzrle(a, b, crc)
             elif kind == REC_COMPRESSED and self.version >= 2:
                 self._load_compressed(a, b, crc)
+            elif kind == REC_POSTCOPY and self.version >= 2 and self.placer is None:
+                if on_postcopy is None:
+                    raise StreamError(
+                        "the source switched to postcopy but this VM's postcopy-ram "
+                        "capability is off"
+                    )
+                on_postcopy(self._read_postcopy(a, b, crc))
             elif kind == REC_MULTIFD_SYNC and on_multifd_sync is not None:
                 self._check_bare(head, b, crc)
                 on_multifd_sync(a)
@@ -358,6 +416,27 @@ class StreamLoader:
                     f"unknown record type 0x{kind:02x} at stream offset "
                     f"{self.progress.bytes - RECORD.size}"
                 )
+
+    def _read_postcopy(self, count: int, size: int, crc: int) -> npt.NDArray[np.bool_]:
+        if count != self.ram.page_count or size != (count + 7) // 8:
+            raise StreamError(
+                f"postcopy switch for {count} pages in {size} bytes (this VM has "
+                f"{self.ram.page_count} pages)"
+            )
+        payload = bytearray(size)
+        self._read(memoryview(payload), "the postcopy switch's page bitmap")
+        if zlib.crc32(payload, zlib.crc32(memoryview(self._head)[:12])) != crc:
+            raise StreamError("checksum mismatch in the postcopy switch record")
+        bits = np.unpackbits(np.frombuffer(bytes(payload), dtype=np.uint8))
+        return bits[:count].astype(np.bool_)
+
+    def read_resume(self) -> None:
+        """The RESUME record that ends a recovery handshake."""
+        head = memoryview(self._head)
+        self._read(head, "the postcopy resume record")
+        kind, a, b, crc = RECORD.unpack(self._head)
+        if kind != REC_RESUME or a or b or zlib.crc32(head[:12]) != crc:
+            raise StreamError(f"expected a postcopy resume record, got type {kind}")
 
     def _load_compressed(self, count: int, size: int, crc: int) -> None:
         record = self.progress.records + 1
@@ -468,7 +547,9 @@ class StreamLoader:
             )
         normal_idx = index[:normal].astype(np.intp)
         zero_idx = index[normal:].astype(np.intp)
-        if is_contiguous(normal_idx):
+        if self.placer is not None:
+            self.placer.place(normal_idx, data, zero_idx)
+        elif is_contiguous(normal_idx):
             start = int(normal_idx[0])
             self.ram.pages[start : start + normal] = data
         elif normal:
@@ -550,3 +631,23 @@ def read_reply(channel: ByteSource) -> tuple[int, str]:
     if length:
         channel.recv_exact(memoryview(text))
     return kind, text.decode("utf-8", "replace")
+
+
+def encode_message(kind: int, payload: bytes) -> bytes:
+    """A postcopy return-path message (page request, bitmap, resume ack)."""
+    return RETURN.pack(kind, len(payload)) + payload
+
+
+def read_message(channel: ByteSource) -> tuple[int, bytes]:
+    """Any return-path message: (kind, payload); ACK and ERROR carry UTF-8 text."""
+    head = bytearray(RETURN.size)
+    channel.recv_exact(memoryview(head))
+    kind, length = RETURN.unpack(head)
+    known = (RP_ACK, RP_ERROR, RP_REQ_PAGES, RP_RECV_BITMAP, RP_RESUME_ACK)
+    limit = RP_MAX_TEXT if kind in (RP_ACK, RP_ERROR) else RP_MAX_PAYLOAD
+    if kind not in known or length > limit:
+        raise StreamError(f"malformed return-path message (kind {kind})")
+    payload = bytearray(length)
+    if length:
+        channel.recv_exact(memoryview(payload))
+    return kind, bytes(payload)

@@ -14,7 +14,8 @@ import stat
 import subprocess
 import threading
 import time
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, Protocol
 
 Scheme = Literal["tcp", "unix", "exec", "fd"]
 
@@ -246,6 +247,16 @@ class PipeChannel:
 Channel = SocketChannel | PipeChannel
 
 
+class SocketWrapper(Protocol):
+    """Turns a connected socket into a channel (TLS: see .tls); raises
+    TransportError when the session cannot be set up."""
+
+    def wrap(self, sock: socket.socket, peer: str) -> SocketChannel: ...
+
+
+NO_TLS_ON_PIPES = "TLS needs a socket: exec: and pipe fd: channels cannot carry it"
+
+
 def _fd_channel(fd: int, peer: str, outgoing: bool) -> Channel:
     if stat.S_ISSOCK(os.fstat(fd).st_mode):
         return SocketChannel(socket.socket(fileno=fd), peer)
@@ -269,6 +280,8 @@ class Connector:
         self._fd: int | None = None
         self._aborted = False
         self._lock = threading.Lock()
+        # Set by the engine when tls-creds is set: every channel, multifd's too.
+        self.tls: SocketWrapper | None = None
 
     def abort(self) -> None:
         with self._lock:
@@ -301,6 +314,8 @@ class Connector:
         if uri.scheme == "unix":
             return self._connect_socket(socket.AF_UNIX, uri.address, uri.address)
         if uri.scheme == "exec":
+            if self.tls is not None:
+                raise TransportError(NO_TLS_ON_PIPES)
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", uri.address], stdin=subprocess.PIPE
             )
@@ -311,7 +326,13 @@ class Connector:
         if self._fd is None:
             self._fd = self.fds.take(uri.address)
         fd, self._fd = self._fd, None
-        return _fd_channel(fd, uri.address, outgoing=True)
+        channel = _fd_channel(fd, uri.address, outgoing=True)
+        if self.tls is None:
+            return channel
+        if isinstance(channel, SocketChannel):
+            return self.tls.wrap(channel.sock, channel.peer)
+        channel.close()
+        raise TransportError(NO_TLS_ON_PIPES)
 
     def _connect_socket(
         self, family: int, target: tuple[str, str] | str, shown: str
@@ -340,10 +361,13 @@ class Connector:
                 self._sock = sock
             try:
                 sock.connect(addr)  # type: ignore[arg-type]
-                return SocketChannel(sock, shown)
             except OSError as exc:
                 sock.close()
                 last = exc
+                continue
+            if self.tls is not None:
+                return self.tls.wrap(sock, shown)
+            return SocketChannel(sock, shown)
         reason = last.strerror if last is not None else "no address"
         raise TransportError(f"Failed to connect to '{shown}': {reason}")
 
@@ -359,13 +383,25 @@ class Listener:
         self._server: socket.socket | None = None
         self._channel: Channel | None = None
         self._closed = threading.Event()
-        self.socket_address: list[dict[str, str]] = []
+        self.socket_address: list[dict[str, object]] = []
+        # When set (tls-creds), called for each connection: None means plain, a
+        # TransportError is reported through ``on_rejected`` and the next one awaited,
+        # as QEMU 7.2 keeps listening after a failed TLS handshake.
+        self.tls: Callable[[], SocketWrapper | None] | None = None
+        self.on_rejected: Callable[[str], None] = lambda text: None
         if uri.scheme == "tcp":
             host, port = uri.host_port()
             self._server = self._bind_tcp(host, port)
             addr = self._server.getsockname()
+            # QEMU 7.2 flags the address family of the bound address too.
+            family = "ipv6" if self._server.family == socket.AF_INET6 else "ipv4"
             self.socket_address = [
-                {"type": "inet", "host": str(addr[0]), "port": str(addr[1])}
+                {
+                    "type": "inet",
+                    "host": str(addr[0]),
+                    "port": str(addr[1]),
+                    family: True,
+                }
             ]
         elif uri.scheme == "unix":
             self._server = self._bind_unix(uri.address)
@@ -426,7 +462,18 @@ class Listener:
         """
         if self._channel is not None:
             channel, self._channel = self._channel, None
-            return channel
+            wrapper = self.tls() if self.tls is not None else None
+            if wrapper is None:
+                return channel
+            if not isinstance(channel, SocketChannel):
+                channel.close()
+                self.on_rejected(NO_TLS_ON_PIPES)
+                return None
+            try:
+                return wrapper.wrap(channel.sock, channel.peer)
+            except TransportError as exc:
+                self.on_rejected(str(exc))
+                return None
         server = self._server
         if server is None:
             return None
@@ -443,10 +490,26 @@ class Listener:
             except OSError:
                 return None
             sock.settimeout(None)
+            secured = self._secure(sock, str(peer))
+            if secured is None:
+                continue
             if not keep_listening:
                 self.close()
-            return SocketChannel(sock, str(peer))
+            return secured
         return None
+
+    def _secure(self, sock: socket.socket, peer: str) -> SocketChannel | None:
+        """The accepted connection as a channel: TLS when configured; None (and the
+        reason reported) when its handshake or credentials fail."""
+        try:
+            wrapper = self.tls() if self.tls is not None else None
+            if wrapper is None:
+                return SocketChannel(sock, peer)
+            return wrapper.wrap(sock, peer)
+        except TransportError as exc:
+            sock.close()
+            self.on_rejected(str(exc))
+            return None
 
     def close(self) -> None:
         self._closed.set()

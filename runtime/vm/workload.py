@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -30,6 +31,9 @@ Pattern = Literal["random", "sequential", "sparse"]
 PATTERNS = ("random", "sequential", "sparse")
 TIMESLICE = 0.010
 SPARSE_STRIDE = 16
+
+# (pages about to be written, the vCPU's quit event) -> returns once they are present
+AccessGate = Callable[[np.ndarray, threading.Event], None]
 
 
 class WorkloadError(ValueError):
@@ -80,6 +84,9 @@ class GuestWorkload:
         self._vcpu_lock = threading.Lock()
         self._runnable = threading.Event()
         self._quit = threading.Event()
+        # Postcopy destination: called before each write with the pages about to be
+        # touched; blocks while any of them is still on the source.
+        self.access_gate: AccessGate | None = None
         self._thread: threading.Thread | None = None
 
     # -- control ----------------------------------------------------------------------
@@ -151,9 +158,16 @@ class GuestWorkload:
             owed += self.rate * TIMESLICE
             count = int(owed)
             owed -= count
+            pages: np.ndarray | None = None
+            gate = self.access_gate
+            if count and gate is not None:
+                # Outside the vCPU lock: a blocked access must not block a stop.
+                pages = self._next_pages(min(count, self.page_span * 4))
+                gate(pages, self._quit)
             with self._vcpu_lock:
                 if count and self._runnable.is_set() and not self._quit.is_set():
-                    pages = self._next_pages(min(count, self.page_span * 4))
+                    if pages is None:
+                        pages = self._next_pages(min(count, self.page_span * 4))
                     self._write(pages)
                     self.log.mark(pages)
                     self.pages_written += int(pages.size)
