@@ -12,14 +12,17 @@ rules for those shapes (line length 88):
   each item is laid out again by the same rules;
 - a `def` whose parameters fit on one line is split the same way, but black adds a
   trailing comma (and so explodes) a parameter list of a single parameter;
-- an operator chain (`Chain`, e.g. a long ``A | B | C`` type alias) is wrapped in
-  parentheses, hugged if it fits, else one operand per line with the operator leading.
+- an operator chain (`Chain`, e.g. a long ``A | B | C`` type alias, or an ``if``
+  condition of ``or``-ed tests) is wrapped in parentheses, hugged if it fits, else one
+  operand per line with the operator leading (an operand still too long is split
+  before its comparison operators).
 
 `tests/test_generate.py` runs `black --check` over generated trees to keep this honest.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 LINE_LENGTH = 88
@@ -90,8 +93,9 @@ class Split:
 @dataclass
 class Field:
     """A dataclass field ``name: annotation`` or ``name: annotation = None``: when too
-    long, black parenthesizes the annotation of a field with a default, and splits the
-    last bracket of one without."""
+    long, black parenthesizes the default of a field with one if the line up to that
+    parenthesis fits, else its annotation; it splits the last bracket of a field
+    without a default."""
 
     name: str
     annotation: str
@@ -193,6 +197,10 @@ def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
 
 def _field_lines(node: Field, indent: str, trailer: str) -> list[str]:
     if node.default is not None:
+        head = f"{indent}{node.name}: {node.annotation} = ("
+        if _fits(head):
+            # black wraps the default in parentheses while the line before fits
+            return [head, indent + INDENT + node.default, f"{indent}){trailer}"]
         return [
             f"{indent}{node.name}: (",
             indent + INDENT + node.annotation,
@@ -215,7 +223,22 @@ def _chain_lines(node: Chain, indent: str, trailer: str) -> list[str]:
     body = inner + f" {node.operator} ".join(node.operands)
     if _fits(body):
         return [head, body, tail]
-    lines = [head, inner + node.operands[0]]
-    lines += [f"{inner}{node.operator} {operand}" for operand in node.operands[1:]]
+    lines = [head]
+    for index, operand in enumerate(node.operands):
+        line = inner + (f"{node.operator} " if index else "") + operand
+        lines += _comparison_lines(line, inner) if not _fits(line) else [line]
     lines.append(tail)
     return lines
+
+
+# The spaces before a comparison operator (not the "in" of "not in", nor a unary
+# "not"): where black splits an operand that is still too long.
+_COMPARISON = re.compile(r"(?<!\bnot) (?=(?:<=|<|is not|is|not in|in) )")
+
+
+def _comparison_lines(line: str, indent: str) -> list[str]:
+    """An operand line still too long: black splits a comparison chain before each
+    comparison operator (``not -(2**63)`` / ``<= value`` / ``< 2**63``). A piece
+    still too long then (a name of 65+ characters) is not split further."""
+    first, *rest = _COMPARISON.split(line)
+    return [first] + [indent + piece for piece in rest]

@@ -422,7 +422,7 @@ def test_clients_send_typed_arguments(pkg: ModuleType) -> None:
         ("job-start", {"id": "j", "tls-creds": None, "ref": "active"}),
         ("job-start", {"id": "k", "speed": 10, "tls-creds": "creds"}),
         ("job-start", {"id": "l"}),
-        ("job-count", {}),
+        ("job-count", None),  # no arguments: no "arguments" member on the wire
     ]
 
 

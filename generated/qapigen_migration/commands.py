@@ -152,7 +152,7 @@ class AsyncClient:
                   }
                }
         """
-        _reply = await self._transport.execute("query-migrate", {})
+        _reply = await self._transport.execute("query-migrate")
         return MigrationInfo.from_wire(_reply, "", False)
 
     async def migrate_set_capabilities(
@@ -194,7 +194,7 @@ class AsyncClient:
                   {"state": false, "capability": "x-colo"}
                ]}
         """
-        _reply = await self._transport.execute("query-migrate-capabilities", {})
+        _reply = await self._transport.execute("query-migrate-capabilities")
         return _c.array_of(MigrationCapabilityStatus.from_wire)(_reply, "", False)
 
     async def migrate_set_parameters(self, arguments: MigrateSetParameters, /) -> None:
@@ -229,7 +229,7 @@ class AsyncClient:
                   }
                }
         """
-        _reply = await self._transport.execute("query-migrate-parameters", {})
+        _reply = await self._transport.execute("query-migrate-parameters")
         return MigrationParameters.from_wire(_reply, "", False)
 
     async def client_migrate_info(
@@ -281,7 +281,7 @@ class AsyncClient:
             -> { "execute": "migrate-start-postcopy" }
             <- { "return": {} }
         """
-        await self._transport.execute("migrate-start-postcopy", {})
+        await self._transport.execute("migrate-start-postcopy")
 
     async def x_colo_lost_heartbeat(self) -> None:
         """Tell qemu that heartbeat is lost, request it to do takeover procedures.
@@ -295,7 +295,7 @@ class AsyncClient:
             -> { "execute": "x-colo-lost-heartbeat" }
             <- { "return": {} }
         """
-        await self._transport.execute("x-colo-lost-heartbeat", {})
+        await self._transport.execute("x-colo-lost-heartbeat")
 
     async def migrate_cancel(self) -> None:
         """Cancel the current executing migration process.
@@ -311,7 +311,7 @@ class AsyncClient:
             -> { "execute": "migrate_cancel" }
             <- { "return": {} }
         """
-        await self._transport.execute("migrate_cancel", {})
+        await self._transport.execute("migrate_cancel")
 
     async def migrate_continue(self, *, state: MigrationStatus) -> None:
         """Continue migration when it's in a paused state.
@@ -441,7 +441,7 @@ class AsyncClient:
             DeprecationWarning,
             stacklevel=2,
         )
-        _reply = await self._transport.execute("query-migrate-cache-size", {})
+        _reply = await self._transport.execute("query-migrate-cache-size")
         return _c.int_(_reply, "", False)
 
     async def migrate(
@@ -588,7 +588,7 @@ class AsyncClient:
 
         Since: 2.9
         """
-        _reply = await self._transport.execute("query-xen-replication-status", {})
+        _reply = await self._transport.execute("query-xen-replication-status")
         return ReplicationStatus.from_wire(_reply, "", False)
 
     async def xen_colo_do_checkpoint(self) -> None:
@@ -604,7 +604,7 @@ class AsyncClient:
 
         Since: 2.9
         """
-        await self._transport.execute("xen-colo-do-checkpoint", {})
+        await self._transport.execute("xen-colo-do-checkpoint")
 
     async def query_colo_status(self) -> COLOStatus:
         """Query COLO status while the vm is running.
@@ -617,7 +617,7 @@ class AsyncClient:
 
         Since: 3.1
         """
-        _reply = await self._transport.execute("query-colo-status", {})
+        _reply = await self._transport.execute("query-colo-status")
         return COLOStatus.from_wire(_reply, "", False)
 
     async def migrate_recover(self, *, uri: str) -> None:
@@ -649,7 +649,7 @@ class AsyncClient:
 
         Since: 3.0
         """
-        await self._transport.execute("migrate-pause", {})
+        await self._transport.execute("migrate-pause")
 
 
 class SyncClient:
@@ -776,7 +776,7 @@ class SyncClient:
                   }
                }
         """
-        _reply = self._transport.execute("query-migrate", {})
+        _reply = self._transport.execute("query-migrate")
         return MigrationInfo.from_wire(_reply, "", False)
 
     def migrate_set_capabilities(
@@ -818,7 +818,7 @@ class SyncClient:
                   {"state": false, "capability": "x-colo"}
                ]}
         """
-        _reply = self._transport.execute("query-migrate-capabilities", {})
+        _reply = self._transport.execute("query-migrate-capabilities")
         return _c.array_of(MigrationCapabilityStatus.from_wire)(_reply, "", False)
 
     def migrate_set_parameters(self, arguments: MigrateSetParameters, /) -> None:
@@ -853,7 +853,7 @@ class SyncClient:
                   }
                }
         """
-        _reply = self._transport.execute("query-migrate-parameters", {})
+        _reply = self._transport.execute("query-migrate-parameters")
         return MigrationParameters.from_wire(_reply, "", False)
 
     def client_migrate_info(
@@ -905,7 +905,7 @@ class SyncClient:
             -> { "execute": "migrate-start-postcopy" }
             <- { "return": {} }
         """
-        self._transport.execute("migrate-start-postcopy", {})
+        self._transport.execute("migrate-start-postcopy")
 
     def x_colo_lost_heartbeat(self) -> None:
         """Tell qemu that heartbeat is lost, request it to do takeover procedures.
@@ -919,7 +919,7 @@ class SyncClient:
             -> { "execute": "x-colo-lost-heartbeat" }
             <- { "return": {} }
         """
-        self._transport.execute("x-colo-lost-heartbeat", {})
+        self._transport.execute("x-colo-lost-heartbeat")
 
     def migrate_cancel(self) -> None:
         """Cancel the current executing migration process.
@@ -935,7 +935,7 @@ class SyncClient:
             -> { "execute": "migrate_cancel" }
             <- { "return": {} }
         """
-        self._transport.execute("migrate_cancel", {})
+        self._transport.execute("migrate_cancel")
 
     def migrate_continue(self, *, state: MigrationStatus) -> None:
         """Continue migration when it's in a paused state.
@@ -1065,7 +1065,7 @@ class SyncClient:
             DeprecationWarning,
             stacklevel=2,
         )
-        _reply = self._transport.execute("query-migrate-cache-size", {})
+        _reply = self._transport.execute("query-migrate-cache-size")
         return _c.int_(_reply, "", False)
 
     def migrate(
@@ -1212,7 +1212,7 @@ class SyncClient:
 
         Since: 2.9
         """
-        _reply = self._transport.execute("query-xen-replication-status", {})
+        _reply = self._transport.execute("query-xen-replication-status")
         return ReplicationStatus.from_wire(_reply, "", False)
 
     def xen_colo_do_checkpoint(self) -> None:
@@ -1228,7 +1228,7 @@ class SyncClient:
 
         Since: 2.9
         """
-        self._transport.execute("xen-colo-do-checkpoint", {})
+        self._transport.execute("xen-colo-do-checkpoint")
 
     def query_colo_status(self) -> COLOStatus:
         """Query COLO status while the vm is running.
@@ -1241,7 +1241,7 @@ class SyncClient:
 
         Since: 3.1
         """
-        _reply = self._transport.execute("query-colo-status", {})
+        _reply = self._transport.execute("query-colo-status")
         return COLOStatus.from_wire(_reply, "", False)
 
     def migrate_recover(self, *, uri: str) -> None:
@@ -1273,7 +1273,7 @@ class SyncClient:
 
         Since: 3.0
         """
-        self._transport.execute("migrate-pause", {})
+        self._transport.execute("migrate-pause")
 
 
 class CommandHandler(Protocol):

@@ -55,7 +55,7 @@ class AsyncClient:
         _arguments: dict[str, object] = {}
         if enable is not None:
             _arguments["enable"] = [element.value for element in enable]
-        await self._transport.execute("qmp_capabilities", _arguments)
+        await self._transport.execute("qmp_capabilities", _arguments or None)
 
     async def query_version(self) -> VersionInfo:
         """Tell which release answers.
@@ -64,7 +64,7 @@ class AsyncClient:
 
         Since: 0.14
         """
-        _reply = await self._transport.execute("query-version", {})
+        _reply = await self._transport.execute("query-version")
         return VersionInfo.from_wire(_reply, "", False)
 
     async def query_commands(self) -> list[CommandInfo]:
@@ -74,7 +74,7 @@ class AsyncClient:
 
         Since: 0.14
         """
-        _reply = await self._transport.execute("query-commands", {})
+        _reply = await self._transport.execute("query-commands")
         return _c.array_of(CommandInfo.from_wire)(_reply, "", False)
 
     async def quit(self) -> None:
@@ -82,7 +82,7 @@ class AsyncClient:
 
         Since: 0.14
         """
-        await self._transport.execute("quit", {})
+        await self._transport.execute("quit")
 
     async def query_status(self) -> StatusInfo:
         """Tell the VM's run state.
@@ -91,7 +91,7 @@ class AsyncClient:
 
         Since: 0.14
         """
-        _reply = await self._transport.execute("query-status", {})
+        _reply = await self._transport.execute("query-status")
         return StatusInfo.from_wire(_reply, "", False)
 
     async def stop(self) -> None:
@@ -99,14 +99,14 @@ class AsyncClient:
 
         Since: 0.14
         """
-        await self._transport.execute("stop", {})
+        await self._transport.execute("stop")
 
     async def cont(self) -> None:
         """Resume a paused guest.  A RESUME event follows.
 
         Since: 0.14
         """
-        await self._transport.execute("cont", {})
+        await self._transport.execute("cont")
 
     async def getfd(self, *, fdname: str) -> None:
         """Keep the file descriptor that came with this command (as SCM_RIGHTS
@@ -140,7 +140,7 @@ class AsyncClient:
 
         Since: 2.5
         """
-        _reply = await self._transport.execute("query-qmp-schema", {})
+        _reply = await self._transport.execute("query-qmp-schema")
         return _c.array_of(decode_schema_info)(_reply, "", False)
 
     async def query_migrate(self) -> MigrationInfo:
@@ -260,7 +260,7 @@ class AsyncClient:
                   }
                }
         """
-        _reply = await self._transport.execute("query-migrate", {})
+        _reply = await self._transport.execute("query-migrate")
         return MigrationInfo.from_wire(_reply, "", False)
 
     async def migrate_set_capabilities(
@@ -302,7 +302,7 @@ class AsyncClient:
                   {"state": false, "capability": "x-colo"}
                ]}
         """
-        _reply = await self._transport.execute("query-migrate-capabilities", {})
+        _reply = await self._transport.execute("query-migrate-capabilities")
         return _c.array_of(MigrationCapabilityStatus.from_wire)(_reply, "", False)
 
     async def migrate_set_parameters(self, arguments: MigrateSetParameters, /) -> None:
@@ -337,7 +337,7 @@ class AsyncClient:
                   }
                }
         """
-        _reply = await self._transport.execute("query-migrate-parameters", {})
+        _reply = await self._transport.execute("query-migrate-parameters")
         return MigrationParameters.from_wire(_reply, "", False)
 
     async def client_migrate_info(
@@ -389,7 +389,7 @@ class AsyncClient:
             -> { "execute": "migrate-start-postcopy" }
             <- { "return": {} }
         """
-        await self._transport.execute("migrate-start-postcopy", {})
+        await self._transport.execute("migrate-start-postcopy")
 
     async def x_colo_lost_heartbeat(self) -> None:
         """Tell qemu that heartbeat is lost, request it to do takeover procedures.
@@ -403,7 +403,7 @@ class AsyncClient:
             -> { "execute": "x-colo-lost-heartbeat" }
             <- { "return": {} }
         """
-        await self._transport.execute("x-colo-lost-heartbeat", {})
+        await self._transport.execute("x-colo-lost-heartbeat")
 
     async def migrate_cancel(self) -> None:
         """Cancel the current executing migration process.
@@ -419,7 +419,7 @@ class AsyncClient:
             -> { "execute": "migrate_cancel" }
             <- { "return": {} }
         """
-        await self._transport.execute("migrate_cancel", {})
+        await self._transport.execute("migrate_cancel")
 
     async def migrate_continue(self, *, state: MigrationStatus) -> None:
         """Continue migration when it's in a paused state.
@@ -549,7 +549,7 @@ class AsyncClient:
             DeprecationWarning,
             stacklevel=2,
         )
-        _reply = await self._transport.execute("query-migrate-cache-size", {})
+        _reply = await self._transport.execute("query-migrate-cache-size")
         return _c.int_(_reply, "", False)
 
     async def migrate(
@@ -696,7 +696,7 @@ class AsyncClient:
 
         Since: 2.9
         """
-        _reply = await self._transport.execute("query-xen-replication-status", {})
+        _reply = await self._transport.execute("query-xen-replication-status")
         return ReplicationStatus.from_wire(_reply, "", False)
 
     async def xen_colo_do_checkpoint(self) -> None:
@@ -712,7 +712,7 @@ class AsyncClient:
 
         Since: 2.9
         """
-        await self._transport.execute("xen-colo-do-checkpoint", {})
+        await self._transport.execute("xen-colo-do-checkpoint")
 
     async def query_colo_status(self) -> COLOStatus:
         """Query COLO status while the vm is running.
@@ -725,7 +725,7 @@ class AsyncClient:
 
         Since: 3.1
         """
-        _reply = await self._transport.execute("query-colo-status", {})
+        _reply = await self._transport.execute("query-colo-status")
         return COLOStatus.from_wire(_reply, "", False)
 
     async def migrate_recover(self, *, uri: str) -> None:
@@ -757,7 +757,7 @@ class AsyncClient:
 
         Since: 3.0
         """
-        await self._transport.execute("migrate-pause", {})
+        await self._transport.execute("migrate-pause")
 
 
 class SyncClient:
@@ -779,7 +779,7 @@ class SyncClient:
         _arguments: dict[str, object] = {}
         if enable is not None:
             _arguments["enable"] = [element.value for element in enable]
-        self._transport.execute("qmp_capabilities", _arguments)
+        self._transport.execute("qmp_capabilities", _arguments or None)
 
     def query_version(self) -> VersionInfo:
         """Tell which release answers.
@@ -788,7 +788,7 @@ class SyncClient:
 
         Since: 0.14
         """
-        _reply = self._transport.execute("query-version", {})
+        _reply = self._transport.execute("query-version")
         return VersionInfo.from_wire(_reply, "", False)
 
     def query_commands(self) -> list[CommandInfo]:
@@ -798,7 +798,7 @@ class SyncClient:
 
         Since: 0.14
         """
-        _reply = self._transport.execute("query-commands", {})
+        _reply = self._transport.execute("query-commands")
         return _c.array_of(CommandInfo.from_wire)(_reply, "", False)
 
     def quit(self) -> None:
@@ -806,7 +806,7 @@ class SyncClient:
 
         Since: 0.14
         """
-        self._transport.execute("quit", {})
+        self._transport.execute("quit")
 
     def query_status(self) -> StatusInfo:
         """Tell the VM's run state.
@@ -815,7 +815,7 @@ class SyncClient:
 
         Since: 0.14
         """
-        _reply = self._transport.execute("query-status", {})
+        _reply = self._transport.execute("query-status")
         return StatusInfo.from_wire(_reply, "", False)
 
     def stop(self) -> None:
@@ -823,14 +823,14 @@ class SyncClient:
 
         Since: 0.14
         """
-        self._transport.execute("stop", {})
+        self._transport.execute("stop")
 
     def cont(self) -> None:
         """Resume a paused guest.  A RESUME event follows.
 
         Since: 0.14
         """
-        self._transport.execute("cont", {})
+        self._transport.execute("cont")
 
     def getfd(self, *, fdname: str) -> None:
         """Keep the file descriptor that came with this command (as SCM_RIGHTS
@@ -864,7 +864,7 @@ class SyncClient:
 
         Since: 2.5
         """
-        _reply = self._transport.execute("query-qmp-schema", {})
+        _reply = self._transport.execute("query-qmp-schema")
         return _c.array_of(decode_schema_info)(_reply, "", False)
 
     def query_migrate(self) -> MigrationInfo:
@@ -984,7 +984,7 @@ class SyncClient:
                   }
                }
         """
-        _reply = self._transport.execute("query-migrate", {})
+        _reply = self._transport.execute("query-migrate")
         return MigrationInfo.from_wire(_reply, "", False)
 
     def migrate_set_capabilities(
@@ -1026,7 +1026,7 @@ class SyncClient:
                   {"state": false, "capability": "x-colo"}
                ]}
         """
-        _reply = self._transport.execute("query-migrate-capabilities", {})
+        _reply = self._transport.execute("query-migrate-capabilities")
         return _c.array_of(MigrationCapabilityStatus.from_wire)(_reply, "", False)
 
     def migrate_set_parameters(self, arguments: MigrateSetParameters, /) -> None:
@@ -1061,7 +1061,7 @@ class SyncClient:
                   }
                }
         """
-        _reply = self._transport.execute("query-migrate-parameters", {})
+        _reply = self._transport.execute("query-migrate-parameters")
         return MigrationParameters.from_wire(_reply, "", False)
 
     def client_migrate_info(
@@ -1113,7 +1113,7 @@ class SyncClient:
             -> { "execute": "migrate-start-postcopy" }
             <- { "return": {} }
         """
-        self._transport.execute("migrate-start-postcopy", {})
+        self._transport.execute("migrate-start-postcopy")
 
     def x_colo_lost_heartbeat(self) -> None:
         """Tell qemu that heartbeat is lost, request it to do takeover procedures.
@@ -1127,7 +1127,7 @@ class SyncClient:
             -> { "execute": "x-colo-lost-heartbeat" }
             <- { "return": {} }
         """
-        self._transport.execute("x-colo-lost-heartbeat", {})
+        self._transport.execute("x-colo-lost-heartbeat")
 
     def migrate_cancel(self) -> None:
         """Cancel the current executing migration process.
@@ -1143,7 +1143,7 @@ class SyncClient:
             -> { "execute": "migrate_cancel" }
             <- { "return": {} }
         """
-        self._transport.execute("migrate_cancel", {})
+        self._transport.execute("migrate_cancel")
 
     def migrate_continue(self, *, state: MigrationStatus) -> None:
         """Continue migration when it's in a paused state.
@@ -1273,7 +1273,7 @@ class SyncClient:
             DeprecationWarning,
             stacklevel=2,
         )
-        _reply = self._transport.execute("query-migrate-cache-size", {})
+        _reply = self._transport.execute("query-migrate-cache-size")
         return _c.int_(_reply, "", False)
 
     def migrate(
@@ -1420,7 +1420,7 @@ class SyncClient:
 
         Since: 2.9
         """
-        _reply = self._transport.execute("query-xen-replication-status", {})
+        _reply = self._transport.execute("query-xen-replication-status")
         return ReplicationStatus.from_wire(_reply, "", False)
 
     def xen_colo_do_checkpoint(self) -> None:
@@ -1436,7 +1436,7 @@ class SyncClient:
 
         Since: 2.9
         """
-        self._transport.execute("xen-colo-do-checkpoint", {})
+        self._transport.execute("xen-colo-do-checkpoint")
 
     def query_colo_status(self) -> COLOStatus:
         """Query COLO status while the vm is running.
@@ -1449,7 +1449,7 @@ class SyncClient:
 
         Since: 3.1
         """
-        _reply = self._transport.execute("query-colo-status", {})
+        _reply = self._transport.execute("query-colo-status")
         return COLOStatus.from_wire(_reply, "", False)
 
     def migrate_recover(self, *, uri: str) -> None:
@@ -1481,7 +1481,7 @@ class SyncClient:
 
         Since: 3.0
         """
-        self._transport.execute("migrate-pause", {})
+        self._transport.execute("migrate-pause")
 
 
 class CommandHandler(Protocol):

@@ -35,6 +35,11 @@ class QMPCapability(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_QMPCapability_VALUES: dict[str, QMPCapability] = {
+    member.value: member for member in QMPCapability
+}
+
+
 class RunState(enum.StrEnum):
     """What the guest is doing.
 
@@ -86,6 +91,9 @@ class RunState(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_RunState_VALUES: dict[str, RunState] = {member.value: member for member in RunState}
+
+
 class ShutdownCause(enum.StrEnum):
     """Why the VM shut down.
 
@@ -127,6 +135,11 @@ class ShutdownCause(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_ShutdownCause_VALUES: dict[str, ShutdownCause] = {
+    member.value: member for member in ShutdownCause
+}
+
+
 class SchemaMetaType(enum.StrEnum):
     """The kind of a schema entity.
 
@@ -160,6 +173,11 @@ class SchemaMetaType(enum.StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> SchemaMetaType | None:
         return _c.open_enum_missing(cls, value)
+
+
+_SchemaMetaType_VALUES: dict[str, SchemaMetaType] = {
+    member.value: member for member in SchemaMetaType
+}
 
 
 class JSONType(enum.StrEnum):
@@ -197,6 +215,9 @@ class JSONType(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_JSONType_VALUES: dict[str, JSONType] = {member.value: member for member in JSONType}
+
+
 class SocketAddressType(enum.StrEnum):
     """The kinds of socket address.
 
@@ -224,6 +245,11 @@ class SocketAddressType(enum.StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> SocketAddressType | None:
         return _c.open_enum_missing(cls, value)
+
+
+_SocketAddressType_VALUES: dict[str, SocketAddressType] = {
+    member.value: member for member in SocketAddressType
+}
 
 
 class MigrationStatus(enum.StrEnum):
@@ -276,6 +302,11 @@ class MigrationStatus(enum.StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> MigrationStatus | None:
         return _c.open_enum_missing(cls, value)
+
+
+_MigrationStatus_VALUES: dict[str, MigrationStatus] = {
+    member.value: member for member in MigrationStatus
+}
 
 
 class MigrationCapability(enum.StrEnum):
@@ -370,6 +401,11 @@ class MigrationCapability(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_MigrationCapability_VALUES: dict[str, MigrationCapability] = {
+    member.value: member for member in MigrationCapability
+}
+
+
 class MultiFDCompression(enum.StrEnum):
     """An enumeration of multifd compression methods.
 
@@ -395,6 +431,11 @@ class MultiFDCompression(enum.StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> MultiFDCompression | None:
         return _c.open_enum_missing(cls, value)
+
+
+_MultiFDCompression_VALUES: dict[str, MultiFDCompression] = {
+    member.value: member for member in MultiFDCompression
+}
 
 
 class MigrationParameter(enum.StrEnum):
@@ -532,6 +573,11 @@ class MigrationParameter(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_MigrationParameter_VALUES: dict[str, MigrationParameter] = {
+    member.value: member for member in MigrationParameter
+}
+
+
 class COLOMessage(enum.StrEnum):
     """The message transmission between Primary side and Secondary side.
 
@@ -567,6 +613,11 @@ class COLOMessage(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_COLOMessage_VALUES: dict[str, COLOMessage] = {
+    member.value: member for member in COLOMessage
+}
+
+
 class COLOMode(enum.StrEnum):
     """The COLO current mode.
 
@@ -590,6 +641,9 @@ class COLOMode(enum.StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> COLOMode | None:
         return _c.open_enum_missing(cls, value)
+
+
+_COLOMode_VALUES: dict[str, COLOMode] = {member.value: member for member in COLOMode}
 
 
 class FailoverStatus(enum.StrEnum):
@@ -623,6 +677,11 @@ class FailoverStatus(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_FailoverStatus_VALUES: dict[str, FailoverStatus] = {
+    member.value: member for member in FailoverStatus
+}
+
+
 class COLOExitReason(enum.StrEnum):
     """The reason for a COLO exit.
 
@@ -654,6 +713,11 @@ class COLOExitReason(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_COLOExitReason_VALUES: dict[str, COLOExitReason] = {
+    member.value: member for member in COLOExitReason
+}
+
+
 @dataclasses.dataclass(slots=True, kw_only=True)
 class VersionTriple:
     """A release number in three parts.
@@ -677,13 +741,29 @@ class VersionTriple:
         cls, value: object, path: str = "", strict: bool = False
     ) -> VersionTriple:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            major=_c.required(data, "major", path, strict, _c.int_),
-            minor=_c.required(data, "minor", path, strict, _c.int_),
-            micro=_c.required(data, "micro", path, strict, _c.int_),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "VersionTriple"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        major = get("major")
+        if type(major) is not int or not -(2**63) <= major < 2**63:
+            major = _c.required(data, "major", path, strict, _c.int_)
+        minor = get("minor")
+        if type(minor) is not int or not -(2**63) <= minor < 2**63:
+            minor = _c.required(data, "minor", path, strict, _c.int_)
+        micro = get("micro")
+        if type(micro) is not int or not -(2**63) <= micro < 2**63:
+            micro = _c.required(data, "micro", path, strict, _c.int_)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "VersionTriple")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.major = major
+        decoded.minor = minor
+        decoded.micro = micro
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -717,12 +797,23 @@ class VersionInfo:
         cls, value: object, path: str = "", strict: bool = False
     ) -> VersionInfo:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            qemu=_c.required(data, "qemu", path, strict, VersionTriple.from_wire),
-            package=_c.required(data, "package", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "VersionInfo"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        qemu = _c.required(data, "qemu", path, strict, VersionTriple.from_wire)
+        package = get("package")
+        if type(package) is not str:
+            package = _c.required(data, "package", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "VersionInfo")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.qemu = qemu
+        decoded.package = package
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -750,11 +841,21 @@ class CommandInfo:
         cls, value: object, path: str = "", strict: bool = False
     ) -> CommandInfo:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "CommandInfo"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "CommandInfo")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -786,13 +887,31 @@ class StatusInfo:
         cls, value: object, path: str = "", strict: bool = False
     ) -> StatusInfo:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            running=_c.required(data, "running", path, strict, _c.boolean),
-            singlestep=_c.required(data, "singlestep", path, strict, _c.boolean),
-            status=_c.required(data, "status", path, strict, RunState.from_wire),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "StatusInfo"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        running = get("running")
+        if type(running) is not bool:
+            running = _c.required(data, "running", path, strict, _c.boolean)
+        singlestep = get("singlestep")
+        if type(singlestep) is not bool:
+            singlestep = _c.required(data, "singlestep", path, strict, _c.boolean)
+        status = get("status")
+        if strict or type(status) is not str or status not in _RunState_VALUES:
+            status = _c.required(data, "status", path, strict, RunState.from_wire)
+        else:
+            status = _RunState_VALUES[status]
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "StatusInfo")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.running = running
+        decoded.singlestep = singlestep
+        decoded.status = status
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -832,17 +951,36 @@ class SchemaInfo_Builtin:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfo_Builtin:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            features=_c.optional(
-                data, "features", path, strict, _c.array_of(_c.string)
-            ),
-            json_type=_c.required(data, "json-type", path, strict, JSONType.from_wire),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfo_Builtin"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        features = get("features")
+        if features is not None or "features" in data:
+            features = _c.required(
+                data, "features", path, strict, _c.array_of(_c.string)
+            )
+        json_type = get("json-type")
+        if strict or type(json_type) is not str or json_type not in _JSONType_VALUES:
+            json_type = _c.required(data, "json-type", path, strict, JSONType.from_wire)
+        else:
+            json_type = _JSONType_VALUES[json_type]
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfo_Builtin"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.meta_type = SchemaMetaType.BUILTIN
+        decoded.features = features
+        decoded.json_type = json_type
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -885,22 +1023,36 @@ class SchemaInfo_Enum:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfo_Enum:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            features=_c.optional(
-                data, "features", path, strict, _c.array_of(_c.string)
-            ),
-            members=_c.required(
-                data,
-                "members",
-                path,
-                strict,
-                _c.array_of(SchemaInfoEnumMember.from_wire),
-            ),
-            values=_c.required(data, "values", path, strict, _c.array_of(_c.string)),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "SchemaInfo_Enum"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        features = get("features")
+        if features is not None or "features" in data:
+            features = _c.required(
+                data, "features", path, strict, _c.array_of(_c.string)
+            )
+        members = _c.required(
+            data, "members", path, strict, _c.array_of(SchemaInfoEnumMember.from_wire)
+        )
+        values = _c.required(data, "values", path, strict, _c.array_of(_c.string))
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfo_Enum"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.meta_type = SchemaMetaType.ENUM
+        decoded.features = features
+        decoded.members = members
+        decoded.values = values
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -943,17 +1095,34 @@ class SchemaInfo_Array:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfo_Array:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            features=_c.optional(
-                data, "features", path, strict, _c.array_of(_c.string)
-            ),
-            element_type=_c.required(data, "element-type", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfo_Array"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        features = get("features")
+        if features is not None or "features" in data:
+            features = _c.required(
+                data, "features", path, strict, _c.array_of(_c.string)
+            )
+        element_type = get("element-type")
+        if type(element_type) is not str:
+            element_type = _c.required(data, "element-type", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfo_Array"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.meta_type = SchemaMetaType.ARRAY
+        decoded.features = features
+        decoded.element_type = element_type
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -997,31 +1166,49 @@ class SchemaInfo_Object:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfo_Object:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            features=_c.optional(
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
+        )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        features = get("features")
+        if features is not None or "features" in data:
+            features = _c.required(
                 data, "features", path, strict, _c.array_of(_c.string)
-            ),
-            members=_c.required(
-                data,
-                "members",
-                path,
-                strict,
-                _c.array_of(SchemaInfoObjectMember.from_wire),
-            ),
-            tag=_c.optional(data, "tag", path, strict, _c.string),
-            variants=_c.optional(
+            )
+        members = _c.required(
+            data, "members", path, strict, _c.array_of(SchemaInfoObjectMember.from_wire)
+        )
+        tag = get("tag")
+        if type(tag) is not str:
+            if tag is not None or "tag" in data:
+                tag = _c.required(data, "tag", path, strict, _c.string)
+        variants = get("variants")
+        if variants is not None or "variants" in data:
+            variants = _c.required(
                 data,
                 "variants",
                 path,
                 strict,
                 _c.array_of(SchemaInfoObjectVariant.from_wire),
-            ),
-            extra=_c.extra_members(
+            )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "SchemaInfo_Object"
-            ),
-        )
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.meta_type = SchemaMetaType.OBJECT
+        decoded.features = features
+        decoded.members = members
+        decoded.tag = tag
+        decoded.variants = variants
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1067,23 +1254,38 @@ class SchemaInfo_Alternate:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfo_Alternate:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            features=_c.optional(
-                data, "features", path, strict, _c.array_of(_c.string)
-            ),
-            members=_c.required(
-                data,
-                "members",
-                path,
-                strict,
-                _c.array_of(SchemaInfoAlternateMember.from_wire),
-            ),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfo_Alternate"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        features = get("features")
+        if features is not None or "features" in data:
+            features = _c.required(
+                data, "features", path, strict, _c.array_of(_c.string)
+            )
+        members = _c.required(
+            data,
+            "members",
+            path,
+            strict,
+            _c.array_of(SchemaInfoAlternateMember.from_wire),
+        )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfo_Alternate"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.meta_type = SchemaMetaType.ALTERNATE
+        decoded.features = features
+        decoded.members = members
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1127,19 +1329,43 @@ class SchemaInfo_Command:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfo_Command:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            features=_c.optional(
-                data, "features", path, strict, _c.array_of(_c.string)
-            ),
-            arg_type=_c.required(data, "arg-type", path, strict, _c.string),
-            ret_type=_c.required(data, "ret-type", path, strict, _c.string),
-            allow_oob=_c.optional(data, "allow-oob", path, strict, _c.boolean),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfo_Command"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        features = get("features")
+        if features is not None or "features" in data:
+            features = _c.required(
+                data, "features", path, strict, _c.array_of(_c.string)
+            )
+        arg_type = get("arg-type")
+        if type(arg_type) is not str:
+            arg_type = _c.required(data, "arg-type", path, strict, _c.string)
+        ret_type = get("ret-type")
+        if type(ret_type) is not str:
+            ret_type = _c.required(data, "ret-type", path, strict, _c.string)
+        allow_oob = get("allow-oob")
+        if type(allow_oob) is not bool:
+            if allow_oob is not None or "allow-oob" in data:
+                allow_oob = _c.required(data, "allow-oob", path, strict, _c.boolean)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfo_Command"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.meta_type = SchemaMetaType.COMMAND
+        decoded.features = features
+        decoded.arg_type = arg_type
+        decoded.ret_type = ret_type
+        decoded.allow_oob = allow_oob
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1184,17 +1410,34 @@ class SchemaInfo_Event:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfo_Event:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            features=_c.optional(
-                data, "features", path, strict, _c.array_of(_c.string)
-            ),
-            arg_type=_c.required(data, "arg-type", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfo_Event"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        features = get("features")
+        if features is not None or "features" in data:
+            features = _c.required(
+                data, "features", path, strict, _c.array_of(_c.string)
+            )
+        arg_type = get("arg-type")
+        if type(arg_type) is not str:
+            arg_type = _c.required(data, "arg-type", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfo_Event"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.meta_type = SchemaMetaType.EVENT
+        decoded.features = features
+        decoded.arg_type = arg_type
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1228,13 +1471,25 @@ class SchemaInfoBuiltin:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoBuiltin:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            json_type=_c.required(data, "json-type", path, strict, JSONType.from_wire),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfoBuiltin"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        json_type = get("json-type")
+        if strict or type(json_type) is not str or json_type not in _JSONType_VALUES:
+            json_type = _c.required(data, "json-type", path, strict, JSONType.from_wire)
+        else:
+            json_type = _JSONType_VALUES[json_type]
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoBuiltin"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.json_type = json_type
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1264,16 +1519,29 @@ class SchemaInfoEnumMember:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoEnumMember:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            features=_c.optional(
-                data, "features", path, strict, _c.array_of(_c.string)
-            ),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfoEnumMember"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        features = get("features")
+        if features is not None or "features" in data:
+            features = _c.required(
+                data, "features", path, strict, _c.array_of(_c.string)
+            )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoEnumMember"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.features = features
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1305,18 +1573,22 @@ class SchemaInfoEnum:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoEnum:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            members=_c.required(
-                data,
-                "members",
-                path,
-                strict,
-                _c.array_of(SchemaInfoEnumMember.from_wire),
-            ),
-            values=_c.required(data, "values", path, strict, _c.array_of(_c.string)),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "SchemaInfoEnum"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        members = _c.required(
+            data, "members", path, strict, _c.array_of(SchemaInfoEnumMember.from_wire)
+        )
+        values = _c.required(data, "values", path, strict, _c.array_of(_c.string))
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "SchemaInfoEnum")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.members = members
+        decoded.values = values
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1347,11 +1619,23 @@ class SchemaInfoArray:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoArray:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            element_type=_c.required(data, "element-type", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "SchemaInfoArray"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        element_type = get("element-type")
+        if type(element_type) is not str:
+            element_type = _c.required(data, "element-type", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoArray"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.element_type = element_type
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1383,27 +1667,38 @@ class SchemaInfoObject:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoObject:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            members=_c.required(
-                data,
-                "members",
-                path,
-                strict,
-                _c.array_of(SchemaInfoObjectMember.from_wire),
-            ),
-            tag=_c.optional(data, "tag", path, strict, _c.string),
-            variants=_c.optional(
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
+        )
+        get = data.get
+        members = _c.required(
+            data, "members", path, strict, _c.array_of(SchemaInfoObjectMember.from_wire)
+        )
+        tag = get("tag")
+        if type(tag) is not str:
+            if tag is not None or "tag" in data:
+                tag = _c.required(data, "tag", path, strict, _c.string)
+        variants = get("variants")
+        if variants is not None or "variants" in data:
+            variants = _c.required(
                 data,
                 "variants",
                 path,
                 strict,
                 _c.array_of(SchemaInfoObjectVariant.from_wire),
-            ),
-            extra=_c.extra_members(
+            )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "SchemaInfoObject"
-            ),
-        )
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.members = members
+        decoded.tag = tag
+        decoded.variants = variants
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1445,18 +1740,38 @@ class SchemaInfoObjectMember:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoObjectMember:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            name=_c.required(data, "name", path, strict, _c.string),
-            type_=_c.required(data, "type", path, strict, _c.string),
-            default=_c.optional(data, "default", path, strict, _c.any_value),
-            features=_c.optional(
-                data, "features", path, strict, _c.array_of(_c.string)
-            ),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfoObjectMember"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        name = get("name")
+        if type(name) is not str:
+            name = _c.required(data, "name", path, strict, _c.string)
+        type_ = get("type")
+        if type(type_) is not str:
+            type_ = _c.required(data, "type", path, strict, _c.string)
+        default = get("default")
+        if default is None:
+            if "default" in data:
+                default = _c.required(data, "default", path, strict, _c.any_value)
+        features = get("features")
+        if features is not None or "features" in data:
+            features = _c.required(
+                data, "features", path, strict, _c.array_of(_c.string)
+            )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoObjectMember"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.name = name
+        decoded.type_ = type_
+        decoded.default = default
+        decoded.features = features
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1490,14 +1805,27 @@ class SchemaInfoObjectVariant:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoObjectVariant:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            case=_c.required(data, "case", path, strict, _c.string),
-            type_=_c.required(data, "type", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfoObjectVariant"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        case = get("case")
+        if type(case) is not str:
+            case = _c.required(data, "case", path, strict, _c.string)
+        type_ = get("type")
+        if type(type_) is not str:
+            type_ = _c.required(data, "type", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoObjectVariant"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.case = case
+        decoded.type_ = type_
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1525,19 +1853,26 @@ class SchemaInfoAlternate:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoAlternate:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            members=_c.required(
-                data,
-                "members",
-                path,
-                strict,
-                _c.array_of(SchemaInfoAlternateMember.from_wire),
-            ),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfoAlternate"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        members = _c.required(
+            data,
+            "members",
+            path,
+            strict,
+            _c.array_of(SchemaInfoAlternateMember.from_wire),
+        )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoAlternate"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.members = members
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1567,13 +1902,23 @@ class SchemaInfoAlternateMember:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoAlternateMember:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            type_=_c.required(data, "type", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfoAlternateMember"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        type_ = get("type")
+        if type(type_) is not str:
+            type_ = _c.required(data, "type", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoAlternateMember"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.type_ = type_
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1607,15 +1952,32 @@ class SchemaInfoCommand:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoCommand:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            arg_type=_c.required(data, "arg-type", path, strict, _c.string),
-            ret_type=_c.required(data, "ret-type", path, strict, _c.string),
-            allow_oob=_c.optional(data, "allow-oob", path, strict, _c.boolean),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SchemaInfoCommand"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        arg_type = get("arg-type")
+        if type(arg_type) is not str:
+            arg_type = _c.required(data, "arg-type", path, strict, _c.string)
+        ret_type = get("ret-type")
+        if type(ret_type) is not str:
+            ret_type = _c.required(data, "ret-type", path, strict, _c.string)
+        allow_oob = get("allow-oob")
+        if type(allow_oob) is not bool:
+            if allow_oob is not None or "allow-oob" in data:
+                allow_oob = _c.required(data, "allow-oob", path, strict, _c.boolean)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoCommand"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.arg_type = arg_type
+        decoded.ret_type = ret_type
+        decoded.allow_oob = allow_oob
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1645,11 +2007,23 @@ class SchemaInfoEvent:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SchemaInfoEvent:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            arg_type=_c.required(data, "arg-type", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "SchemaInfoEvent"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        arg_type = get("arg-type")
+        if type(arg_type) is not str:
+            arg_type = _c.required(data, "arg-type", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SchemaInfoEvent"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.arg_type = arg_type
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1675,11 +2049,21 @@ class String:
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> String:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            str_=_c.required(data, "str", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "String"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        str_ = get("str")
+        if type(str_) is not str:
+            str_ = _c.required(data, "str", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "String")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.str_ = str_
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1709,14 +2093,27 @@ class InetSocketAddressBase:
         cls, value: object, path: str = "", strict: bool = False
     ) -> InetSocketAddressBase:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            host=_c.required(data, "host", path, strict, _c.string),
-            port=_c.required(data, "port", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "InetSocketAddressBase"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        host = get("host")
+        if type(host) is not str:
+            host = _c.required(data, "host", path, strict, _c.string)
+        port = get("port")
+        if type(port) is not str:
+            port = _c.required(data, "port", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "InetSocketAddressBase"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.host = host
+        decoded.port = port
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1756,19 +2153,52 @@ class InetSocketAddress:
         cls, value: object, path: str = "", strict: bool = False
     ) -> InetSocketAddress:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            host=_c.required(data, "host", path, strict, _c.string),
-            port=_c.required(data, "port", path, strict, _c.string),
-            numeric=_c.optional(data, "numeric", path, strict, _c.boolean),
-            to=_c.optional(data, "to", path, strict, _c.uint16),
-            ipv4=_c.optional(data, "ipv4", path, strict, _c.boolean),
-            ipv6=_c.optional(data, "ipv6", path, strict, _c.boolean),
-            keep_alive=_c.optional(data, "keep-alive", path, strict, _c.boolean),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "InetSocketAddress"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        host = get("host")
+        if type(host) is not str:
+            host = _c.required(data, "host", path, strict, _c.string)
+        port = get("port")
+        if type(port) is not str:
+            port = _c.required(data, "port", path, strict, _c.string)
+        numeric = get("numeric")
+        if type(numeric) is not bool:
+            if numeric is not None or "numeric" in data:
+                numeric = _c.required(data, "numeric", path, strict, _c.boolean)
+        to = get("to")
+        if type(to) is not int or not 0 <= to < 2**16:
+            if to is not None or "to" in data:
+                to = _c.required(data, "to", path, strict, _c.uint16)
+        ipv4 = get("ipv4")
+        if type(ipv4) is not bool:
+            if ipv4 is not None or "ipv4" in data:
+                ipv4 = _c.required(data, "ipv4", path, strict, _c.boolean)
+        ipv6 = get("ipv6")
+        if type(ipv6) is not bool:
+            if ipv6 is not None or "ipv6" in data:
+                ipv6 = _c.required(data, "ipv6", path, strict, _c.boolean)
+        keep_alive = get("keep-alive")
+        if type(keep_alive) is not bool:
+            if keep_alive is not None or "keep-alive" in data:
+                keep_alive = _c.required(data, "keep-alive", path, strict, _c.boolean)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "InetSocketAddress"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.host = host
+        decoded.port = port
+        decoded.numeric = numeric
+        decoded.to = to
+        decoded.ipv4 = ipv4
+        decoded.ipv6 = ipv6
+        decoded.keep_alive = keep_alive
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1810,15 +2240,33 @@ class UnixSocketAddress:
         cls, value: object, path: str = "", strict: bool = False
     ) -> UnixSocketAddress:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            path_=_c.required(data, "path", path, strict, _c.string),
-            abstract=_c.optional(data, "abstract", path, strict, _c.boolean),
-            tight=_c.optional(data, "tight", path, strict, _c.boolean),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "UnixSocketAddress"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        path_ = get("path")
+        if type(path_) is not str:
+            path_ = _c.required(data, "path", path, strict, _c.string)
+        abstract = get("abstract")
+        if type(abstract) is not bool:
+            if abstract is not None or "abstract" in data:
+                abstract = _c.required(data, "abstract", path, strict, _c.boolean)
+        tight = get("tight")
+        if type(tight) is not bool:
+            if tight is not None or "tight" in data:
+                tight = _c.required(data, "tight", path, strict, _c.boolean)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "UnixSocketAddress"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.path_ = path_
+        decoded.abstract = abstract
+        decoded.tight = tight
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1852,14 +2300,27 @@ class VsockSocketAddress:
         cls, value: object, path: str = "", strict: bool = False
     ) -> VsockSocketAddress:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            cid=_c.required(data, "cid", path, strict, _c.string),
-            port=_c.required(data, "port", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "VsockSocketAddress"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        cid = get("cid")
+        if type(cid) is not str:
+            cid = _c.required(data, "cid", path, strict, _c.string)
+        port = get("port")
+        if type(port) is not str:
+            port = _c.required(data, "port", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "VsockSocketAddress"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.cid = cid
+        decoded.port = port
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1896,19 +2357,53 @@ class SocketAddress_Inet:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SocketAddress_Inet:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            host=_c.required(data, "host", path, strict, _c.string),
-            port=_c.required(data, "port", path, strict, _c.string),
-            numeric=_c.optional(data, "numeric", path, strict, _c.boolean),
-            to=_c.optional(data, "to", path, strict, _c.uint16),
-            ipv4=_c.optional(data, "ipv4", path, strict, _c.boolean),
-            ipv6=_c.optional(data, "ipv6", path, strict, _c.boolean),
-            keep_alive=_c.optional(data, "keep-alive", path, strict, _c.boolean),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SocketAddress_Inet"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        host = get("host")
+        if type(host) is not str:
+            host = _c.required(data, "host", path, strict, _c.string)
+        port = get("port")
+        if type(port) is not str:
+            port = _c.required(data, "port", path, strict, _c.string)
+        numeric = get("numeric")
+        if type(numeric) is not bool:
+            if numeric is not None or "numeric" in data:
+                numeric = _c.required(data, "numeric", path, strict, _c.boolean)
+        to = get("to")
+        if type(to) is not int or not 0 <= to < 2**16:
+            if to is not None or "to" in data:
+                to = _c.required(data, "to", path, strict, _c.uint16)
+        ipv4 = get("ipv4")
+        if type(ipv4) is not bool:
+            if ipv4 is not None or "ipv4" in data:
+                ipv4 = _c.required(data, "ipv4", path, strict, _c.boolean)
+        ipv6 = get("ipv6")
+        if type(ipv6) is not bool:
+            if ipv6 is not None or "ipv6" in data:
+                ipv6 = _c.required(data, "ipv6", path, strict, _c.boolean)
+        keep_alive = get("keep-alive")
+        if type(keep_alive) is not bool:
+            if keep_alive is not None or "keep-alive" in data:
+                keep_alive = _c.required(data, "keep-alive", path, strict, _c.boolean)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SocketAddress_Inet"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.type_ = SocketAddressType.INET
+        decoded.host = host
+        decoded.port = port
+        decoded.numeric = numeric
+        decoded.to = to
+        decoded.ipv4 = ipv4
+        decoded.ipv6 = ipv6
+        decoded.keep_alive = keep_alive
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1957,15 +2452,34 @@ class SocketAddress_Unix:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SocketAddress_Unix:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            path_=_c.required(data, "path", path, strict, _c.string),
-            abstract=_c.optional(data, "abstract", path, strict, _c.boolean),
-            tight=_c.optional(data, "tight", path, strict, _c.boolean),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SocketAddress_Unix"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        path_ = get("path")
+        if type(path_) is not str:
+            path_ = _c.required(data, "path", path, strict, _c.string)
+        abstract = get("abstract")
+        if type(abstract) is not bool:
+            if abstract is not None or "abstract" in data:
+                abstract = _c.required(data, "abstract", path, strict, _c.boolean)
+        tight = get("tight")
+        if type(tight) is not bool:
+            if tight is not None or "tight" in data:
+                tight = _c.required(data, "tight", path, strict, _c.boolean)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SocketAddress_Unix"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.type_ = SocketAddressType.UNIX
+        decoded.path_ = path_
+        decoded.abstract = abstract
+        decoded.tight = tight
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -1999,14 +2513,28 @@ class SocketAddress_Vsock:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SocketAddress_Vsock:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            cid=_c.required(data, "cid", path, strict, _c.string),
-            port=_c.required(data, "port", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SocketAddress_Vsock"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        cid = get("cid")
+        if type(cid) is not str:
+            cid = _c.required(data, "cid", path, strict, _c.string)
+        port = get("port")
+        if type(port) is not str:
+            port = _c.required(data, "port", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SocketAddress_Vsock"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.type_ = SocketAddressType.VSOCK
+        decoded.cid = cid
+        decoded.port = port
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -2039,13 +2567,24 @@ class SocketAddress_Fd:
         cls, value: object, path: str = "", strict: bool = False
     ) -> SocketAddress_Fd:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            str_=_c.required(data, "str", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "SocketAddress_Fd"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        str_ = get("str")
+        if type(str_) is not str:
+            str_ = _c.required(data, "str", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "SocketAddress_Fd"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.type_ = SocketAddressType.FD
+        decoded.str_ = str_
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -2120,32 +2659,92 @@ class MigrationStats:
         cls, value: object, path: str = "", strict: bool = False
     ) -> MigrationStats:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            transferred=_c.required(data, "transferred", path, strict, _c.int_),
-            remaining=_c.required(data, "remaining", path, strict, _c.int_),
-            total=_c.required(data, "total", path, strict, _c.int_),
-            duplicate=_c.required(data, "duplicate", path, strict, _c.int_),
-            skipped=_c.required(data, "skipped", path, strict, _c.int_),
-            normal=_c.required(data, "normal", path, strict, _c.int_),
-            normal_bytes=_c.required(data, "normal-bytes", path, strict, _c.int_),
-            dirty_pages_rate=_c.required(
-                data, "dirty-pages-rate", path, strict, _c.int_
-            ),
-            mbps=_c.required(data, "mbps", path, strict, _c.number),
-            dirty_sync_count=_c.required(
-                data, "dirty-sync-count", path, strict, _c.int_
-            ),
-            postcopy_requests=_c.required(
-                data, "postcopy-requests", path, strict, _c.int_
-            ),
-            page_size=_c.required(data, "page-size", path, strict, _c.int_),
-            multifd_bytes=_c.required(data, "multifd-bytes", path, strict, _c.uint64),
-            pages_per_second=_c.required(
-                data, "pages-per-second", path, strict, _c.uint64
-            ),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "MigrationStats"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        transferred = get("transferred")
+        if type(transferred) is not int or not -(2**63) <= transferred < 2**63:
+            transferred = _c.required(data, "transferred", path, strict, _c.int_)
+        remaining = get("remaining")
+        if type(remaining) is not int or not -(2**63) <= remaining < 2**63:
+            remaining = _c.required(data, "remaining", path, strict, _c.int_)
+        total = get("total")
+        if type(total) is not int or not -(2**63) <= total < 2**63:
+            total = _c.required(data, "total", path, strict, _c.int_)
+        duplicate = get("duplicate")
+        if type(duplicate) is not int or not -(2**63) <= duplicate < 2**63:
+            duplicate = _c.required(data, "duplicate", path, strict, _c.int_)
+        skipped = get("skipped")
+        if type(skipped) is not int or not -(2**63) <= skipped < 2**63:
+            skipped = _c.required(data, "skipped", path, strict, _c.int_)
+        normal = get("normal")
+        if type(normal) is not int or not -(2**63) <= normal < 2**63:
+            normal = _c.required(data, "normal", path, strict, _c.int_)
+        normal_bytes = get("normal-bytes")
+        if type(normal_bytes) is not int or not -(2**63) <= normal_bytes < 2**63:
+            normal_bytes = _c.required(data, "normal-bytes", path, strict, _c.int_)
+        dirty_pages_rate = get("dirty-pages-rate")
+        if (
+            type(dirty_pages_rate) is not int
+            or not -(2**63) <= dirty_pages_rate < 2**63
+        ):
+            dirty_pages_rate = _c.required(
+                data, "dirty-pages-rate", path, strict, _c.int_
+            )
+        mbps = get("mbps")
+        if type(mbps) is int:
+            mbps = float(mbps)
+        elif type(mbps) is not float:
+            mbps = _c.required(data, "mbps", path, strict, _c.number)
+        dirty_sync_count = get("dirty-sync-count")
+        if (
+            type(dirty_sync_count) is not int
+            or not -(2**63) <= dirty_sync_count < 2**63
+        ):
+            dirty_sync_count = _c.required(
+                data, "dirty-sync-count", path, strict, _c.int_
+            )
+        postcopy_requests = get("postcopy-requests")
+        if (
+            type(postcopy_requests) is not int
+            or not -(2**63) <= postcopy_requests < 2**63
+        ):
+            postcopy_requests = _c.required(
+                data, "postcopy-requests", path, strict, _c.int_
+            )
+        page_size = get("page-size")
+        if type(page_size) is not int or not -(2**63) <= page_size < 2**63:
+            page_size = _c.required(data, "page-size", path, strict, _c.int_)
+        multifd_bytes = get("multifd-bytes")
+        if type(multifd_bytes) is not int or not 0 <= multifd_bytes < 2**64:
+            multifd_bytes = _c.required(data, "multifd-bytes", path, strict, _c.uint64)
+        pages_per_second = get("pages-per-second")
+        if type(pages_per_second) is not int or not 0 <= pages_per_second < 2**64:
+            pages_per_second = _c.required(
+                data, "pages-per-second", path, strict, _c.uint64
+            )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "MigrationStats")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.transferred = transferred
+        decoded.remaining = remaining
+        decoded.total = total
+        decoded.duplicate = duplicate
+        decoded.skipped = skipped
+        decoded.normal = normal
+        decoded.normal_bytes = normal_bytes
+        decoded.dirty_pages_rate = dirty_pages_rate
+        decoded.mbps = mbps
+        decoded.dirty_sync_count = dirty_sync_count
+        decoded.postcopy_requests = postcopy_requests
+        decoded.page_size = page_size
+        decoded.multifd_bytes = multifd_bytes
+        decoded.pages_per_second = pages_per_second
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -2200,20 +2799,47 @@ class XBZRLECacheStats:
         cls, value: object, path: str = "", strict: bool = False
     ) -> XBZRLECacheStats:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            cache_size=_c.required(data, "cache-size", path, strict, _c.int_),
-            bytes_=_c.required(data, "bytes", path, strict, _c.int_),
-            pages=_c.required(data, "pages", path, strict, _c.int_),
-            cache_miss=_c.required(data, "cache-miss", path, strict, _c.int_),
-            cache_miss_rate=_c.required(
-                data, "cache-miss-rate", path, strict, _c.number
-            ),
-            overflow=_c.required(data, "overflow", path, strict, _c.int_),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "XBZRLECacheStats"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        cache_size = get("cache-size")
+        if type(cache_size) is not int or not -(2**63) <= cache_size < 2**63:
+            cache_size = _c.required(data, "cache-size", path, strict, _c.int_)
+        bytes_ = get("bytes")
+        if type(bytes_) is not int or not -(2**63) <= bytes_ < 2**63:
+            bytes_ = _c.required(data, "bytes", path, strict, _c.int_)
+        pages = get("pages")
+        if type(pages) is not int or not -(2**63) <= pages < 2**63:
+            pages = _c.required(data, "pages", path, strict, _c.int_)
+        cache_miss = get("cache-miss")
+        if type(cache_miss) is not int or not -(2**63) <= cache_miss < 2**63:
+            cache_miss = _c.required(data, "cache-miss", path, strict, _c.int_)
+        cache_miss_rate = get("cache-miss-rate")
+        if type(cache_miss_rate) is int:
+            cache_miss_rate = float(cache_miss_rate)
+        elif type(cache_miss_rate) is not float:
+            cache_miss_rate = _c.required(
+                data, "cache-miss-rate", path, strict, _c.number
+            )
+        overflow = get("overflow")
+        if type(overflow) is not int or not -(2**63) <= overflow < 2**63:
+            overflow = _c.required(data, "overflow", path, strict, _c.int_)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "XBZRLECacheStats"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.cache_size = cache_size
+        decoded.bytes_ = bytes_
+        decoded.pages = pages
+        decoded.cache_miss = cache_miss
+        decoded.cache_miss_rate = cache_miss_rate
+        decoded.overflow = overflow
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -2258,19 +2884,47 @@ class CompressionStats:
         cls, value: object, path: str = "", strict: bool = False
     ) -> CompressionStats:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            pages=_c.required(data, "pages", path, strict, _c.int_),
-            busy=_c.required(data, "busy", path, strict, _c.int_),
-            busy_rate=_c.required(data, "busy-rate", path, strict, _c.number),
-            compressed_size=_c.required(data, "compressed-size", path, strict, _c.int_),
-            compression_rate=_c.required(
-                data, "compression-rate", path, strict, _c.number
-            ),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "CompressionStats"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        pages = get("pages")
+        if type(pages) is not int or not -(2**63) <= pages < 2**63:
+            pages = _c.required(data, "pages", path, strict, _c.int_)
+        busy = get("busy")
+        if type(busy) is not int or not -(2**63) <= busy < 2**63:
+            busy = _c.required(data, "busy", path, strict, _c.int_)
+        busy_rate = get("busy-rate")
+        if type(busy_rate) is int:
+            busy_rate = float(busy_rate)
+        elif type(busy_rate) is not float:
+            busy_rate = _c.required(data, "busy-rate", path, strict, _c.number)
+        compressed_size = get("compressed-size")
+        if type(compressed_size) is not int or not -(2**63) <= compressed_size < 2**63:
+            compressed_size = _c.required(
+                data, "compressed-size", path, strict, _c.int_
+            )
+        compression_rate = get("compression-rate")
+        if type(compression_rate) is int:
+            compression_rate = float(compression_rate)
+        elif type(compression_rate) is not float:
+            compression_rate = _c.required(
+                data, "compression-rate", path, strict, _c.number
+            )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "CompressionStats"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.pages = pages
+        decoded.busy = busy
+        decoded.busy_rate = busy_rate
+        decoded.compressed_size = compressed_size
+        decoded.compression_rate = compression_rate
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -2374,38 +3028,105 @@ class MigrationInfo:
         cls, value: object, path: str = "", strict: bool = False
     ) -> MigrationInfo:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            status=_c.optional(data, "status", path, strict, MigrationStatus.from_wire),
-            ram=_c.optional(data, "ram", path, strict, MigrationStats.from_wire),
-            disk=_c.optional(data, "disk", path, strict, MigrationStats.from_wire),
-            xbzrle_cache=_c.optional(
-                data, "xbzrle-cache", path, strict, XBZRLECacheStats.from_wire
-            ),
-            total_time=_c.optional(data, "total-time", path, strict, _c.int_),
-            expected_downtime=_c.optional(
-                data, "expected-downtime", path, strict, _c.int_
-            ),
-            downtime=_c.optional(data, "downtime", path, strict, _c.int_),
-            setup_time=_c.optional(data, "setup-time", path, strict, _c.int_),
-            cpu_throttle_percentage=_c.optional(
-                data, "cpu-throttle-percentage", path, strict, _c.int_
-            ),
-            error_desc=_c.optional(data, "error-desc", path, strict, _c.string),
-            postcopy_blocktime=_c.optional(
-                data, "postcopy-blocktime", path, strict, _c.uint32
-            ),
-            postcopy_vcpu_blocktime=_c.optional(
-                data, "postcopy-vcpu-blocktime", path, strict, _c.array_of(_c.uint32)
-            ),
-            compression=_c.optional(
-                data, "compression", path, strict, CompressionStats.from_wire
-            ),
-            socket_address=_c.optional(
-                data, "socket-address", path, strict, _c.array_of(decode_socket_address)
-            ),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "MigrationInfo"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        status = get("status")
+        if strict or type(status) is not str or status not in _MigrationStatus_VALUES:
+            if status is not None or "status" in data:
+                status = _c.required(
+                    data, "status", path, strict, MigrationStatus.from_wire
+                )
+        else:
+            status = _MigrationStatus_VALUES[status]
+        ram = get("ram")
+        if ram is not None or "ram" in data:
+            ram = _c.required(data, "ram", path, strict, MigrationStats.from_wire)
+        disk = get("disk")
+        if disk is not None or "disk" in data:
+            disk = _c.required(data, "disk", path, strict, MigrationStats.from_wire)
+        xbzrle_cache = get("xbzrle-cache")
+        if xbzrle_cache is not None or "xbzrle-cache" in data:
+            xbzrle_cache = _c.required(
+                data, "xbzrle-cache", path, strict, XBZRLECacheStats.from_wire
+            )
+        total_time = get("total-time")
+        if type(total_time) is not int or not -(2**63) <= total_time < 2**63:
+            if total_time is not None or "total-time" in data:
+                total_time = _c.required(data, "total-time", path, strict, _c.int_)
+        expected_downtime = get("expected-downtime")
+        if (
+            type(expected_downtime) is not int
+            or not -(2**63) <= expected_downtime < 2**63
+        ):
+            if expected_downtime is not None or "expected-downtime" in data:
+                expected_downtime = _c.required(
+                    data, "expected-downtime", path, strict, _c.int_
+                )
+        downtime = get("downtime")
+        if type(downtime) is not int or not -(2**63) <= downtime < 2**63:
+            if downtime is not None or "downtime" in data:
+                downtime = _c.required(data, "downtime", path, strict, _c.int_)
+        setup_time = get("setup-time")
+        if type(setup_time) is not int or not -(2**63) <= setup_time < 2**63:
+            if setup_time is not None or "setup-time" in data:
+                setup_time = _c.required(data, "setup-time", path, strict, _c.int_)
+        cpu_throttle_percentage = get("cpu-throttle-percentage")
+        if (
+            type(cpu_throttle_percentage) is not int
+            or not -(2**63) <= cpu_throttle_percentage < 2**63
+        ):
+            if cpu_throttle_percentage is not None or "cpu-throttle-percentage" in data:
+                cpu_throttle_percentage = _c.required(
+                    data, "cpu-throttle-percentage", path, strict, _c.int_
+                )
+        error_desc = get("error-desc")
+        if type(error_desc) is not str:
+            if error_desc is not None or "error-desc" in data:
+                error_desc = _c.required(data, "error-desc", path, strict, _c.string)
+        postcopy_blocktime = get("postcopy-blocktime")
+        if type(postcopy_blocktime) is not int or not 0 <= postcopy_blocktime < 2**32:
+            if postcopy_blocktime is not None or "postcopy-blocktime" in data:
+                postcopy_blocktime = _c.required(
+                    data, "postcopy-blocktime", path, strict, _c.uint32
+                )
+        postcopy_vcpu_blocktime = get("postcopy-vcpu-blocktime")
+        if postcopy_vcpu_blocktime is not None or "postcopy-vcpu-blocktime" in data:
+            postcopy_vcpu_blocktime = _c.required(
+                data, "postcopy-vcpu-blocktime", path, strict, _c.array_of(_c.uint32)
+            )
+        compression = get("compression")
+        if compression is not None or "compression" in data:
+            compression = _c.required(
+                data, "compression", path, strict, CompressionStats.from_wire
+            )
+        socket_address = get("socket-address")
+        if socket_address is not None or "socket-address" in data:
+            socket_address = _c.required(
+                data, "socket-address", path, strict, _c.array_of(decode_socket_address)
+            )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "MigrationInfo")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.status = status
+        decoded.ram = ram
+        decoded.disk = disk
+        decoded.xbzrle_cache = xbzrle_cache
+        decoded.total_time = total_time
+        decoded.expected_downtime = expected_downtime
+        decoded.downtime = downtime
+        decoded.setup_time = setup_time
+        decoded.cpu_throttle_percentage = cpu_throttle_percentage
+        decoded.error_desc = error_desc
+        decoded.postcopy_blocktime = postcopy_blocktime
+        decoded.postcopy_vcpu_blocktime = postcopy_vcpu_blocktime
+        decoded.compression = compression
+        decoded.socket_address = socket_address
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -2465,16 +3186,35 @@ class MigrationCapabilityStatus:
         cls, value: object, path: str = "", strict: bool = False
     ) -> MigrationCapabilityStatus:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            capability=_c.required(
-                data, "capability", path, strict, MigrationCapability.from_wire
-            ),
-            state=_c.required(data, "state", path, strict, _c.boolean),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "MigrationCapabilityStatus"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        capability = get("capability")
+        if (
+            strict
+            or type(capability) is not str
+            or capability not in _MigrationCapability_VALUES
+        ):
+            capability = _c.required(
+                data, "capability", path, strict, MigrationCapability.from_wire
+            )
+        else:
+            capability = _MigrationCapability_VALUES[capability]
+        state = get("state")
+        if type(state) is not bool:
+            state = _c.required(data, "state", path, strict, _c.boolean)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "MigrationCapabilityStatus"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.capability = capability
+        decoded.state = state
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -2638,71 +3378,231 @@ class MigrateSetParameters:
         cls, value: object, path: str = "", strict: bool = False
     ) -> MigrateSetParameters:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            announce_initial=_c.optional(
-                data, "announce-initial", path, strict, _c.size
-            ),
-            announce_max=_c.optional(data, "announce-max", path, strict, _c.size),
-            announce_rounds=_c.optional(data, "announce-rounds", path, strict, _c.size),
-            announce_step=_c.optional(data, "announce-step", path, strict, _c.size),
-            compress_level=_c.optional(data, "compress-level", path, strict, _c.int_),
-            compress_threads=_c.optional(
-                data, "compress-threads", path, strict, _c.int_
-            ),
-            compress_wait_thread=_c.optional(
-                data, "compress-wait-thread", path, strict, _c.boolean
-            ),
-            decompress_threads=_c.optional(
-                data, "decompress-threads", path, strict, _c.int_
-            ),
-            throttle_trigger_threshold=_c.optional(
-                data, "throttle-trigger-threshold", path, strict, _c.int_
-            ),
-            cpu_throttle_initial=_c.optional(
-                data, "cpu-throttle-initial", path, strict, _c.int_
-            ),
-            cpu_throttle_increment=_c.optional(
-                data, "cpu-throttle-increment", path, strict, _c.int_
-            ),
-            tls_creds=_c.optional(data, "tls-creds", path, strict, decode_str_or_null),
-            tls_hostname=_c.optional(
-                data, "tls-hostname", path, strict, decode_str_or_null
-            ),
-            tls_authz=_c.optional(data, "tls-authz", path, strict, decode_str_or_null),
-            max_bandwidth=_c.optional(data, "max-bandwidth", path, strict, _c.int_),
-            downtime_limit=_c.optional(data, "downtime-limit", path, strict, _c.int_),
-            x_checkpoint_delay=_c.optional(
-                data, "x-checkpoint-delay", path, strict, _c.int_
-            ),
-            block_incremental=_c.optional(
-                data, "block-incremental", path, strict, _c.boolean
-            ),
-            multifd_channels=_c.optional(
-                data, "multifd-channels", path, strict, _c.int_
-            ),
-            xbzrle_cache_size=_c.optional(
-                data, "xbzrle-cache-size", path, strict, _c.size
-            ),
-            max_postcopy_bandwidth=_c.optional(
-                data, "max-postcopy-bandwidth", path, strict, _c.size
-            ),
-            max_cpu_throttle=_c.optional(
-                data, "max-cpu-throttle", path, strict, _c.int_
-            ),
-            multifd_compression=_c.optional(
-                data, "multifd-compression", path, strict, MultiFDCompression.from_wire
-            ),
-            multifd_zlib_level=_c.optional(
-                data, "multifd-zlib-level", path, strict, _c.int_
-            ),
-            multifd_zstd_level=_c.optional(
-                data, "multifd-zstd-level", path, strict, _c.int_
-            ),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "MigrateSetParameters"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        announce_initial = get("announce-initial")
+        if type(announce_initial) is not int or not 0 <= announce_initial < 2**64:
+            if announce_initial is not None or "announce-initial" in data:
+                announce_initial = _c.required(
+                    data, "announce-initial", path, strict, _c.size
+                )
+        announce_max = get("announce-max")
+        if type(announce_max) is not int or not 0 <= announce_max < 2**64:
+            if announce_max is not None or "announce-max" in data:
+                announce_max = _c.required(data, "announce-max", path, strict, _c.size)
+        announce_rounds = get("announce-rounds")
+        if type(announce_rounds) is not int or not 0 <= announce_rounds < 2**64:
+            if announce_rounds is not None or "announce-rounds" in data:
+                announce_rounds = _c.required(
+                    data, "announce-rounds", path, strict, _c.size
+                )
+        announce_step = get("announce-step")
+        if type(announce_step) is not int or not 0 <= announce_step < 2**64:
+            if announce_step is not None or "announce-step" in data:
+                announce_step = _c.required(
+                    data, "announce-step", path, strict, _c.size
+                )
+        compress_level = get("compress-level")
+        if type(compress_level) is not int or not -(2**63) <= compress_level < 2**63:
+            if compress_level is not None or "compress-level" in data:
+                compress_level = _c.required(
+                    data, "compress-level", path, strict, _c.int_
+                )
+        compress_threads = get("compress-threads")
+        if (
+            type(compress_threads) is not int
+            or not -(2**63) <= compress_threads < 2**63
+        ):
+            if compress_threads is not None or "compress-threads" in data:
+                compress_threads = _c.required(
+                    data, "compress-threads", path, strict, _c.int_
+                )
+        compress_wait_thread = get("compress-wait-thread")
+        if type(compress_wait_thread) is not bool:
+            if compress_wait_thread is not None or "compress-wait-thread" in data:
+                compress_wait_thread = _c.required(
+                    data, "compress-wait-thread", path, strict, _c.boolean
+                )
+        decompress_threads = get("decompress-threads")
+        if (
+            type(decompress_threads) is not int
+            or not -(2**63) <= decompress_threads < 2**63
+        ):
+            if decompress_threads is not None or "decompress-threads" in data:
+                decompress_threads = _c.required(
+                    data, "decompress-threads", path, strict, _c.int_
+                )
+        throttle_trigger_threshold = get("throttle-trigger-threshold")
+        if (
+            type(throttle_trigger_threshold) is not int
+            or not -(2**63) <= throttle_trigger_threshold < 2**63
+        ):
+            if (
+                throttle_trigger_threshold is not None
+                or "throttle-trigger-threshold" in data
+            ):
+                throttle_trigger_threshold = _c.required(
+                    data, "throttle-trigger-threshold", path, strict, _c.int_
+                )
+        cpu_throttle_initial = get("cpu-throttle-initial")
+        if (
+            type(cpu_throttle_initial) is not int
+            or not -(2**63) <= cpu_throttle_initial < 2**63
+        ):
+            if cpu_throttle_initial is not None or "cpu-throttle-initial" in data:
+                cpu_throttle_initial = _c.required(
+                    data, "cpu-throttle-initial", path, strict, _c.int_
+                )
+        cpu_throttle_increment = get("cpu-throttle-increment")
+        if (
+            type(cpu_throttle_increment) is not int
+            or not -(2**63) <= cpu_throttle_increment < 2**63
+        ):
+            if cpu_throttle_increment is not None or "cpu-throttle-increment" in data:
+                cpu_throttle_increment = _c.required(
+                    data, "cpu-throttle-increment", path, strict, _c.int_
+                )
+        tls_creds = get("tls-creds")
+        if tls_creds is not None or "tls-creds" in data:
+            tls_creds = _c.required(data, "tls-creds", path, strict, decode_str_or_null)
+        tls_hostname = get("tls-hostname")
+        if tls_hostname is not None or "tls-hostname" in data:
+            tls_hostname = _c.required(
+                data, "tls-hostname", path, strict, decode_str_or_null
+            )
+        tls_authz = get("tls-authz")
+        if tls_authz is not None or "tls-authz" in data:
+            tls_authz = _c.required(data, "tls-authz", path, strict, decode_str_or_null)
+        max_bandwidth = get("max-bandwidth")
+        if type(max_bandwidth) is not int or not -(2**63) <= max_bandwidth < 2**63:
+            if max_bandwidth is not None or "max-bandwidth" in data:
+                max_bandwidth = _c.required(
+                    data, "max-bandwidth", path, strict, _c.int_
+                )
+        downtime_limit = get("downtime-limit")
+        if type(downtime_limit) is not int or not -(2**63) <= downtime_limit < 2**63:
+            if downtime_limit is not None or "downtime-limit" in data:
+                downtime_limit = _c.required(
+                    data, "downtime-limit", path, strict, _c.int_
+                )
+        x_checkpoint_delay = get("x-checkpoint-delay")
+        if (
+            type(x_checkpoint_delay) is not int
+            or not -(2**63) <= x_checkpoint_delay < 2**63
+        ):
+            if x_checkpoint_delay is not None or "x-checkpoint-delay" in data:
+                x_checkpoint_delay = _c.required(
+                    data, "x-checkpoint-delay", path, strict, _c.int_
+                )
+        block_incremental = get("block-incremental")
+        if type(block_incremental) is not bool:
+            if block_incremental is not None or "block-incremental" in data:
+                block_incremental = _c.required(
+                    data, "block-incremental", path, strict, _c.boolean
+                )
+        multifd_channels = get("multifd-channels")
+        if (
+            type(multifd_channels) is not int
+            or not -(2**63) <= multifd_channels < 2**63
+        ):
+            if multifd_channels is not None or "multifd-channels" in data:
+                multifd_channels = _c.required(
+                    data, "multifd-channels", path, strict, _c.int_
+                )
+        xbzrle_cache_size = get("xbzrle-cache-size")
+        if type(xbzrle_cache_size) is not int or not 0 <= xbzrle_cache_size < 2**64:
+            if xbzrle_cache_size is not None or "xbzrle-cache-size" in data:
+                xbzrle_cache_size = _c.required(
+                    data, "xbzrle-cache-size", path, strict, _c.size
+                )
+        max_postcopy_bandwidth = get("max-postcopy-bandwidth")
+        if (
+            type(max_postcopy_bandwidth) is not int
+            or not 0 <= max_postcopy_bandwidth < 2**64
+        ):
+            if max_postcopy_bandwidth is not None or "max-postcopy-bandwidth" in data:
+                max_postcopy_bandwidth = _c.required(
+                    data, "max-postcopy-bandwidth", path, strict, _c.size
+                )
+        max_cpu_throttle = get("max-cpu-throttle")
+        if (
+            type(max_cpu_throttle) is not int
+            or not -(2**63) <= max_cpu_throttle < 2**63
+        ):
+            if max_cpu_throttle is not None or "max-cpu-throttle" in data:
+                max_cpu_throttle = _c.required(
+                    data, "max-cpu-throttle", path, strict, _c.int_
+                )
+        multifd_compression = get("multifd-compression")
+        if (
+            strict
+            or type(multifd_compression) is not str
+            or multifd_compression not in _MultiFDCompression_VALUES
+        ):
+            if multifd_compression is not None or "multifd-compression" in data:
+                multifd_compression = _c.required(
+                    data,
+                    "multifd-compression",
+                    path,
+                    strict,
+                    MultiFDCompression.from_wire,
+                )
+        else:
+            multifd_compression = _MultiFDCompression_VALUES[multifd_compression]
+        multifd_zlib_level = get("multifd-zlib-level")
+        if (
+            type(multifd_zlib_level) is not int
+            or not -(2**63) <= multifd_zlib_level < 2**63
+        ):
+            if multifd_zlib_level is not None or "multifd-zlib-level" in data:
+                multifd_zlib_level = _c.required(
+                    data, "multifd-zlib-level", path, strict, _c.int_
+                )
+        multifd_zstd_level = get("multifd-zstd-level")
+        if (
+            type(multifd_zstd_level) is not int
+            or not -(2**63) <= multifd_zstd_level < 2**63
+        ):
+            if multifd_zstd_level is not None or "multifd-zstd-level" in data:
+                multifd_zstd_level = _c.required(
+                    data, "multifd-zstd-level", path, strict, _c.int_
+                )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "MigrateSetParameters"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.announce_initial = announce_initial
+        decoded.announce_max = announce_max
+        decoded.announce_rounds = announce_rounds
+        decoded.announce_step = announce_step
+        decoded.compress_level = compress_level
+        decoded.compress_threads = compress_threads
+        decoded.compress_wait_thread = compress_wait_thread
+        decoded.decompress_threads = decompress_threads
+        decoded.throttle_trigger_threshold = throttle_trigger_threshold
+        decoded.cpu_throttle_initial = cpu_throttle_initial
+        decoded.cpu_throttle_increment = cpu_throttle_increment
+        decoded.tls_creds = tls_creds
+        decoded.tls_hostname = tls_hostname
+        decoded.tls_authz = tls_authz
+        decoded.max_bandwidth = max_bandwidth
+        decoded.downtime_limit = downtime_limit
+        decoded.x_checkpoint_delay = x_checkpoint_delay
+        decoded.block_incremental = block_incremental
+        decoded.multifd_channels = multifd_channels
+        decoded.xbzrle_cache_size = xbzrle_cache_size
+        decoded.max_postcopy_bandwidth = max_postcopy_bandwidth
+        decoded.max_cpu_throttle = max_cpu_throttle
+        decoded.multifd_compression = multifd_compression
+        decoded.multifd_zlib_level = multifd_zlib_level
+        decoded.multifd_zstd_level = multifd_zstd_level
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -2914,69 +3814,213 @@ class MigrationParameters:
         cls, value: object, path: str = "", strict: bool = False
     ) -> MigrationParameters:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            announce_initial=_c.optional(
-                data, "announce-initial", path, strict, _c.size
-            ),
-            announce_max=_c.optional(data, "announce-max", path, strict, _c.size),
-            announce_rounds=_c.optional(data, "announce-rounds", path, strict, _c.size),
-            announce_step=_c.optional(data, "announce-step", path, strict, _c.size),
-            compress_level=_c.optional(data, "compress-level", path, strict, _c.uint8),
-            compress_threads=_c.optional(
-                data, "compress-threads", path, strict, _c.uint8
-            ),
-            compress_wait_thread=_c.optional(
-                data, "compress-wait-thread", path, strict, _c.boolean
-            ),
-            decompress_threads=_c.optional(
-                data, "decompress-threads", path, strict, _c.uint8
-            ),
-            throttle_trigger_threshold=_c.optional(
-                data, "throttle-trigger-threshold", path, strict, _c.uint8
-            ),
-            cpu_throttle_initial=_c.optional(
-                data, "cpu-throttle-initial", path, strict, _c.uint8
-            ),
-            cpu_throttle_increment=_c.optional(
-                data, "cpu-throttle-increment", path, strict, _c.uint8
-            ),
-            tls_creds=_c.optional(data, "tls-creds", path, strict, _c.string),
-            tls_hostname=_c.optional(data, "tls-hostname", path, strict, _c.string),
-            tls_authz=_c.optional(data, "tls-authz", path, strict, _c.string),
-            max_bandwidth=_c.optional(data, "max-bandwidth", path, strict, _c.size),
-            downtime_limit=_c.optional(data, "downtime-limit", path, strict, _c.uint64),
-            x_checkpoint_delay=_c.optional(
-                data, "x-checkpoint-delay", path, strict, _c.uint32
-            ),
-            block_incremental=_c.optional(
-                data, "block-incremental", path, strict, _c.boolean
-            ),
-            multifd_channels=_c.optional(
-                data, "multifd-channels", path, strict, _c.uint8
-            ),
-            xbzrle_cache_size=_c.optional(
-                data, "xbzrle-cache-size", path, strict, _c.size
-            ),
-            max_postcopy_bandwidth=_c.optional(
-                data, "max-postcopy-bandwidth", path, strict, _c.size
-            ),
-            max_cpu_throttle=_c.optional(
-                data, "max-cpu-throttle", path, strict, _c.uint8
-            ),
-            multifd_compression=_c.optional(
-                data, "multifd-compression", path, strict, MultiFDCompression.from_wire
-            ),
-            multifd_zlib_level=_c.optional(
-                data, "multifd-zlib-level", path, strict, _c.uint8
-            ),
-            multifd_zstd_level=_c.optional(
-                data, "multifd-zstd-level", path, strict, _c.uint8
-            ),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "MigrationParameters"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        announce_initial = get("announce-initial")
+        if type(announce_initial) is not int or not 0 <= announce_initial < 2**64:
+            if announce_initial is not None or "announce-initial" in data:
+                announce_initial = _c.required(
+                    data, "announce-initial", path, strict, _c.size
+                )
+        announce_max = get("announce-max")
+        if type(announce_max) is not int or not 0 <= announce_max < 2**64:
+            if announce_max is not None or "announce-max" in data:
+                announce_max = _c.required(data, "announce-max", path, strict, _c.size)
+        announce_rounds = get("announce-rounds")
+        if type(announce_rounds) is not int or not 0 <= announce_rounds < 2**64:
+            if announce_rounds is not None or "announce-rounds" in data:
+                announce_rounds = _c.required(
+                    data, "announce-rounds", path, strict, _c.size
+                )
+        announce_step = get("announce-step")
+        if type(announce_step) is not int or not 0 <= announce_step < 2**64:
+            if announce_step is not None or "announce-step" in data:
+                announce_step = _c.required(
+                    data, "announce-step", path, strict, _c.size
+                )
+        compress_level = get("compress-level")
+        if type(compress_level) is not int or not 0 <= compress_level < 2**8:
+            if compress_level is not None or "compress-level" in data:
+                compress_level = _c.required(
+                    data, "compress-level", path, strict, _c.uint8
+                )
+        compress_threads = get("compress-threads")
+        if type(compress_threads) is not int or not 0 <= compress_threads < 2**8:
+            if compress_threads is not None or "compress-threads" in data:
+                compress_threads = _c.required(
+                    data, "compress-threads", path, strict, _c.uint8
+                )
+        compress_wait_thread = get("compress-wait-thread")
+        if type(compress_wait_thread) is not bool:
+            if compress_wait_thread is not None or "compress-wait-thread" in data:
+                compress_wait_thread = _c.required(
+                    data, "compress-wait-thread", path, strict, _c.boolean
+                )
+        decompress_threads = get("decompress-threads")
+        if type(decompress_threads) is not int or not 0 <= decompress_threads < 2**8:
+            if decompress_threads is not None or "decompress-threads" in data:
+                decompress_threads = _c.required(
+                    data, "decompress-threads", path, strict, _c.uint8
+                )
+        throttle_trigger_threshold = get("throttle-trigger-threshold")
+        if (
+            type(throttle_trigger_threshold) is not int
+            or not 0 <= throttle_trigger_threshold < 2**8
+        ):
+            if (
+                throttle_trigger_threshold is not None
+                or "throttle-trigger-threshold" in data
+            ):
+                throttle_trigger_threshold = _c.required(
+                    data, "throttle-trigger-threshold", path, strict, _c.uint8
+                )
+        cpu_throttle_initial = get("cpu-throttle-initial")
+        if (
+            type(cpu_throttle_initial) is not int
+            or not 0 <= cpu_throttle_initial < 2**8
+        ):
+            if cpu_throttle_initial is not None or "cpu-throttle-initial" in data:
+                cpu_throttle_initial = _c.required(
+                    data, "cpu-throttle-initial", path, strict, _c.uint8
+                )
+        cpu_throttle_increment = get("cpu-throttle-increment")
+        if (
+            type(cpu_throttle_increment) is not int
+            or not 0 <= cpu_throttle_increment < 2**8
+        ):
+            if cpu_throttle_increment is not None or "cpu-throttle-increment" in data:
+                cpu_throttle_increment = _c.required(
+                    data, "cpu-throttle-increment", path, strict, _c.uint8
+                )
+        tls_creds = get("tls-creds")
+        if type(tls_creds) is not str:
+            if tls_creds is not None or "tls-creds" in data:
+                tls_creds = _c.required(data, "tls-creds", path, strict, _c.string)
+        tls_hostname = get("tls-hostname")
+        if type(tls_hostname) is not str:
+            if tls_hostname is not None or "tls-hostname" in data:
+                tls_hostname = _c.required(
+                    data, "tls-hostname", path, strict, _c.string
+                )
+        tls_authz = get("tls-authz")
+        if type(tls_authz) is not str:
+            if tls_authz is not None or "tls-authz" in data:
+                tls_authz = _c.required(data, "tls-authz", path, strict, _c.string)
+        max_bandwidth = get("max-bandwidth")
+        if type(max_bandwidth) is not int or not 0 <= max_bandwidth < 2**64:
+            if max_bandwidth is not None or "max-bandwidth" in data:
+                max_bandwidth = _c.required(
+                    data, "max-bandwidth", path, strict, _c.size
+                )
+        downtime_limit = get("downtime-limit")
+        if type(downtime_limit) is not int or not 0 <= downtime_limit < 2**64:
+            if downtime_limit is not None or "downtime-limit" in data:
+                downtime_limit = _c.required(
+                    data, "downtime-limit", path, strict, _c.uint64
+                )
+        x_checkpoint_delay = get("x-checkpoint-delay")
+        if type(x_checkpoint_delay) is not int or not 0 <= x_checkpoint_delay < 2**32:
+            if x_checkpoint_delay is not None or "x-checkpoint-delay" in data:
+                x_checkpoint_delay = _c.required(
+                    data, "x-checkpoint-delay", path, strict, _c.uint32
+                )
+        block_incremental = get("block-incremental")
+        if type(block_incremental) is not bool:
+            if block_incremental is not None or "block-incremental" in data:
+                block_incremental = _c.required(
+                    data, "block-incremental", path, strict, _c.boolean
+                )
+        multifd_channels = get("multifd-channels")
+        if type(multifd_channels) is not int or not 0 <= multifd_channels < 2**8:
+            if multifd_channels is not None or "multifd-channels" in data:
+                multifd_channels = _c.required(
+                    data, "multifd-channels", path, strict, _c.uint8
+                )
+        xbzrle_cache_size = get("xbzrle-cache-size")
+        if type(xbzrle_cache_size) is not int or not 0 <= xbzrle_cache_size < 2**64:
+            if xbzrle_cache_size is not None or "xbzrle-cache-size" in data:
+                xbzrle_cache_size = _c.required(
+                    data, "xbzrle-cache-size", path, strict, _c.size
+                )
+        max_postcopy_bandwidth = get("max-postcopy-bandwidth")
+        if (
+            type(max_postcopy_bandwidth) is not int
+            or not 0 <= max_postcopy_bandwidth < 2**64
+        ):
+            if max_postcopy_bandwidth is not None or "max-postcopy-bandwidth" in data:
+                max_postcopy_bandwidth = _c.required(
+                    data, "max-postcopy-bandwidth", path, strict, _c.size
+                )
+        max_cpu_throttle = get("max-cpu-throttle")
+        if type(max_cpu_throttle) is not int or not 0 <= max_cpu_throttle < 2**8:
+            if max_cpu_throttle is not None or "max-cpu-throttle" in data:
+                max_cpu_throttle = _c.required(
+                    data, "max-cpu-throttle", path, strict, _c.uint8
+                )
+        multifd_compression = get("multifd-compression")
+        if (
+            strict
+            or type(multifd_compression) is not str
+            or multifd_compression not in _MultiFDCompression_VALUES
+        ):
+            if multifd_compression is not None or "multifd-compression" in data:
+                multifd_compression = _c.required(
+                    data,
+                    "multifd-compression",
+                    path,
+                    strict,
+                    MultiFDCompression.from_wire,
+                )
+        else:
+            multifd_compression = _MultiFDCompression_VALUES[multifd_compression]
+        multifd_zlib_level = get("multifd-zlib-level")
+        if type(multifd_zlib_level) is not int or not 0 <= multifd_zlib_level < 2**8:
+            if multifd_zlib_level is not None or "multifd-zlib-level" in data:
+                multifd_zlib_level = _c.required(
+                    data, "multifd-zlib-level", path, strict, _c.uint8
+                )
+        multifd_zstd_level = get("multifd-zstd-level")
+        if type(multifd_zstd_level) is not int or not 0 <= multifd_zstd_level < 2**8:
+            if multifd_zstd_level is not None or "multifd-zstd-level" in data:
+                multifd_zstd_level = _c.required(
+                    data, "multifd-zstd-level", path, strict, _c.uint8
+                )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "MigrationParameters"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.announce_initial = announce_initial
+        decoded.announce_max = announce_max
+        decoded.announce_rounds = announce_rounds
+        decoded.announce_step = announce_step
+        decoded.compress_level = compress_level
+        decoded.compress_threads = compress_threads
+        decoded.compress_wait_thread = compress_wait_thread
+        decoded.decompress_threads = decompress_threads
+        decoded.throttle_trigger_threshold = throttle_trigger_threshold
+        decoded.cpu_throttle_initial = cpu_throttle_initial
+        decoded.cpu_throttle_increment = cpu_throttle_increment
+        decoded.tls_creds = tls_creds
+        decoded.tls_hostname = tls_hostname
+        decoded.tls_authz = tls_authz
+        decoded.max_bandwidth = max_bandwidth
+        decoded.downtime_limit = downtime_limit
+        decoded.x_checkpoint_delay = x_checkpoint_delay
+        decoded.block_incremental = block_incremental
+        decoded.multifd_channels = multifd_channels
+        decoded.xbzrle_cache_size = xbzrle_cache_size
+        decoded.max_postcopy_bandwidth = max_postcopy_bandwidth
+        decoded.max_cpu_throttle = max_cpu_throttle
+        decoded.multifd_compression = multifd_compression
+        decoded.multifd_zlib_level = multifd_zlib_level
+        decoded.multifd_zstd_level = multifd_zstd_level
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -3059,14 +4103,28 @@ class ReplicationStatus:
         cls, value: object, path: str = "", strict: bool = False
     ) -> ReplicationStatus:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            error=_c.required(data, "error", path, strict, _c.boolean),
-            desc=_c.optional(data, "desc", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "ReplicationStatus"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        error = get("error")
+        if type(error) is not bool:
+            error = _c.required(data, "error", path, strict, _c.boolean)
+        desc = get("desc")
+        if type(desc) is not str:
+            if desc is not None or "desc" in data:
+                desc = _c.required(data, "desc", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "ReplicationStatus"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.error = error
+        decoded.desc = desc
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -3103,13 +4161,35 @@ class COLOStatus:
         cls, value: object, path: str = "", strict: bool = False
     ) -> COLOStatus:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            mode=_c.required(data, "mode", path, strict, COLOMode.from_wire),
-            last_mode=_c.required(data, "last-mode", path, strict, COLOMode.from_wire),
-            reason=_c.required(data, "reason", path, strict, COLOExitReason.from_wire),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "COLOStatus"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        mode = get("mode")
+        if strict or type(mode) is not str or mode not in _COLOMode_VALUES:
+            mode = _c.required(data, "mode", path, strict, COLOMode.from_wire)
+        else:
+            mode = _COLOMode_VALUES[mode]
+        last_mode = get("last-mode")
+        if strict or type(last_mode) is not str or last_mode not in _COLOMode_VALUES:
+            last_mode = _c.required(data, "last-mode", path, strict, COLOMode.from_wire)
+        else:
+            last_mode = _COLOMode_VALUES[last_mode]
+        reason = get("reason")
+        if strict or type(reason) is not str or reason not in _COLOExitReason_VALUES:
+            reason = _c.required(data, "reason", path, strict, COLOExitReason.from_wire)
+        else:
+            reason = _COLOExitReason_VALUES[reason]
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "COLOStatus")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.mode = mode
+        decoded.last_mode = last_mode
+        decoded.reason = reason
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""

@@ -72,11 +72,14 @@ class CommandView:
 
     def client_body(self, is_async: bool) -> str:
         lines: list[str] = []
+        # No arguments, no "arguments" member: QEMU reads requests one byte at a
+        # time, so every byte sent costs it time.
+        call_arguments: list[Node] = [py_string(self.wire)]
         if self.boxed is not None:
             lines.append(
                 lay_out(Assign("_arguments", self.boxed.encode_node("arguments")), I2)
             )
-            arguments = "_arguments"
+            call_arguments.append("_arguments")
         elif self.params:
             required: list[Node] = [
                 _item(p.wire, p.type.encode_node(p.attr))
@@ -102,13 +105,12 @@ class CommandView:
                     lines.append(lay_out(warn, I2 + INDENT))
                 if p.optional:
                     lines.append(p.set_optional("_arguments", p.attr, I2))
-            arguments = "_arguments"
-        else:
-            arguments = "{}"
+            if required or self.open_arguments:
+                call_arguments.append("_arguments")
+            else:  # only optional arguments: maybe none given
+                call_arguments.append("_arguments or None")
         wait = "await " if is_async else ""
-        call = Group(
-            f"{wait}self._transport.execute(", [py_string(self.wire), arguments], ")"
-        )
+        call = Group(f"{wait}self._transport.execute(", call_arguments, ")")
         if self.returns is None:
             lines.append(lay_out(call, I2))
         else:

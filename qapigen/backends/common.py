@@ -84,6 +84,7 @@ _MODULE_NAMES = {
     "EVENT_DECODERS": "events",
     "EVENT_CONDITIONS": "events",
     "decode_event": "events",
+    "Iterator": "events",
     "MEMBER_CONDITIONS": "types",
     "ENUM_VALUE_CONDITIONS": "types",
 }
@@ -154,9 +155,15 @@ class TypeNames:
         self.branch_classes: dict[tuple[str, str], str] = {}
         self.decoders: dict[str, str] = {}
         self.encoders: dict[str, str] = {}
+        # enum -> its table of values, which generated codecs look wire values up in
+        self.enum_tables: dict[str, str] = {}
         for entity in schema.entities:
             if isinstance(entity, EnumType) and not entity.is_builtin:
                 self._class(entity)
+                table = f"_{self.classes[entity.name]}_VALUES"
+                self.enum_tables[entity.name] = self.scope.add(
+                    f"the values of {entity.name}", table, entity.info
+                )
             elif isinstance(entity, ObjectType) and is_generated_object(entity):
                 self._class(entity)
                 if entity.variants is not None:
@@ -192,12 +199,20 @@ def is_generated_object(typ: ObjectType) -> bool:
 
 class TypeMapper:
     """`TypeUse`s for code in one module (`in_types`: the types module itself, where
-    names need no import)."""
+    names need no import; `decodes_members`: the module's classes decode their members
+    themselves, so member types bring what that code refers to)."""
 
-    def __init__(self, names: TypeNames, imports: Imports, in_types: bool) -> None:
+    def __init__(
+        self,
+        names: TypeNames,
+        imports: Imports,
+        in_types: bool,
+        decodes_members: bool = False,
+    ) -> None:
         self.names = names
         self.imports = imports
         self.in_types = in_types
+        self.decodes_members = decodes_members
 
     def _local(self, name: str) -> str:
         if not self.in_types:
@@ -255,10 +270,13 @@ class TypeMapper:
             deprecated=is_deprecated(member.features),
             condition=member.ifcond.to_json(),
         )
+        use = self.use(member.type)
+        if isinstance(member.type, EnumType) and self.decodes_members:
+            use.enum_table = self._local(self.names.enum_tables[member.type.name])
         return Member(
             wire=member.name,
             attr=naming.attribute_name(member.name),
-            type=self.use(member.type),
+            type=use,
             optional=member.optional,
             doc=text,
             cond_json=member.ifcond.to_json(),

@@ -33,7 +33,7 @@ def event_view(
 
 def generate_events(schema: Schema, names: TypeNames, schema_name: str) -> Module:
     imports = Imports()
-    mapper = TypeMapper(names, imports, in_types=False)
+    mapper = TypeMapper(names, imports, in_types=False, decodes_members=True)
     # Event classes live beside the type names they import: keep them apart.
     scope = naming.NameScope("the generated events module")
     for qapi_name, taken in names.classes.items():
@@ -46,6 +46,7 @@ def generate_events(schema: Schema, names: TypeNames, schema_name: str) -> Modul
         "wait_for",
         "wait_for_sync",
         "typed_events",
+        "typed_events_sync",
         "QMPEvent",
     ):
         scope.reserve(taken, "the events module")
@@ -58,6 +59,7 @@ def generate_events(schema: Schema, names: TypeNames, schema_name: str) -> Modul
     if events:
         imports.name("typing", "TypeVar")
         imports.name("collections.abc", "AsyncIterator")
+        imports.name("collections.abc", "Iterator")
         imports.name("collections.abc", "Callable")
         imports.name("qapigen_runtime.qmp.events", "QMPEvent")
         imports.name("qapigen_runtime.qmp.transport", "AsyncTransport")

@@ -59,7 +59,9 @@ def enum_view(typ: EnumType, names: TypeNames) -> Enum:
         condition=typ.ifcond.to_json(),
         fallback=f"QAPI enum {typ.name}.",
     )
-    return Enum(names.classes[typ.name], typ.name, values, doc)
+    return Enum(
+        names.classes[typ.name], typ.name, values, doc, names.enum_tables[typ.name]
+    )
 
 
 def _doc_of(typ: EnumType | ObjectType | AlternateType, name: str) -> str:
@@ -152,7 +154,7 @@ def alternate_view(
 
 def generate_types(schema: Schema, names: TypeNames, schema_name: str) -> Module:
     imports = Imports()
-    mapper = TypeMapper(names, imports, in_types=True)
+    mapper = TypeMapper(names, imports, in_types=True, decodes_members=True)
     enums: list[Enum] = []
     structs: list[Struct] = []
     unions: list[Union] = []

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..layout import INDENT, Assign, Field, Group, Node, Split, flat, lay_out
+from ..layout import (
+    INDENT,
+    LINE_LENGTH,
+    Assign,
+    Chain,
+    Field,
+    Group,
+    Node,
+    Split,
+    flat,
+    lay_out,
+)
 from ..render import py_string
 
 
@@ -22,7 +33,8 @@ class TypeUse:
     ``(value, path, strict) -> T``; `encode` a format string turning a value expression
     `{}` into its wire value; `json_kinds` the JSON kinds its wire values have (what an
     alternate dispatches on); `isinstance` the class (or tuple) an alternate checks on
-    encode, None for plain JSON values.
+    encode, None for plain JSON values; `enum_table` the module-level table of an
+    enum's values (what generated codecs look wire values up in).
     """
 
     annotation: str
@@ -31,6 +43,7 @@ class TypeUse:
     json_kinds: tuple[str, ...] = ()
     isinstance: str | None = None
     qapi_name: str = ""
+    enum_table: str | None = None
 
     def encode_expr(self, value: str) -> str:
         return self.encode.format(value)
@@ -51,6 +64,63 @@ def _prefixed(prefix: str, node: Node) -> Node:
             prefix + node.opening, node.items, node.closing, literal=node.literal
         )
     return prefix + flat(node)
+
+
+# The ranges of QAPI's integer types (as the runtime codec checks them), as code:
+# ``low <= value < high``; CPython folds the powers into constants.
+_INT_RANGES = {
+    "int": ("-(2**63)", "2**63"),
+    "int8": ("-(2**7)", "2**7"),
+    "int16": ("-(2**15)", "2**15"),
+    "int32": ("-(2**31)", "2**31"),
+    "int64": ("-(2**63)", "2**63"),
+    "uint8": ("0", "2**8"),
+    "uint16": ("0", "2**16"),
+    "uint32": ("0", "2**32"),
+    "uint64": ("0", "2**64"),
+    "size": ("0", "2**64"),
+}
+
+
+def _needs_helper(use: TypeUse, local: str) -> list[str] | None:
+    """The operands (joined by ``or``) of the inline test that sends a member's wire
+    value to the runtime helper: true when the value is absent, of another JSON kind,
+    out of range, or one the helper converts (a negative uint64). None: the type is
+    always decoded by its helper (objects, arrays, alternates, null).
+
+    Only values the helper would return unchanged pass the test, so the inline path
+    cannot differ from the helper's, and every fault is still reported by the helper
+    with its usual message and JSON path (built only then)."""
+    name = use.qapi_name if use.decoder.startswith("_c.") else ""
+    if name in ("str", "bool"):
+        return [f"type({local}) is not {name}"]
+    if name in _INT_RANGES:
+        low, high = _INT_RANGES[name]
+        return [f"type({local}) is not int", f"not {low} <= {local} < {high}"]
+    if name == "any":
+        return [f"{local} is None"]
+    if use.enum_table is not None:
+        # strict decoding checks the server's conditions: always the helper
+        return [
+            "strict",
+            f"type({local}) is not str",
+            f"{local} not in {use.enum_table}",
+        ]
+    return None
+
+
+def _statement(indent: str, text: str, node: Node) -> str:
+    """`text` on one line when it fits, else `node` laid out as black would."""
+    if len(indent) + len(text) <= LINE_LENGTH:
+        return indent + text
+    return lay_out(node, indent)
+
+
+def _condition(indent: str, operands: list[str]) -> str:
+    """``if a or b:`` at `indent`."""
+    return _statement(
+        indent, f"if {' or '.join(operands)}:", Chain("if ", operands, "or", ":")
+    )
 
 
 @dataclass
@@ -86,6 +156,68 @@ class Member:
             return Field(self.attr, self.annotation, "None")
         return Field(self.attr, self.annotation)
 
+    @property
+    def fetches(self) -> bool:
+        """Whether `decode_lines` reads the member with ``get`` (else only through
+        the helper)."""
+        return (
+            self.optional
+            or self.type.decoder == "_c.number"
+            or _needs_helper(self.type, "v") is not None
+        )
+
+    def decode_lines(self, local: str, indent: str) -> list[str]:
+        """Statements decoding this member of the wire object ``data`` (its ``get``
+        bound as ``get``) into variable `local`: inline checks for scalars, the runtime
+        helper (`_c.required`) for what they do not accept, so faults read as before.
+        """
+        wire = py_string(self.wire)
+        inner = indent + INDENT
+        fetch = _statement(
+            indent, f"{local} = get({wire})", Assign(local, Group("get(", [wire], ")"))
+        )
+        if self.type.decoder == "_c.number":
+            # JSON numbers without a fraction arrive as int: converted here
+            lines = [fetch, f"{indent}if type({local}) is int:"]
+            lines.append(f"{inner}{local} = float({local})")
+            lines.append(f"{indent}elif type({local}) is not float:")
+            return lines + self._call_helper(local, inner, wire)
+        operands = _needs_helper(self.type, local)
+        if operands is None:
+            if not self.optional:
+                return [self._helper(local, indent, wire)]
+            return [fetch] + self._call_helper(local, indent, wire)
+        lines = [fetch, _condition(indent, operands)]
+        lines += self._call_helper(local, inner, wire, operands)
+        if self.type.enum_table is not None:
+            lines.append(f"{indent}else:")
+            lines.append(f"{inner}{local} = {self.type.enum_table}[{local}]")
+        return lines
+
+    def _helper(self, local: str, indent: str, wire: str) -> str:
+        """``local = _c.required(data, "wire", path, strict, decoder)``."""
+        arguments = ["data", wire, "path", "strict", self.type.decoder]
+        text = f"{local} = _c.required({', '.join(arguments)})"
+        return _statement(
+            indent, text, Assign(local, Group("_c.required(", list(arguments), ")"))
+        )
+
+    def _call_helper(
+        self,
+        local: str,
+        indent: str,
+        wire: str,
+        operands: list[str] | None = None,
+    ) -> list[str]:
+        """The helper call, for an optional member only when the member is present
+        (null included: the helper reports it)."""
+        if not self.optional:
+            return [self._helper(local, indent, wire)]
+        present = [f"{wire} in data"]
+        if operands != [f"{local} is None"]:  # else known not to be None here
+            present.insert(0, f"{local} is not None")
+        return [_condition(indent, present), self._helper(local, indent + INDENT, wire)]
+
     def set_optional(self, target: str, value: str, indent: str) -> str:
         """``if value is not None: target["wire"] = encoded``, laid out at `indent`."""
         assign = Assign(
@@ -108,6 +240,19 @@ class Enum:
     qapi_name: str
     values: list[EnumValue]
     doc: str
+    # the module-level table of the values the schema defines
+    table: str = ""
+
+    @property
+    def table_definition(self) -> Node:
+        """``_Name_VALUES: dict[str, Name] = {m.value: m for m in Name}``: what struct
+        codecs look a wire value up in (unknown values go through the enum's own
+        decoding, which keeps them on a client)."""
+        comprehension = Split(["member.value: member", f"for member in {self.name}"])
+        return Assign(
+            f"{self.table}: dict[str, {self.name}]",
+            Group("{", [comprehension], "}", literal=True),
+        )
 
 
 @dataclass
@@ -131,23 +276,42 @@ class Struct:
         return Assign("_MEMBERS: ClassVar[frozenset[str]]", value)
 
     @property
-    def from_wire_call(self) -> Node:
-        """``return cls(member=decode..., extra=...)``."""
-        items: list[Node] = []
-        for m in self.members:
-            if m.fixed_tag is not None:
-                continue
-            helper = "_c.optional" if m.optional else "_c.required"
-            args: list[Node] = ["data", py_string(m.wire), "path", "strict"]
-            items.append(Group(f"{m.attr}={helper}(", [*args, m.type.decoder], ")"))
-        items.append(
-            Group(
-                "extra=_c.extra_members(",
-                ["data", "cls._MEMBERS", "path", "strict", py_string(self.name)],
-                ")",
-            )
+    def from_wire_body(self) -> str:
+        """The statements of ``from_wire``: each member checked inline into a local
+        variable (in member order, so the first fault is the one reported), unknown
+        members looked for only when some key is not a member, then the instance,
+        its slots filled directly."""
+        indent = INDENT * 2
+        decoded = [m for m in self.members if m.fixed_tag is None]
+        locals_ = _local_names(decoded)
+        lines = [
+            f"{indent}data: dict[str, object] = (",
+            f"{indent}{INDENT}value if type(value) is dict else _c.object_(value, path)",
+            f"{indent})",
+        ]
+        if any(m.fetches for m in decoded):
+            lines.append(f"{indent}get = data.get")
+        for m in decoded:
+            lines += m.decode_lines(locals_[m.attr], indent)
+        extra = Group(
+            "extra = _c.extra_members(",
+            ["data", "cls._MEMBERS", "path", "strict", py_string(self.name)],
+            ")",
         )
-        return Group("return cls(", items, ")")
+        lines.append(f"{indent}if strict or not cls._MEMBERS.issuperset(data):")
+        lines.append(lay_out(extra, indent + INDENT))
+        lines.append(f"{indent}else:")
+        lines.append(f"{indent}{INDENT}extra = {{}}")
+        # Filling the slots directly skips the keyword matching of the dataclass's
+        # __init__, which costs more than all the checks above (it sets nothing else).
+        lines.append(f"{indent}decoded = object.__new__(cls)")
+        for m in self.members:
+            value = m.fixed_tag if m.fixed_tag is not None else locals_[m.attr]
+            assign = f"decoded.{m.attr} = {value}"
+            lines.append(_statement(indent, assign, Assign(f"decoded.{m.attr}", value)))
+        lines.append(f"{indent}decoded.extra = extra")
+        lines.append(f"{indent}return decoded")
+        return "\n".join(lines)
 
     @property
     def wire_dict(self) -> Node:
@@ -158,6 +322,50 @@ class Struct:
             if not m.optional
         ]
         return Assign("wire: dict[str, object]", Group("{", items, "}", literal=True))
+
+
+# Names `from_wire` binds or reads besides its members' variables.
+_CODEC_NAMES = frozenset(
+    {
+        "value",
+        "path",
+        "strict",
+        "cls",
+        "data",
+        "get",
+        "extra",
+        "decoded",
+        "object",
+        "type",
+        "float",
+        "_c",
+    }
+)
+
+
+def _local_names(members: list[Member]) -> dict[str, str]:
+    """The variable each member is decoded into: its attribute name, unless that is a
+    name the codec uses (``data``, ``value``, a class it refers to, ...)."""
+    taken = set(_CODEC_NAMES)
+    for m in members:
+        taken.update(_referenced_names(m.type))
+    attrs = {m.attr for m in members}
+    names: dict[str, str] = {}
+    for m in members:
+        name = m.attr
+        while name in taken or (name != m.attr and name in attrs):
+            name += "_"
+        taken.add(name)
+        names[m.attr] = name
+    return names
+
+
+def _referenced_names(use: TypeUse) -> set[str]:
+    """The top-level names a member's decoding code mentions (its decoder's and its
+    enum table's), which a local variable must not shadow."""
+    text = use.decoder + " " + (use.enum_table or "")
+    words = text.replace("(", " ").replace(")", " ").replace(",", " ").split()
+    return {word.split(".")[0] for word in words}
 
 
 @dataclass

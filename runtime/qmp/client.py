@@ -7,6 +7,7 @@ import heapq
 import json
 import os
 import socket
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from .address import Address, describe
@@ -30,9 +31,24 @@ DEFAULT_EVENT_BACKLOG = 4096
 """Unconsumed events kept per client before the oldest are dropped."""
 
 # QEMU's monitor consumes its input one byte per main-loop iteration, so every byte
-# of a request costs server time: requests are sent compact, with small ids.
+# of a request costs server time: requests are sent compact, in-band ones without an
+# id (their replies come back in request order), out-of-band ones with small ids.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 _decode = json.JSONDecoder().decode  # on str: skips json.loads' encoding sniffing
+
+_READ_BUFFER_SIZE = 64 * 1024
+"""Initial size of the receive buffer (it grows for larger messages)."""
+
+_MIN_READ = 4096
+"""Room the buffer offers each read at least (the rest is compacted or grown)."""
+
+_MAX_CACHED_REQUESTS = 256
+"""Encoded argument-less requests kept, by command name."""
+
+
+def bare_request(name: str) -> bytes:
+    """The request for command `name` without arguments, as sent in band."""
+    return _encode({"execute": name}).encode() + b"\n"
 
 
 class _Waiter:
@@ -49,13 +65,15 @@ class _Waiter:
         self.future = future
 
 
-class QMPClient(asyncio.Protocol):
+class QMPClient(asyncio.BufferedProtocol):
     """Asynchronous QMP client (implements `AsyncTransport`).
 
     ``await client.connect(address)`` reads the greeting and negotiates capabilities
-    (``oob`` when the server offers it and `negotiate_oob` is set). Replies are
-    matched to requests by ``id``, so any number of `execute` calls may be in flight.
-    Events are kept in a bounded backlog, read with `events()` or `wait_for()`.
+    (``oob`` when the server offers it and `negotiate_oob` is set). Any number of
+    `execute` calls may be in flight: in-band replies are matched to requests by
+    order (QMP answers in-band commands in the order they came), out-of-band ones by
+    ``id``. Events are kept in a bounded backlog, read with `events()` or
+    `wait_for()`. Input is read into one reused buffer (no allocation per read).
     """
 
     def __init__(
@@ -72,11 +90,18 @@ class QMPClient(asyncio.Protocol):
         self._backlog = EventBacklog(event_backlog)
         self._waiters: list[_Waiter] = []
         self._event_arrived: asyncio.Event | None = None
-        self._pending: dict[int, asyncio.Future[object]] = {}
+        self._pending: dict[int, asyncio.Future[object]] = {}  # out of band, by id
+        self._in_band: deque[asyncio.Future[object]] = deque()  # in request order
         self._greeting_future: asyncio.Future[Greeting] | None = None
         self._next_id = 0
         self._free_ids: list[int] = []  # ids whose reply came back, smallest first
-        self._buffer = b""
+        self._bare_requests: dict[str, bytes] = {}
+        self._buffer = bytearray(_READ_BUFFER_SIZE)
+        self._view = memoryview(self._buffer)
+        self._start = 0  # first byte not consumed yet
+        self._end = 0  # end of the bytes received
+        self._scan = 0  # where the search for the next newline resumes
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
         self._failure: QMPConnectionError | None = None
         self._closed_waiter: asyncio.Future[None] | None = None
@@ -96,11 +121,11 @@ class QMPClient(asyncio.Protocol):
         """Connect, read the greeting and negotiate; QMPConnectionError on failure."""
         if self.is_connected:
             raise QMPConnectionError("already connected")
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         # a client may reconnect after a disconnect: start from a clean state
         self._failure = None
         self._transport = None
-        self._buffer = b""
+        self._start = self._end = self._scan = 0
         self._greeting_future = loop.create_future()
         self._closed_waiter = loop.create_future()
         self._event_arrived = asyncio.Event()
@@ -163,7 +188,8 @@ class QMPClient(asyncio.Protocol):
             self._failure = error
         error = self._failure
         pending, self._pending = self._pending, {}
-        for future in pending.values():
+        in_band, self._in_band = self._in_band, deque()
+        for future in (*pending.values(), *in_band):
             if not future.done():
                 future.set_exception(error)
         if self._greeting_future is not None and not self._greeting_future.done():
@@ -193,58 +219,74 @@ class QMPClient(asyncio.Protocol):
         if self._closed_waiter is not None and not self._closed_waiter.done():
             self._closed_waiter.set_result(None)
 
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer + data if self._buffer else data
-        if b"\n" not in data:
-            self._buffer = buffer
-            self._check_size(len(buffer))
-            return
-        *lines, self._buffer = buffer.split(b"\n")
-        self._check_size(len(self._buffer))
-        for line in lines:
-            if len(line) > self.max_message_size:
-                self._check_size(len(line))
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if len(self._buffer) - self._end < _MIN_READ:
+            self._make_room()
+        return self._view[self._end :]
+
+    def _make_room(self) -> None:
+        """Move the unconsumed bytes to the front, into a larger buffer if needed."""
+        start, end = self._start, self._end
+        pending = end - start
+        size = len(self._buffer)
+        if size - pending < _MIN_READ or pending > size // 2:
+            size = max(2 * size, pending + _MIN_READ)
+            buffer = bytearray(size)
+            buffer[:pending] = self._view[start:end]
+            self._buffer, self._view = buffer, memoryview(buffer)
+        else:  # same length: allowed while asyncio holds a view of the buffer
+            self._buffer[:pending] = self._view[start:end]
+        self._start, self._end, self._scan = 0, pending, self._scan - start
+
+    def buffer_updated(self, nbytes: int) -> None:
+        end = self._end = self._end + nbytes
+        buffer = self._buffer
+        start = self._start
+        newline = buffer.find(b"\n", self._scan, end)
+        while newline >= 0:
+            if newline - start > self.max_message_size:
+                self._too_large()
                 return
-            if not line.strip():
-                continue
             try:
-                message = _decode(line.decode())
+                text = str(self._view[start:newline], "utf-8")
+                if text and not text.isspace():
+                    message = _decode(text)
+                else:
+                    message = None
             except ValueError as error:
                 self._abort(QMPProtocolError(f"the server sent invalid JSON: {error}"))
                 return
-            if not isinstance(message, dict):
-                self._abort(
-                    QMPProtocolError(f"the server sent a non-object: {message!r}")
-                )
-                return
-            self._receive(message)
+            start = newline + 1
+            if message is not None:
+                if not isinstance(message, dict):
+                    self._abort(
+                        QMPProtocolError(f"the server sent a non-object: {message!r}")
+                    )
+                    return
+                self._receive(message)
+            newline = buffer.find(b"\n", start, end)
+        if start == end:  # everything consumed: the next read starts at the front
+            self._start = self._end = self._scan = 0
+            return
+        self._start, self._scan = start, end
+        if end - start > self.max_message_size:
+            self._too_large()
 
-    def _check_size(self, size: int) -> None:
-        if size > self.max_message_size:
-            self._abort(
-                QMPMessageTooLargeError(
-                    f"a message from the server exceeds {self.max_message_size} bytes"
-                )
+    def _too_large(self) -> None:
+        self._start = self._end = self._scan = 0
+        self._abort(
+            QMPMessageTooLargeError(
+                f"a message from the server exceeds {self.max_message_size} bytes"
             )
+        )
 
     def _receive(self, message: dict[str, object]) -> None:
-        request_id = message.get("id")
-        future = None
-        if isinstance(request_id, int):
-            future = self._pending.pop(request_id, None)
-            if future is not None:
-                heapq.heappush(self._free_ids, request_id)
-        if future is not None:
-            if future.done():  # cancelled or timed out: nobody wants the reply
-                return
-            if "return" in message:
-                future.set_result(message["return"])
-            elif "error" in message:
-                future.set_exception(command_error_from_wire(message["error"]))
-            else:
-                future.set_exception(
-                    QMPProtocolError(f"reply without result: {message!r}")
-                )
+        if "id" in message:
+            self._receive_out_of_band(message)
+        elif "return" in message or "error" in message:
+            if self._in_band:
+                self._resolve(self._in_band.popleft(), message)
+            # else: a reply nobody asked for (not to this client's requests): ignored
         elif "event" in message:
             self._deliver(QMPEvent.from_wire(message))
         elif "QMP" in message and self._greeting_future is not None:
@@ -253,7 +295,26 @@ class QMPClient(asyncio.Protocol):
                     self._greeting_future.set_result(Greeting.from_wire(message))
                 except QMPNegotiationError as error:
                     self._greeting_future.set_exception(error)
+
+    def _receive_out_of_band(self, message: dict[str, object]) -> None:
+        request_id = message["id"]
+        if isinstance(request_id, int):
+            future = self._pending.pop(request_id, None)
+            if future is not None:
+                heapq.heappush(self._free_ids, request_id)
+                self._resolve(future, message)
         # Anything else is a reply to a request we no longer track: ignored.
+
+    @staticmethod
+    def _resolve(future: asyncio.Future[object], message: dict[str, object]) -> None:
+        if future.done():  # cancelled or timed out: nobody wants the reply
+            return
+        if "return" in message:
+            future.set_result(message["return"])
+        elif "error" in message:
+            future.set_exception(command_error_from_wire(message["error"]))
+        else:
+            future.set_exception(QMPProtocolError(f"reply without result: {message!r}"))
 
     def _deliver(self, event: QMPEvent) -> None:
         for waiter in self._waiters:
@@ -285,22 +346,34 @@ class QMPClient(asyncio.Protocol):
     ) -> object:
         """Run a command; its ``return`` value, or QMPCommandError / QMPConnectionError."""
         transport = self._transport
-        if transport is None or self._failure is not None:
+        loop = self._loop
+        if transport is None or loop is None or self._failure is not None:
             raise self._failure or QMPDisconnectedError("not connected")
-        if self._free_ids:
-            request_id = heapq.heappop(self._free_ids)
+        future: asyncio.Future[object] = loop.create_future()
+        if oob:
+            if self._free_ids:
+                request_id = heapq.heappop(self._free_ids)
+            else:
+                self._next_id = request_id = self._next_id + 1
+            message: dict[str, object] = {"exec-oob": name}
+            if arguments is not None:
+                message["arguments"] = arguments
+            message["id"] = request_id
+            payload = _encode(message).encode() + b"\n"
+            self._pending[request_id] = future
+            queue = None
         else:
-            self._next_id = request_id = self._next_id + 1
-        message: dict[str, object] = {"exec-oob" if oob else "execute": name}
-        if arguments is not None:
-            message["arguments"] = arguments
-        message["id"] = request_id
-        payload = _encode(message).encode() + b"\n"
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+            if arguments is not None:
+                payload = _encode({"execute": name, "arguments": arguments}).encode()
+                payload += b"\n"
+            else:
+                payload = self._bare_request(name)
+            queue = self._in_band
         if fds:
-            await self._send_with_fds(payload, fds)
+            await self._send_with_fds(payload, fds, future, queue)
         else:
+            if queue is not None:
+                queue.append(future)
             transport.write(payload)
         if timeout is None:
             return await future
@@ -308,12 +381,30 @@ class QMPClient(asyncio.Protocol):
             async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError:
-            # The id stays reserved (its future is done) until the late reply comes.
+            # The request stays accounted for (its future is done) until the late
+            # reply comes: it is dropped then.
             future.cancel()
             raise QMPTimeoutError(f"no reply to {name} within {timeout} s") from None
 
-    async def _send_with_fds(self, payload: bytes, fds: Sequence[int]) -> None:
-        """Send `payload` with SCM_RIGHTS, after whatever the transport still holds."""
+    def _bare_request(self, name: str) -> bytes:
+        payload = self._bare_requests.get(name)
+        if payload is None:
+            payload = bare_request(name)
+            if len(self._bare_requests) < _MAX_CACHED_REQUESTS:
+                self._bare_requests[name] = payload
+        return payload
+
+    async def _send_with_fds(
+        self,
+        payload: bytes,
+        fds: Sequence[int],
+        future: asyncio.Future[object],
+        queue: deque[asyncio.Future[object]] | None,
+    ) -> None:
+        """Send `payload` with SCM_RIGHTS, after whatever the transport still holds.
+
+        An in-band request's `future` joins `queue` only as its bytes go out, so the
+        order of the queue stays the order of the requests on the wire."""
         transport = self._transport
         assert transport is not None
         raw = transport.get_extra_info("socket")
@@ -334,6 +425,8 @@ class QMPClient(asyncio.Protocol):
                     raise QMPDisconnectedError(
                         f"sending file descriptors failed: {error}"
                     )
+        if queue is not None:
+            queue.append(future)
         if sent < len(payload):
             transport.write(payload[sent:])
 

@@ -76,6 +76,13 @@ class QemuQmpTransport:
             else:
                 yield await self._next_event()
 
+    def clear_events(self) -> list[QMPEvent]:
+        """Remove and return the queued events (this adapter's and the listener's)."""
+        events = self._backlog.clear()
+        for message in self._client.events.clear():
+            events.append(QMPEvent.from_wire(dict(message)))
+        return events
+
     async def wait_for(
         self,
         name: str,

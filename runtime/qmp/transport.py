@@ -48,6 +48,10 @@ class AsyncTransport(Protocol):
         """Consume and return the first event `name` that `predicate` accepts."""
         ...
 
+    def clear_events(self) -> list[QMPEvent]:
+        """Remove and return the events received and not consumed yet."""
+        ...
+
 
 class SyncTransport(Protocol):
     """A blocking QMP connection, already negotiated."""
@@ -74,4 +78,8 @@ class SyncTransport(Protocol):
         timeout: float | None = None,
     ) -> QMPEvent:
         """Consume and return the first event `name` that `predicate` accepts."""
+        ...
+
+    def clear_events(self) -> list[QMPEvent]:
+        """Remove and return the events received and not consumed yet."""
         ...

@@ -45,7 +45,7 @@ class AsyncClient:
 
         Since: 1.0
         """
-        _reply = await self._transport.execute("query-jobs", {})
+        _reply = await self._transport.execute("query-jobs")
         return _c.array_of(Job.from_wire)(_reply, "", False)
 
     async def job_start(
@@ -103,7 +103,7 @@ class AsyncClient:
 
         Returns: how many
         """
-        _reply = await self._transport.execute("job-count", {})
+        _reply = await self._transport.execute("job-count")
         return _c.int_(_reply, "", False)
 
     async def job_pause(self) -> None:
@@ -119,7 +119,7 @@ class AsyncClient:
         warnings.warn(
             "QMP command 'job-pause' is deprecated", DeprecationWarning, stacklevel=2
         )
-        await self._transport.execute("job-pause", {})
+        await self._transport.execute("job-pause")
 
     async def org_qemu_x_command(self, *, org_qemu_x_arg: str) -> None:
         """A downstream command."""
@@ -154,7 +154,7 @@ class SyncClient:
 
         Since: 1.0
         """
-        _reply = self._transport.execute("query-jobs", {})
+        _reply = self._transport.execute("query-jobs")
         return _c.array_of(Job.from_wire)(_reply, "", False)
 
     def job_start(
@@ -212,7 +212,7 @@ class SyncClient:
 
         Returns: how many
         """
-        _reply = self._transport.execute("job-count", {})
+        _reply = self._transport.execute("job-count")
         return _c.int_(_reply, "", False)
 
     def job_pause(self) -> None:
@@ -228,7 +228,7 @@ class SyncClient:
         warnings.warn(
             "QMP command 'job-pause' is deprecated", DeprecationWarning, stacklevel=2
         )
-        self._transport.execute("job-pause", {})
+        self._transport.execute("job-pause")
 
     def org_qemu_x_command(self, *, org_qemu_x_arg: str) -> None:
         """A downstream command."""

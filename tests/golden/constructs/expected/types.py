@@ -44,6 +44,9 @@ class Status(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_Status_VALUES: dict[str, Status] = {member.value: member for member in Status}
+
+
 @dataclasses.dataclass(slots=True, kw_only=True)
 class Widths:
     """One member per integer type.
@@ -88,24 +91,76 @@ class Widths:
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> Widths:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            i8=_c.required(data, "i8", path, strict, _c.int8),
-            i16=_c.required(data, "i16", path, strict, _c.int16),
-            i32=_c.required(data, "i32", path, strict, _c.int32),
-            i64=_c.required(data, "i64", path, strict, _c.int64),
-            u8=_c.required(data, "u8", path, strict, _c.uint8),
-            u16=_c.required(data, "u16", path, strict, _c.uint16),
-            u32=_c.required(data, "u32", path, strict, _c.uint32),
-            u64=_c.required(data, "u64", path, strict, _c.uint64),
-            sz=_c.required(data, "sz", path, strict, _c.size),
-            i=_c.required(data, "i", path, strict, _c.int_),
-            n=_c.required(data, "n", path, strict, _c.number),
-            b=_c.required(data, "b", path, strict, _c.boolean),
-            s=_c.required(data, "s", path, strict, _c.string),
-            anything=_c.optional(data, "anything", path, strict, _c.any_value),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "Widths"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        i8 = get("i8")
+        if type(i8) is not int or not -(2**7) <= i8 < 2**7:
+            i8 = _c.required(data, "i8", path, strict, _c.int8)
+        i16 = get("i16")
+        if type(i16) is not int or not -(2**15) <= i16 < 2**15:
+            i16 = _c.required(data, "i16", path, strict, _c.int16)
+        i32 = get("i32")
+        if type(i32) is not int or not -(2**31) <= i32 < 2**31:
+            i32 = _c.required(data, "i32", path, strict, _c.int32)
+        i64 = get("i64")
+        if type(i64) is not int or not -(2**63) <= i64 < 2**63:
+            i64 = _c.required(data, "i64", path, strict, _c.int64)
+        u8 = get("u8")
+        if type(u8) is not int or not 0 <= u8 < 2**8:
+            u8 = _c.required(data, "u8", path, strict, _c.uint8)
+        u16 = get("u16")
+        if type(u16) is not int or not 0 <= u16 < 2**16:
+            u16 = _c.required(data, "u16", path, strict, _c.uint16)
+        u32 = get("u32")
+        if type(u32) is not int or not 0 <= u32 < 2**32:
+            u32 = _c.required(data, "u32", path, strict, _c.uint32)
+        u64 = get("u64")
+        if type(u64) is not int or not 0 <= u64 < 2**64:
+            u64 = _c.required(data, "u64", path, strict, _c.uint64)
+        sz = get("sz")
+        if type(sz) is not int or not 0 <= sz < 2**64:
+            sz = _c.required(data, "sz", path, strict, _c.size)
+        i = get("i")
+        if type(i) is not int or not -(2**63) <= i < 2**63:
+            i = _c.required(data, "i", path, strict, _c.int_)
+        n = get("n")
+        if type(n) is int:
+            n = float(n)
+        elif type(n) is not float:
+            n = _c.required(data, "n", path, strict, _c.number)
+        b = get("b")
+        if type(b) is not bool:
+            b = _c.required(data, "b", path, strict, _c.boolean)
+        s = get("s")
+        if type(s) is not str:
+            s = _c.required(data, "s", path, strict, _c.string)
+        anything = get("anything")
+        if anything is None:
+            if "anything" in data:
+                anything = _c.required(data, "anything", path, strict, _c.any_value)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Widths")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.i8 = i8
+        decoded.i16 = i16
+        decoded.i32 = i32
+        decoded.i64 = i64
+        decoded.u8 = u8
+        decoded.u16 = u16
+        decoded.u32 = u32
+        decoded.u64 = u64
+        decoded.sz = sz
+        decoded.i = i
+        decoded.n = n
+        decoded.b = b
+        decoded.s = s
+        decoded.anything = anything
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -147,12 +202,27 @@ class Base:
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> Base:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            id=_c.required(data, "id", path, strict, _c.string),
-            kind=_c.required(data, "kind", path, strict, Status.from_wire),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "Base"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        id = get("id")
+        if type(id) is not str:
+            id = _c.required(data, "id", path, strict, _c.string)
+        kind = get("kind")
+        if strict or type(kind) is not str or kind not in _Status_VALUES:
+            kind = _c.required(data, "kind", path, strict, Status.from_wire)
+        else:
+            kind = _Status_VALUES[kind]
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Base")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.id = id
+        decoded.kind = kind
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -204,27 +274,71 @@ class Job:
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> Job:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            id=_c.required(data, "id", path, strict, _c.string),
-            kind=_c.required(data, "kind", path, strict, Status.from_wire),
-            if_=_c.optional(data, "if", path, strict, _c.boolean),
-            type_=_c.optional(data, "type", path, strict, _c.string),
-            widths=_c.optional(data, "widths", path, strict, Widths.from_wire),
-            tags=_c.required(data, "tags", path, strict, _c.array_of(_c.string)),
-            history=_c.optional(
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
+        )
+        get = data.get
+        id = get("id")
+        if type(id) is not str:
+            id = _c.required(data, "id", path, strict, _c.string)
+        kind = get("kind")
+        if strict or type(kind) is not str or kind not in _Status_VALUES:
+            kind = _c.required(data, "kind", path, strict, Status.from_wire)
+        else:
+            kind = _Status_VALUES[kind]
+        if_ = get("if")
+        if type(if_) is not bool:
+            if if_ is not None or "if" in data:
+                if_ = _c.required(data, "if", path, strict, _c.boolean)
+        type_ = get("type")
+        if type(type_) is not str:
+            if type_ is not None or "type" in data:
+                type_ = _c.required(data, "type", path, strict, _c.string)
+        widths = get("widths")
+        if widths is not None or "widths" in data:
+            widths = _c.required(data, "widths", path, strict, Widths.from_wire)
+        tags = _c.required(data, "tags", path, strict, _c.array_of(_c.string))
+        history = get("history")
+        if history is not None or "history" in data:
+            history = _c.required(
                 data, "history", path, strict, _c.array_of(Status.from_wire)
-            ),
-            very_long_member_name_that_needs_wrapping=_c.optional(
+            )
+        very_long_member_name_that_needs_wrapping = get(
+            "very-long-member-name-that-needs-wrapping"
+        )
+        if (
+            very_long_member_name_that_needs_wrapping is not None
+            or "very-long-member-name-that-needs-wrapping" in data
+        ):
+            very_long_member_name_that_needs_wrapping = _c.required(
                 data,
                 "very-long-member-name-that-needs-wrapping",
                 path,
                 strict,
                 _c.array_of(Widths.from_wire),
-            ),
-            zstd_level=_c.optional(data, "zstd-level", path, strict, _c.int_),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "Job"),
+            )
+        zstd_level = get("zstd-level")
+        if type(zstd_level) is not int or not -(2**63) <= zstd_level < 2**63:
+            if zstd_level is not None or "zstd-level" in data:
+                zstd_level = _c.required(data, "zstd-level", path, strict, _c.int_)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Job")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.id = id
+        decoded.kind = kind
+        decoded.if_ = if_
+        decoded.type_ = type_
+        decoded.widths = widths
+        decoded.tags = tags
+        decoded.history = history
+        decoded.very_long_member_name_that_needs_wrapping = (
+            very_long_member_name_that_needs_wrapping
         )
+        decoded.zstd_level = zstd_level
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -262,8 +376,16 @@ class Empty:
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> Empty:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(extra=_c.extra_members(data, cls._MEMBERS, path, strict, "Empty"))
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
+        )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Empty")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -289,11 +411,21 @@ class ActiveData:
         cls, value: object, path: str = "", strict: bool = False
     ) -> ActiveData:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            progress=_c.required(data, "progress", path, strict, _c.uint8),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "ActiveData"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        progress = get("progress")
+        if type(progress) is not int or not 0 <= progress < 2**8:
+            progress = _c.required(data, "progress", path, strict, _c.uint8)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "ActiveData")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.progress = progress
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -317,12 +449,26 @@ class JobInfo_Active:
         cls, value: object, path: str = "", strict: bool = False
     ) -> JobInfo_Active:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            id=_c.required(data, "id", path, strict, _c.string),
-            progress=_c.required(data, "progress", path, strict, _c.uint8),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "JobInfo_Active"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        id = get("id")
+        if type(id) is not str:
+            id = _c.required(data, "id", path, strict, _c.string)
+        progress = get("progress")
+        if type(progress) is not int or not 0 <= progress < 2**8:
+            progress = _c.required(data, "progress", path, strict, _c.uint8)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "JobInfo_Active")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.id = id
+        decoded.kind = Status.ACTIVE
+        decoded.progress = progress
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -349,11 +495,22 @@ class JobInfo_None:
         cls, value: object, path: str = "", strict: bool = False
     ) -> JobInfo_None:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            id=_c.required(data, "id", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "JobInfo_None"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        id = get("id")
+        if type(id) is not str:
+            id = _c.required(data, "id", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "JobInfo_None")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.id = id
+        decoded.kind = Status.NONE
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -378,13 +535,24 @@ class JobInfo_OrgQemuXPaused:
         cls, value: object, path: str = "", strict: bool = False
     ) -> JobInfo_OrgQemuXPaused:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            id=_c.required(data, "id", path, strict, _c.string),
-            extra=_c.extra_members(
-                data, cls._MEMBERS, path, strict, "JobInfo_OrgQemuXPaused"
-            ),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        id = get("id")
+        if type(id) is not str:
+            id = _c.required(data, "id", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "JobInfo_OrgQemuXPaused"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.id = id
+        decoded.kind = Status.ORG_QEMU_X_PAUSED
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -407,11 +575,22 @@ class JobInfo_Old:
         cls, value: object, path: str = "", strict: bool = False
     ) -> JobInfo_Old:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            id=_c.required(data, "id", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "JobInfo_Old"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        id = get("id")
+        if type(id) is not str:
+            id = _c.required(data, "id", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "JobInfo_Old")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.id = id
+        decoded.kind = Status.OLD
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -434,11 +613,22 @@ class JobInfo_Zstd:
         cls, value: object, path: str = "", strict: bool = False
     ) -> JobInfo_Zstd:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            id=_c.required(data, "id", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "JobInfo_Zstd"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        id = get("id")
+        if type(id) is not str:
+            id = _c.required(data, "id", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "JobInfo_Zstd")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.id = id
+        decoded.kind = Status.ZSTD
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""

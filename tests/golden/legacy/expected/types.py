@@ -34,6 +34,9 @@ class WhereKind(enum.StrEnum):
         return _c.open_enum_missing(cls, value)
 
 
+_WhereKind_VALUES: dict[str, WhereKind] = {member.value: member for member in WhereKind}
+
+
 @dataclasses.dataclass(slots=True, kw_only=True)
 class Addr:
     """QAPI struct Addr.
@@ -49,11 +52,21 @@ class Addr:
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> Addr:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            host=_c.required(data, "host", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "Addr"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        host = get("host")
+        if type(host) is not str:
+            host = _c.required(data, "host", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Addr")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.host = host
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -77,11 +90,21 @@ class Path:
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> Path:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            path_=_c.required(data, "path", path, strict, _c.string),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "Path"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        get = data.get
+        path_ = get("path")
+        if type(path_) is not str:
+            path_ = _c.required(data, "path", path, strict, _c.string)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Path")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.path_ = path_
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -106,11 +129,19 @@ class Where_Inet:
         cls, value: object, path: str = "", strict: bool = False
     ) -> Where_Inet:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            data=_c.required(data, "data", path, strict, Addr.from_wire),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "Where_Inet"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        data_ = _c.required(data, "data", path, strict, Addr.from_wire)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Where_Inet")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.type_ = WhereKind.INET
+        decoded.data = data_
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
@@ -138,11 +169,19 @@ class Where_Unix:
         cls, value: object, path: str = "", strict: bool = False
     ) -> Where_Unix:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data = _c.object_(value, path)
-        return cls(
-            data=_c.required(data, "data", path, strict, Path.from_wire),
-            extra=_c.extra_members(data, cls._MEMBERS, path, strict, "Where_Unix"),
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
         )
+        data_ = _c.required(data, "data", path, strict, Path.from_wire)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Where_Unix")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.type_ = WhereKind.UNIX
+        decoded.data = data_
+        decoded.extra = extra
+        return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
