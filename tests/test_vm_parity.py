@@ -23,6 +23,7 @@ from scenarios.observation import (
     event_sequence,
     member_names,
     pass_facts,
+    without_racy,
 )
 
 from qapigen_migration.types import MigrationInfo
@@ -308,3 +309,14 @@ def test_differences_name_each_differing_step() -> None:
     lines = differences(expected, actual)
     assert [line.split(":")[0] for line in lines] == ["step 'end'", "step 'extra'"]
     assert differences(expected, expected) == []
+
+
+def test_racy_events_are_dropped_only_between_their_neighbours() -> None:
+    racy = [("MIGRATION pre-switchover", "MIGRATION device", "MIGRATION cancelling")]
+    raced = ("MIGRATION pre-switchover", "MIGRATION device", "MIGRATION cancelling")
+    assert without_racy(raced, racy) == (
+        "MIGRATION pre-switchover",
+        "MIGRATION cancelling",
+    )
+    completed = ("MIGRATION pre-switchover", "MIGRATION device", "MIGRATION completed")
+    assert without_racy(completed, racy) == completed
