@@ -88,9 +88,10 @@ class DecodeError(ValueError):
 
     `path` is the JSON path (``ram.normal-bytes``, ``capabilities[0].state``; empty for
     the top-level value). `kind` is one of: "type", "missing", "unexpected", "range"
-    (named by `leaf`), "range-path" (named by `path`), "enum"; `expected` the QAPI type
-    or JSON kind that was wanted. `leaf` is the member name alone ("null" for an array
-    element): QEMU names range and enum faults that way, the others by full path.
+    (named by `leaf`), "range-path" (named by `path`), "enum"; `expected` what QEMU
+    says was wanted: a JSON kind, a QAPI type or, for a "range" fault, a C type
+    ("uint8_t"). `leaf` is the member name alone ("null" for an array element): QEMU
+    names range and enum faults that way, the others by full path.
     """
 
     def __init__(
@@ -192,42 +193,73 @@ def number(value: object, path: str = "", strict: bool = False) -> float:
 def integer(value: object, path: str, qapi_type: str) -> int:
     """A JSON integer within the range of `qapi_type` (int8 … uint64, size).
 
-    Faults are classified the way QEMU's input visitor words them: int/int64 faults
-    are type errors ("expected: integer"); a uint64 fault "expects uint64"; a size
-    fault is a type error ("expected: size"); the narrower types check the type like
-    int64 and then their range. Like QEMU, uint64 (and so the narrower unsigned
-    types) read a negative number as its two's complement.
+    Faults are classified as QEMU 7.2's input visitor words them. It reads every
+    signed type through int64 and every unsigned one (and 'size') through uint64, and
+    only then checks a narrower type's range. So what the 64-bit reader refuses names
+    the full path (signed: a type error, "expected: integer"; unsigned: "expects
+    uint64"), and a narrow range fault names the member alone and the C type ("expects
+    uint8_t"). Like QEMU, the uint64 reader takes a negative int64 as its two's
+    complement: -1 is a valid uint64 and size, and an out-of-range uint8.
+
+    The client-side message (``str(error)``) says what the value is in the QAPI
+    type's terms ("expected int, got str", "300 is out of range for uint8").
     """
+    if qapi_type in _UNSIGNED:
+        return _unsigned(value, path, qapi_type)
     if type(value) is not int:
-        if qapi_type == "uint64":
-            raise _out_of_range(value, path, qapi_type, "range-path")
-        if qapi_type == "size":
-            raise _type_error(value, path, "size")
         raise _type_error(value, path, "int")
-    number = value
-    if number < 0 and qapi_type in _WRAPPING and number >= -(2**63):
-        number += 2**64
     low, high = INT_RANGES[qapi_type]
-    if not low <= number <= high:
-        if qapi_type in ("int", "int64"):
-            raise _out_of_range(value, path, "int", "type")
-        if qapi_type == "size":
-            raise _out_of_range(value, path, "size", "type")
-        kind = "range-path" if qapi_type == "uint64" else "range"
-        raise _out_of_range(value, path, qapi_type, kind)
+    if not low <= value <= high:
+        wide = qapi_type in ("int", "int64") or not _fits("int64", value)
+        named = "int" if qapi_type == "int64" else qapi_type
+        if wide:  # the int64 reader refuses it
+            raise _out_of_range(value, path, named, "type", "int")
+        raise _out_of_range(value, path, named, "range", _C_TYPES[qapi_type])
+    return value
+
+
+def _unsigned(value: object, path: str, qapi_type: str) -> int:
+    """`integer` for the types QEMU reads through its uint64 reader."""
+    if type(value) is not int:
+        # what clients have always been told, though QEMU names uint64 (below)
+        said = qapi_type if qapi_type in ("uint64", "size") else "int"
+        raise DecodeError(
+            path, "range-path", f"expected {said}, got {kind_of(value)}", "uint64"
+        )
+    number = value + 2**64 if _fits("int64", value) and value < 0 else value
+    if not _fits("uint64", number):
+        raise _out_of_range(value, path, qapi_type, "range-path", "uint64")
+    if not _fits(qapi_type, number):
+        raise _out_of_range(value, path, qapi_type, "range", _C_TYPES[qapi_type])
     return number
 
 
-# Unsigned types QEMU reads through uint64, which accepts negative numbers.
-_WRAPPING: Final = frozenset({"uint8", "uint16", "uint32", "uint64"})
+def _fits(qapi_type: str, number: int) -> bool:
+    low, high = INT_RANGES[qapi_type]
+    return low <= number <= high
 
 
-def _out_of_range(value: object, path: str, qapi_type: str, kind: str) -> DecodeError:
-    if type(value) is int:
-        message = f"{value} is out of range for {qapi_type}"
-    else:
-        message = f"expected {qapi_type}, got {kind_of(value)}"
-    return DecodeError(path, kind, message, qapi_type)
+# The types QEMU reads through its uint64 reader, which accepts negative numbers.
+_UNSIGNED: Final = frozenset({"uint8", "uint16", "uint32", "uint64", "size"})
+
+# How QEMU names the narrow integer types in its range errors: by their C type.
+_C_TYPES: Final = {
+    "int8": "int8_t",
+    "int16": "int16_t",
+    "int32": "int32_t",
+    "uint8": "uint8_t",
+    "uint16": "uint16_t",
+    "uint32": "uint32_t",
+}
+
+
+def _out_of_range(
+    value: int, path: str, qapi_type: str, kind: str, qmp_expected: str
+) -> DecodeError:
+    """A JSON integer outside `qapi_type`; `kind` and `qmp_expected` say how QEMU
+    words it (see `DecodeError.qmp_message`)."""
+    message = f"{value} is out of range for {qapi_type}"
+    return DecodeError(path, kind, message, qmp_expected)
 
 
 def null(value: object, path: str = "", strict: bool = False) -> Null:

@@ -57,20 +57,24 @@ def test_integer_ranges(qapi_type: str, low: int, high: int) -> None:
     )
 
 
-# How QEMU's input visitor words each fault (member 'x' of 'ram'): the narrow types
-# name the member alone, uint64 reads negative numbers as two's complement.
+# How QEMU 7.2's input visitor words each fault (member 'x' of 'ram'): signed types are
+# read through int64 and unsigned ones (and size) through uint64, whose faults name the
+# full path; the narrow types then check their range, naming the member alone and the
+# C type. The uint64 reader takes a negative int64 as its two's complement.
 QEMU_WORDING = [
-    ("int8", 128, "Parameter 'x' expects int8"),
-    ("int32", -(2**31) - 1, "Parameter 'x' expects int32"),
-    ("uint8", -1, "Parameter 'x' expects uint8"),
-    ("uint16", 65536, "Parameter 'x' expects uint16"),
+    ("int8", 128, "Parameter 'x' expects int8_t"),
+    ("int8", 2**63, "Invalid parameter type for 'ram.x', expected: integer"),
+    ("int32", -(2**31) - 1, "Parameter 'x' expects int32_t"),
+    ("uint8", -1, "Parameter 'x' expects uint8_t"),
+    ("uint16", 65536, "Parameter 'x' expects uint16_t"),
+    ("uint32", 2**64, "Parameter 'ram.x' expects uint64"),
     ("int64", 2**63, "Invalid parameter type for 'ram.x', expected: integer"),
     ("int", "1", "Invalid parameter type for 'ram.x', expected: integer"),
-    ("uint8", "1", "Invalid parameter type for 'ram.x', expected: integer"),
+    ("uint8", "1", "Parameter 'ram.x' expects uint64"),
     ("uint64", 2**64, "Parameter 'ram.x' expects uint64"),
     ("uint64", True, "Parameter 'ram.x' expects uint64"),
-    ("size", -1, "Invalid parameter type for 'ram.x', expected: size"),
-    ("size", 1.5, "Invalid parameter type for 'ram.x', expected: size"),
+    ("size", -(2**63) - 1, "Parameter 'ram.x' expects uint64"),
+    ("size", 1.5, "Parameter 'ram.x' expects uint64"),
 ]
 
 
@@ -87,6 +91,7 @@ def test_integer_faults_are_worded_like_qemu(
 def test_uint64_reads_negative_numbers_as_twos_complement() -> None:
     assert c.uint64(-1, "x") == 2**64 - 1
     assert c.uint64(-(2**63), "x") == 2**63
+    assert c.size(-1, "x") == 2**64 - 1
     with pytest.raises(c.DecodeError, match="-1 is out of range for uint32"):
         c.uint32(-1, "x")
 
@@ -96,7 +101,7 @@ def test_array_elements_are_named_null_like_qemu() -> None:
     with pytest.raises(c.DecodeError) as raised:
         c.required(data, "levels", "", True, c.array_of(c.uint8))
     assert str(raised.value) == "levels[1]: 300 is out of range for uint8"
-    assert raised.value.qmp_message() == "Parameter 'null' expects uint8"
+    assert raised.value.qmp_message() == "Parameter 'null' expects uint8_t"
 
 
 def test_json_kinds_are_exact() -> None:

@@ -400,21 +400,7 @@ def test_every_integer_width_accepts_its_range_and_refuses_beyond(
                 assert caught.value.path == "[1]", (typ.name, number)
 
 
-# Faults the codec words differently from QEMU 7.2 (see the report to the lead).
-QMP_WORDING = (
-    "H4: runtime/codec.py integer(): QEMU 7.2 reads uint8/16/32 and size through"
-    " uint64 (\"Parameter 'ram.x' expects uint64\", negatives wrap for size) and"
-    ' names narrow range faults by C type ("expects uint8_t")'
-)
-
-
-@pytest.mark.parametrize(
-    "width",
-    [
-        "uint64",
-        pytest.param("size", marks=pytest.mark.xfail(strict=True, reason=QMP_WORDING)),
-    ],
-)
+@pytest.mark.parametrize("width", ["uint64", "size"])
 def test_uint64_and_size_take_negative_int64_as_twos_complement(
     bundled: Bindings, width: str
 ) -> None:
@@ -454,24 +440,11 @@ def _qemu72_integer_faults() -> Iterator[tuple[str, object, str]]:
                 yield width, value, narrow
 
 
-def _wording_still_wrong(width: str, value: object) -> bool:
-    """The cases QMP_WORDING covers (open at the time of writing): every fault of
-    uint8/16/32 and size, and the int faults of int8/16/32."""
-    narrow_signed = width in ("int8", "int16", "int32")
-    return width in ("uint8", "uint16", "uint32", "size") or (
-        narrow_signed and type(value) is int
-    )
-
-
 def _integer_fault_cases() -> list[object]:
-    cases: list[object] = []
-    for width, value, message in _qemu72_integer_faults():
-        marks = []
-        if _wording_still_wrong(width, value):
-            marks.append(pytest.mark.xfail(strict=True, reason=QMP_WORDING))
-        case_id = f"{width}-{value!r}"
-        cases.append(pytest.param(width, value, message, id=case_id, marks=marks))
-    return cases
+    return [
+        pytest.param(width, value, message, id=f"{width}-{value!r}")
+        for width, value, message in _qemu72_integer_faults()
+    ]
 
 
 def _codec_wording(width: str, value: object) -> str | None:
@@ -513,12 +486,6 @@ def qemu72_monitor() -> Iterator[SyncQMPClient]:
             client.close()
 
 
-def _wording_known_wrong(mutation: Mutation, site_type: Type) -> bool:
-    return site_type.name in INTEGER_BOUNDS and _wording_still_wrong(
-        site_type.name, mutation.replacement
-    )
-
-
 @pytest.mark.qemu
 @pytest.mark.parametrize("name", COMPARED_WITH_QEMU)
 def test_server_refuses_arguments_in_qemu_7_2_words(
@@ -537,11 +504,7 @@ def test_server_refuses_arguments_in_qemu_7_2_words(
         for site in mutation_sites(arg_type, value):
             if not site.location:
                 continue  # the arguments object itself: QMP's framing, not QAPI's
-            candidates += [
-                mutation
-                for mutation in mutations(site)
-                if not _wording_known_wrong(mutation, site.type)
-            ]
+            candidates += mutations(site)
             if isinstance(site.type, EnumType):
                 candidates.append(
                     Mutation("unknown value", site.location, site.path, "x-new")
