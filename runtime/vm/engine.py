@@ -41,7 +41,8 @@ from .destination import IncomingMigration
 from .dirty import DirtyLog
 from .errors import DEVICE_NOT_ACTIVE, MIGRATION_ACTIVE, VmCommandError
 from .errors import invalid_parameter_value
-from .params import MigrationParameters, MigrationSettings, check_supported
+from .params import MigrationParameters, MigrationSettings
+from .params import check_block_options, check_supported
 from .ram import GuestRam
 from .runstate import EventSink, RunControl, discard_event
 from .source import OutgoingMigration
@@ -210,10 +211,9 @@ class MigrationEngine:
             raise VmCommandError(
                 "Can't migrate the vm that was paused due to previous migration"
             )
-        caps = dict(self.settings.capabilities)
         if blk or inc:
-            caps["block"] = True
-        check_supported(caps)
+            check_block_options(self.settings)
+        check_supported(self.settings.capabilities)
         try:
             parsed = parse_uri(uri)
         except UriError:
@@ -222,7 +222,7 @@ class MigrationEngine:
             raise invalid_parameter_value("uri", "a valid migration protocol") from None
         connector = Connector(parsed, self.fds)
         connector.tls = self._tls_client(parsed)
-        if caps["multifd"] and not connector.multi_channel:
+        if self.settings.capability("multifd") and not connector.multi_channel:
             raise VmCommandError(
                 "multifd needs a tcp: or unix: migration URI (it opens several "
                 "connections to the destination)"

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from peers import PeerArgs, Site
 
-from . import control, flows, postcopy_recovery, refusals
+from . import capabilities, control, flows, multifd_channels, postcopy_recovery
+from . import refusals
 from .observation import ErrorSeen, MigrationView, Observation, PassFacts
 from .session import Run, ScenarioBody, observe
 
@@ -79,6 +80,16 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("precopy-quiet", incoming_tcp, flows.precopy_quiet),
     Scenario("precopy-xbzrle", incoming_defer, flows.precopy_xbzrle),
     Scenario("precopy-multifd", incoming_defer, flows.precopy_multifd),
+    Scenario("multifd-4-defer", incoming_defer, multifd_channels.multifd_4_defer),
+    Scenario("capability-settings", idle, capabilities.capability_settings),
+    Scenario(
+        "precopy-harmless-capabilities",
+        incoming_tcp,
+        capabilities.precopy_with_capabilities,
+    ),
+    Scenario(
+        "precopy-return-path", incoming_tcp, capabilities.precopy_with_return_path
+    ),
     Scenario("incoming-defer", incoming_defer, flows.incoming_defer),
     Scenario("commands-while-active", incoming_tcp, control.commands_while_active),
     Scenario("cancel-active", incoming_tcp, control.cancel_active),
