@@ -794,3 +794,34 @@ def test_dirty_bitmap_take_without_wrap_stops_at_the_end_of_ram() -> None:
     assert list(bitmap.take(5, wrap=False)) == [5, 6, 7]
     assert bitmap.cursor == 0
     assert list(bitmap.take(5)) == [0]
+
+
+@pytest.mark.parametrize("ignore_shared", [False, True])
+def test_x_ignore_shared_skips_ram_both_sides_map(
+    vms: Factory, ignore_shared: bool
+) -> None:
+    # As with QEMU, both sides map the same shared file: with x-ignore-shared no page
+    # crosses the wire and the RAM counts for nothing in the totals.
+    path = vms.tmp_path / "guest.ram"
+    src_ram = GuestRam(4 * MIB, backing_file=path, share=True)
+    src_ram.fill_random(9)
+    dst = vms.vm(
+        ram=GuestRam(4 * MIB, backing_file=path, share=True),
+        incoming="tcp:127.0.0.1:0",
+        start_paused=True,
+    )
+    src = vms.vm(ram=src_ram)
+    for vm in (src, dst):
+        vm.engine.migrate_set_capabilities([("x-ignore-shared", ignore_shared)])
+    src.engine.migrate(f"tcp:127.0.0.1:{dst.port()}")
+    info = src.wait("completed", "failed")
+    assert info.status is not None and info.status.value == "completed", info
+    dst.wait("completed")
+    ram = info.ram
+    assert ram is not None
+    if ignore_shared:
+        assert (ram.total, ram.normal, ram.duplicate) == (0, 0, 0)
+        assert ram.transferred < 4096
+    else:
+        assert ram.total == 4 * MIB
+        assert ram.normal + ram.duplicate == 4 * MIB // 4096

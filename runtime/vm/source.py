@@ -423,7 +423,12 @@ class OutgoingMigration:
             self._open_multifd(channels)
         # The first pass: every page is dirty; the log starts recording from here.
         self.log.clear()
-        self.bitmap.set_all()
+        if self._ignores_ram:
+            # x-ignore-shared: the destination maps the same shared file, so this RAM
+            # is not sent at all and does not count in the totals (as in QEMU).
+            self.counters.total = 0
+        else:
+            self.bitmap.set_all()
         now = time.monotonic()
         self._period_start = now
         self._sync()
@@ -456,6 +461,10 @@ class OutgoingMigration:
             else:
                 break
         self._complete()
+
+    @property
+    def _ignores_ram(self) -> bool:
+        return self.ram.shared and self.settings.capability("x-ignore-shared")
 
     def _open_multifd(self, count: int) -> None:
         """Connect the data channels to the main channel's address and start them."""
@@ -571,6 +580,8 @@ class OutgoingMigration:
         """Move the dirty log into the bitmap: a new pass (MIGRATION_PASS)."""
         self._flush_compressed()
         newly = self.log.harvest_into(self.bitmap.bits)
+        if self._ignores_ram:
+            self.bitmap.bits[:] = False
         c = self.counters
         c.dirty_sync_count += 1
         self._period_dirty += newly
