@@ -1,28 +1,14 @@
-"""Migration and run states, with the names QEMU puts on the wire."""
+"""Migration and run states: the VM schema's own enums, from its generated package.
+
+The engine keeps its state in the generated types, so what it reports on the wire is the
+schema's spelling by construction.
+"""
 
 from __future__ import annotations
 
-import enum
+from qapigen_vm_qmp.types import MigrationStatus, RunState
 
-
-class MigrationStatus(str, enum.Enum):
-    """The schema's MigrationStatus enum (values are the wire names)."""
-
-    NONE = "none"
-    SETUP = "setup"
-    CANCELLING = "cancelling"
-    CANCELLED = "cancelled"
-    ACTIVE = "active"
-    POSTCOPY_ACTIVE = "postcopy-active"
-    POSTCOPY_PAUSED = "postcopy-paused"
-    POSTCOPY_RECOVER = "postcopy-recover"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    COLO = "colo"
-    PRE_SWITCHOVER = "pre-switchover"
-    DEVICE = "device"
-    WAIT_UNPLUG = "wait-unplug"
-
+__all__ = ["RUNNING_STATES", "MigrationStatus", "RunState"]
 
 # QEMU's migration_is_running(): the states in which another migrate, or a capability
 # change, is refused.
@@ -39,15 +25,3 @@ RUNNING_STATES = frozenset(
         MigrationStatus.CANCELLING,
     }
 )
-
-
-class RunState(str, enum.Enum):
-    """The subset of QEMU's RunState the reference VM goes through."""
-
-    RUNNING = "running"
-    PAUSED = "paused"
-    PRELAUNCH = "prelaunch"
-    INMIGRATE = "inmigrate"
-    FINISH_MIGRATE = "finish-migrate"
-    POSTMIGRATE = "postmigrate"
-    SHUTDOWN = "shutdown"
