@@ -4,12 +4,16 @@ Run: python bench/bench_decode.py [SECONDS]   (needs pydantic v2: pip install py
 
 The reply (bench/data/query-migrate-qemu-7.2-completed.json) was recorded from a real
 migration between two `qemu-system-x86_64 -M pc -accel tcg -m 64` 7.2 processes, with
-xbzrle on. Each contender turns the reply's text into checked Python values:
+xbzrle on. Each contender turns the reply line, as bytes the way a socket delivers it, into
+checked Python values:
 
-- `json.loads` alone: the floor every Python decoder pays;
-- the generated `MigrationInfo.from_wire` after `json.loads`, with the package generated
-  from QEMU 7.2's schema (the reply's own) and with the bundled 5.0-era package (whose
-  MigrationInfo keeps the members 7.2 added in `extra`);
+- `json.loads` alone: the standard library's parser, the floor of any decoder built on it;
+- the typed clients' own path: the reply line's bytes parsed by the runtime's
+  `received_json.decode_line` (orjson when installed, as it is with qapigen), then the
+  generated `MigrationInfo.from_wire`, with the package generated from QEMU 7.2's schema
+  (the reply's own) and with the bundled 5.0-era package (whose MigrationInfo keeps the
+  members 7.2 added in `extra`); and the same with `json.loads` in place of orjson, for
+  users without it;
 - pydantic v2 on hand-written models equivalent to QEMU 7.2's MigrationInfo (strict
   JSON types, integer ranges, required members, dashed names, unknown members kept),
   from the text (`model_validate_json`, JSON parsed in Rust) and from `json.loads`'
@@ -38,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qapigen.frontend import load_schema
 from qapigen.generate import generate_package, write_package
 from qapigen_migration import types as bundled_types
+from qapigen_runtime.qmp.received_json import decode_line, using_fast_parser
 
 HERE = Path(__file__).resolve().parent
 REPLY = HERE / "data" / "query-migrate-qemu-7.2-completed.json"
@@ -204,21 +209,34 @@ def generate_qemu72_types(folder: Path) -> ModuleType | None:
     return importlib.import_module(f"{package}.types")
 
 
-def typed_decoder(types: ModuleType) -> Callable[[str], object]:
+def typed_decoder(types: ModuleType) -> Callable[[bytes], object]:
+    """The typed clients' path: the line's bytes, the runtime's parser, from_wire."""
     from_wire = types.MigrationInfo.from_wire
 
-    def decode(text: str) -> object:
-        return from_wire(json.loads(text)["return"])
+    def decode(line: bytes) -> object:
+        reply = decode_line(line)
+        assert isinstance(reply, dict)
+        return from_wire(reply["return"])
 
     return decode
 
 
-def pydantic_from_text(text: str) -> object:
-    return MigrationReply.model_validate_json(text).return_
+def typed_decoder_stdlib(types: ModuleType) -> Callable[[bytes], object]:
+    """The generated decoder behind the standard library's parser."""
+    from_wire = types.MigrationInfo.from_wire
+
+    def decode(line: bytes) -> object:
+        return from_wire(json.loads(line)["return"])
+
+    return decode
 
 
-def pydantic_from_json(text: str) -> object:
-    return MigrationInfo.model_validate(json.loads(text)["return"])
+def pydantic_from_text(line: bytes) -> object:
+    return MigrationReply.model_validate_json(line).return_
+
+
+def pydantic_from_json(line: bytes) -> object:
+    return MigrationInfo.model_validate(json.loads(line)["return"])
 
 
 def same_numbers(left: object, right: object) -> bool:
@@ -232,11 +250,11 @@ def same_numbers(left: object, right: object) -> bool:
     return left == right
 
 
-def check_results(text: str, decoders: dict[str, Callable[[str], object]]) -> None:
+def check_results(line: bytes, decoders: dict[str, Callable[[bytes], object]]) -> None:
     """Every contender reads the reply fully: encoding its result gives it back."""
-    reply = json.loads(text)["return"]
+    reply = json.loads(line)["return"]
     for label, decode in decoders.items():
-        result = decode(text)
+        result = decode(line)
         if isinstance(result, BaseModel):
             back = result.model_dump(by_alias=True, exclude_unset=True, mode="json")
         elif isinstance(result, dict):
@@ -247,10 +265,12 @@ def check_results(text: str, decoders: dict[str, Callable[[str], object]]) -> No
             raise SystemExit(f"{label} does not give the reply back: {back}")
 
 
-def time_per_call(decode: Callable[[str], object], text: str, seconds: float) -> float:
+def time_per_call(
+    decode: Callable[[bytes], object], line: bytes, seconds: float
+) -> float:
     """Seconds per call: the best of 7 batches of about `seconds` / 7 each (the
     machine is shared; the fastest batch is the one least disturbed)."""
-    timer = timeit.Timer(lambda: decode(text))
+    timer = timeit.Timer(lambda: decode(line))
     count, elapsed = timer.autorange()
     number = max(1, int(count * (seconds / 7) / max(elapsed, 1e-9)))
     batches = timer.repeat(repeat=7, number=number)
@@ -263,10 +283,10 @@ def _verdict(typed: float, pydantic: float) -> str:
 
 def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
-    text = REPLY.read_text(encoding="utf-8").strip()
+    line = REPLY.read_bytes().strip()
     with tempfile.TemporaryDirectory() as folder:
         qemu72_types = generate_qemu72_types(Path(folder))
-        decoders: dict[str, Callable[[str], object]] = {
+        decoders: dict[str, Callable[[bytes], object]] = {
             "json.loads alone": lambda raw: json.loads(raw)["return"],
         }
         if qemu72_types is None:
@@ -274,15 +294,21 @@ def main() -> int:
         else:
             decoders["typed (QEMU 7.2 package)"] = typed_decoder(qemu72_types)
         decoders["typed (bundled package)"] = typed_decoder(bundled_types)
+        if qemu72_types is not None:
+            decoders["typed, stdlib json (QEMU 7.2 package)"] = typed_decoder_stdlib(
+                qemu72_types
+            )
         decoders["pydantic model_validate_json"] = pydantic_from_text
         decoders["json.loads + pydantic model_validate"] = pydantic_from_json
-        check_results(text, decoders)
+        check_results(line, decoders)
+        parser = "orjson" if using_fast_parser() else "the standard library (no orjson)"
         print(
             f"decode + validate one completed QEMU 7.2 query-migrate reply"
-            f" ({len(text)} bytes), best batch, per call:"
+            f" ({len(line)} bytes), best batch, per call; typed clients parse with"
+            f" {parser}:"
         )
         times = {
-            label: time_per_call(decode, text, seconds / len(decoders))
+            label: time_per_call(decode, line, seconds / len(decoders))
             for label, decode in decoders.items()
         }
     floor = times["json.loads alone"]
@@ -304,10 +330,15 @@ def main() -> int:
         "json.loads + pydantic model_validate",
     ):
         print(f"  typed / {label}: {typed / times[label]:.2f}")
-    decode_only = (typed - floor) / (
-        times["json.loads + pydantic model_validate"] - floor
-    )
-    print(f"  decode only, json.loads taken out of both: {decode_only:.2f}")
+    stdlib_label = "typed, stdlib json (QEMU 7.2 package)"
+    if stdlib_label in times:
+        decode_only = (times[stdlib_label] - floor) / (
+            times["json.loads + pydantic model_validate"] - floor
+        )
+        print(
+            f"  validation only (typed from_wire / pydantic model_validate, both after"
+            f" json.loads, json.loads taken out): {decode_only:.2f}"
+        )
     like_for_like = times["json.loads + pydantic model_validate"]
     print("target: typed decode at least as fast as pydantic v2")
     print(f"  from the same json.loads output: {_verdict(typed, like_for_like)}")

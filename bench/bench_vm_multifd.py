@@ -30,18 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vm_vs_qemu import (  # noqa: E402
     UNLIMITED,
     Outcome,
-    connect,
-    fill_random,
-    machine,
-    migrate,
+    copy_run,
     print_side_by_side,
-    ram_file_args,
-    same_content,
     shared_memory_dir,
 )
-from peers import PeerArgs, PeerKind, Site, environment_problem  # noqa: E402
-from peers import free_port, start_pair  # noqa: E402
+from peers import PeerKind, environment_problem  # noqa: E402
 
+from qapigen_migration.commands import SyncClient  # noqa: E402
 from qapigen_migration.types import (  # noqa: E402
     MigrateSetParameters,
     MigrationCapability,
@@ -54,58 +49,29 @@ MULTIFD = (MigrationCapability.MULTIFD,)
 def multifd_run(
     kind: PeerKind, directory: Path, size_mib: int, seed: int, channels: int
 ) -> Outcome:
-    """One kind: fresh random source file, empty destination file, deferred incoming
-    with multifd on; then the migration, polled to its end."""
-    source_file = directory / f"{kind.name.lower()}-source.ram"
-    destination_file = directory / f"{kind.name.lower()}-destination.ram"
-    try:
-        fill_random(source_file, size_mib << 20, seed)
-        where = Site(directory, free_port())
-        args = PeerArgs(
-            source=ram_file_args(source_file, size_mib),
-            destination=(
-                *ram_file_args(destination_file, size_mib),
-                "-S",
-                "-incoming",
-                "defer",
-            ),
+    """One kind: multifd on both sides, the destination deferred (multifd must be set
+    before it listens), the same random RAM as the other kind."""
+
+    def listen(qmp: SyncClient, port: int) -> None:
+        qmp.migrate_set_capabilities(
+            capabilities=[
+                MigrationCapabilityStatus(capability=c, state=True) for c in MULTIFD
+            ]
         )
-        with start_pair(kind, where, args, machine(size_mib)) as pair:
-            raw, qmp = connect(pair.destination.qmp_path)
-            try:
-                qmp.migrate_set_capabilities(
-                    capabilities=[
-                        MigrationCapabilityStatus(capability=c, state=True)
-                        for c in MULTIFD
-                    ]
-                )
-                qmp.migrate_set_parameters(
-                    MigrateSetParameters(multifd_channels=channels)
-                )
-                qmp.migrate_incoming(uri=f"tcp:127.0.0.1:{where.port}")
-            finally:
-                raw.close()
-            outcome = migrate(
-                pair,
-                MigrateSetParameters(
-                    max_bandwidth=UNLIMITED, multifd_channels=channels
-                ),
-                MULTIFD,
-            )
-            if outcome.status != "completed":
-                for peer in (pair.source, pair.destination):
-                    print(f"  {kind.value} {peer.role} stderr: {peer.stderr()[-500:]}")
-        identical = same_content(source_file, destination_file)
-        failure = f" ({outcome.error})" if outcome.error else ""
-        print(
-            f"  {kind.value}: {outcome.status}{failure} in {outcome.wall_s:.1f} s "
-            f"wall; destination RAM file "
-            f"{'identical to' if identical else 'DIFFERS FROM'} the source's"
-        )
-        return outcome
-    finally:
-        source_file.unlink(missing_ok=True)
-        destination_file.unlink(missing_ok=True)
+        qmp.migrate_set_parameters(MigrateSetParameters(multifd_channels=channels))
+        qmp.migrate_incoming(uri=f"tcp:127.0.0.1:{port}")
+
+    return copy_run(
+        kind,
+        directory,
+        size_mib,
+        seed,
+        parameters=MigrateSetParameters(
+            max_bandwidth=UNLIMITED, multifd_channels=channels
+        ),
+        capabilities=MULTIFD,
+        deferred=listen,
+    )
 
 
 def main() -> int:

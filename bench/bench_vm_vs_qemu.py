@@ -22,6 +22,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,8 @@ from qapigen_runtime.qmp import SyncQMPClient  # noqa: E402
 
 UNLIMITED = 100 << 30
 """max-bandwidth standing for "unlimited": 100 GiB/s, far above loopback TCP."""
+WARM_UP_S = 1.0
+"""How long a dirtying guest runs before its migration starts."""
 
 FILL_CHUNK = 64 << 20
 POLL = 0.05
@@ -166,31 +169,59 @@ def migrate(
         raw.close()
 
 
-def copy_run(kind: PeerKind, directory: Path, size_mib: int, seed: int) -> Outcome:
-    """Part 1 for one kind: fresh random source file, empty destination file."""
+IncomingSetup = Callable[[SyncClient, int], None]
+"""Prepares a destination started with `-incoming defer` and makes it listen on the
+given port (through its typed client)."""
+
+
+def copy_run(
+    kind: PeerKind,
+    directory: Path,
+    size_mib: int,
+    seed: int,
+    *,
+    parameters: MigrateSetParameters | None = None,
+    capabilities: tuple[MigrationCapability, ...] = (),
+    deferred: IncomingSetup | None = None,
+) -> Outcome:
+    """One kind: fresh random source file, empty destination file, then the
+    migration (unlimited bandwidth unless `parameters` say otherwise), polled to its
+    end. With `deferred` the destination waits for `migrate-incoming`."""
     source_file = directory / f"{kind.name.lower()}-source.ram"
     destination_file = directory / f"{kind.name.lower()}-destination.ram"
-    fill_random(source_file, size_mib << 20, seed)
-    where = Site(directory, free_port())
-    args = PeerArgs(
-        source=ram_file_args(source_file, size_mib),
-        destination=(
-            *ram_file_args(destination_file, size_mib),
-            "-S",
-            "-incoming",
-            f"tcp:127.0.0.1:{where.port}",
-        ),
-    )
     try:
+        fill_random(source_file, size_mib << 20, seed)
+        where = Site(directory, free_port())
+        incoming = "defer" if deferred else f"tcp:127.0.0.1:{where.port}"
+        args = PeerArgs(
+            source=ram_file_args(source_file, size_mib),
+            destination=(
+                *ram_file_args(destination_file, size_mib),
+                "-S",
+                "-incoming",
+                incoming,
+            ),
+        )
         with start_pair(kind, where, args, machine(size_mib)) as pair:
-            outcome = migrate(pair, MigrateSetParameters(max_bandwidth=UNLIMITED))
+            if deferred is not None:
+                raw, qmp = connect(pair.destination.qmp_path)
+                try:
+                    deferred(qmp, where.port)
+                finally:
+                    raw.close()
+            outcome = migrate(
+                pair,
+                parameters or MigrateSetParameters(max_bandwidth=UNLIMITED),
+                capabilities,
+            )
             if outcome.status != "completed":
                 for peer in (pair.source, pair.destination):
                     print(f"  {kind.value} {peer.role} stderr: {peer.stderr()[-500:]}")
         identical = same_content(source_file, destination_file)
         failure = f" ({outcome.error})" if outcome.error else ""
         print(
-            f"  {kind.value}: {outcome.status}{failure}; destination RAM file "
+            f"  {kind.value}: {outcome.status}{failure} in {outcome.wall_s:.1f} s "
+            f"wall; destination RAM file "
             f"{'identical to' if identical else 'DIFFERS FROM'} the source's"
         )
         return outcome
@@ -221,6 +252,10 @@ def workload_run(
     )
     try:
         with start_pair(PeerKind.VM, where, args, machine(size_mib)) as pair:
+            # A guest that has been running: its first touches of fresh RAM (the
+            # kernel zeroing huge pages) are over and it dirties at its full rate;
+            # migrating at once would race a guest still warming up.
+            time.sleep(WARM_UP_S)
             return migrate(pair, parameters, capabilities)
     finally:
         source_file.unlink(missing_ok=True)
@@ -282,14 +317,16 @@ def main() -> int:
         print_side_by_side(vm, qemu)
 
         limit = 300
+        working_set = min(256, size)  # the working set must fit in the RAM
         print(
-            "\n2. qapigen-vm, guest dirtying 20,000 pages/s (random) over 256 MiB, "
-            f"{size} MiB of the same random RAM, downtime-limit {limit} ms, unlimited bandwidth"
+            f"\n2. qapigen-vm, guest dirtying 20,000 pages/s (random) over "
+            f"{working_set} MiB, {size} MiB of the same random RAM, downtime-limit "
+            f"{limit} ms, unlimited bandwidth"
         )
         busy = workload_run(
             directory,
             size,
-            f"rate=20000,working-set=256M,pattern=random,seed={options.seed}",
+            f"rate=20000,working-set={working_set}M,pattern=random,seed={options.seed}",
             MigrateSetParameters(max_bandwidth=UNLIMITED, downtime_limit=limit),
             seed=options.seed,
         )

@@ -424,6 +424,9 @@ class RepliesInTurn:
     ) -> QMPEvent:
         raise NotImplementedError
 
+    def clear_events(self) -> list[QMPEvent]:
+        return []
+
 
 def test_completed_figures_are_read_again_until_set() -> None:
     """QEMU 7.2 reports completed before total-time and downtime are computed."""

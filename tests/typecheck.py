@@ -29,9 +29,10 @@ def link_tree(root: Path, packages: dict[str, Path]) -> None:
 
 
 def run_mypy(
-    root: Path, targets: list[str], *extra: str
+    root: Path, targets: list[str], *extra: str, search: tuple[Path, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
-    """mypy --strict on `targets` (package names or files) with `root` on the path."""
+    """mypy --strict on `targets` (package names or files) with `root`, then the
+    folders of `search`, on the path."""
     return subprocess.run(
         [
             sys.executable,
@@ -47,5 +48,5 @@ def run_mypy(
         cwd=root,
         capture_output=True,
         text=True,
-        env={**os.environ, "MYPYPATH": str(root)},
+        env={**os.environ, "MYPYPATH": os.pathsep.join(map(str, (root, *search)))},
     )

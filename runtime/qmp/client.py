@@ -22,6 +22,7 @@ from .errors import (
 )
 from .events import EventBacklog, QMPEvent, event_matches
 from .protocol import OOB, Greeting
+from .received_json import decode_line
 from .transport import EventPredicate
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
@@ -34,7 +35,6 @@ DEFAULT_EVENT_BACKLOG = 4096
 # of a request costs server time: requests are sent compact, in-band ones without an
 # id (their replies come back in request order), out-of-band ones with small ids.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
-_decode = json.JSONDecoder().decode  # on str: skips json.loads' encoding sniffing
 
 _READ_BUFFER_SIZE = 64 * 1024
 """Initial size of the receive buffer (it grows for larger messages)."""
@@ -248,11 +248,7 @@ class QMPClient(asyncio.BufferedProtocol):
                 self._too_large()
                 return
             try:
-                text = str(self._view[start:newline], "utf-8")
-                if text and not text.isspace():
-                    message = _decode(text)
-                else:
-                    message = None
+                message = decode_line(self._view[start:newline])
             except ValueError as error:
                 self._abort(QMPProtocolError(f"the server sent invalid JSON: {error}"))
                 return

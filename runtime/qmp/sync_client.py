@@ -27,11 +27,11 @@ from .errors import (
 )
 from .events import EventBacklog, QMPEvent
 from .protocol import OOB, Greeting
+from .received_json import decode_line
 from .transport import EventPredicate
 from .client import DEFAULT_EVENT_BACKLOG, DEFAULT_MAX_MESSAGE_SIZE, bare_request
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
-_decode = json.JSONDecoder().decode  # on str: skips json.loads' encoding sniffing
 
 _READ_BUFFER_SIZE = 64 * 1024
 """Initial size of the receive buffer (it grows for larger messages)."""
@@ -210,15 +210,14 @@ class SyncQMPClient:
             else:
                 self._start = self._scan = newline + 1
             try:
-                text = str(self._view[start:newline], "utf-8")
-                if not text or text.isspace():
-                    continue
-                message = _decode(text)
+                message = decode_line(self._view[start:newline])
             except ValueError as error:
                 self.close()
                 raise QMPProtocolError(
                     f"the server sent invalid JSON: {error}"
                 ) from None
+            if message is None:  # a blank line
+                continue
             if not isinstance(message, dict):
                 self.close()
                 raise QMPProtocolError(f"the server sent a non-object: {message!r}")
