@@ -12,7 +12,8 @@ Rules:
   underscores (two leading underscores would trigger Python's private-name mangling).
 - a name starting with a digit gets a leading ``_``.
 - attribute, parameter and function names that are keywords or reserved by the generated
-  code (``extra``, ``to_wire``, builtin type names used in annotations) get a trailing ``_``.
+  code (``extra``, ``to_wire``, builtin type names used in annotations) get a trailing ``_``;
+  so do the data members of an event named like what event classes add (``timestamp``).
 - enum members are upper case (``postcopy-active`` -> ``POSTCOPY_ACTIVE``).
 - class names keep the QAPI spelling with the first letter upper-cased; events become
   ``CamelCase`` plus ``Event`` (``MIGRATION_PASS`` -> ``MigrationPassEvent``).
@@ -51,6 +52,11 @@ RESERVED_ATTRIBUTES = frozenset(
     }
 )
 
+# What an event class holds besides its data members: the time QMP stamped the event
+# with. A data member of that name (legal QAPI) becomes ``timestamp_`` in event classes
+# only; the same member in a struct keeps its plain name.
+EVENT_ATTRIBUTES = frozenset({"timestamp"})
+
 _DOWNSTREAM_PREFIX = re.compile(r"^__([a-z0-9.-]+)_")
 _SEPARATORS = re.compile(r"[-.]")
 
@@ -71,6 +77,15 @@ def attribute_name(name: str) -> str:
     ``max_bandwidth``, ``if`` -> ``if_``."""
     text = _base(name)
     if keyword.iskeyword(text) or text in RESERVED_ATTRIBUTES:
+        text += "_"
+    return text
+
+
+def event_member_name(name: str) -> str:
+    """A data member of an event class: as `attribute_name`, and ``timestamp`` ->
+    ``timestamp_`` (the class's own `timestamp` holds the QMP stamp)."""
+    text = attribute_name(name)
+    if text in EVENT_ATTRIBUTES:
         text += "_"
     return text
 

@@ -14,7 +14,8 @@ members and enum values are rejected, as QEMU's input visitor does).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -428,3 +429,25 @@ def open_enum_missing(cls: type[S], value: object) -> S | None:
     if len(cls._value2member_map_) - len(cls._member_map_) >= MAX_PSEUDO_MEMBERS:
         return pseudo
     return cls._value2member_map_.setdefault(value, pseudo)  # type: ignore[return-value]
+
+
+def warn_deprecated_values(
+    value: object, deprecated: Collection[enum.Enum], where: str, stacklevel: int
+) -> None:
+    """Warn (DeprecationWarning) about each enum value the schema deprecates that
+    `value` holds: an enum member, a list of them, or an alternate's value. `where`
+    says what holds it ("argument 'mode' of QMP command 'x'"); `stacklevel` counts
+    from the caller, as for `warnings.warn`, so the warning names the program line
+    that handed the value over (and Python shows it once per such line).
+
+    Generated code calls this only where a program supplies values (struct
+    constructors, client command arguments): decoding never warns."""
+    for item in value if type(value) is list else (value,):
+        # by identity: a str equal to a value (an alternate's str branch), or another
+        # enum's member of the same spelling, is not that value
+        if isinstance(item, enum.Enum) and any(item is d for d in deprecated):
+            warnings.warn(
+                f"value '{item.value}' of {where} is deprecated",
+                DeprecationWarning,
+                stacklevel=stacklevel + 1,
+            )

@@ -4,6 +4,7 @@ QEMU's wording for bad arguments."""
 from __future__ import annotations
 
 import enum
+import warnings
 
 import pytest
 
@@ -233,7 +234,9 @@ def test_pseudo_member_cache_is_bounded() -> None:
     ]
     assert len(Wide._value2member_map_) == 1 + c.MAX_PSEUDO_MEMBERS
     late, again = (c.enum_value(Wide, "v300", "", False) for _ in range(2))
-    assert late == again == "v300" and late.value == "v300" and late is not again
+    # (typed as str: mypy takes a one-member enum's value for that member's literal)
+    spelled: list[str] = [late, again, late.value]
+    assert spelled == ["v300"] * 3 and late is not again
     assert c.enum_value(Wide, "v0", "", False) is values[0]
     assert list(Wide) == [Wide.ONE]
 
@@ -244,3 +247,23 @@ def test_any_keeps_json_but_marks_a_top_level_null() -> None:
     assert c.any_value(None, "x") is c.NULL
     assert c.any_wire(c.NULL) is None
     assert c.any_wire(value) is value
+
+
+def test_deprecated_values_warn_at_the_caller_by_identity() -> None:
+    deprecated = frozenset({Status.ACTIVE})
+
+    def hand_over(value: object) -> None:
+        """Stands for generated code: the warning names its caller's line."""
+        c.warn_deprecated_values(value, deprecated, "member 'x' of Foo", 2)
+
+    for value in (Status.NONE, None, "postcopy-active", [Status.NONE], 3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            hand_over(value)  # a str spelled like the value is not the value
+    with pytest.warns(DeprecationWarning) as caught:
+        hand_over([Status.NONE, Status.ACTIVE])
+        hand_over(Status.ACTIVE)
+    assert [str(w.message) for w in caught] == [
+        "value 'postcopy-active' of member 'x' of Foo is deprecated"
+    ] * 2
+    assert {w.filename for w in caught} == {__file__}

@@ -402,7 +402,7 @@ class FakeTransport:
 
 
 class FakeAsyncTransport(FakeTransport):
-    async def execute(  # type: ignore[override]
+    async def execute(
         self, name: str, arguments: dict[str, object] | None = None
     ) -> object:
         return FakeTransport.execute(self, name, arguments)
@@ -574,7 +574,8 @@ def test_conditions_reach_nested_members_and_enum_values(pkg: ModuleType) -> Non
     assert (
         _dispatch(pkg, "job-set", job, handler=handler, defined={"CONFIG_ZSTD"}) == {}
     )
-    assert handler.calls[0][1]["arguments"].zstd_level == 1
+    arguments: Any = handler.calls[0][1]["arguments"]
+    assert arguments.zstd_level == 1
     with pytest.raises(GenericError) as raised:
         _dispatch(pkg, "job-set", job, defined=set())
     assert raised.value.desc == "Parameter 'zstd-level' is unexpected"

@@ -9,7 +9,10 @@ import pytest
 
 from conftest import shared_path
 from qapigen import naming
-from qapigen.frontend import load_schema
+from qapigen.frontend import load_schema, schema_from_parsed
+from qapigen.generate import generate_package
+from qapigen.level import Level
+from qapigen.parser import parse_text
 from qapigen.schema import EnumType, ObjectType
 from qapigen.source import QAPIError, SourceInfo
 
@@ -99,3 +102,32 @@ def _all_names(fname: Path) -> None:
 @pytest.mark.parametrize("release", ["5.2", "7.2"])
 def test_qemu_schemas_map_without_clashes(release: str) -> None:
     _all_names(shared_path("qemu", release, "qapi", "qapi-schema.json"))
+
+
+@pytest.mark.parametrize(
+    ("qapi", "python"),
+    [
+        ("timestamp", "timestamp_"),  # the event class's own attribute holds the stamp
+        ("status", "status"),
+        ("NAME", "NAME_"),
+        ("if", "if_"),
+        ("time-stamp", "time_stamp"),
+    ],
+)
+def test_event_member_names(qapi: str, python: str) -> None:
+    assert naming.event_member_name(qapi) == python
+    # outside event classes, the name is free
+    assert naming.attribute_name("timestamp") == "timestamp"
+
+
+def test_event_members_renamed_onto_each_other_are_a_located_error() -> None:
+    text = "{ 'event': 'TICK', 'data': { 'timestamp': 'int', 'timestamp_': 'int' } }\n"
+    parsed = parse_text(text, "tick.json", Level.PERMISSIVE)
+    schema = schema_from_parsed(parsed, "tick.json", Level.PERMISSIVE)
+    with pytest.raises(QAPIError) as raised:
+        generate_package(schema, "tick", "tick.json")
+    assert str(raised.value) == (
+        "tick.json: In event 'TICK':\n"
+        "tick.json:1: 'timestamp_' and 'timestamp' both become the Python name "
+        "'timestamp_' in the data of event 'TICK'"
+    )

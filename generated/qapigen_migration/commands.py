@@ -334,7 +334,7 @@ class AsyncClient:
     async def migrate_set_downtime(self, *, value: float) -> None:
         """Set maximum tolerated downtime for migration.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: maximum downtime in seconds
@@ -362,7 +362,7 @@ class AsyncClient:
     async def migrate_set_speed(self, *, value: int) -> None:
         """Set maximum speed for migration.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: maximum speed in bytes per second.
@@ -390,7 +390,7 @@ class AsyncClient:
     async def migrate_set_cache_size(self, *, value: int) -> None:
         """Set cache size to be used by XBZRLE migration
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: cache size in bytes
@@ -422,7 +422,7 @@ class AsyncClient:
     async def query_migrate_cache_size(self) -> int:
         """Query migration XBZRLE cache size
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Features:
             deprecated: This command is deprecated.  Use
@@ -958,7 +958,7 @@ class SyncClient:
     def migrate_set_downtime(self, *, value: float) -> None:
         """Set maximum tolerated downtime for migration.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: maximum downtime in seconds
@@ -986,7 +986,7 @@ class SyncClient:
     def migrate_set_speed(self, *, value: int) -> None:
         """Set maximum speed for migration.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: maximum speed in bytes per second.
@@ -1014,7 +1014,7 @@ class SyncClient:
     def migrate_set_cache_size(self, *, value: int) -> None:
         """Set cache size to be used by XBZRLE migration
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: cache size in bytes
@@ -1046,7 +1046,7 @@ class SyncClient:
     def query_migrate_cache_size(self) -> int:
         """Query migration XBZRLE cache size
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Features:
             deprecated: This command is deprecated.  Use

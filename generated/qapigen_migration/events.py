@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import ClassVar, TypeAlias, TypeVar
 
 from qapigen_runtime import codec as _c
-from qapigen_runtime.qmp.events import QMPEvent
+from qapigen_runtime.qmp.events import NO_TIMESTAMP, QMPEvent, Timestamp
 from qapigen_runtime.qmp.transport import AsyncTransport, SyncTransport
 
 from .types import (
@@ -29,6 +29,7 @@ class MigrationEvent:
 
     Attributes:
         status: @MigrationStatus describing the current migration status.
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 2.4
 
@@ -41,6 +42,8 @@ class MigrationEvent:
     NAME: ClassVar[str] = "MIGRATION"
     status: MigrationStatus
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"status"})
 
     @classmethod
@@ -66,6 +69,7 @@ class MigrationEvent:
         decoded = object.__new__(cls)
         decoded.status = status
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -82,6 +86,7 @@ class MigrationPassEvent:
 
     Attributes:
         pass_: An incrementing count (starting at 1 on the first pass)
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 2.6
 
@@ -93,6 +98,8 @@ class MigrationPassEvent:
     NAME: ClassVar[str] = "MIGRATION_PASS"
     pass_: int
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"pass"})
 
     @classmethod
@@ -116,6 +123,7 @@ class MigrationPassEvent:
         decoded = object.__new__(cls)
         decoded.pass_ = pass_
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -133,6 +141,7 @@ class ColoExitEvent:
     Attributes:
         mode: report COLO mode when COLO exited.
         reason: describes the reason for the COLO exit.
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 3.1
 
@@ -145,6 +154,8 @@ class ColoExitEvent:
     mode: COLOMode
     reason: COLOExitReason
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"mode", "reason"})
 
     @classmethod
@@ -174,6 +185,7 @@ class ColoExitEvent:
         decoded.mode = mode
         decoded.reason = reason
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -192,6 +204,7 @@ class UnplugPrimaryEvent:
 
     Attributes:
         device_id: QEMU device id of the unplugged device
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 4.2
 
@@ -202,6 +215,8 @@ class UnplugPrimaryEvent:
     NAME: ClassVar[str] = "UNPLUG_PRIMARY"
     device_id: str
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"device-id"})
 
     @classmethod
@@ -225,6 +240,7 @@ class UnplugPrimaryEvent:
         decoded = object.__new__(cls)
         decoded.device_id = device_id
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -249,14 +265,38 @@ EVENT_DECODERS: dict[str, _c.Decoder[Event]] = {
 EVENT_CONDITIONS: dict[str, object] = {}
 """The `if` condition of each conditional event (JSON form)."""
 
+DEPRECATED_EVENTS: frozenset[str] = frozenset()
+"""The events the schema deprecates: waiting for one warns (receiving one does not)."""
 
-def decode_event(name: str, data: object = None, strict: bool = False) -> Event | None:
+
+def decode_event(
+    name: str,
+    data: object = None,
+    strict: bool = False,
+    *,
+    timestamp: Timestamp = NO_TIMESTAMP,
+) -> Event | None:
     """The typed event for QMP event `name` with its `data` member (None when the event
-    has none), or None for an event the schema does not define (a newer QEMU's)."""
+    has none) and the `timestamp` of its message, or None for an event the schema
+    does not define (a newer QEMU's). `from_qmp_event` does this for a received one."""
     decode = EVENT_DECODERS.get(name)
     if decode is None:
         return None
-    return decode({} if data is None else data, "", strict)
+    event = decode({} if data is None else data, "", strict)
+    event.timestamp = timestamp
+    return event
+
+
+def from_qmp_event(raw: QMPEvent, strict: bool = False) -> Event | None:
+    """The typed form of a received event, stamped as the server stamped it; None for
+    an event the schema does not define (a newer QEMU's)."""
+    return decode_event(raw.name, raw.data, strict, timestamp=raw.stamp)
+
+
+def to_qmp_event(event: Event) -> QMPEvent:
+    """The QMP message of `event`, for a server to send: its data in QEMU's envelope,
+    stamped with its `timestamp`, or now when it has none (an event built here)."""
+    return QMPEvent.stamped(event.NAME, event.to_wire(), event.timestamp)
 
 
 _E = TypeVar("_E", bound=Event)
@@ -264,6 +304,7 @@ _E = TypeVar("_E", bound=Event)
 
 def _typed(event_type: type[_E], raw: QMPEvent) -> _E:
     event = event_type.from_wire(raw.data)
+    event.timestamp = raw.stamp  # before the check, after which mypy sees Never
     if not isinstance(event, event_type):
         raise TypeError(f"{event_type.__name__}.from_wire returned {event!r}")
     return event
@@ -303,7 +344,7 @@ async def typed_events(transport: AsyncTransport) -> AsyncIterator[Event]:
     """The events the transport receives, decoded; events the schema does not define
     (a newer QEMU's) are skipped."""
     async for raw in transport.events():
-        event = decode_event(raw.name, raw.data)
+        event = from_qmp_event(raw)
         if event is not None:
             yield event
 
@@ -314,6 +355,6 @@ def typed_events_sync(
     """`typed_events` over a blocking transport: the events received so far, then new
     ones until none comes for `timeout` seconds (None: wait for ever)."""
     for raw in transport.events(timeout):
-        event = decode_event(raw.name, raw.data)
+        event = from_qmp_event(raw)
         if event is not None:
             yield event

@@ -442,7 +442,7 @@ class AsyncClient:
     async def migrate_set_downtime(self, *, value: float) -> None:
         """Set maximum tolerated downtime for migration.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: maximum downtime in seconds
@@ -470,7 +470,7 @@ class AsyncClient:
     async def migrate_set_speed(self, *, value: int) -> None:
         """Set maximum speed for migration.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: maximum speed in bytes per second.
@@ -498,7 +498,7 @@ class AsyncClient:
     async def migrate_set_cache_size(self, *, value: int) -> None:
         """Set cache size to be used by XBZRLE migration
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: cache size in bytes
@@ -530,7 +530,7 @@ class AsyncClient:
     async def query_migrate_cache_size(self) -> int:
         """Query migration XBZRLE cache size
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Features:
             deprecated: This command is deprecated.  Use
@@ -1166,7 +1166,7 @@ class SyncClient:
     def migrate_set_downtime(self, *, value: float) -> None:
         """Set maximum tolerated downtime for migration.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: maximum downtime in seconds
@@ -1194,7 +1194,7 @@ class SyncClient:
     def migrate_set_speed(self, *, value: int) -> None:
         """Set maximum speed for migration.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: maximum speed in bytes per second.
@@ -1222,7 +1222,7 @@ class SyncClient:
     def migrate_set_cache_size(self, *, value: int) -> None:
         """Set cache size to be used by XBZRLE migration
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
             value: cache size in bytes
@@ -1254,7 +1254,7 @@ class SyncClient:
     def query_migrate_cache_size(self) -> int:
         """Query migration XBZRLE cache size
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Features:
             deprecated: This command is deprecated.  Use

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import ClassVar, TypeAlias, TypeVar
 
 from qapigen_runtime import codec as _c
-from qapigen_runtime.qmp.events import QMPEvent
+from qapigen_runtime.qmp.events import NO_TIMESTAMP, QMPEvent, Timestamp
 from qapigen_runtime.qmp.transport import AsyncTransport, SyncTransport
 
 from .types import (
@@ -29,11 +29,16 @@ from .types import (
 class StopEvent:
     """The guest was paused.
 
+    Attributes:
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
+
     Since: 0.12
     """
 
     NAME: ClassVar[str] = "STOP"
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset(())
 
     @classmethod
@@ -50,6 +55,7 @@ class StopEvent:
             extra = {}
         decoded = object.__new__(cls)
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -63,11 +69,16 @@ class StopEvent:
 class ResumeEvent:
     """The guest runs again.
 
+    Attributes:
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
+
     Since: 0.12
     """
 
     NAME: ClassVar[str] = "RESUME"
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset(())
 
     @classmethod
@@ -84,6 +95,7 @@ class ResumeEvent:
             extra = {}
         decoded = object.__new__(cls)
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -100,6 +112,7 @@ class ShutdownEvent:
     Attributes:
         guest: true when the guest asked for it, false when the host did
         reason: what caused it
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 0.12
     """
@@ -108,6 +121,8 @@ class ShutdownEvent:
     guest: bool
     reason: ShutdownCause
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"guest", "reason"})
 
     @classmethod
@@ -135,6 +150,7 @@ class ShutdownEvent:
         decoded.guest = guest
         decoded.reason = reason
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -150,6 +166,7 @@ class MigrationEvent:
 
     Attributes:
         status: @MigrationStatus describing the current migration status.
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 2.4
 
@@ -162,6 +179,8 @@ class MigrationEvent:
     NAME: ClassVar[str] = "MIGRATION"
     status: MigrationStatus
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"status"})
 
     @classmethod
@@ -187,6 +206,7 @@ class MigrationEvent:
         decoded = object.__new__(cls)
         decoded.status = status
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -203,6 +223,7 @@ class MigrationPassEvent:
 
     Attributes:
         pass_: An incrementing count (starting at 1 on the first pass)
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 2.6
 
@@ -214,6 +235,8 @@ class MigrationPassEvent:
     NAME: ClassVar[str] = "MIGRATION_PASS"
     pass_: int
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"pass"})
 
     @classmethod
@@ -237,6 +260,7 @@ class MigrationPassEvent:
         decoded = object.__new__(cls)
         decoded.pass_ = pass_
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -254,6 +278,7 @@ class ColoExitEvent:
     Attributes:
         mode: report COLO mode when COLO exited.
         reason: describes the reason for the COLO exit.
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 3.1
 
@@ -266,6 +291,8 @@ class ColoExitEvent:
     mode: COLOMode
     reason: COLOExitReason
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"mode", "reason"})
 
     @classmethod
@@ -295,6 +322,7 @@ class ColoExitEvent:
         decoded.mode = mode
         decoded.reason = reason
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -313,6 +341,7 @@ class UnplugPrimaryEvent:
 
     Attributes:
         device_id: QEMU device id of the unplugged device
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 4.2
 
@@ -323,6 +352,8 @@ class UnplugPrimaryEvent:
     NAME: ClassVar[str] = "UNPLUG_PRIMARY"
     device_id: str
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"device-id"})
 
     @classmethod
@@ -346,6 +377,7 @@ class UnplugPrimaryEvent:
         decoded = object.__new__(cls)
         decoded.device_id = device_id
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -379,14 +411,38 @@ EVENT_DECODERS: dict[str, _c.Decoder[Event]] = {
 EVENT_CONDITIONS: dict[str, object] = {}
 """The `if` condition of each conditional event (JSON form)."""
 
+DEPRECATED_EVENTS: frozenset[str] = frozenset()
+"""The events the schema deprecates: waiting for one warns (receiving one does not)."""
 
-def decode_event(name: str, data: object = None, strict: bool = False) -> Event | None:
+
+def decode_event(
+    name: str,
+    data: object = None,
+    strict: bool = False,
+    *,
+    timestamp: Timestamp = NO_TIMESTAMP,
+) -> Event | None:
     """The typed event for QMP event `name` with its `data` member (None when the event
-    has none), or None for an event the schema does not define (a newer QEMU's)."""
+    has none) and the `timestamp` of its message, or None for an event the schema
+    does not define (a newer QEMU's). `from_qmp_event` does this for a received one."""
     decode = EVENT_DECODERS.get(name)
     if decode is None:
         return None
-    return decode({} if data is None else data, "", strict)
+    event = decode({} if data is None else data, "", strict)
+    event.timestamp = timestamp
+    return event
+
+
+def from_qmp_event(raw: QMPEvent, strict: bool = False) -> Event | None:
+    """The typed form of a received event, stamped as the server stamped it; None for
+    an event the schema does not define (a newer QEMU's)."""
+    return decode_event(raw.name, raw.data, strict, timestamp=raw.stamp)
+
+
+def to_qmp_event(event: Event) -> QMPEvent:
+    """The QMP message of `event`, for a server to send: its data in QEMU's envelope,
+    stamped with its `timestamp`, or now when it has none (an event built here)."""
+    return QMPEvent.stamped(event.NAME, event.to_wire(), event.timestamp)
 
 
 _E = TypeVar("_E", bound=Event)
@@ -394,6 +450,7 @@ _E = TypeVar("_E", bound=Event)
 
 def _typed(event_type: type[_E], raw: QMPEvent) -> _E:
     event = event_type.from_wire(raw.data)
+    event.timestamp = raw.stamp  # before the check, after which mypy sees Never
     if not isinstance(event, event_type):
         raise TypeError(f"{event_type.__name__}.from_wire returned {event!r}")
     return event
@@ -433,7 +490,7 @@ async def typed_events(transport: AsyncTransport) -> AsyncIterator[Event]:
     """The events the transport receives, decoded; events the schema does not define
     (a newer QEMU's) are skipped."""
     async for raw in transport.events():
-        event = decode_event(raw.name, raw.data)
+        event = from_qmp_event(raw)
         if event is not None:
             yield event
 
@@ -444,6 +501,6 @@ def typed_events_sync(
     """`typed_events` over a blocking transport: the events received so far, then new
     ones until none comes for `timeout` seconds (None: wait for ever)."""
     for raw in transport.events(timeout):
-        event = decode_event(raw.name, raw.data)
+        event = from_qmp_event(raw)
         if event is not None:
             yield event

@@ -17,7 +17,7 @@ from .common import (
     members_of,
 )
 from .docs import doc_text
-from .literals import dict_literal, json_node, keyed
+from .literals import dict_literal, frozenset_literal, json_node, keyed
 from .view import Member, Module, TypeUse
 
 I2 = INDENT * 2
@@ -92,17 +92,8 @@ class CommandView:
                 lines.append(f"{I2}if {OPEN_ARGUMENTS} is not None:")
                 lines.append(f"{I2}{INDENT}_arguments.update({OPEN_ARGUMENTS})")
             for p in self.params:
-                if p.deprecated:
-                    lines.append(f"{I2}if {p.attr} is not None:")
-                    message = py_string(
-                        f"argument '{p.wire}' of QMP command '{self.wire}' is deprecated"
-                    )
-                    warn = Group(
-                        "warnings.warn(",
-                        [message, "DeprecationWarning", "stacklevel=2"],
-                        ")",
-                    )
-                    lines.append(lay_out(warn, I2 + INDENT))
+                where = f"argument '{p.wire}' of QMP command '{self.wire}'"
+                lines += p.deprecation_lines(p.attr, where, I2, stacklevel=2)
                 if p.optional:
                     lines.append(p.set_optional("_arguments", p.attr, I2))
             if required or self.open_arguments:
@@ -213,12 +204,15 @@ def command_view(
         params = members_of(
             mapper, arg_type.members, command.doc, where, reserved=(OPEN_ARGUMENTS,)
         )
+        for param in params:
+            mapper.import_deprecated_values(param.type)
     returns = mapper.use(command.ret_type) if command.ret_type is not None else None
     doc = doc_text(
         command.doc,
         members_heading="Args",
         members=[(p.attr, p.doc) for p in params],
         deprecated=is_deprecated(command.features),
+        deprecated_use="calling it",
         condition=command.ifcond.to_json(),
         fallback=f"QMP command {command.name}.",
     )
@@ -272,12 +266,7 @@ def generate_commands(schema: Schema, names: TypeNames, schema_name: str) -> Mod
     ]
     arguments = [c.conditional_params for c in commands if c.conditional_params]
     oob: list[Node] = [py_string(c.wire) for c in commands if c.allow_oob]
-    oob_commands: Node = "OOB_COMMANDS: frozenset[str] = frozenset()"
-    if oob:
-        members = Group("{", oob, "}", literal=True, explode=True)
-        oob_commands = Assign(
-            "OOB_COMMANDS: frozenset[str]", Group("frozenset(", [members], ")")
-        )
+    oob_commands = frozenset_literal("OOB_COMMANDS: frozenset[str]", oob)
     module.body = render(
         "commands.py.j2",
         oob_commands=oob_commands,

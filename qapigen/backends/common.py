@@ -10,6 +10,7 @@ schema type into a `TypeUse` for one output module and records, in that module's
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from .. import naming
 from ..doc import QAPIDoc
@@ -83,6 +84,9 @@ _MODULE_NAMES = {
     "Event": "events",
     "EVENT_DECODERS": "events",
     "EVENT_CONDITIONS": "events",
+    "DEPRECATED_EVENTS": "events",
+    "Timestamp": "events",
+    "NO_TIMESTAMP": "events",
     "decode_event": "events",
     "Iterator": "events",
     "MEMBER_CONDITIONS": "types",
@@ -157,6 +161,9 @@ class TypeNames:
         self.encoders: dict[str, str] = {}
         # enum -> its table of values, which generated codecs look wire values up in
         self.enum_tables: dict[str, str] = {}
+        # enum -> the set of its deprecated values (only enums that have some), which
+        # code that takes values from a program checks them against
+        self.deprecated_values: dict[str, str] = {}
         for entity in schema.entities:
             if isinstance(entity, EnumType) and not entity.is_builtin:
                 self._class(entity)
@@ -164,6 +171,13 @@ class TypeNames:
                 self.enum_tables[entity.name] = self.scope.add(
                     f"the values of {entity.name}", table, entity.info
                 )
+                if any(is_deprecated(value.features) for value in entity.members):
+                    deprecated = f"_{self.classes[entity.name]}_DEPRECATED"
+                    self.deprecated_values[entity.name] = self.scope.add(
+                        f"the deprecated values of {entity.name}",
+                        deprecated,
+                        entity.info,
+                    )
             elif isinstance(entity, ObjectType) and is_generated_object(entity):
                 self._class(entity)
                 if entity.variants is not None:
@@ -240,19 +254,33 @@ class TypeMapper:
                 ("array",),
                 None,
                 typ.name,
+                deprecated_tables=element.deprecated_tables,
             )
         if isinstance(typ, EnumType):
             cls = self._local(self.names.classes[typ.name])
-            return TypeUse(cls, f"{cls}.from_wire", "{}.value", ("str",), cls, typ.name)
+            use = TypeUse(cls, f"{cls}.from_wire", "{}.value", ("str",), cls, typ.name)
+            deprecated = self.names.deprecated_values.get(typ.name)
+            if deprecated is not None:
+                use.deprecated_tables = (deprecated,)
+            return use
         if isinstance(typ, AlternateType):
             cls = self._local(self.names.classes[typ.name])
             decoder = self._local(self.names.decoders[typ.name])
             encoder = self._local(self.names.encoders[typ.name])
             alternative_kinds: list[str] = []
+            tables: list[str] = []
             for alternative in typ.alternatives:
-                alternative_kinds.extend(self.use(alternative.type).json_kinds)
+                alternative_use = self.use(alternative.type)
+                alternative_kinds.extend(alternative_use.json_kinds)
+                tables.extend(alternative_use.deprecated_tables)
             return TypeUse(
-                cls, decoder, encoder + "({})", tuple(alternative_kinds), None, typ.name
+                cls,
+                decoder,
+                encoder + "({})",
+                tuple(alternative_kinds),
+                None,
+                typ.name,
+                deprecated_tables=tuple(tables),
             )
         assert isinstance(typ, ObjectType)
         cls = self._local(self.names.classes[typ.name])
@@ -264,7 +292,19 @@ class TypeMapper:
             cls, f"{cls}.from_wire", "{}.to_wire()", ("object",), cls, typ.name
         )
 
-    def member(self, member: ObjectMember, doc: QAPIDoc | None) -> Member:
+    def import_deprecated_values(self, use: TypeUse) -> None:
+        """Import the sets of deprecated enum values that code checking `use`'s values
+        (`Member.deprecation_lines`) refers to; imported only then, as they are
+        private to the types module otherwise."""
+        for table in use.deprecated_tables:
+            self._local(table)
+
+    def member(
+        self,
+        member: ObjectMember,
+        doc: QAPIDoc | None,
+        attribute: Callable[[str], str] = naming.attribute_name,
+    ) -> Member:
         text = annotate(
             member_doc(doc, member.name),
             deprecated=is_deprecated(member.features),
@@ -275,7 +315,7 @@ class TypeMapper:
             use.enum_table = self._local(self.names.enum_tables[member.type.name])
         return Member(
             wire=member.name,
-            attr=naming.attribute_name(member.name),
+            attr=attribute(member.name),
             type=use,
             optional=member.optional,
             doc=text,
@@ -290,16 +330,17 @@ def members_of(
     doc: QAPIDoc | None,
     where: str,
     reserved: tuple[str, ...] = (),
+    attribute: Callable[[str], str] = naming.attribute_name,
 ) -> list[Member]:
-    """`members` as view records, their Python names checked for clashes in the
-    namespace `where` (a class body or a parameter list; `reserved` names the
-    generated code adds there)."""
+    """`members` as view records, their Python names (from `attribute`) checked for
+    clashes in the namespace `where` (a class body or a parameter list; `reserved`
+    names the generated code adds there)."""
     scope = naming.NameScope(where)
     for name in reserved:
         scope.reserve(name, "the generated code")
     result = []
     for member in members:
-        view = mapper.member(member, doc)
+        view = mapper.member(member, doc, attribute)
         scope.add(member.name, view.attr, member.info)
         result.append(view)
     return result

@@ -42,17 +42,21 @@ def doc_text(
     members_heading: str = "Attributes",
     members: list[tuple[str, str]] | None = None,
     deprecated: bool = False,
+    deprecated_use: str = "using it",
     condition: object = None,
     fallback: str = "",
 ) -> str:
     """A docstring body from a QAPI doc comment: the description, the members (under
     `members_heading`, as ``python_name: text``), features, then tagged sections
-    such as Returns and Since, in the schema's order."""
+    such as Returns and Since, in the schema's order. A `deprecated` symbol says so
+    first, and that `deprecated_use` warns."""
     parts: list[str] = []
     body = doc.body.text.strip() if doc is not None else ""
     parts.append(body or fallback)
     if deprecated:
-        parts.append("Deprecated: this is deprecated in the schema; using it warns.")
+        parts.append(
+            f"Deprecated: this is deprecated in the schema; {deprecated_use} warns."
+        )
     if condition is not None:
         parts.append(f"Only if {condition_text(condition)}.")
     described = [(name, text) for name, text in members or [] if text]

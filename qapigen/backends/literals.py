@@ -14,6 +14,14 @@ def dict_literal(target: str, items: list[Node]) -> Node:
     return Assign(target, Group("{", items, "}", literal=True, explode=True))
 
 
+def frozenset_literal(target: str, items: list[Node]) -> Node:
+    """``target = frozenset({item, ...})``, one item per line, or ``frozenset()``."""
+    if not items:
+        return f"{target} = frozenset()"
+    members = Group("{", items, "}", literal=True, explode=True)
+    return Assign(target, Group("frozenset(", [members], ")"))
+
+
 def json_node(value: object) -> Node:
     """A JSON value as a layout node (lists and dicts can be split like black does)."""
     if isinstance(value, list):

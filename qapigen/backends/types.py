@@ -60,7 +60,12 @@ def enum_view(typ: EnumType, names: TypeNames) -> Enum:
         fallback=f"QAPI enum {typ.name}.",
     )
     return Enum(
-        names.classes[typ.name], typ.name, values, doc, names.enum_tables[typ.name]
+        names.classes[typ.name],
+        typ.name,
+        values,
+        doc,
+        names.enum_tables[typ.name],
+        names.deprecated_values.get(typ.name),
     )
 
 
@@ -102,6 +107,9 @@ def union_views(
     value_names = {
         value.name: naming.enum_member_name(value.name) for value in tag_enum.members
     }
+    deprecated_values = {
+        value.name: is_deprecated(value.features) for value in tag_enum.members
+    }
     for variant in typ.branches:
         cls = names.branch_classes[(typ.name, variant.name)]
         fixed = f"{tag_type.annotation}.{value_names[variant.name]}"
@@ -112,10 +120,17 @@ def union_views(
         for member in members:
             if member.wire == tag.name:
                 member.fixed_tag = fixed
+                if not deprecated_values.get(variant.name, False):
+                    # building this branch sends its tag value: check only a
+                    # deprecated one
+                    member.type.deprecated_tables = ()
+        fallback = f"Branch '{variant.name}' of union {typ.name}."
+        if deprecated_values.get(variant.name, False):
+            fallback += " Its tag value is deprecated: building it warns."
         doc = doc_text(
             None,
             members=[(m.attr, m.doc) for m in members],
-            fallback=f"Branch '{variant.name}' of union {typ.name}.",
+            fallback=fallback,
         )
         classes.append(Struct(cls, f"{typ.name}.{variant.name}", members, doc))
         branches.append(Branch(variant.name, fixed, cls))
@@ -173,6 +188,8 @@ def generate_types(schema: Schema, names: TypeNames, schema_name: str) -> Module
             alternates.append(alternate_view(entity, names, mapper))
     if enums:
         imports.module("enum")
+    if any(s.uses_warnings for s in structs):
+        imports.module("warnings")
     if structs:
         imports.module("dataclasses")
         imports.name("typing", "ClassVar")

@@ -34,7 +34,9 @@ class TypeUse:
     `{}` into its wire value; `json_kinds` the JSON kinds its wire values have (what an
     alternate dispatches on); `isinstance` the class (or tuple) an alternate checks on
     encode, None for plain JSON values; `enum_table` the module-level table of an
-    enum's values (what generated codecs look wire values up in).
+    enum's values (what generated codecs look wire values up in); `deprecated_tables`
+    the module-level sets of deprecated enum values its values may be (an enum's, an
+    array's elements', an alternate's enum alternatives').
     """
 
     annotation: str
@@ -44,6 +46,7 @@ class TypeUse:
     isinstance: str | None = None
     qapi_name: str = ""
     enum_table: str | None = None
+    deprecated_tables: tuple[str, ...] = ()
 
     def encode_expr(self, value: str) -> str:
         return self.encode.format(value)
@@ -218,6 +221,37 @@ class Member:
             present.insert(0, f"{local} is not None")
         return [_condition(indent, present), self._helper(local, indent + INDENT, wire)]
 
+    def deprecation_lines(
+        self, value: str, where: str, indent: str, stacklevel: int
+    ) -> list[str]:
+        """Statements that warn (DeprecationWarning) when a program supplies this
+        member as `value`: set at all when the member is deprecated, or holding an
+        enum value the schema deprecates. `where` names the member in messages
+        ("member 'x' of Foo"); `stacklevel` makes the warning name the program's line.
+        None of this runs when decoding, so what a server sends never warns."""
+        lines: list[str] = []
+        inner = indent
+        if self.deprecated and self.fixed_tag is None:  # a fixed tag is not set
+            message = py_string(f"{where} is deprecated")
+            warn = Group(
+                "warnings.warn(",
+                [message, "DeprecationWarning", f"stacklevel={stacklevel}"],
+                ")",
+            )
+            if self.optional:
+                lines.append(f"{indent}if {value} is not None:")
+                inner = indent + INDENT
+            lines.append(lay_out(warn, inner))
+        if self.type.deprecated_tables:
+            tables = " | ".join(self.type.deprecated_tables)
+            call = Group(
+                "_c.warn_deprecated_values(",
+                [value, tables, py_string(where), str(stacklevel)],
+                ")",
+            )
+            lines.append(lay_out(call, indent))
+        return lines
+
     def set_optional(self, target: str, value: str, indent: str) -> str:
         """``if value is not None: target["wire"] = encoded``, laid out at `indent`."""
         assign = Assign(
@@ -242,6 +276,8 @@ class Enum:
     doc: str
     # the module-level table of the values the schema defines
     table: str = ""
+    # the module-level set of its deprecated values (None: it has none)
+    deprecated_table: str | None = None
 
     @property
     def table_definition(self) -> Node:
@@ -252,6 +288,21 @@ class Enum:
         return Assign(
             f"{self.table}: dict[str, {self.name}]",
             Group("{", [comprehension], "}", literal=True),
+        )
+
+    @property
+    def deprecated_definition(self) -> Node | None:
+        """``_Name_DEPRECATED: frozenset[Name] = frozenset({Name.OLD})``: the values a
+        program is warned about when it supplies them."""
+        if self.deprecated_table is None:
+            return None
+        items: list[Node] = [
+            f"{self.name}.{v.attr}" for v in self.values if v.deprecated
+        ]
+        members = Group("{", items, "}", literal=True)
+        return Assign(
+            f"{self.deprecated_table}: frozenset[{self.name}]",
+            Group("frozenset(", [members], ")"),
         )
 
 
@@ -310,8 +361,34 @@ class Struct:
             assign = f"decoded.{m.attr} = {value}"
             lines.append(_statement(indent, assign, Assign(f"decoded.{m.attr}", value)))
         lines.append(f"{indent}decoded.extra = extra")
+        if self.event_name is not None:
+            # the data member carries no stamp: the decode paths set the envelope's
+            lines.append(f"{indent}decoded.timestamp = NO_TIMESTAMP")
         lines.append(f"{indent}return decoded")
         return "\n".join(lines)
+
+    @property
+    def post_init_body(self) -> str:
+        """The statements of ``__post_init__`` (empty: the class needs none): warn
+        about each deprecated member a program sets and each deprecated enum value it
+        gives. Only constructing runs it (`from_wire` bypasses ``__init__``), so a
+        client is told what it sends, never what it receives. Event classes have
+        none: a program builds events only to serve them."""
+        if self.event_name is not None:
+            return ""
+        lines: list[str] = []
+        for m in self.members:
+            where = f"member '{m.wire}' of {self.qapi_name}"
+            # stack: warnings.warn, __post_init__, the dataclass's __init__, caller
+            lines += m.deprecation_lines("self." + m.attr, where, INDENT * 2, 3)
+        return "\n".join(lines)
+
+    @property
+    def uses_warnings(self) -> bool:
+        """Whether the class's code calls `warnings.warn` itself."""
+        return self.event_name is None and any(
+            m.deprecated and m.fixed_tag is None for m in self.members
+        )
 
     @property
     def wire_dict(self) -> Node:

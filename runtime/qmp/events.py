@@ -1,11 +1,66 @@
-"""QMP events as values, and the bounded backlog a client keeps them in."""
+"""QMP events as values, when QEMU stamped them, and the backlog a client keeps them in."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Timestamp:
+    """When the server stamped an event, exactly as QMP sends it: whole seconds and
+    microseconds since the Unix epoch (UTC wall clock).
+
+    Kept as two integers rather than a float so that an event passed on (by a proxy,
+    or a server re-emitting it) carries the very stamp QEMU wrote. Timestamps order
+    chronologically; `float()` gives POSIX seconds, `datetime` an aware UTC datetime,
+    and subtracting two gives the exact `datetime.timedelta` between them.
+
+    `NO_TIMESTAMP` (both fields -1, what QMPEvent holds when a server sent no stamp)
+    marks an event that was never stamped, such as one a program builds itself.
+    """
+
+    seconds: int
+    microseconds: int
+
+    @classmethod
+    def now(cls) -> Timestamp:
+        """The current wall-clock time, as a server stamps an event it sends."""
+        seconds, microseconds = divmod(time.time_ns() // 1000, 1_000_000)
+        return cls(seconds, microseconds)
+
+    @property
+    def known(self) -> bool:
+        """False for `NO_TIMESTAMP` (no stamp was sent or set)."""
+        return self.seconds >= 0 and self.microseconds >= 0
+
+    @property
+    def datetime(self) -> dt.datetime:
+        """The stamp as an aware datetime in UTC."""
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        return epoch + dt.timedelta(
+            seconds=self.seconds, microseconds=self.microseconds
+        )
+
+    def __float__(self) -> float:
+        return self.seconds + self.microseconds / 1e6
+
+    def __sub__(self, other: Timestamp) -> dt.timedelta:
+        return dt.timedelta(
+            seconds=self.seconds - other.seconds,
+            microseconds=self.microseconds - other.microseconds,
+        )
+
+    def to_wire(self) -> dict[str, object]:
+        """The ``timestamp`` member of a QMP event message."""
+        return {"seconds": self.seconds, "microseconds": self.microseconds}
+
+
+NO_TIMESTAMP = Timestamp(-1, -1)
+"""The stamp of an event that has none (QMPEvent's -1 convention)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +75,9 @@ class QMPEvent:
     @classmethod
     def now(cls, name: str, data: dict[str, object] | None = None) -> QMPEvent:
         """An event stamped with the current wall-clock time, as a server sends it."""
-        stamp = time.time_ns() // 1000
+        stamp = Timestamp.now()
         return cls(
-            name, {} if data is None else data, stamp // 1_000_000, stamp % 1_000_000
+            name, {} if data is None else data, stamp.seconds, stamp.microseconds
         )
 
     @classmethod
@@ -54,6 +109,20 @@ class QMPEvent:
     def timestamp(self) -> float:
         """Seconds since the epoch (negative when the server sent no timestamp)."""
         return self.seconds + self.microseconds / 1e6
+
+    @property
+    def stamp(self) -> Timestamp:
+        """The timestamp as a `Timestamp` (`NO_TIMESTAMP` when the server sent none)."""
+        if self.seconds < 0 or self.microseconds < 0:
+            return NO_TIMESTAMP
+        return Timestamp(self.seconds, self.microseconds)
+
+    @classmethod
+    def stamped(cls, name: str, data: dict[str, object], stamp: Timestamp) -> QMPEvent:
+        """An event carrying `stamp`, or stamped now when `stamp` is not `known`."""
+        if not stamp.known:
+            stamp = Timestamp.now()
+        return cls(name, data, stamp.seconds, stamp.microseconds)
 
 
 def event_matches(

@@ -8,6 +8,7 @@ whose comment says so, and on no other line).
 from __future__ import annotations
 
 from golden_constructs.commands import AsyncClient, SyncClient
+from golden_constructs.events import JobDoneEvent, TickEvent
 from golden_constructs.types import Job, JobInfo, JobInfo_Active, Status, Widths
 
 
@@ -29,3 +30,10 @@ def fields(job: Job, info: JobInfo) -> None:
     JobInfo_Active(id="j", progress=1, kind=Status.ACTIVE)  # error: the tag is fixed
     info.progress  # error: not every branch has it
     status: Status = "active"  # error: a str is not an enum member
+
+
+def stamps(done: JobDoneEvent) -> None:
+    done.timestamp = 1.5  # error: a Timestamp, not a float
+    seconds: float = done.timestamp  # error: float(done.timestamp) converts
+    TickEvent(timestamp=1, count=1)  # error: the data member is timestamp_
+    done.timestamp.seconds = 0  # error: a Timestamp is frozen

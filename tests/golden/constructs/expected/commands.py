@@ -23,6 +23,7 @@ from .types import (
     MEMBER_CONDITIONS,
     Status,
     StrOrNull,
+    _Status_DEPRECATED,
     decode_job_info,
     decode_job_ref,
     decode_str_or_null,
@@ -78,6 +79,9 @@ class AsyncClient:
             _arguments["speed"] = speed
         if tls_creds is not None:
             _arguments["tls-creds"] = encode_str_or_null(tls_creds)
+        _c.warn_deprecated_values(
+            ref, _Status_DEPRECATED, "argument 'ref' of QMP command 'job-start'", 2
+        )
         if ref is not None:
             _arguments["ref"] = encode_job_ref(ref)
         if old_knob is not None:
@@ -109,7 +113,7 @@ class AsyncClient:
     async def job_pause(self) -> None:
         """Deprecated, out of band, conditional.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Only if (CONFIG_A or not CONFIG_B).
 
@@ -187,6 +191,9 @@ class SyncClient:
             _arguments["speed"] = speed
         if tls_creds is not None:
             _arguments["tls-creds"] = encode_str_or_null(tls_creds)
+        _c.warn_deprecated_values(
+            ref, _Status_DEPRECATED, "argument 'ref' of QMP command 'job-start'", 2
+        )
         if ref is not None:
             _arguments["ref"] = encode_job_ref(ref)
         if old_knob is not None:
@@ -218,7 +225,7 @@ class SyncClient:
     def job_pause(self) -> None:
         """Deprecated, out of band, conditional.
 
-        Deprecated: this is deprecated in the schema; using it warns.
+        Deprecated: this is deprecated in the schema; calling it warns.
 
         Only if (CONFIG_A or not CONFIG_B).
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import ClassVar, TypeAlias, TypeVar
 
 from qapigen_runtime import codec as _c
-from qapigen_runtime.qmp.events import QMPEvent
+from qapigen_runtime.qmp.events import NO_TIMESTAMP, QMPEvent, Timestamp
 from qapigen_runtime.qmp.transport import AsyncTransport, SyncTransport
 
 from .types import Status, _Status_VALUES
@@ -23,12 +23,15 @@ class JobDoneEvent:
     Attributes:
         id: which
         status: how
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
     """
 
     NAME: ClassVar[str] = "JOB_DONE"
     id: str
     status: Status
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"id", "status"})
 
     @classmethod
@@ -56,6 +59,7 @@ class JobDoneEvent:
         decoded.id = id
         decoded.status = status
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -70,10 +74,15 @@ class PingEvent:
     """No data.
 
     Only if CONFIG_PING.
+
+    Attributes:
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
     """
 
     NAME: ClassVar[str] = "PING"
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset(())
 
     @classmethod
@@ -90,6 +99,7 @@ class PingEvent:
             extra = {}
         decoded = object.__new__(cls)
         decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
         return decoded
 
     def to_wire(self) -> dict[str, object]:
@@ -99,25 +109,100 @@ class PingEvent:
         return wire
 
 
-Event: TypeAlias = JobDoneEvent | PingEvent
+@dataclasses.dataclass(slots=True, kw_only=True)
+class TickEvent:
+    """Event classes carry the QMP stamp as 'timestamp': this data member becomes
+    'timestamp_' there.
+
+    Attributes:
+        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
+    """
+
+    NAME: ClassVar[str] = "TICK"
+    timestamp_: int
+    count: int
+    extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    # from the QMP envelope, not the data: events with equal data compare equal
+    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
+    _MEMBERS: ClassVar[frozenset[str]] = frozenset({"timestamp", "count"})
+
+    @classmethod
+    def from_wire(
+        cls, value: object, path: str = "", strict: bool = False
+    ) -> TickEvent:
+        """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
+        )
+        get = data.get
+        timestamp_ = get("timestamp")
+        if type(timestamp_) is not int or not -(2**63) <= timestamp_ < 2**63:
+            timestamp_ = _c.required(data, "timestamp", path, strict, _c.int_)
+        count = get("count")
+        if type(count) is not int or not 0 <= count < 2**32:
+            count = _c.required(data, "count", path, strict, _c.uint32)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "TickEvent")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.timestamp_ = timestamp_
+        decoded.count = count
+        decoded.extra = extra
+        decoded.timestamp = NO_TIMESTAMP
+        return decoded
+
+    def to_wire(self) -> dict[str, object]:
+        """The wire (JSON) form, with `extra` members merged back."""
+        wire: dict[str, object] = {"timestamp": self.timestamp_, "count": self.count}
+        wire.update(self.extra)
+        return wire
+
+
+Event: TypeAlias = JobDoneEvent | PingEvent | TickEvent
 """Any event of the schema."""
 
 EVENT_DECODERS: dict[str, _c.Decoder[Event]] = {
     "JOB_DONE": JobDoneEvent.from_wire,
     "PING": PingEvent.from_wire,
+    "TICK": TickEvent.from_wire,
 }
 
 EVENT_CONDITIONS: dict[str, object] = {"PING": "CONFIG_PING"}
 """The `if` condition of each conditional event (JSON form)."""
 
+DEPRECATED_EVENTS: frozenset[str] = frozenset()
+"""The events the schema deprecates: waiting for one warns (receiving one does not)."""
 
-def decode_event(name: str, data: object = None, strict: bool = False) -> Event | None:
+
+def decode_event(
+    name: str,
+    data: object = None,
+    strict: bool = False,
+    *,
+    timestamp: Timestamp = NO_TIMESTAMP,
+) -> Event | None:
     """The typed event for QMP event `name` with its `data` member (None when the event
-    has none), or None for an event the schema does not define (a newer QEMU's)."""
+    has none) and the `timestamp` of its message, or None for an event the schema
+    does not define (a newer QEMU's). `from_qmp_event` does this for a received one."""
     decode = EVENT_DECODERS.get(name)
     if decode is None:
         return None
-    return decode({} if data is None else data, "", strict)
+    event = decode({} if data is None else data, "", strict)
+    event.timestamp = timestamp
+    return event
+
+
+def from_qmp_event(raw: QMPEvent, strict: bool = False) -> Event | None:
+    """The typed form of a received event, stamped as the server stamped it; None for
+    an event the schema does not define (a newer QEMU's)."""
+    return decode_event(raw.name, raw.data, strict, timestamp=raw.stamp)
+
+
+def to_qmp_event(event: Event) -> QMPEvent:
+    """The QMP message of `event`, for a server to send: its data in QEMU's envelope,
+    stamped with its `timestamp`, or now when it has none (an event built here)."""
+    return QMPEvent.stamped(event.NAME, event.to_wire(), event.timestamp)
 
 
 _E = TypeVar("_E", bound=Event)
@@ -125,6 +210,7 @@ _E = TypeVar("_E", bound=Event)
 
 def _typed(event_type: type[_E], raw: QMPEvent) -> _E:
     event = event_type.from_wire(raw.data)
+    event.timestamp = raw.stamp  # before the check, after which mypy sees Never
     if not isinstance(event, event_type):
         raise TypeError(f"{event_type.__name__}.from_wire returned {event!r}")
     return event
@@ -164,7 +250,7 @@ async def typed_events(transport: AsyncTransport) -> AsyncIterator[Event]:
     """The events the transport receives, decoded; events the schema does not define
     (a newer QEMU's) are skipped."""
     async for raw in transport.events():
-        event = decode_event(raw.name, raw.data)
+        event = from_qmp_event(raw)
         if event is not None:
             yield event
 
@@ -175,6 +261,6 @@ def typed_events_sync(
     """`typed_events` over a blocking transport: the events received so far, then new
     ones until none comes for `timeout` seconds (None: wait for ever)."""
     for raw in transport.events(timeout):
-        event = decode_event(raw.name, raw.data)
+        event = from_qmp_event(raw)
         if event is not None:
             yield event

@@ -60,6 +60,7 @@ _ENTRIES: list[_Entry] = [
         None,
         None,
     ),
+    ('{"name": "TICK", "meta-type": "event", "arg-type": "TickData"}', None, None),
     ('{"name": "str", "meta-type": "builtin", "json-type": "string"}', None, None),
     ('{"name": "[str]", "meta-type": "array", "element-type": "str"}', None, None),
     ('{"name": "number", "meta-type": "builtin", "json-type": "number"}', None, None),
@@ -140,6 +141,11 @@ _ENTRIES: list[_Entry] = [
     ),
     (
         '{"name": "q_obj_job-add-arg", "meta-type": "object", "members": [{"name": "driver", "type": "str"}]}',
+        None,
+        None,
+    ),
+    (
+        '{"name": "TickData", "meta-type": "object", "members": [{"name": "timestamp", "type": "int"}, {"name": "count", "type": "uint32"}]}',
         None,
         None,
     ),

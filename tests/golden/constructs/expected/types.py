@@ -45,6 +45,7 @@ class Status(enum.StrEnum):
 
 
 _Status_VALUES: dict[str, Status] = {member.value: member for member in Status}
+_Status_DEPRECATED: frozenset[Status] = frozenset({Status.OLD})
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -199,6 +200,12 @@ class Base:
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"id", "kind"})
 
+    def __post_init__(self) -> None:
+        # Only a program's own values get here: decoding skips __init__.
+        _c.warn_deprecated_values(
+            self.kind, _Status_DEPRECATED, "member 'kind' of Base", 3
+        )
+
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> Base:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
@@ -270,6 +277,15 @@ class Job:
             "zstd-level",
         }
     )
+
+    def __post_init__(self) -> None:
+        # Only a program's own values get here: decoding skips __init__.
+        _c.warn_deprecated_values(
+            self.kind, _Status_DEPRECATED, "member 'kind' of Job", 3
+        )
+        _c.warn_deprecated_values(
+            self.history, _Status_DEPRECATED, "member 'history' of Job", 3
+        )
 
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> Job:
@@ -563,12 +579,18 @@ class JobInfo_OrgQemuXPaused:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class JobInfo_Old:
-    """Branch 'old' of union JobInfo."""
+    """Branch 'old' of union JobInfo. Its tag value is deprecated: building it warns."""
 
     id: str
     kind: Literal[Status.OLD] = dataclasses.field(default=Status.OLD, init=False)
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
     _MEMBERS: ClassVar[frozenset[str]] = frozenset({"id", "kind"})
+
+    def __post_init__(self) -> None:
+        # Only a program's own values get here: decoding skips __init__.
+        _c.warn_deprecated_values(
+            self.kind, _Status_DEPRECATED, "member 'kind' of JobInfo.old", 3
+        )
 
     @classmethod
     def from_wire(
@@ -633,6 +655,50 @@ class JobInfo_Zstd:
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
         wire: dict[str, object] = {"id": self.id, "kind": self.kind.value}
+        wire.update(self.extra)
+        return wire
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class TickData:
+    """A struct keeps a member named 'timestamp' as it is.
+
+    Attributes:
+        timestamp: when the guest says it ticked
+        count: how many ticks
+    """
+
+    timestamp: int
+    count: int
+    extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    _MEMBERS: ClassVar[frozenset[str]] = frozenset({"timestamp", "count"})
+
+    @classmethod
+    def from_wire(cls, value: object, path: str = "", strict: bool = False) -> TickData:
+        """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
+        )
+        get = data.get
+        timestamp = get("timestamp")
+        if type(timestamp) is not int or not -(2**63) <= timestamp < 2**63:
+            timestamp = _c.required(data, "timestamp", path, strict, _c.int_)
+        count = get("count")
+        if type(count) is not int or not 0 <= count < 2**32:
+            count = _c.required(data, "count", path, strict, _c.uint32)
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(data, cls._MEMBERS, path, strict, "TickData")
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.timestamp = timestamp
+        decoded.count = count
+        decoded.extra = extra
+        return decoded
+
+    def to_wire(self) -> dict[str, object]:
+        """The wire (JSON) form, with `extra` members merged back."""
+        wire: dict[str, object] = {"timestamp": self.timestamp, "count": self.count}
         wire.update(self.extra)
         return wire
 
