@@ -344,7 +344,7 @@ def required(
     try:
         value = data[member]
     except KeyError:
-        raise DecodeError(at(path, member), "missing", "missing member") from None
+        raise _member_fault(path, member, "missing", "missing member") from None
     try:
         return decode(value, at(path, member), strict)
     except DecodeError as error:
@@ -363,6 +363,14 @@ def optional(
     except DecodeError as error:
         _name_leaf(error, member)
         raise
+
+
+def _member_fault(path: str, member: str, kind: str, message: str) -> DecodeError:
+    """A fault of member `member` itself (missing, unexpected): its leaf is known
+    here, so an enclosing object's decoder does not name it after itself."""
+    error = DecodeError(at(path, member), kind, message)
+    error.leaf = member
+    return error
 
 
 def _name_leaf(error: DecodeError, member: str) -> None:
@@ -401,13 +409,13 @@ def extra_members(
     if limits is not None:
         for member in limits.members.get(owner, ()):
             if member in data:
-                raise DecodeError(at(path, member), "unexpected", "unexpected member")
+                raise _member_fault(path, member, "unexpected", "unexpected member")
     if len(data) <= len(known) and known.issuperset(data):
         return {}
     unknown = {key: value for key, value in data.items() if key not in known}
     if strict:
         first = next(iter(unknown))
-        raise DecodeError(at(path, first), "unexpected", "unexpected member")
+        raise _member_fault(path, first, "unexpected", "unexpected member")
     return unknown
 
 

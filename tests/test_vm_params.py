@@ -361,9 +361,9 @@ def test_incoming_preconditions() -> None:
 
 
 def test_unimplemented_capability_is_refused_at_migrate(idle: MigrationEngine) -> None:
-    idle.migrate_set_capabilities([("x-colo", True)])
+    idle.migrate_set_capabilities([("rdma-pin-all", True)])
     assert _desc(lambda: idle.migrate("tcp:127.0.0.1:1")) == (
-        "Capability 'x-colo' is not supported by the reference VM yet"
+        "Capability 'rdma-pin-all' is not supported by the reference VM yet"
     )
     assert idle.query_migrate().status is None
     idle.close()

@@ -1521,13 +1521,25 @@ class MigrationInfo:
         else:
             status = _MigrationStatus_VALUES[status]
         ram = get("ram")
-        if ram is not None or "ram" in data:
+        if type(ram) is dict:
+            ram = MigrationStats.from_wire(
+                ram, path + ".ram" if path else "ram", strict
+            )
+        elif ram is not None or "ram" in data:
             ram = _c.required(data, "ram", path, strict, MigrationStats.from_wire)
         disk = get("disk")
-        if disk is not None or "disk" in data:
+        if type(disk) is dict:
+            disk = MigrationStats.from_wire(
+                disk, path + ".disk" if path else "disk", strict
+            )
+        elif disk is not None or "disk" in data:
             disk = _c.required(data, "disk", path, strict, MigrationStats.from_wire)
         xbzrle_cache = get("xbzrle-cache")
-        if xbzrle_cache is not None or "xbzrle-cache" in data:
+        if type(xbzrle_cache) is dict:
+            xbzrle_cache = XBZRLECacheStats.from_wire(
+                xbzrle_cache, path + ".xbzrle-cache" if path else "xbzrle-cache", strict
+            )
+        elif xbzrle_cache is not None or "xbzrle-cache" in data:
             xbzrle_cache = _c.required(
                 data, "xbzrle-cache", path, strict, XBZRLECacheStats.from_wire
             )
@@ -1577,7 +1589,11 @@ class MigrationInfo:
                 data, "postcopy-vcpu-blocktime", path, strict, _c.array_of(_c.uint32)
             )
         compression = get("compression")
-        if compression is not None or "compression" in data:
+        if type(compression) is dict:
+            compression = CompressionStats.from_wire(
+                compression, path + ".compression" if path else "compression", strict
+            )
+        elif compression is not None or "compression" in data:
             compression = _c.required(
                 data, "compression", path, strict, CompressionStats.from_wire
             )

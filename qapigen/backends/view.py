@@ -166,6 +166,7 @@ class Member:
         return (
             self.optional
             or self.type.decoder == "_c.number"
+            or self.type.json_kinds == ("object",)
             or _needs_helper(self.type, "v") is not None
         )
 
@@ -185,6 +186,8 @@ class Member:
             lines.append(f"{inner}{local} = float({local})")
             lines.append(f"{indent}elif type({local}) is not float:")
             return lines + self._call_helper(local, inner, wire)
+        if self.type.json_kinds == ("object",):
+            return [fetch] + self._object_lines(local, indent, wire)
         operands = _needs_helper(self.type, local)
         if operands is None:
             if not self.optional:
@@ -196,6 +199,34 @@ class Member:
             lines.append(f"{indent}else:")
             lines.append(f"{inner}{local} = {self.type.enum_table}[{local}]")
         return lines
+
+    def _object_lines(self, local: str, indent: str, wire: str) -> list[str]:
+        """A struct or union member: a JSON object goes straight to its decoder, with
+        the member's path; anything else (absent, null, another kind) to the helper,
+        which reports it. Faults inside the object are named by the decoder's own
+        members, so the two paths report alike."""
+        inner = indent + INDENT
+        path = f"path + {py_string('.' + self.wire)} if path else {wire}"
+        if len(inner) + len(INDENT) + len(path) + 1 > LINE_LENGTH:
+            # black would parenthesize the conditional on lines of its own: a call
+            path = f"_c.at(path, {wire})"
+        call = f"{local} = {self.type.decoder}({local}, {path}, strict)"
+        node = Assign(
+            local, Group(f"{self.type.decoder}(", [local, path, "strict"], ")")
+        )
+        lines = [f"{indent}if type({local}) is dict:", _statement(inner, call, node)]
+        if self.optional:
+            present = [f"{local} is not None", f"{wire} in data"]
+            lines.append(
+                _statement(
+                    indent,
+                    f"elif {' or '.join(present)}:",
+                    Chain("elif ", present, "or", ":"),
+                )
+            )
+        else:
+            lines.append(f"{indent}else:")
+        return lines + [self._helper(local, inner, wire)]
 
     def _helper(self, local: str, indent: str, wire: str) -> str:
         """``local = _c.required(data, "wire", path, strict, decoder)``."""

@@ -25,6 +25,7 @@ from .states import MigrationStatus, RunState
 from .stats import MigrationInfo
 from .multifd import HELLO, HELLO_MAGIC, MultifdReceiver, parse_hello
 from .postcopy_dest import PostcopyDestination
+from .colo_secondary import ColoSecondary
 from .stream import MAGIC, RP_ACK, RP_ERROR, LoadProgress, StreamError, StreamLoader
 from .stream import encode_reply
 from .transport import Channel, Listener, SocketChannel, TransportError
@@ -66,6 +67,8 @@ class IncomingMigration:
         self._closed = threading.Event()
         # Set at the switch to postcopy (see :mod:`.postcopy_dest`).
         self.postcopy: PostcopyDestination | None = None
+        # Set when the source asked for COLO (see :mod:`.colo_secondary`).
+        self.colo: ColoSecondary | None = None
 
     @property
     def closed(self) -> bool:
@@ -305,6 +308,9 @@ class IncomingMigration:
         if self.postcopy is not None:
             self.postcopy.finish()
             return
+        if loader.header is not None and loader.header.colo:
+            self._run_colo(channel)
+            return
         self.ram.flush()
         if self.runctl.autostart:
             self.runctl.vm_start()
@@ -318,6 +324,16 @@ class IncomingMigration:
                 # The source is gone; the guest already runs here, as in QEMU when the
                 # source dies after the switchover.
                 pass
+
+    def _run_colo(self, channel: Channel) -> None:
+        """The source has x-colo: go on as COLO's secondary until failover."""
+        if not isinstance(channel, SocketChannel):
+            raise StreamError(
+                "COLO needs a migration channel with a return path (tcp:, unix: or a "
+                "socket fd:)"
+            )
+        self.colo = ColoSecondary(self, channel)
+        self.colo.run()
 
     def _fail(self, channel: Channel, text: str) -> None:
         self.error_desc = text

@@ -12,6 +12,8 @@ QMP command -> method (arguments keep the schema's names, dashes as underscores)
 
     migrate                     migrate(uri, blk=, inc=, detach=, resume=)
     migrate_cancel              migrate_cancel()
+    query-colo-status           query_colo_status() -> (mode, last-mode, reason)
+    x-colo-lost-heartbeat       x_colo_lost_heartbeat()
     migrate-continue            migrate_continue(state)
     migrate-incoming            migrate_incoming(uri)
     query-migrate               query_migrate() -> MigrationInfo (.to_wire())
@@ -37,6 +39,11 @@ import sys
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Mapping
 
+from qapigen_vm_qmp.types import COLOExitReason, COLOMode
+
+from .colo_failover import last_failover
+from .colo_primary import ColoPrimary
+from .colo_secondary import ColoSecondary
 from .destination import IncomingMigration
 from .dirty import DirtyLog
 from .errors import DEVICE_NOT_ACTIVE, MIGRATION_ACTIVE, VmCommandError
@@ -140,7 +147,8 @@ class MigrationEngine:
         """Shut the VM down: cancel and join migrations, stop the workload."""
         if self.source is not None:
             self.source.cancel()
-            self.source.teardown()  # postcopy ignores cancel; shutdown must not
+            # a cancelled paused postcopy waits in cancelling until shutdown: end it
+            self.source.teardown()
             self.source.join(10)
         if self.incoming is not None:
             self.incoming.close()
@@ -250,8 +258,42 @@ class MigrationEngine:
         return self.source
 
     def migrate_cancel(self) -> None:
-        if self.source is not None:
-            self.source.cancel()
+        source = self.source
+        if source is None:
+            return
+        if source.colo is not None and source.state.value is S.COLO:
+            source.colo.cut()  # QEMU 7.2: the channel goes, the status stays colo
+            return
+        source.cancel()
+
+    # -- COLO (x-colo: see colo_primary.py and colo_secondary.py) -------------------
+
+    def _colo_side(self) -> ColoPrimary | ColoSecondary | None:
+        """The COLO session this VM is in right now, if any."""
+        source, incoming = self.source, self.incoming
+        if source is not None and source.colo and source.state.value is S.COLO:
+            return source.colo
+        if incoming is not None and incoming.colo and incoming.state.value is S.COLO:
+            return incoming.colo
+        return None
+
+    def query_colo_status(self) -> tuple[COLOMode, COLOMode, COLOExitReason]:
+        """(mode, last-mode, reason), as QEMU 7.2's query-colo-status."""
+        side = self._colo_side()
+        mode = COLOMode.NONE if side is None else side.failover.mode
+        source, incoming = self.source, self.incoming
+        last_mode, reason = last_failover(
+            source.colo.failover if source is not None and source.colo else None,
+            incoming.colo.failover if incoming is not None and incoming.colo else None,
+        )
+        return mode, last_mode, reason
+
+    def x_colo_lost_heartbeat(self) -> None:
+        """Fail over to this side: it goes on alone (asynchronously, as in QEMU)."""
+        side = self._colo_side()
+        if side is None:
+            raise VmCommandError("The feature 'colo' is not enabled")
+        side.request_failover()
 
     def migrate_continue(self, state: str) -> None:
         current = self._source_status()

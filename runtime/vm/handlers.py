@@ -8,9 +8,10 @@ arguments the VM's dispatcher (:mod:`.dispatch`) hands to
 the bundled schema does. Migration commands go to the migration engine,
 which raises `VmCommandError` with QEMU 7.2's class and text; the general commands
 (query-status, stop, cont, getfd, ...) behave as QEMU 7.2 does on a machine without
-SPICE, COLO or Xen. The four commands QEMU 7.2 no longer has (migrate_set_downtime,
-migrate_set_speed, migrate-set-cache-size, query-migrate-cache-size) keep QEMU 5.2's
-behaviour, since the bundled schema still offers them.
+SPICE or Xen (COLO, capability x-colo, is the migration engine's). The four commands
+QEMU 7.2 no longer has (migrate_set_downtime, migrate_set_speed,
+migrate-set-cache-size, query-migrate-cache-size) keep QEMU 5.2's behaviour, since the
+bundled schema still offers them.
 
 Replies are built by decoding the engine's wire-shaped answers with the generated
 decoders, so a member of the wrong type fails loudly here instead of reaching a client.
@@ -27,8 +28,6 @@ from contextlib import contextmanager
 
 from qapigen_vm_qmp import introspection
 from qapigen_vm_qmp.types import (
-    COLOExitReason,
-    COLOMode,
     COLOStatus,
     CommandInfo,
     MigrateSetParameters,
@@ -262,15 +261,15 @@ class VmCommandHandler:
     async def query_migrate_cache_size(self) -> int:
         return self.engine.query_migrate_cache_size()
 
-    # -- COLO and Xen: QEMU 7.2 on a machine that uses neither --------------------
+    # -- COLO (capability x-colo) and Xen: Xen's commands as on a machine without it --
 
     async def x_colo_lost_heartbeat(self) -> None:
-        raise GenericError("The feature 'colo' is not enabled")
+        with _qmp_errors():
+            self.engine.x_colo_lost_heartbeat()
 
     async def query_colo_status(self) -> COLOStatus:
-        return COLOStatus(
-            mode=COLOMode.NONE, last_mode=COLOMode.NONE, reason=COLOExitReason.NONE
-        )
+        mode, last_mode, reason = self.engine.query_colo_status()
+        return COLOStatus(mode=mode, last_mode=last_mode, reason=reason)
 
     async def xen_colo_do_checkpoint(self) -> None:
         """No replication and no COLO filters: nothing to checkpoint."""

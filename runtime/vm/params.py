@@ -47,12 +47,12 @@ CAPABILITY_NAMES: Final = (
     "validate-uuid",
 )
 
-# Capabilities that change the protocol; the engine does not implement them yet, so a
+# Capabilities that change the protocol; the engine does not implement them, so a
 # migration with one of them on is refused up front instead of silently doing something
-# else (x-colo turns the end of a migration into COLO checkpointing). block, zero-blocks
-# and dirty-bitmaps are not here: the VM has no disks and no dirty bitmaps, so, as on a
-# disk-less QEMU, they have nothing to send and the migration completes as usual.
-UNSUPPORTED_CAPABILITIES: Final = frozenset({"rdma-pin-all", "x-colo"})
+# else. block, zero-blocks and dirty-bitmaps are not here: the VM has no disks and no
+# dirty bitmaps, so, as on a disk-less QEMU, they have nothing to send and the migration
+# completes as usual. x-colo is implemented (colo_primary.py, colo_secondary.py).
+UNSUPPORTED_CAPABILITIES: Final = frozenset({"rdma-pin-all"})
 
 _U8: Final = 0xFF
 _U32: Final = 0xFFFFFFFF

@@ -17,7 +17,14 @@ It runs in the migration thread of an :class:`~.source.OutgoingMigration` once
   again: postcopy-recover, the destination sends the bitmap of the pages it still
   lacks, which become exactly the pages left to send, and on its acknowledgement
   postcopy-active again; a failed attempt goes back to postcopy-paused;
-- END once nothing is left, and completed on the destination's acknowledgement.
+- END once nothing is left, and completed on the destination's acknowledgement;
+- ``migrate_cancel`` (QEMU 7.2, which lets it through in every postcopy state): in
+  postcopy-active the connection is cut and the migration ends cancelled, with the
+  source guest left stopped (run state postmigrate: its pages now live on the
+  destination, which pauses and waits for a recovery that can no longer come); in
+  postcopy-paused or postcopy-recover the state becomes cancelling and stays there,
+  as QEMU's migration thread sleeps on until the process ends: no resume, no new
+  migration.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import numpy.typing as npt
 
 from .params import PAGE_SIZE
 from .ram import GuestRam
-from .states import MigrationStatus
+from .states import MigrationStatus, RunState
 from .stream import (
     MAX_RECORD_PAGES,
     RP_ACK,
@@ -66,7 +73,7 @@ except OSError:  # pragma: no cover - no C library to call
 
 
 class PostcopyAborted(Exception):
-    """The VM is shutting down while postcopy runs or is paused."""
+    """Cancelled in postcopy-active, or the VM is shutting down."""
 
 
 def release_pages(ram: GuestRam, pages: IndexArray) -> None:
@@ -96,6 +103,8 @@ class PostcopySource:
         self._requests: queue.SimpleQueue[IndexArray] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._resume = threading.Event()
+        # Set by teardown only: a cancel while paused does not end the thread.
+        self._shutdown = threading.Event()
         self._connector: Connector | None = None
         self._lock = threading.Lock()
 
@@ -119,7 +128,8 @@ class PostcopySource:
             channel.shutdown()
 
     def wake(self) -> None:
-        """Teardown: unblock any wait."""
+        """Teardown: unblock any wait, a cancelled pause's included."""
+        self._shutdown.set()
         self._wake.set()
         self._resume.set()
 
@@ -143,12 +153,26 @@ class PostcopySource:
                 self._finish_stream()
                 break
             except (TransportError, StreamError, OSError, EOFError):
+                if m.state.value is S.CANCELLING:
+                    # The cut was the cancel's own (QEMU's migration_detect_error
+                    # ends a cancelling migration instead of pausing it).
+                    self._end_cancelled()
                 self._pause_until_recovered()
         m.complete_postcopy()
 
     def _check_aborted(self) -> None:
         if self.m.cancel_requested:
-            raise PostcopyAborted
+            self._end_cancelled()
+
+    def _end_cancelled(self) -> None:
+        """Leave postcopy-active for cancelled (the caller's exception handler does
+        the transition). The guest is not restarted here, as in QEMU 7.2, whose
+        postcopy switch does not record that the guest was running: it only moves
+        from finish-migrate to postmigrate, so a new migrate is refused."""
+        runctl = self.m.runctl
+        if runctl.state is RunState.FINISH_MIGRATE:
+            runctl.set_state(RunState.POSTMIGRATE)
+        raise PostcopyAborted
 
     def _check_reply(self) -> None:
         reply = self.m.reply
@@ -219,13 +243,20 @@ class PostcopySource:
     # -- pause and recovery -------------------------------------------------------------
 
     def _pause_until_recovered(self) -> None:
+        """postcopy-paused until a recovery succeeds.
+
+        A cancel here (or during a recovery attempt) makes the state cancelling and
+        leaves this thread parked: QEMU 7.2's cancel does not wake its paused
+        migration thread, so the migration stays cancelling until the VM shuts down.
+        Only teardown ends the wait.
+        """
         m = self.m
         if not m.state.cmpxchg(S.POSTCOPY_ACTIVE, S.POSTCOPY_PAUSED):
             m.state.cmpxchg(S.POSTCOPY_RECOVER, S.POSTCOPY_PAUSED)
         m.drop_channel()
         while True:
             self._resume.wait()
-            self._check_aborted()
+            self._check_shutdown()
             self._resume.clear()
             with self._lock:
                 connector, self._connector = self._connector, None
@@ -240,11 +271,15 @@ class PostcopySource:
                 m.drop_channel()
                 m.state.cmpxchg(S.POSTCOPY_RECOVER, S.POSTCOPY_PAUSED)
 
+    def _check_shutdown(self) -> None:
+        if self._shutdown.is_set():
+            raise PostcopyAborted
+
     def _handshake(self, connector: Connector) -> None:
         m = self.m
         channel: Channel = connector.connect()
         m.use_channel(channel)
-        self._check_aborted()
+        self._check_shutdown()
         m.count(m.writer.header(m.header_uuid(), resume=True), 0)
         kind, payload = read_message(channel)
         if kind != RP_RECV_BITMAP:
@@ -263,8 +298,10 @@ class PostcopySource:
         kind, payload = read_message(channel)
         if kind != RP_RESUME_ACK:
             raise StreamError(self._unexpected(kind, payload))
+        if not m.state.cmpxchg(S.POSTCOPY_RECOVER, S.POSTCOPY_ACTIVE):
+            # cancelled during the handshake: back to the parked pause
+            raise StreamError("postcopy recovery cancelled")
         m.start_return_path(channel)
-        m.state.cmpxchg(S.POSTCOPY_RECOVER, S.POSTCOPY_ACTIVE)
 
     @staticmethod
     def _unexpected(kind: int, payload: bytes) -> str:

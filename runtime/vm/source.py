@@ -35,7 +35,7 @@ from .dirty import DirtyLog, MigrationBitmap
 from .params import PAGE_SIZE, MigrationSettings
 from .ram import GuestRam
 from .runstate import EventSink, RunControl, StateCell
-from .states import MigrationStatus, RunState
+from .states import RUNNING_STATES, MigrationStatus, RunState
 from .compress_sender import CompressSender
 from .stats import (
     CompressionStats,
@@ -45,6 +45,7 @@ from .stats import (
     XbzrleCacheStats,
 )
 from .postcopy_source import PostcopyAborted, PostcopySource
+from .colo_primary import ColoPrimary
 from .stream import (
     RP_ACK,
     RP_ERROR,
@@ -127,6 +128,8 @@ class OutgoingMigration:
         # postcopy (capability postcopy-ram, after migrate-start-postcopy): the phase
         # is run by :mod:`.postcopy_source`.
         self.postcopy: PostcopySource | None = None
+        # x-colo: after the first full migration, COLO's primary (see .colo_primary).
+        self.colo: ColoPrimary | None = None
         self._postcopy_requested = threading.Event()
         # rate window and dirty-rate period
         self._bandwidth = 0.0  # bytes per ms
@@ -153,12 +156,19 @@ class OutgoingMigration:
         self.state.cmpxchg(S.SETUP, S.FAILED)
 
     def cancel(self) -> None:
-        """migrate_cancel: a no-op unless running; otherwise cancelling, then cancelled."""
-        for old in (S.SETUP, S.ACTIVE, S.PRE_SWITCHOVER, S.DEVICE):
+        """migrate_cancel: a no-op unless running; otherwise cancelling, then cancelled.
+
+        As QEMU 7.2's migrate_fd_cancel: every running state goes to cancelling,
+        postcopy ones and cancelling itself included (a second cancel announces
+        cancelling again). In postcopy-paused or -recover the migration then stays
+        cancelling (see :mod:`.postcopy_source`).
+        """
+        while True:
+            old = self.state.value
+            if old not in RUNNING_STATES:
+                return
             if self.state.cmpxchg(old, S.CANCELLING):
                 break
-        else:
-            return
         if self.connector is not None:
             self.connector.abort()
         if self.multifd is not None:
@@ -191,8 +201,8 @@ class OutgoingMigration:
         self.postcopy.resume(connector)
 
     def teardown(self) -> None:
-        """VM shutdown: end the migration thread even in postcopy (where cancel
-        does nothing, as the guest already runs on the destination)."""
+        """VM shutdown: end the migration thread even where a cancel leaves it
+        waiting (a postcopy paused or recovering when cancelled)."""
         self._cancel.set()
         channel = self._channel
         if channel is not None:
@@ -300,7 +310,7 @@ class OutgoingMigration:
         status = self.state.value
         if status in (S.NONE,):
             return MigrationInfo()
-        if status in (S.SETUP, S.CANCELLED, S.WAIT_UNPLUG):
+        if status in (S.SETUP, S.CANCELLED, S.WAIT_UNPLUG, S.COLO):
             return MigrationInfo(status=status)
         if status is S.FAILED:
             return MigrationInfo(status=status, error_desc=self.error_desc)
@@ -407,7 +417,12 @@ class OutgoingMigration:
         if self.settings.capability("multifd"):
             channels = self.settings.parameters.multifd_channels
         self._count(
-            self._writer.header(self.vm_uuid if want_uuid else None, channels), 0
+            self._writer.header(
+                self.vm_uuid if want_uuid else None,
+                channels,
+                colo=self.settings.capability("x-colo"),
+            ),
+            0,
         )
         if self.settings.capability("compress"):
             p = self.settings.parameters
@@ -736,6 +751,9 @@ class OutgoingMigration:
             self._count(self._multifd_bytes(), 0)
         self._count(self._writer.end(), 0)
         self._await_destination()
+        if self.settings.capability("x-colo"):
+            self._run_colo(current, downtime_start)
+            return
         end = time.monotonic()
         self.downtime = int((end - downtime_start) * 1000)
         self.total_time = int((end - self.start_time) * 1000)
@@ -749,6 +767,27 @@ class OutgoingMigration:
         self.runctl.set_state(RunState.POSTMIGRATE)
         if not self.state.cmpxchg(current, S.COMPLETED):
             raise _Cancelled
+
+    def _run_colo(self, current: MigrationStatus, downtime_start: float) -> None:
+        """x-colo: instead of completing, go on as COLO's primary until failover."""
+        channel = self._channel
+        assert channel is not None
+        if not channel.has_return_path:
+            raise StreamError(
+                "COLO needs a migration channel with a return path (tcp:, unix: or a "
+                "socket fd:)"
+            )
+        end = time.monotonic()
+        self.downtime = int((end - downtime_start) * 1000)
+        self.total_time = int((end - self.start_time) * 1000)
+        self._set_throttle(0)
+        self.counters.remaining = 0
+        self.counters.dirty_pages_rate = 0
+        self.colo = ColoPrimary(self, channel)
+        if not self.colo.enter(current):
+            raise _Cancelled
+        self._vm_stopped_by_us = False  # from here on COLO runs the guest
+        self.colo.run()
 
     def _await_destination(self) -> None:
         """Completion needs the destination's word (sockets) or the pipe's end."""

@@ -34,7 +34,8 @@ guest RAM. END carries the record count, so a lost record is caught too.
 
 Version 2 added the XBZRLE, COMPRESSED and MULTIFD_SYNC records and the multifd header flag (bit 1;
 bits 8-15 hold the number of data channels); the loader still reads version 1
-streams, in which those are refused.
+streams, in which those are refused. Header flag bit 3 says the source has x-colo:
+after END the connection carries COLO's checkpoints (see :mod:`.colo_protocol`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ RP_MAX_PAYLOAD: Final = 1 << 24
 FLAG_UUID: Final = 1
 FLAG_MULTIFD: Final = 2
 FLAG_RESUME: Final = 4  # a postcopy recovery connection, not a new migration
+FLAG_COLO: Final = 8  # x-colo: after END the two sides go on as COLO (colo_*.py)
 MULTIFD_SHIFT: Final = 8  # flags bits 8-15: multifd data channels
 
 # A record carries at most this many pages (4 MiB of data): the loader's buffers are
@@ -126,6 +128,7 @@ class StreamHeader:
     uuid: uuid_mod.UUID | None
     multifd_channels: int = 0  # 0: no multifd
     resume: bool = False  # a postcopy recovery connection
+    colo: bool = False  # the source asks for COLO after the first full migration
 
 
 # -- writing --------------------------------------------------------------------------
@@ -146,10 +149,13 @@ class StreamWriter:
         multifd_channels: int = 0,
         *,
         resume: bool = False,
+        colo: bool = False,
     ) -> int:
         flags = FLAG_UUID if source_uuid is not None else 0
         if resume:
             flags |= FLAG_RESUME
+        if colo:
+            flags |= FLAG_COLO
         if multifd_channels:
             flags |= FLAG_MULTIFD | multifd_channels << MULTIFD_SHIFT
         raw = source_uuid.bytes if source_uuid is not None else bytes(16)
@@ -299,6 +305,7 @@ class StreamLoader:
         self.placer: PagePlacer | None = None
         self.progress = LoadProgress()
         self.version = VERSION
+        self.header: StreamHeader | None = None  # once read_header has read it
         self._head = bytearray(RECORD.size)
         self._index = np.empty(2 * MAX_RECORD_PAGES, dtype="<u4")
         self._lengths = np.empty(MAX_RECORD_PAGES, dtype="<u2")
@@ -361,7 +368,10 @@ class StreamLoader:
                     f"UUID received is {source_uuid} and should be {local_uuid}"
                 )
         resume = bool(flags & FLAG_RESUME)
-        return StreamHeader(page_size, ram_size, source_uuid, channels, resume)
+        self.header = StreamHeader(
+            page_size, ram_size, source_uuid, channels, resume, bool(flags & FLAG_COLO)
+        )
+        return self.header
 
     def load(
         self,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from peers import PeerArgs, Site
 
-from . import capabilities, control, flows, multifd_channels, postcopy_recovery
+from . import capabilities, colo, control, flows, multifd_channels, postcopy_recovery
+from . import postcopy_cancel
 from . import refusals
 from .observation import ErrorSeen, MigrationView, Observation, PassFacts
 from .session import Run, ScenarioBody, observe
@@ -103,6 +104,18 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("postcopy", incoming_tcp, flows.postcopy),
     Scenario("postcopy-recovery", incoming_tcp, postcopy_recovery.postcopy_recovery),
     Scenario("postcopy-blocktime", incoming_tcp, postcopy_recovery.postcopy_blocktime),
+    Scenario(
+        "postcopy-cancel-active", incoming_tcp, postcopy_cancel.cancel_postcopy_active
+    ),
+    Scenario(
+        "postcopy-cancel-paused", incoming_tcp, postcopy_cancel.cancel_paused_by_source
+    ),
+    Scenario(
+        "postcopy-cancel-after-cut", incoming_tcp, postcopy_cancel.cancel_paused_by_cut
+    ),
+    Scenario(
+        "postcopy-cancel-recovering", incoming_tcp, postcopy_cancel.cancel_recovering
+    ),
     Scenario("cancel-at-pre-switchover", incoming_tcp, flows.cancel_at_pre_switchover),
     Scenario(
         "validate-uuid-match",
@@ -114,4 +127,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         uuids(SOURCE_UUID, OTHER_UUID),
         flows.validate_uuid_mismatch,
     ),
+    Scenario("colo-primary-failover", incoming_tcp, colo.colo_primary_failover),
+    Scenario("colo-secondary-failover", incoming_tcp, colo.colo_secondary_failover),
+    Scenario("colo-cancel", incoming_tcp, colo.colo_cancel),
+    Scenario("colo-secondary-killed", incoming_tcp, colo.colo_secondary_killed),
 )

@@ -311,7 +311,11 @@ class Job:
             if type_ is not None or "type" in data:
                 type_ = _c.required(data, "type", path, strict, _c.string)
         widths = get("widths")
-        if widths is not None or "widths" in data:
+        if type(widths) is dict:
+            widths = Widths.from_wire(
+                widths, path + ".widths" if path else "widths", strict
+            )
+        elif widths is not None or "widths" in data:
             widths = _c.required(data, "widths", path, strict, Widths.from_wire)
         tags = _c.required(data, "tags", path, strict, _c.array_of(_c.string))
         history = get("history")

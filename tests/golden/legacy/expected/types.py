@@ -132,7 +132,12 @@ class Where_Inet:
         data: dict[str, object] = (
             value if type(value) is dict else _c.object_(value, path)
         )
-        data_ = _c.required(data, "data", path, strict, Addr.from_wire)
+        get = data.get
+        data_ = get("data")
+        if type(data_) is dict:
+            data_ = Addr.from_wire(data_, path + ".data" if path else "data", strict)
+        else:
+            data_ = _c.required(data, "data", path, strict, Addr.from_wire)
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Where_Inet")
         else:
@@ -172,7 +177,12 @@ class Where_Unix:
         data: dict[str, object] = (
             value if type(value) is dict else _c.object_(value, path)
         )
-        data_ = _c.required(data, "data", path, strict, Path.from_wire)
+        get = data.get
+        data_ = get("data")
+        if type(data_) is dict:
+            data_ = Path.from_wire(data_, path + ".data" if path else "data", strict)
+        else:
+            data_ = _c.required(data, "data", path, strict, Path.from_wire)
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Where_Unix")
         else:

@@ -1,0 +1,401 @@
+"""COLO (capability x-colo) in the reference VM: real checkpoints of real memory.
+
+Two engines in this process, a primary whose guest dirties memory and a secondary:
+after every checkpoint the secondary's RAM is the primary's RAM as it was at that
+checkpoint (snapshotted while the primary was stopped for it); a failover on either
+side leaves the survivor running with that memory; a checkpoint cut mid-way leaves
+the secondary with the last complete one. The QEMU side of the parity is in
+tests/scenarios/colo.py (run by tests/test_vm_parity.py); the last test here checks
+that scenario really observes COLO on QEMU, so the parity cannot pass vacuously.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from qapigen_runtime.vm import GuestRam, MigrationEngine, VmCommandError
+from qapigen_runtime.vm.colo_primary import ColoPrimary
+from qapigen_runtime.vm.colo_secondary import ColoSecondary
+from qapigen_runtime.vm.stream import ByteSink
+
+pytestmark = pytest.mark.timeout(60)
+
+MIB = 1 << 20
+PAGE = 4096
+Event = tuple[str, dict[str, object]]
+Hook = Callable[[str, dict[str, object]], None]
+
+
+class Vm:
+    """One engine and the events it emitted (optionally reacting to them)."""
+
+    def __init__(
+        self, ram: GuestRam, incoming: str | None = None, caps: tuple[str, ...] = ()
+    ) -> None:
+        self.events: list[Event] = []
+        self.hook: Hook | None = None
+        self._lock = threading.Lock()
+        self.engine = MigrationEngine(ram, incoming=incoming, sink=self._sink)
+        # before start(): a destination reads multifd when it starts listening
+        self.engine.migrate_set_capabilities([(c, True) for c in ("events", *caps)])
+        self.engine.start()
+
+    def _sink(self, name: str, data: dict[str, object]) -> None:
+        with self._lock:
+            self.events.append((name, data))
+        if self.hook is not None:
+            self.hook(name, data)
+
+    @property
+    def ram(self) -> GuestRam:
+        return self.engine.ram
+
+    def names(self, since: int = 0) -> list[str]:
+        with self._lock:
+            events = self.events[since:]
+        return [
+            f"{n} {d['status']}" if n == "MIGRATION" else n
+            for n, d in events
+            if n != "MIGRATION_PASS"
+        ]
+
+    def colo_exits(self) -> list[dict[str, object]]:
+        with self._lock:
+            return [d for n, d in self.events if n == "COLO_EXIT"]
+
+    def status(self) -> str | None:
+        info = self.engine.query_migrate()
+        return None if info.status is None else info.status.value
+
+    def colo_status(self) -> tuple[str, str, str]:
+        mode, last_mode, reason = self.engine.query_colo_status()
+        return mode.value, last_mode.value, reason.value
+
+    def run_state(self) -> object:
+        return self.engine.query_status()["status"]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+class ColoPair:
+    """A primary (random RAM, a dirtying guest) and a secondary, in COLO."""
+
+    def __init__(
+        self, size: int = 8 * MIB, delay_ms: int = 100, caps: tuple[str, ...] = ()
+    ) -> None:
+        ram = GuestRam(size)
+        ram.fill_random(7)
+        ram.pages[100:164] = 0  # some zero pages, sent as such
+        self.secondary = Vm(GuestRam(size), incoming="tcp:127.0.0.1:0", caps=caps)
+        self.primary = Vm(ram, caps=caps)
+        self.snapshots: list[npt.NDArray[np.uint8]] = []
+        self.primary.hook = self._snapshot_at_checkpoint
+        address = self.secondary.engine.query_migrate().socket_address
+        assert address is not None
+        self.port = address[0]["port"]
+        self.primary.engine.migrate_set_capabilities([("x-colo", True)])
+        self.primary.engine.migrate_set_parameters({"x-checkpoint-delay": delay_ms})
+
+    def _snapshot_at_checkpoint(self, name: str, data: dict[str, object]) -> None:
+        """MIGRATION_PASS of a checkpoint comes with the primary stopped, before its
+        pages go out: the memory the secondary must end up with."""
+        if name == "MIGRATION_PASS" and self.primary.status() == "colo":
+            self.snapshots.append(self.primary.ram.pages.copy())
+
+    def start(self, dirty_rate: int = 3000) -> None:
+        self.workload = self.primary.engine.start_workload(
+            rate=dirty_rate, pattern="random", seed=3
+        )
+        self.primary.engine.migrate(f"tcp:127.0.0.1:{self.port}")
+        wait_for(lambda: self.primary.status() == "colo", "the primary in colo")
+        wait_for(lambda: self.secondary.status() == "colo", "the secondary in colo")
+
+    @property
+    def primary_colo(self) -> ColoPrimary:
+        colo = self.primary.engine.source.colo if self.primary.engine.source else None
+        assert colo is not None
+        return colo
+
+    @property
+    def secondary_colo(self) -> ColoSecondary:
+        incoming = self.secondary.engine.incoming
+        assert incoming is not None and incoming.colo is not None
+        return incoming.colo
+
+    def wait_checkpoints(self, count: int) -> None:
+        wait_for(
+            lambda: self.secondary_colo.checkpoints >= count,
+            f"{count} checkpoints on the secondary",
+        )
+
+    def close(self) -> None:
+        self.primary.engine.close()
+        self.secondary.engine.close()
+        self.primary.ram.close()
+        self.secondary.ram.close()
+
+
+@pytest.fixture
+def pair() -> Iterator[ColoPair]:
+    made = ColoPair()
+    yield made
+    made.close()
+
+
+def test_entering_colo_follows_qemu(pair: ColoPair) -> None:
+    pair.start(dirty_rate=0)
+    assert pair.primary.names()[:5] == [
+        "MIGRATION setup",
+        "MIGRATION active",
+        "STOP",
+        "MIGRATION colo",
+        "RESUME",
+    ]
+    wait_for(lambda: pair.secondary.run_state() == "running", "the secondary to run")
+    assert pair.secondary.names()[:4] == [
+        "MIGRATION setup",
+        "MIGRATION active",
+        "MIGRATION colo",
+        "RESUME",
+    ]
+    assert pair.primary.engine.query_migrate().to_wire() == {"status": "colo"}
+    assert pair.primary.colo_status() == ("primary", "none", "none")
+    assert pair.secondary.colo_status() == ("secondary", "none", "none")
+    assert pair.primary.run_state() == "running"
+
+
+@pytest.mark.parametrize("caps", [(), ("xbzrle",), ("multifd",), ("compress",)])
+def test_checkpoints_copy_the_dirtied_memory(caps: tuple[str, ...]) -> None:
+    """Whatever carried the first full migration, checkpoints follow it."""
+    pair = ColoPair(caps=caps)
+    try:
+        check_checkpoints_copy_the_dirtied_memory(pair)
+    finally:
+        pair.close()
+
+
+def check_checkpoints_copy_the_dirtied_memory(pair: ColoPair) -> None:
+    pair.start()
+    written_at_start = pair.workload.pages_written
+    pair.wait_checkpoints(3)
+    assert pair.workload.pages_written > written_at_start  # the guest really ran
+    transferred = pair.primary_colo.migration.counters.transferred
+    syncs = pair.primary_colo.migration.counters.dirty_sync_count
+    # stop the primary's guest: the next full checkpoint carries its final memory
+    # (one may be under way, started while the guest still ran)
+    done = pair.secondary_colo.checkpoints
+    pair.primary.engine.stop()
+    pair.wait_checkpoints(done + 2)
+    assert np.array_equal(pair.secondary.ram.pages, pair.primary.ram.pages)
+    assert pair.secondary.run_state() == "paused"  # the device state came along
+    counters = pair.primary_colo.migration.counters
+    assert counters.transferred > transferred  # checkpoints count in the stats
+    assert counters.dirty_sync_count > syncs  # one sync per checkpoint
+    # every checkpoint stopped and resumed the secondary's guest
+    secondary = pair.secondary.names()
+    assert secondary.count("STOP") >= 4 and secondary.count("RESUME") >= 4
+    assert pair.primary.status() == "colo" and pair.secondary.status() == "colo"
+
+
+def test_every_checkpoint_is_the_primary_memory_of_that_moment(
+    pair: ColoPair,
+) -> None:
+    """Checked inside each checkpoint, while the primary keeps dirtying between
+    them: the secondary's RESUME comes right after it applied checkpoint k, with the
+    primary still stopped waiting for "loaded", so its RAM must be snapshot k."""
+    results: list[bool] = []
+
+    def compare(name: str, data: dict[str, object]) -> None:
+        colo = pair.secondary.engine.incoming
+        if name == "RESUME" and colo is not None and colo.colo is not None:
+            applied = colo.colo.checkpoints
+            if applied:
+                snapshot = pair.snapshots[applied - 1]
+                results.append(np.array_equal(pair.secondary.ram.pages, snapshot))
+
+    pair.secondary.hook = compare
+    pair.start()
+    wait_for(lambda: len(results) >= 5, "5 checkpoints compared")
+    assert all(results), results
+    # the memory really changed between checkpoints
+    assert not np.array_equal(pair.snapshots[0], pair.snapshots[-1])
+
+
+def test_failover_to_the_secondary_keeps_the_last_checkpoint(pair: ColoPair) -> None:
+    pair.start()
+    pair.wait_checkpoints(2)
+    # No checkpoint under way at the failover (its STOP would come before it).
+    primary = pair.primary.engine
+    primary.migrate_set_parameters({"x-checkpoint-delay": 20000})
+    since = len(pair.secondary.events)
+    pair.secondary.engine.x_colo_lost_heartbeat()
+    wait_for(lambda: pair.secondary.status() == "completed", "secondary failover")
+    primary.migrate_set_parameters({"x-checkpoint-delay": 100})
+    wait_for(lambda: pair.secondary.run_state() == "running", "the survivor to run")
+    applied = pair.secondary_colo.checkpoints
+    assert np.array_equal(pair.secondary.ram.pages, pair.snapshots[applied - 1])
+    assert pair.secondary.names(since) == [
+        "STOP",
+        "MIGRATION completed",
+        "COLO_EXIT",
+        "RESUME",
+    ]
+    assert pair.secondary.colo_exits() == [{"mode": "secondary", "reason": "request"}]
+    assert pair.secondary.colo_status() == ("none", "secondary", "request")
+    assert pair.secondary.engine.query_migrate().to_wire() == {"status": "completed"}
+    # the primary notices at its next checkpoint, keeps its guest and stays colo
+    wait_for(lambda: pair.primary.colo_exits() != [], "the primary's COLO_EXIT")
+    assert pair.primary.colo_exits() == [{"mode": "primary", "reason": "error"}]
+    assert pair.primary.status() == "colo"
+    wait_for(lambda: pair.primary.run_state() == "running", "the primary to run")
+    with pytest.raises(VmCommandError, match="The feature 'colo' is not enabled"):
+        pair.secondary.engine.x_colo_lost_heartbeat()
+
+
+def test_failover_on_the_primary(pair: ColoPair) -> None:
+    pair.start()
+    pair.wait_checkpoints(1)
+    since = len(pair.primary.events)
+    pair.primary.engine.x_colo_lost_heartbeat()
+    wait_for(lambda: pair.primary.status() == "completed", "primary failover")
+    names = pair.primary.names(since)
+    # a checkpoint may have been under way (STOP/RESUME of its own) when asked
+    assert names[-4:] == ["STOP", "MIGRATION completed", "COLO_EXIT", "RESUME"]
+    assert pair.primary.colo_exits() == [{"mode": "primary", "reason": "request"}]
+    assert pair.primary.colo_status() == ("none", "primary", "request")
+    wire = pair.primary.engine.query_migrate().to_wire()
+    assert {"status", "setup-time", "total-time", "downtime", "ram"} <= set(wire)
+    written = pair.workload.pages_written
+    wait_for(lambda: pair.workload.pages_written > written, "the guest to go on")
+    # the secondary sees its stream end: COLO_EXIT error, and stays colo until its
+    # own failover, which keeps the memory of the last checkpoint
+    wait_for(lambda: pair.secondary.colo_exits() != [], "the secondary's COLO_EXIT")
+    assert pair.secondary.colo_exits() == [{"mode": "secondary", "reason": "error"}]
+    assert pair.secondary.status() == "colo"
+    assert pair.secondary.colo_status() == ("secondary", "none", "none")
+    since = len(pair.secondary.events)
+    pair.secondary.engine.x_colo_lost_heartbeat()
+    wait_for(lambda: pair.secondary.status() == "completed", "secondary failover")
+    assert "COLO_EXIT" not in pair.secondary.names(since)  # announced once
+    applied = pair.secondary_colo.checkpoints
+    assert np.array_equal(pair.secondary.ram.pages, pair.snapshots[applied - 1])
+
+
+class CuttingChannel:
+    """Passes `allowed` bytes of a checkpoint on, then cuts the connection."""
+
+    def __init__(self, inner: ByteSink, allowed: int, cut: Callable[[], None]) -> None:
+        self.inner = inner
+        self.allowed = allowed
+        self.cut = cut
+
+    def send(self, data: bytes | memoryview) -> None:
+        if len(data) > self.allowed:
+            self.inner.send(memoryview(data)[: self.allowed])
+            self.cut()
+            raise OSError("connection cut by the test")
+        self.allowed -= len(data)
+        self.inner.send(data)
+
+
+def test_a_checkpoint_cut_midway_is_not_applied(pair: ColoPair) -> None:
+    # Most of the 2048 pages dirty per checkpoint: two page records of up to 4 MiB,
+    # and the cut (after 5 MiB) falls in the second.
+    pair.primary.engine.migrate_set_parameters({"x-checkpoint-delay": 300})
+    pair.start(dirty_rate=20000)
+    pair.wait_checkpoints(2)
+    cut_at = len(pair.snapshots) + 1  # the checkpoint after the next snapshot
+
+    def cut(name: str, data: dict[str, object]) -> None:
+        if name == "MIGRATION_PASS" and pair.primary.status() == "colo":
+            pair.snapshots.append(pair.primary.ram.pages.copy())
+            if len(pair.snapshots) == cut_at:
+                colo = pair.primary_colo
+                writer = colo.writer
+                writer.channel = CuttingChannel(
+                    writer.channel, 5 * MIB, colo.channel.shutdown
+                )
+
+    pair.primary.hook = cut
+    wait_for(lambda: pair.secondary.colo_exits() != [], "the secondary's COLO_EXIT")
+    assert pair.secondary.colo_exits() == [{"mode": "secondary", "reason": "error"}]
+    applied = pair.secondary_colo.checkpoints
+    assert applied == cut_at - 1
+    # part of the cut checkpoint reached the cache, none of it the guest's RAM
+    last_complete = pair.snapshots[applied - 1]
+    cache = pair.secondary_colo.cache.pages
+    assert not np.array_equal(cache, last_complete)
+    assert np.array_equal(pair.secondary.ram.pages, last_complete)
+    pair.secondary.engine.x_colo_lost_heartbeat()
+    wait_for(lambda: pair.secondary.status() == "completed", "secondary failover")
+    wait_for(lambda: pair.secondary.run_state() == "running", "the survivor to run")
+    assert np.array_equal(pair.secondary.ram.pages, last_complete)
+    # the primary saw its checkpoint fail: COLO_EXIT error, guest running
+    wait_for(lambda: pair.primary.colo_exits() != [], "the primary's COLO_EXIT")
+    assert pair.primary.colo_exits() == [{"mode": "primary", "reason": "error"}]
+    wait_for(lambda: pair.primary.run_state() == "running", "the primary to run")
+    assert pair.primary.status() == "colo"
+
+
+def test_migrate_cancel_in_colo_cuts_the_stream_but_keeps_the_status(
+    pair: ColoPair,
+) -> None:
+    pair.primary.engine.migrate_set_parameters({"x-checkpoint-delay": 20000})
+    pair.start(dirty_rate=0)
+    pair.primary.engine.migrate_cancel()
+    wait_for(lambda: pair.secondary.colo_exits() != [], "the secondary's COLO_EXIT")
+    assert pair.primary.status() == "colo"
+    assert pair.primary.colo_status() == ("primary", "none", "none")
+    pair.primary.engine.x_colo_lost_heartbeat()
+    wait_for(lambda: pair.primary.status() == "completed", "primary failover")
+    assert pair.primary.colo_exits() == [{"mode": "primary", "reason": "error"}]
+
+
+def test_lost_heartbeat_outside_colo_is_refused() -> None:
+    vm = Vm(GuestRam(1 * MIB))
+    try:
+        with pytest.raises(VmCommandError) as error:
+            vm.engine.x_colo_lost_heartbeat()
+        assert error.value.desc == "The feature 'colo' is not enabled"
+        assert vm.colo_status() == ("none", "none", "none")
+    finally:
+        vm.engine.close()
+
+
+@pytest.mark.qemu
+def test_colo_scenario_observes_colo_on_qemu() -> None:
+    from peers import PeerKind, environment_problem, site, start_pair
+    from scenarios import SCENARIOS, observe
+
+    problem = environment_problem(PeerKind.QEMU)
+    if problem is not None:
+        pytest.skip(problem)
+    (scenario,) = [s for s in SCENARIOS if s.name == "colo-primary-failover"]
+    with (
+        site() as where,
+        start_pair(PeerKind.QEMU, where, scenario.arguments(where)) as qemu,
+    ):
+        steps = asyncio.run(observe(qemu, scenario.body)).steps
+    assert steps["source reached"] == "colo"
+    assert steps["destination reached"] == "colo"
+    assert steps["source colo status in colo"] == ("primary", "none", "none")
+    assert steps["source final event"] == "completed"
+    assert steps["destination COLO_EXIT"] == ("secondary", "error")
+    assert steps["destination colo status after failover"] == (
+        "none",
+        "secondary",
+        "request",
+    )
