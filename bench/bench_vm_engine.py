@@ -28,9 +28,7 @@ def run_destination(size: int) -> int:
         GuestRam(size), incoming="tcp:127.0.0.1:0", start_paused=True
     )
     engine.start()
-    address = engine.query_migrate().socket_address
-    assert address
-    print(address[0]["port"], flush=True)
+    print(engine.listening_port(), flush=True)
     incoming = engine.incoming
     assert incoming is not None
     incoming.join()

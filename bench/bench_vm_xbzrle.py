@@ -56,8 +56,8 @@ def migrate(args: argparse.Namespace, xbzrle: bool) -> tuple[MigrationInfo, floa
         GuestRam(size), incoming="tcp:127.0.0.1:0", start_paused=True
     )
     destination.start()
-    address = destination.query_migrate().socket_address
-    assert address
+    port = destination.listening_port()
+    assert port
     guest: PassScriptedGuest | None = None
 
     def sink(name: str, data: dict[str, object]) -> None:
@@ -75,7 +75,7 @@ def migrate(args: argparse.Namespace, xbzrle: bool) -> tuple[MigrationInfo, floa
         {"max-bandwidth": args.max_bandwidth_mib << 20, "downtime-limit": 1}
     )
     started = time.perf_counter()
-    source.migrate(f"tcp:127.0.0.1:{address[0]['port']}")
+    source.migrate(f"tcp:127.0.0.1:{port}")
     while True:
         info = source.query_migrate()
         if info.status is not None and info.status.value in ("completed", "failed"):
@@ -117,7 +117,7 @@ def main() -> None:
     print(
         f"xbzrle: {delta.ram.transferred:>12,} bytes  {delta_s:6.2f} s  "
         f"passes {delta.ram.dirty_sync_count}  xbzrle pages {cache.pages:,}  "
-        f"bytes {cache.bytes:,}  misses {cache.cache_miss:,}  "
+        f"bytes {cache.bytes_:,}  misses {cache.cache_miss:,}  "
         f"overflow {cache.overflow:,}"
     )
     ratio = delta.ram.transferred / plain.ram.transferred

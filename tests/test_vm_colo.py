@@ -103,9 +103,9 @@ class ColoPair:
         self.primary = Vm(ram, caps=caps)
         self.snapshots: list[npt.NDArray[np.uint8]] = []
         self.primary.hook = self._snapshot_at_checkpoint
-        address = self.secondary.engine.query_migrate().socket_address
-        assert address is not None
-        self.port = address[0]["port"]
+        port = self.secondary.engine.listening_port()
+        assert port is not None
+        self.port = port
         self.primary.engine.migrate_set_capabilities([("x-colo", True)])
         self.primary.engine.migrate_set_parameters({"x-checkpoint-delay": delay_ms})
 

@@ -82,9 +82,9 @@ class Vm:
         return self.failures
 
     def port(self) -> str:
-        address = self.engine.query_migrate().socket_address
-        assert address is not None
-        return str(address[0]["port"])
+        port = self.engine.listening_port()
+        assert port is not None
+        return port
 
 
 class Factory:
@@ -595,7 +595,7 @@ import sys, time
 from qapigen_runtime.vm import GuestRam, MigrationEngine
 engine = MigrationEngine(GuestRam(int(sys.argv[1])), incoming="tcp:127.0.0.1:0")
 engine.start()
-print(engine.query_migrate().socket_address[0]["port"], flush=True)
+print(engine.listening_port(), flush=True)
 time.sleep(60)
 """
 

@@ -422,7 +422,7 @@ def test_xbzrle_migration_sends_deltas_and_counts_them(vms: Factory) -> None:
     assert cache.cache_miss == 300
     assert cache.pages == 4 * 300
     # each delta: zrun (2 bytes, >= 128), nzrun 8 (1 byte), 8 bytes, u16 length
-    assert cache.bytes == 3 * 300 * (2 + 1 + 8 + 2)
+    assert cache.bytes_ == 3 * 300 * (2 + 1 + 8 + 2)
     assert cache.overflow == 0
     assert guest.seen[3].xbzrle_cache is not None
     assert guest.seen[3].xbzrle_cache.cache_miss_rate == 1.0  # pass 2: all misses
@@ -450,7 +450,7 @@ def test_rewritten_pages_overflow_and_go_as_normal_pages(vms: Factory) -> None:
     assert cache is not None and ram is not None
     assert cache.cache_miss == 300 and cache.pages == 300  # pass 6: unchanged
     assert cache.overflow == 3 * 300
-    assert cache.bytes == cache.overflow * PAGE  # QEMU counts a page per overflow
+    assert cache.bytes_ == cache.overflow * PAGE  # QEMU counts a page per overflow
     assert ram.normal == 2048 - 64 + 300 + 3 * 300
 
 

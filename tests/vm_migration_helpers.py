@@ -46,7 +46,7 @@ engine = MigrationEngine(GuestRam(int(sys.argv[1])), incoming="defer")
 engine.migrate_set_capabilities([(name, True) for name in mode["capabilities"]])
 engine.migrate_set_parameters(mode["parameters"])
 engine.migrate_incoming("tcp:127.0.0.1:0")
-print(engine.query_migrate().socket_address[0]["port"], flush=True)
+print(engine.listening_port(), flush=True)
 time.sleep(60)
 """
 

@@ -22,7 +22,7 @@ from .params import MigrationSettings
 from .ram import GuestRam
 from .runstate import EventSink, RunControl, StateCell
 from .states import MigrationStatus, RunState
-from .stats import MigrationInfo
+from .stats import MigrationInfo, socket_addresses
 from .multifd import HELLO, HELLO_MAGIC, MultifdReceiver, parse_hello
 from .postcopy_dest import PostcopyDestination
 from .colo_secondary import ColoSecondary
@@ -93,7 +93,7 @@ class IncomingMigration:
         address = listener.socket_address if listener is not None else []
         if status is S.NONE:
             return MigrationInfo(
-                socket_address=list(address or self._listen_address) or None
+                socket_address=socket_addresses(list(address or self._listen_address))
             )
         blocktime: int | None = None
         vcpu_blocktime: list[int] | None = None
@@ -109,7 +109,7 @@ class IncomingMigration:
         return MigrationInfo(
             status=status,
             error_desc=self.error_desc if status is S.FAILED else None,
-            socket_address=list(address or kept) or None,
+            socket_address=socket_addresses(list(address or kept)),
             postcopy_blocktime=blocktime,
             postcopy_vcpu_blocktime=vcpu_blocktime,
         )

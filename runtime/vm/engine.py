@@ -54,7 +54,7 @@ from .ram import GuestRam
 from .runstate import EventSink, RunControl, discard_event
 from .source import OutgoingMigration
 from .states import RUNNING_STATES, MigrationStatus, RunState
-from .stats import MigrationInfo
+from .stats import MigrationInfo, SocketAddress_Inet
 from .transport import Connector, FdTable, Listener, TransportError, UriError
 from .tls import PendingTlsError, TlsClient, TlsError, TlsServer, UserObject
 from .tls import resolve_authz, resolve_creds
@@ -194,6 +194,14 @@ class MigrationEngine:
         if self.incoming is not None:
             return self.incoming.info()
         return MigrationInfo()
+
+    def listening_port(self) -> str | None:
+        """The TCP port an incoming migration listens on, as query-migrate's
+        socket-address shows it (None: not listening on TCP)."""
+        for address in self.query_migrate().socket_address or ():
+            if isinstance(address, SocketAddress_Inet):
+                return address.port
+        return None
 
     # -- outgoing -----------------------------------------------------------------------
 

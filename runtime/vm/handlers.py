@@ -153,9 +153,7 @@ class VmCommandHandler:
     # -- migration: state and control ---------------------------------------------
 
     async def query_migrate(self) -> MigrationInfo:
-        return MigrationInfo.from_wire(
-            self.engine.query_migrate().to_wire(), "", _STRICT_REPLIES
-        )
+        return self.engine.query_migrate()
 
     async def migrate(
         self,

@@ -40,9 +40,11 @@ from .compress_sender import CompressSender
 from .stats import (
     CompressionStats,
     MigrationInfo,
-    MigrationStats,
     RamCounters,
-    XbzrleCacheStats,
+    XBZRLECacheStats,
+    compression_stats,
+    ram_stats,
+    xbzrle_cache_stats,
 )
 from .postcopy_source import PostcopyAborted, PostcopySource
 from .colo_primary import ColoPrimary
@@ -318,7 +320,7 @@ class OutgoingMigration:
         if status is S.COMPLETED:
             return MigrationInfo(
                 status=status,
-                ram=MigrationStats.from_counters(self.counters),
+                ram=ram_stats(self.counters),
                 total_time=self.total_time,
                 downtime=self.downtime,
                 setup_time=self.setup_time,
@@ -330,7 +332,7 @@ class OutgoingMigration:
         throttle = self._throttle_percentage()
         return MigrationInfo(
             status=status,
-            ram=MigrationStats.from_counters(counters),
+            ram=ram_stats(counters),
             total_time=now_ms,
             expected_downtime=self.expected_downtime,
             setup_time=self.setup_time if self.setup_time is not None else 0,
@@ -343,15 +345,15 @@ class OutgoingMigration:
         sender = self.compress
         if sender is None or not self.settings.capability("compress"):
             return None
-        return CompressionStats.from_counters(sender.counters)
+        return compression_stats(sender.counters)
 
-    def _xbzrle_stats(self) -> XbzrleCacheStats | None:
+    def _xbzrle_stats(self) -> XBZRLECacheStats | None:
         """Shown while the capability is on, as QEMU's migrate_use_xbzrle() gates it;
         cache-size is the size of the cache this migration really uses."""
         sender = self.xbzrle
         if sender is None or not self.settings.capability("xbzrle"):
             return None
-        return XbzrleCacheStats.from_counters(sender.counters)
+        return xbzrle_cache_stats(sender.counters)
 
     def _throttle_percentage(self) -> int:
         workload = self.runctl.workload

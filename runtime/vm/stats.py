@@ -1,11 +1,35 @@
-"""query-migrate answers: the schema's MigrationInfo and MigrationStats, from counters
-kept by the engine as the migration really happens."""
+"""query-migrate's statistics: live counters kept by the engine as the migration really
+happens, and the VM schema's own generated types built from them (so the answer is the
+schema's by construction; the dispatcher encodes it)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from .states import MigrationStatus
+from qapigen_vm_qmp.types import (
+    CompressionStats,
+    MigrationInfo,
+    MigrationStats,
+    SocketAddress,
+    SocketAddress_Inet,
+    XBZRLECacheStats,
+    decode_socket_address,
+)
+
+__all__ = [
+    "CompressionCounters",
+    "CompressionStats",
+    "MigrationInfo",
+    "MigrationStats",
+    "RamCounters",
+    "SocketAddress_Inet",
+    "XBZRLECacheStats",
+    "XbzrleCounters",
+    "compression_stats",
+    "ram_stats",
+    "socket_addresses",
+    "xbzrle_cache_stats",
+]
 
 
 @dataclasses.dataclass(slots=True)
@@ -56,30 +80,16 @@ class XbzrleCounters:
         self.handled_at_sync = self.handled
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class XbzrleCacheStats:
-    """The schema's XBZRLECacheStats (``xbzrle-cache`` member of MigrationInfo)."""
-
-    cache_size: int
-    bytes: int
-    pages: int
-    cache_miss: int
-    cache_miss_rate: float
-    overflow: int
-
-    @classmethod
-    def from_counters(cls, c: XbzrleCounters) -> XbzrleCacheStats:
-        return cls(
-            cache_size=c.cache_size,
-            bytes=c.bytes,
-            pages=c.pages,
-            cache_miss=c.cache_miss,
-            cache_miss_rate=c.cache_miss_rate,
-            overflow=c.overflow,
-        )
-
-    def to_wire(self) -> dict[str, object]:
-        return _members(self)
+def xbzrle_cache_stats(c: XbzrleCounters) -> XBZRLECacheStats:
+    """The ``xbzrle-cache`` member of query-migrate."""
+    return XBZRLECacheStats(
+        cache_size=c.cache_size,
+        bytes_=c.bytes,
+        pages=c.pages,
+        cache_miss=c.cache_miss,
+        cache_miss_rate=c.cache_miss_rate,
+        overflow=c.overflow,
+    )
 
 
 @dataclasses.dataclass(slots=True)
@@ -116,111 +126,40 @@ class CompressionCounters:
         self.pages_at_sync = self.pages
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class CompressionStats:
-    """The schema's CompressionStats (``compression`` member of MigrationInfo)."""
-
-    pages: int
-    busy: int
-    busy_rate: float
-    compressed_size: int
-    compression_rate: float
-
-    @classmethod
-    def from_counters(cls, c: CompressionCounters) -> CompressionStats:
-        return cls(
-            pages=c.pages,
-            busy=c.busy,
-            busy_rate=c.busy_rate,
-            compressed_size=c.compressed_size,
-            compression_rate=c.compression_rate,
-        )
-
-    def to_wire(self) -> dict[str, object]:
-        return _members(self)
+def compression_stats(c: CompressionCounters) -> CompressionStats:
+    """The ``compression`` member of query-migrate."""
+    return CompressionStats(
+        pages=c.pages,
+        busy=c.busy,
+        busy_rate=c.busy_rate,
+        compressed_size=c.compressed_size,
+        compression_rate=c.compression_rate,
+    )
 
 
-def _members(value: object) -> dict[str, object]:
-    return {
-        f.name.replace("_", "-"): getattr(value, f.name)
-        for f in dataclasses.fields(value)  # type: ignore[arg-type]
-    }
+def ram_stats(c: RamCounters) -> MigrationStats:
+    """The ``ram`` member of query-migrate (``skipped`` stays 0, as QEMU reports it)."""
+    return MigrationStats(
+        transferred=c.transferred,
+        remaining=c.remaining,
+        total=c.total,
+        duplicate=c.duplicate,
+        skipped=0,
+        normal=c.normal,
+        normal_bytes=c.normal * c.page_size,
+        dirty_pages_rate=c.dirty_pages_rate,
+        mbps=c.mbps,
+        dirty_sync_count=c.dirty_sync_count,
+        postcopy_requests=c.postcopy_requests,
+        page_size=c.page_size,
+        multifd_bytes=c.multifd_bytes,
+        pages_per_second=c.pages_per_second,
+    )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MigrationStats:
-    """The schema's MigrationStats (``ram`` member of MigrationInfo)."""
-
-    transferred: int
-    remaining: int
-    total: int
-    duplicate: int
-    skipped: int
-    normal: int
-    normal_bytes: int
-    dirty_pages_rate: int
-    mbps: float
-    dirty_sync_count: int
-    postcopy_requests: int
-    page_size: int
-    multifd_bytes: int
-    pages_per_second: int
-
-    @classmethod
-    def from_counters(cls, c: RamCounters) -> MigrationStats:
-        return cls(
-            transferred=c.transferred,
-            remaining=c.remaining,
-            total=c.total,
-            duplicate=c.duplicate,
-            skipped=0,
-            normal=c.normal,
-            normal_bytes=c.normal * c.page_size,
-            dirty_pages_rate=c.dirty_pages_rate,
-            mbps=c.mbps,
-            dirty_sync_count=c.dirty_sync_count,
-            postcopy_requests=c.postcopy_requests,
-            page_size=c.page_size,
-            multifd_bytes=c.multifd_bytes,
-            pages_per_second=c.pages_per_second,
-        )
-
-    def to_wire(self) -> dict[str, object]:
-        return {
-            f.name.replace("_", "-"): getattr(self, f.name)
-            for f in dataclasses.fields(self)
-        }
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MigrationInfo:
-    """The schema's MigrationInfo; None members are absent on the wire."""
-
-    status: MigrationStatus | None = None
-    ram: MigrationStats | None = None
-    total_time: int | None = None
-    expected_downtime: int | None = None
-    downtime: int | None = None
-    setup_time: int | None = None
-    cpu_throttle_percentage: int | None = None
-    error_desc: str | None = None
-    socket_address: list[dict[str, object]] | None = None
-    xbzrle_cache: XbzrleCacheStats | None = None
-    compression: CompressionStats | None = None
-    postcopy_blocktime: int | None = None
-    postcopy_vcpu_blocktime: list[int] | None = None
-
-    def to_wire(self) -> dict[str, object]:
-        wire: dict[str, object] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            if isinstance(value, MigrationStatus):
-                value = value.value
-            elif isinstance(
-                value, (MigrationStats, XbzrleCacheStats, CompressionStats)
-            ):
-                value = value.to_wire()
-            wire[f.name.replace("_", "-")] = value
-        return wire
+def socket_addresses(wire: list[dict[str, object]]) -> list[SocketAddress] | None:
+    """query-migrate's ``socket-address`` from a listener's wire form; None (absent)
+    when there is none."""
+    if not wire:
+        return None
+    return [decode_socket_address(address) for address in wire]
