@@ -30,6 +30,7 @@ from qapigen.parser import parse_text
 from qapigen.level import Level
 from qapigen.source import QAPIError
 from qapigen_runtime.codec import NULL, DecodeError
+from qapigen_runtime.qmp.errors import CommandNotFound
 from typecheck import REPO, link_tree, run_mypy
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -490,6 +491,30 @@ def _dispatch(
     commands = _module(pkg, "commands")
     dispatcher = commands.CommandDispatcher(kw.pop("handler", Handler()), **kw)
     return asyncio.run(dispatcher.dispatch(name, arguments))
+
+
+def test_dispatcher_offers_only_what_a_base_handler_subclass_implements(
+    pkg: ModuleType,
+) -> None:
+    commands = _module(pkg, "commands")
+
+    class JobCounter(commands.CommandHandlerBase):  # type: ignore[misc, name-defined]
+        async def job_count(self) -> int:
+            return 3
+
+    dispatcher = commands.CommandDispatcher(JobCounter())
+    assert dispatcher.command_names() == ["job-count"]
+    assert dispatcher.oob_command_names() == frozenset()  # job-pause is left out
+    assert asyncio.run(dispatcher.dispatch("job-count", {})) == 3
+    with pytest.raises(CommandNotFound) as raised:
+        asyncio.run(dispatcher.dispatch("job-pause", {}))
+    assert raised.value.desc == "The command job-pause has not been found"
+    # called directly, a placeholder answers the same
+    with pytest.raises(CommandNotFound, match="The command query-jobs has not"):
+        asyncio.run(JobCounter().query_jobs())
+    # a handler of its own (not based on CommandHandlerBase) offers every command
+    everything = commands.CommandDispatcher(Handler()).command_names()
+    assert {"job-count", "job-pause", "job-start", "query-jobs"} <= set(everything)
 
 
 def test_dispatcher_marshals_wire_and_typed(pkg: ModuleType) -> None:

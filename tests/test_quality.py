@@ -18,15 +18,20 @@ def test_mypy_strict_over_project_packages(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_over_tests_and_benches(tmp_path: Path) -> None:
-    """The tests and benches are typed like the code they exercise: a wrong call in a
-    test is caught here, not by a confusing failure at run time."""
+def test_mypy_strict_over_tests_benches_and_examples(tmp_path: Path) -> None:
+    """The tests, benches and examples are typed like the code they exercise: a wrong
+    call in a test is caught here, not by a confusing failure at run time."""
     link_tree(tmp_path, PROJECT_PACKAGES)
-    for folder in ("tests", "bench"):
+    for folder in ("tests", "bench", "examples"):
         (tmp_path / folder).symlink_to(REPO / folder, target_is_directory=True)
     targets = sorted(
         str(path.relative_to(REPO))
-        for pattern in ("tests/*.py", "tests/scenarios/*.py", "bench/*.py")
+        for pattern in (
+            "tests/*.py",
+            "tests/scenarios/*.py",
+            "bench/*.py",
+            "examples/*.py",
+        )
         for path in REPO.glob(pattern)
     )
     assert len(targets) > 40, targets  # the globs found the suite
@@ -36,7 +41,7 @@ def test_mypy_strict_over_tests_and_benches(tmp_path: Path) -> None:
 
 
 def test_black_clean() -> None:
-    folders = ["qapigen", "runtime", "generated", "tests", "bench"]
+    folders = ["qapigen", "runtime", "generated", "tests", "bench", "examples"]
     result = subprocess.run(
         [sys.executable, "-m", "black", "--check", *folders],
         cwd=REPO,

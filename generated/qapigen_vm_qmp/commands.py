@@ -1581,6 +1581,148 @@ class CommandHandler(Protocol):
     async def migrate_pause(self) -> None: ...
 
 
+class CommandHandlerBase:
+    """A `CommandHandler` that implements no command: subclass it and override the
+    commands a server offers. `CommandDispatcher` offers only those (query-commands
+    lists them, the others are answered CommandNotFound), as a QEMU built without a
+    command does not have it."""
+
+    async def qmp_capabilities(
+        self, *, enable: list[QMPCapability] | None = None
+    ) -> None:
+        raise CommandNotFound("The command qmp_capabilities has not been found")
+
+    async def query_version(self) -> VersionInfo:
+        raise CommandNotFound("The command query-version has not been found")
+
+    async def query_commands(self) -> list[CommandInfo]:
+        raise CommandNotFound("The command query-commands has not been found")
+
+    async def quit(self) -> None:
+        raise CommandNotFound("The command quit has not been found")
+
+    async def query_status(self) -> StatusInfo:
+        raise CommandNotFound("The command query-status has not been found")
+
+    async def stop(self) -> None:
+        raise CommandNotFound("The command stop has not been found")
+
+    async def cont(self) -> None:
+        raise CommandNotFound("The command cont has not been found")
+
+    async def getfd(self, *, fdname: str) -> None:
+        raise CommandNotFound("The command getfd has not been found")
+
+    async def closefd(self, *, fdname: str) -> None:
+        raise CommandNotFound("The command closefd has not been found")
+
+    async def query_qmp_schema(self) -> list[SchemaInfo]:
+        raise CommandNotFound("The command query-qmp-schema has not been found")
+
+    async def query_migrate(self) -> MigrationInfo:
+        raise CommandNotFound("The command query-migrate has not been found")
+
+    async def migrate_set_capabilities(
+        self, *, capabilities: list[MigrationCapabilityStatus]
+    ) -> None:
+        raise CommandNotFound("The command migrate-set-capabilities has not been found")
+
+    async def query_migrate_capabilities(self) -> list[MigrationCapabilityStatus]:
+        raise CommandNotFound(
+            "The command query-migrate-capabilities has not been found"
+        )
+
+    async def migrate_set_parameters(self, arguments: MigrateSetParameters, /) -> None:
+        raise CommandNotFound("The command migrate-set-parameters has not been found")
+
+    async def query_migrate_parameters(self) -> MigrationParameters:
+        raise CommandNotFound("The command query-migrate-parameters has not been found")
+
+    async def client_migrate_info(
+        self,
+        *,
+        protocol: str,
+        hostname: str,
+        port: int | None = None,
+        tls_port: int | None = None,
+        cert_subject: str | None = None,
+    ) -> None:
+        raise CommandNotFound("The command client_migrate_info has not been found")
+
+    async def migrate_start_postcopy(self) -> None:
+        raise CommandNotFound("The command migrate-start-postcopy has not been found")
+
+    async def x_colo_lost_heartbeat(self) -> None:
+        raise CommandNotFound("The command x-colo-lost-heartbeat has not been found")
+
+    async def migrate_cancel(self) -> None:
+        raise CommandNotFound("The command migrate_cancel has not been found")
+
+    async def migrate_continue(self, *, state: MigrationStatus) -> None:
+        raise CommandNotFound("The command migrate-continue has not been found")
+
+    async def migrate_set_downtime(self, *, value: float) -> None:
+        raise CommandNotFound("The command migrate_set_downtime has not been found")
+
+    async def migrate_set_speed(self, *, value: int) -> None:
+        raise CommandNotFound("The command migrate_set_speed has not been found")
+
+    async def migrate_set_cache_size(self, *, value: int) -> None:
+        raise CommandNotFound("The command migrate-set-cache-size has not been found")
+
+    async def query_migrate_cache_size(self) -> int:
+        raise CommandNotFound("The command query-migrate-cache-size has not been found")
+
+    async def migrate(
+        self,
+        *,
+        uri: str,
+        blk: bool | None = None,
+        inc: bool | None = None,
+        detach: bool | None = None,
+        resume: bool | None = None,
+    ) -> None:
+        raise CommandNotFound("The command migrate has not been found")
+
+    async def migrate_incoming(self, *, uri: str) -> None:
+        raise CommandNotFound("The command migrate-incoming has not been found")
+
+    async def xen_save_devices_state(
+        self, *, filename: str, live: bool | None = None
+    ) -> None:
+        raise CommandNotFound("The command xen-save-devices-state has not been found")
+
+    async def xen_set_replication(
+        self, *, enable: bool, primary: bool, failover: bool | None = None
+    ) -> None:
+        raise CommandNotFound("The command xen-set-replication has not been found")
+
+    async def query_xen_replication_status(self) -> ReplicationStatus:
+        raise CommandNotFound(
+            "The command query-xen-replication-status has not been found"
+        )
+
+    async def xen_colo_do_checkpoint(self) -> None:
+        raise CommandNotFound("The command xen-colo-do-checkpoint has not been found")
+
+    async def query_colo_status(self) -> COLOStatus:
+        raise CommandNotFound("The command query-colo-status has not been found")
+
+    async def migrate_recover(self, *, uri: str) -> None:
+        raise CommandNotFound("The command migrate-recover has not been found")
+
+    async def migrate_pause(self) -> None:
+        raise CommandNotFound("The command migrate-pause has not been found")
+
+
+def _implements(handler: object, method: str) -> bool:
+    """Whether `handler` has command method `method` of its own, not the placeholder
+    of `CommandHandlerBase`."""
+    return getattr(type(handler), method, None) is not getattr(
+        CommandHandlerBase, method
+    )
+
+
 async def _run_qmp_capabilities(
     handler: CommandHandler, arguments: dict[str, object]
 ) -> object:
@@ -1918,6 +2060,43 @@ _RUNNERS: dict[str, _Runner] = {
     "migrate-pause": _run_migrate_pause,
 }
 
+_METHODS: dict[str, str] = {
+    "qmp_capabilities": "qmp_capabilities",
+    "query-version": "query_version",
+    "query-commands": "query_commands",
+    "quit": "quit",
+    "query-status": "query_status",
+    "stop": "stop",
+    "cont": "cont",
+    "getfd": "getfd",
+    "closefd": "closefd",
+    "query-qmp-schema": "query_qmp_schema",
+    "query-migrate": "query_migrate",
+    "migrate-set-capabilities": "migrate_set_capabilities",
+    "query-migrate-capabilities": "query_migrate_capabilities",
+    "migrate-set-parameters": "migrate_set_parameters",
+    "query-migrate-parameters": "query_migrate_parameters",
+    "client_migrate_info": "client_migrate_info",
+    "migrate-start-postcopy": "migrate_start_postcopy",
+    "x-colo-lost-heartbeat": "x_colo_lost_heartbeat",
+    "migrate_cancel": "migrate_cancel",
+    "migrate-continue": "migrate_continue",
+    "migrate_set_downtime": "migrate_set_downtime",
+    "migrate_set_speed": "migrate_set_speed",
+    "migrate-set-cache-size": "migrate_set_cache_size",
+    "query-migrate-cache-size": "query_migrate_cache_size",
+    "migrate": "migrate",
+    "migrate-incoming": "migrate_incoming",
+    "xen-save-devices-state": "xen_save_devices_state",
+    "xen-set-replication": "xen_set_replication",
+    "query-xen-replication-status": "query_xen_replication_status",
+    "xen-colo-do-checkpoint": "xen_colo_do_checkpoint",
+    "query-colo-status": "query_colo_status",
+    "migrate-recover": "migrate_recover",
+    "migrate-pause": "migrate_pause",
+}
+"""The handler method of each command."""
+
 COMMAND_CONDITIONS: dict[str, object] = {
     "xen-set-replication": "CONFIG_REPLICATION",
     "query-xen-replication-status": "CONFIG_REPLICATION",
@@ -1937,7 +2116,8 @@ class CommandDispatcher(Dispatcher):
     unknown or ill-typed argument is refused with QEMU's error text), replies encoded.
 
     `defined` names the condition symbols the server has; commands and arguments whose
-    `if` condition does not hold are not offered (None: the whole schema).
+    `if` condition does not hold are not offered (None: the whole schema), nor are the
+    commands a `CommandHandlerBase` subclass leaves out.
     """
 
     def __init__(
@@ -1948,6 +2128,7 @@ class CommandDispatcher(Dispatcher):
             name: run
             for name, run in _RUNNERS.items()
             if holds(COMMAND_CONDITIONS.get(name), defined)
+            and _implements(handler, _METHODS[name])
         }
         self._disabled = {
             name: disabled(conditions, defined)

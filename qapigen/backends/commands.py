@@ -44,6 +44,11 @@ class CommandView:
     def runner(self) -> str:
         return "_run_" + self.method.rstrip("_")
 
+    @property
+    def not_found(self) -> str:
+        """QEMU's CommandNotFound text for this command."""
+        return f"The command {self.wire} has not been found"
+
     def signature(self, is_async: bool, suffix: str) -> Node:
         """``[async ]def method(self, *, a: T, b: U | None = None) -> R:`` + suffix."""
         params: list[Node] = ["self"]
@@ -261,6 +266,9 @@ def generate_commands(schema: Schema, names: TypeNames, schema_name: str) -> Mod
         imports.lines(),
     )
     runners: list[Node] = [f"{py_string(c.wire)}: {c.runner}" for c in commands]
+    method_names: list[Node] = [
+        f"{py_string(c.wire)}: {py_string(c.method)}" for c in commands
+    ]
     conditions = [
         keyed(c.wire, json_node(c.cond_json)) for c in commands if c.cond_json
     ]
@@ -274,6 +282,7 @@ def generate_commands(schema: Schema, names: TypeNames, schema_name: str) -> Mod
         commands=commands,
         schema_name=schema_name,
         runners=dict_literal("_RUNNERS: dict[str, _Runner]", runners),
+        methods=dict_literal("_METHODS: dict[str, str]", method_names),
         command_conditions=dict_literal(
             "COMMAND_CONDITIONS: dict[str, object]", conditions
         ),

@@ -286,6 +286,53 @@ class CommandHandler(Protocol):
     ) -> None: ...
 
 
+class CommandHandlerBase:
+    """A `CommandHandler` that implements no command: subclass it and override the
+    commands a server offers. `CommandDispatcher` offers only those (query-commands
+    lists them, the others are answered CommandNotFound), as a QEMU built without a
+    command does not have it."""
+
+    async def query_jobs(self) -> list[Job]:
+        raise CommandNotFound("The command query-jobs has not been found")
+
+    async def job_start(
+        self,
+        *,
+        id: str,
+        speed: int | None = None,
+        tls_creds: StrOrNull | None = None,
+        ref: JobRef | None = None,
+        old_knob: bool | None = None,
+        level: int | None = None,
+    ) -> JobInfo:
+        raise CommandNotFound("The command job-start has not been found")
+
+    async def job_set(self, arguments: Job, /) -> None:
+        raise CommandNotFound("The command job-set has not been found")
+
+    async def job_count(self) -> int:
+        raise CommandNotFound("The command job-count has not been found")
+
+    async def job_pause(self) -> None:
+        raise CommandNotFound("The command job-pause has not been found")
+
+    async def org_qemu_x_command(self, *, org_qemu_x_arg: str) -> None:
+        raise CommandNotFound("The command __org.qemu_x-command has not been found")
+
+    async def job_add(
+        self, *, driver: str, extra_arguments: dict[str, object] | None = None
+    ) -> None:
+        raise CommandNotFound("The command job-add has not been found")
+
+
+def _implements(handler: object, method: str) -> bool:
+    """Whether `handler` has command method `method` of its own, not the placeholder
+    of `CommandHandlerBase`."""
+    return getattr(type(handler), method, None) is not getattr(
+        CommandHandlerBase, method
+    )
+
+
 async def _run_query_jobs(
     handler: CommandHandler, arguments: dict[str, object]
 ) -> object:
@@ -364,6 +411,17 @@ _RUNNERS: dict[str, _Runner] = {
     "job-add": _run_job_add,
 }
 
+_METHODS: dict[str, str] = {
+    "query-jobs": "query_jobs",
+    "job-start": "job_start",
+    "job-set": "job_set",
+    "job-count": "job_count",
+    "job-pause": "job_pause",
+    "__org.qemu_x-command": "org_qemu_x_command",
+    "job-add": "job_add",
+}
+"""The handler method of each command."""
+
 COMMAND_CONDITIONS: dict[str, object] = {
     "job-pause": {"any": ["CONFIG_A", {"not": "CONFIG_B"}]},
 }
@@ -385,7 +443,8 @@ class CommandDispatcher(Dispatcher):
     unknown or ill-typed argument is refused with QEMU's error text), replies encoded.
 
     `defined` names the condition symbols the server has; commands and arguments whose
-    `if` condition does not hold are not offered (None: the whole schema).
+    `if` condition does not hold are not offered (None: the whole schema), nor are the
+    commands a `CommandHandlerBase` subclass leaves out.
     """
 
     def __init__(
@@ -396,6 +455,7 @@ class CommandDispatcher(Dispatcher):
             name: run
             for name, run in _RUNNERS.items()
             if holds(COMMAND_CONDITIONS.get(name), defined)
+            and _implements(handler, _METHODS[name])
         }
         self._disabled = {
             name: disabled(conditions, defined)

@@ -200,6 +200,38 @@ class CommandHandler(Protocol):
     async def copy_legacy(self) -> None: ...
 
 
+class CommandHandlerBase:
+    """A `CommandHandler` that implements no command: subclass it and override the
+    commands a server offers. `CommandDispatcher` offers only those (query-commands
+    lists them, the others are answered CommandNotFound), as a QEMU built without a
+    command does not have it."""
+
+    async def copy(
+        self,
+        *,
+        source: str,
+        mode: Mode | None = None,
+        modes: list[Mode] | None = None,
+        speed: Speed | None = None,
+        old_limit: int | None = None,
+    ) -> CopyInfo:
+        raise CommandNotFound("The command copy has not been found")
+
+    async def copy_boxed(self, arguments: Copy, /) -> None:
+        raise CommandNotFound("The command copy-boxed has not been found")
+
+    async def copy_legacy(self) -> None:
+        raise CommandNotFound("The command copy-legacy has not been found")
+
+
+def _implements(handler: object, method: str) -> bool:
+    """Whether `handler` has command method `method` of its own, not the placeholder
+    of `CommandHandlerBase`."""
+    return getattr(type(handler), method, None) is not getattr(
+        CommandHandlerBase, method
+    )
+
+
 async def _run_copy(handler: CommandHandler, arguments: dict[str, object]) -> object:
     source = _c.required(arguments, "source", "", True, _c.string)
     mode = _c.optional(arguments, "mode", "", True, Mode.from_wire)
@@ -241,6 +273,13 @@ _RUNNERS: dict[str, _Runner] = {
     "copy-legacy": _run_copy_legacy,
 }
 
+_METHODS: dict[str, str] = {
+    "copy": "copy",
+    "copy-boxed": "copy_boxed",
+    "copy-legacy": "copy_legacy",
+}
+"""The handler method of each command."""
+
 COMMAND_CONDITIONS: dict[str, object] = {}
 """The `if` condition of each conditional command (JSON form)."""
 
@@ -256,7 +295,8 @@ class CommandDispatcher(Dispatcher):
     unknown or ill-typed argument is refused with QEMU's error text), replies encoded.
 
     `defined` names the condition symbols the server has; commands and arguments whose
-    `if` condition does not hold are not offered (None: the whole schema).
+    `if` condition does not hold are not offered (None: the whole schema), nor are the
+    commands a `CommandHandlerBase` subclass leaves out.
     """
 
     def __init__(
@@ -267,6 +307,7 @@ class CommandDispatcher(Dispatcher):
             name: run
             for name, run in _RUNNERS.items()
             if holds(COMMAND_CONDITIONS.get(name), defined)
+            and _implements(handler, _METHODS[name])
         }
         self._disabled = {
             name: disabled(conditions, defined)

@@ -64,6 +64,24 @@ class CommandHandler(Protocol):
     async def where_is(self, *, at: Where) -> Where: ...
 
 
+class CommandHandlerBase:
+    """A `CommandHandler` that implements no command: subclass it and override the
+    commands a server offers. `CommandDispatcher` offers only those (query-commands
+    lists them, the others are answered CommandNotFound), as a QEMU built without a
+    command does not have it."""
+
+    async def where_is(self, *, at: Where) -> Where:
+        raise CommandNotFound("The command where-is has not been found")
+
+
+def _implements(handler: object, method: str) -> bool:
+    """Whether `handler` has command method `method` of its own, not the placeholder
+    of `CommandHandlerBase`."""
+    return getattr(type(handler), method, None) is not getattr(
+        CommandHandlerBase, method
+    )
+
+
 async def _run_where_is(
     handler: CommandHandler, arguments: dict[str, object]
 ) -> object:
@@ -76,6 +94,9 @@ async def _run_where_is(
 _Runner: TypeAlias = Callable[[CommandHandler, dict[str, object]], Awaitable[object]]
 
 _RUNNERS: dict[str, _Runner] = {"where-is": _run_where_is}
+
+_METHODS: dict[str, str] = {"where-is": "where_is"}
+"""The handler method of each command."""
 
 COMMAND_CONDITIONS: dict[str, object] = {
     "where-is": {"all": ["CONFIG_A", {"not": "CONFIG_B"}]},
@@ -94,7 +115,8 @@ class CommandDispatcher(Dispatcher):
     unknown or ill-typed argument is refused with QEMU's error text), replies encoded.
 
     `defined` names the condition symbols the server has; commands and arguments whose
-    `if` condition does not hold are not offered (None: the whole schema).
+    `if` condition does not hold are not offered (None: the whole schema), nor are the
+    commands a `CommandHandlerBase` subclass leaves out.
     """
 
     def __init__(
@@ -105,6 +127,7 @@ class CommandDispatcher(Dispatcher):
             name: run
             for name, run in _RUNNERS.items()
             if holds(COMMAND_CONDITIONS.get(name), defined)
+            and _implements(handler, _METHODS[name])
         }
         self._disabled = {
             name: disabled(conditions, defined)
