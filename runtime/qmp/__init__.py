@@ -18,11 +18,13 @@ from .errors import (
     QMPTimeoutError,
 )
 from .events import QMPEvent
+from .passed_fds import MAX_FDS_PER_MESSAGE, take_passed_fd
 from .server import Dispatcher, QMPServer
 from .sync_client import SyncQMPClient
 from .transport import AsyncTransport, SyncTransport
 
 __all__ = [
+    "MAX_FDS_PER_MESSAGE",
     "Address",
     "AsyncTransport",
     "CommandNotFound",
@@ -44,4 +46,5 @@ __all__ = [
     "QMPTimeoutError",
     "SyncQMPClient",
     "SyncTransport",
+    "take_passed_fd",
 ]

@@ -5,11 +5,16 @@ in-band commands one at a time in order, and ``exec-oob`` commands at once when 
 client enabled ``oob``. Input is cut and parsed like QEMU does (json_stream) and bad
 input is answered with QEMU's texts; one client's bad input, disconnect or unread
 output never affects another client.
+
+On unix sockets the server also receives the file descriptors clients pass with
+SCM_RIGHTS (``getfd``): see :mod:`.passed_fds` for QEMU's rules it follows and
+`take_passed_fd` for how a command handler gets them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -25,6 +30,15 @@ from .json_stream import (
     MAX_VALUE_SIZE,
     JsonInputError,
     JsonStreamParser,
+)
+from .passed_fds import (
+    FdListeningSocket,
+    FdReceivingSocket,
+    PassedFds,
+    bind_unix_listener,
+    close_fds,
+    done_serving,
+    serving,
 )
 from .protocol import (
     ALREADY_NEGOTIATED,
@@ -107,11 +121,27 @@ class QMPServer:
 
     # -- listeners -------------------------------------------------------------
 
-    async def listen(self, address: Address) -> Address:
-        """Start listening; return the bound address (the real port for port 0)."""
+    async def listen(
+        self, address: Address, *, replace_any_file: bool = False
+    ) -> Address:
+        """Start listening; return the bound address (the real port for port 0).
+
+        A unix socket path replaces a stale socket file there, or with
+        `replace_any_file` any file but a directory (QEMU's rule); its clients can
+        pass file descriptors.
+        """
         loop = asyncio.get_running_loop()
         if isinstance(address, str):
-            server = await loop.create_unix_server(lambda: QMPSession(self), address)
+            listener = bind_unix_listener(address, replace_any_file=replace_any_file)
+            try:
+                server = await loop.create_unix_server(
+                    lambda: QMPSession(self, listener), sock=listener
+                )
+            except BaseException:
+                listener.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(address)
+                raise
             self._unix_paths.append(address)
             self._servers.append(server)
             return address
@@ -195,10 +225,19 @@ class QMPServer:
 
 
 class QMPSession(asyncio.Protocol):
-    """One client connection."""
+    """One client connection.
 
-    def __init__(self, server: QMPServer) -> None:
+    `listener` is the unix listener that accepted it, through which the session
+    finds the descriptors passed along with its input (None: no descriptors).
+    """
+
+    def __init__(
+        self, server: QMPServer, listener: FdListeningSocket | None = None
+    ) -> None:
         self.server = server
+        self.passed_fds = PassedFds()
+        self._listener = listener
+        self._fd_socket: FdReceivingSocket | None = None
         self.negotiated = False
         self.oob_enabled = False
         self.dropped_events = 0
@@ -207,7 +246,9 @@ class QMPSession(asyncio.Protocol):
         self._parser = JsonStreamParser(
             max_depth=server.max_depth, max_value_size=server.max_value_size
         )
-        self._queue: deque[Request | dict[str, object]] = deque()
+        # In-band work in arrival order: requests, answers to write, and the
+        # descriptors that arrived before the request they came with.
+        self._queue: deque[Request | dict[str, object] | _FdsArrived] = deque()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._oob_tasks: set[asyncio.Task[None]] = set()
@@ -223,6 +264,8 @@ class QMPSession(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is not None and self._listener is not None:
+            self._fd_socket = self._listener.connection(sock.fileno())
         self.server.sessions.add(self)
         transport.write(encode(self.server.greeting.to_wire()))
         self._worker = asyncio.get_running_loop().create_task(self._serve_in_band())
@@ -232,7 +275,11 @@ class QMPSession(asyncio.Protocol):
         # abort it); its reply and the rest of the queue are dropped.
         self.closed = True
         self.server.sessions.discard(self)
+        for item in self._queue:
+            if isinstance(item, _FdsArrived):
+                close_fds(item.fds)
         self._queue.clear()
+        self.passed_fds.close()
         self._wakeup.set()
 
     def pause_writing(self) -> None:
@@ -245,19 +292,46 @@ class QMPSession(asyncio.Protocol):
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
-        for item in self._parser.feed(data):
-            if isinstance(item, JsonInputError):
-                self._answer_in_order(error_reply(GenericError(item.desc), False, None))
-                continue
-            try:
-                request = parse_request(item, self.oob_enabled)
-            except RequestRefused as refused:
-                self._answer_in_order(
-                    error_reply(refused.error, refused.has_id, refused.id)
-                )
-                continue
-            self._accept(request)
+        fds = None if self._fd_socket is None else self._fd_socket.claim_arrived()
+        continued = bool(fds) and self._parser.pending > 0
+        items = self._parser.feed(data)
+        # Where the descriptors go among the values read: see _FdsArrived.
+        fds_before = 0
+        if continued and (len(items) > 1 or (items and self._parser.pending)):
+            fds_before = 1  # the first value that began in `data`
+        for index, item in enumerate(items):
+            work = self._read_item(item)
+            if fds and index == fds_before:
+                oob = isinstance(work, Request) and work.oob and self.negotiated
+                self._fds_arrived(fds, at_once=oob)
+            if isinstance(work, Request):
+                self._accept(work)
+            else:
+                self._answer_in_order(work)
+        if fds and fds_before >= len(items):
+            self._fds_arrived(fds, at_once=False)
         self._update_reading()
+
+    def _read_item(self, item: object) -> Request | dict[str, object]:
+        """The request an input value makes, or the error answering it."""
+        if isinstance(item, JsonInputError):
+            return error_reply(GenericError(item.desc), False, None)
+        try:
+            return parse_request(item, self.oob_enabled)
+        except RequestRefused as refused:
+            return error_reply(refused.error, refused.has_id, refused.id)
+
+    def _fds_arrived(self, fds: list[int], *, at_once: bool) -> None:
+        """Hand descriptors over when the commands before them are done.
+
+        An out-of-band command runs as soon as it is read, so its descriptors are
+        handed over at once, as QEMU does for whatever it reads.
+        """
+        if at_once or not (self._queue or self._busy):
+            self.passed_fds.arrive(fds)
+        else:
+            self._queue.append(_FdsArrived(fds))
+            self._wakeup.set()
 
     # -- requests --------------------------------------------------------------
 
@@ -318,6 +392,8 @@ class QMPSession(asyncio.Protocol):
             item = queue.popleft()
             if isinstance(item, dict):
                 self.write(item)
+            elif isinstance(item, _FdsArrived):
+                self.passed_fds.arrive(item.fds)
             else:
                 self._busy = True
                 try:
@@ -326,6 +402,7 @@ class QMPSession(asyncio.Protocol):
                     self._busy = False
 
     async def _run(self, request: Request) -> None:
+        token = serving(self.passed_fds)
         try:
             result = await self.server.run_command(request)
         except QMPCommandError as error:
@@ -338,6 +415,8 @@ class QMPSession(asyncio.Protocol):
             self.write(error_reply(failure, request.has_id, request.id))
         else:
             self.write(reply(result, request.has_id, request.id))
+        finally:
+            done_serving(token)
 
     # -- output ----------------------------------------------------------------
 
@@ -393,3 +472,21 @@ class QMPSession(asyncio.Protocol):
         """The tasks serving this client (its in-band worker, running oob commands)."""
         worker = [] if self._worker is None else [self._worker]
         return worker + list(self._oob_tasks)
+
+
+class _FdsArrived:
+    """Descriptors waiting in the in-band queue for the request they came with.
+
+    The kernel tells which read brought descriptors, not at which byte: a read ends
+    with the message that carried them, but may begin with earlier input. They are
+    taken to come with the first request that begins in that read (or, when none
+    does, the one it continues), since a client sends them with the start of a
+    request. When an earlier request ends in the same read, the descriptors are
+    offered from that request on; as they stay until taken, only a descriptor-taking
+    command sent without descriptors just before could take them early.
+    """
+
+    __slots__ = ("fds",)
+
+    def __init__(self, fds: list[int]) -> None:
+        self.fds = fds

@@ -45,10 +45,10 @@ from qapigen_vm_qmp.types import (
 )
 
 from ..qmp.errors import CommandNotFound, GenericError, command_error
+from ..qmp.passed_fds import take_passed_fd
 from ..qmp.protocol import ALREADY_NEGOTIATED
 from .errors import VmCommandError
 from .machine import Machine
-from .qmp_fds import take_passed_fd
 from .states import RunState
 
 QEMU_VERSION = (7, 2, 0)

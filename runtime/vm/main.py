@@ -33,7 +33,6 @@ from .daemon import PidFile, PidFileError, daemonize
 from .dispatch import VmDispatcher
 from .handlers import PACKAGE, QEMU_VERSION, VmCommandHandler
 from .machine import Machine, MachineError
-from .qmp_fds import listen_unix
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +117,6 @@ class VmProcess:
             version=qemu_version(major, minor, micro, PACKAGE),
         )
         self.events.server = self.server
-        self._unix_servers: list[tuple[asyncio.Server, str]] = []
 
     def _quit_after_reply(self) -> None:
         # QEMU announces the shutdown before its reply to quit; the reply is written
@@ -151,9 +149,10 @@ class VmProcess:
         for endpoint in self.config.qmp:
             try:
                 if endpoint.kind == "unix":
-                    path = os.path.abspath(endpoint.path)
-                    unix_server = await listen_unix(self.server, path)
-                    self._unix_servers.append((unix_server, path))
+                    # As QEMU: whatever file an earlier run left there is replaced.
+                    await self.server.listen(
+                        os.path.abspath(endpoint.path), replace_any_file=True
+                    )
                 else:
                     await self.server.listen((endpoint.host, endpoint.port))
             except OSError as exc:
@@ -175,15 +174,7 @@ class VmProcess:
     async def close(self) -> None:
         for signum in EXIT_SIGNALS:
             self.loop.remove_signal_handler(signum)
-        for unix_server, _ in self._unix_servers:
-            unix_server.close()
-        await self.server.close()  # also disconnects the unix sessions
-        for unix_server, path in self._unix_servers:
-            await unix_server.wait_closed()
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        await self.server.close()  # disconnects the clients, removes unix sockets
         # Joining engine threads blocks: keep the loop free meanwhile.
         await self.loop.run_in_executor(None, self.machine.close)
 
