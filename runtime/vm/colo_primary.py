@@ -12,20 +12,34 @@ destination has loaded the whole stream and acknowledged it. As QEMU 7.2 does:
   the secondary's "received" and "loaded"; only then RESUME. The bytes count in
   ``ram.transferred``; query-migrate shows nothing but the status while in colo;
 - x-colo-lost-heartbeat: STOP, MIGRATION completed, COLO_EXIT (primary, request),
-  RESUME: the guest goes on here alone, with its own memory;
+  RESUME: the guest goes on here alone, with its own memory (and runs, even if a
+  `stop` had paused it: then without the STOP);
 - a broken channel (the secondary died, or migrate_cancel cut it) is only noticed at
   the next checkpoint, which fails: COLO_EXIT (primary, error), the guest keeps
   running, the status stays colo until x-colo-lost-heartbeat completes it (STOP,
   completed, RESUME, no second COLO_EXIT);
 - migrate_cancel does not change the status (colo is not one of 7.2's "running"
   states) but shuts the channel down: the secondary sees its stream end, and the
-  failover that follows reports reason error.
+  failover that follows reports reason error;
+- migrate-set-parameters with x-checkpoint-delay (any value, the same one too)
+  asks for a checkpoint at once; the next one comes x-checkpoint-delay ms later;
+- a migrate issued in colo (see ``OutgoingMigration.restart_over_colo``) leaves
+  the status at setup: this session is no longer the VM's (query-colo-status shows
+  mode none, x-colo-lost-heartbeat is refused). When its next checkpoint is due it
+  finds the status changed and ends: COLO_EXIT (primary, error), no checkpoint, the
+  guest running; the channel stays open, so the secondary notices nothing;
+- over a pipe (exec:) the secondary's first word, that it is ready, can never come:
+  the primary enters colo, leaves its guest stopped (finish-migrate) and waits; an
+  x-colo-lost-heartbeat then only completes the migration (MIGRATION completed: no
+  STOP, no RESUME, no COLO_EXIT; the guest stays stopped), as on QEMU 7.2, whose
+  COLO thread stays blocked reading the command's output.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -57,6 +71,9 @@ class ColoPrimary:
         self.checkpoints = 0
         self.error: str | None = None
         self._cut = False
+        # Set to end the wait for the next checkpoint early (a checkpoint asked for,
+        # or a failover).
+        self._prompt = threading.Event()
         self.writer = StreamWriter(channel, migration.ram)
         self._dirty = np.zeros(migration.ram.page_count, dtype=np.bool_)
 
@@ -65,7 +82,13 @@ class ColoPrimary:
     def request_failover(self) -> None:
         """x-colo-lost-heartbeat: wake the COLO thread, whatever it waits for."""
         self.failover.request()
-        self.channel.shutdown()
+        self._prompt.set()
+        if self.channel.has_return_path:
+            self.channel.shutdown()
+
+    def checkpoint_now(self) -> None:
+        """x-checkpoint-delay was set while in colo: checkpoint without waiting."""
+        self._prompt.set()
 
     def cut(self) -> None:
         """migrate_cancel while in colo: the channel goes, the status stays."""
@@ -79,14 +102,21 @@ class ColoPrimary:
         m = self.migration
         if not m.state.cmpxchg(current, S.COLO):
             return False
-        m.runctl.vm_start()
+        if self.channel.has_return_path:  # else it waits for the secondary (run)
+            m.runctl.vm_start()
         return True
 
     def run(self) -> None:
         """Checkpoints until a failover (or the VM's shutdown)."""
         m = self.migration
+        if not self.channel.has_return_path:
+            self._wait_for_a_secondary_that_cannot_answer()
+            return
         try:
             while self._wait_for_checkpoint():
+                if m.state.value is not S.COLO:
+                    self._orphaned()
+                    return
                 self._checkpoint()
         except (ColoError, StreamError, OSError) as exc:
             if not self.failover.requested and not m.cancel_requested:
@@ -102,12 +132,28 @@ class ColoPrimary:
         """Sleep x-checkpoint-delay; False when a failover or teardown came first."""
         start = time.monotonic()
         while not (self.failover.requested or self._abandoned()):
+            if self._prompt.is_set():
+                self._prompt.clear()
+                return True
             delay = self.migration.settings.parameters.x_checkpoint_delay / 1000
             left = start + delay - time.monotonic()
             if left <= 0:
                 return True
-            self.failover.wait(min(left, POLL))
+            self._prompt.wait(min(left, POLL))
         return False
+
+    def _orphaned(self) -> None:
+        """A migrate in colo took the status away: end here, channel left open."""
+        self.failover.announce_exit(COLOExitReason.ERROR)
+        while not self._abandoned():  # until the VM shuts down
+            self.failover.wait(POLL)  # (cannot be requested any more)
+
+    def _wait_for_a_secondary_that_cannot_answer(self) -> None:
+        """No return path: wait; a failover only completes the migration."""
+        if not self.failover.wait_until_requested(self._abandoned):
+            return
+        self.migration.state.cmpxchg(S.COLO, S.COMPLETED)
+        self.failover.finish()
 
     def _checkpoint(self) -> None:
         m = self.migration
@@ -161,13 +207,10 @@ class ColoPrimary:
         """x-colo-lost-heartbeat: the guest goes on here, as an ordinary VM."""
         m = self.migration
         runctl = m.runctl
-        before = runctl.state
-        was_running = runctl.vm_stop(RunState.COLO)
+        runctl.vm_stop(RunState.COLO)
         m.state.cmpxchg(S.COLO, S.COMPLETED)
         reason = COLOExitReason.ERROR if self._cut else COLOExitReason.REQUEST
         self.failover.announce_exit(reason)
-        if was_running:
-            runctl.vm_start()
-        else:  # stopped by the user: it stays so
-            runctl.set_state(before)
+        # A guest the user stopped runs too (QEMU 7.2 starts it whatever its state).
+        runctl.vm_start()
         self.failover.finish()

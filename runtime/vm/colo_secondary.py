@@ -16,7 +16,10 @@ capability does not matter, as on QEMU 7.2). As QEMU does:
   RESUME: the guest goes on here alone;
 - a broken stream (the primary died or failed over): COLO_EXIT (secondary, error)
   at once, the status stays colo and the guest keeps its state until
-  x-colo-lost-heartbeat completes the failover (STOP, completed, RESUME).
+  x-colo-lost-heartbeat completes the failover (STOP, completed, RESUME);
+- until that failover the incoming listener stays: a further connection is
+  accepted and closed at once (see ``IncomingMigration._listen_on_in_colo``); the
+  failover closes it, so connections are refused from then on.
 """
 
 from __future__ import annotations
@@ -150,6 +153,7 @@ class ColoSecondary:
         inc = self.incoming
         runctl = inc.runctl
         runctl.vm_stop(RunState.COLO)
+        inc.stop_listening()
         inc.state.cmpxchg(S.COLO, S.COMPLETED)
         self.failover.announce_exit(COLOExitReason.REQUEST)
         runctl.vm_start()

@@ -12,6 +12,7 @@ failure.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -31,6 +32,8 @@ from .stream import encode_reply
 from .transport import Channel, Listener, SocketChannel, TransportError
 
 S = MigrationStatus
+
+EXTRA_CONNECTION = "qapigen-vm: Extra incoming migration connection; ignoring"
 
 POPULATE_STEP_PAGES = 8192  # 32 MiB per madvise call: stops soon after close
 # After reporting a failure, how long to read and drop what the source still sends, so
@@ -64,6 +67,8 @@ class IncomingMigration:
         self._channel: Channel | None = None
         self._multifd: MultifdReceiver | None = None
         self._thread: threading.Thread | None = None
+        # In COLO: closes further connections (see `_listen_on_in_colo`).
+        self._extra_acceptor: threading.Thread | None = None
         self._closed = threading.Event()
         # Set at the switch to postcopy (see :mod:`.postcopy_dest`).
         self.postcopy: PostcopyDestination | None = None
@@ -143,6 +148,16 @@ class IncomingMigration:
         self.postcopy = PostcopyDestination(self, loader, channel, missing)
         self.postcopy.switch()
 
+    def stop_listening(self) -> None:
+        """A COLO secondary's failover: no more connections (QEMU 7.2 refuses them
+        once the failover is done)."""
+        if self._listener is not None:
+            self._listener.close()
+        # The listening socket lives on while a thread still waits in accept on it
+        # (the kernel keeps it until that call returns): wait for that thread.
+        if self._extra_acceptor is not None:
+            self._extra_acceptor.join()
+
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
@@ -175,7 +190,9 @@ class IncomingMigration:
         listener = self._listener
         assert listener is not None
         multifd = self.settings.capability("multifd")
-        channel = listener.accept(keep_listening=multifd)
+        # Kept open until the stream's header says whether COLO follows (see
+        # `_listen_on_in_colo`).
+        channel = listener.accept(keep_listening=True)
         if channel is None:
             return
         self._channel = channel
@@ -194,6 +211,7 @@ class IncomingMigration:
                         f"the source uses multifd ({header.multifd_channels} "
                         "channels) but this VM's multifd capability is off"
                     )
+                self._listen_on_in_colo(listener, header.colo)
             self._load(channel, loader)
         except (StreamError, TransportError) as exc:
             if self._in_postcopy():
@@ -216,6 +234,30 @@ class IncomingMigration:
             if self._multifd is not None:
                 self._multifd.close()
             channel.close()
+
+    def _listen_on_in_colo(self, listener: Listener, colo: bool) -> None:
+        """All channels are here: stop listening, unless COLO follows.
+
+        QEMU 7.2 keeps a COLO secondary's listener until the failover: a further
+        connection is accepted and closed at once, with a message on stderr, and
+        query-migrate goes on showing the address. (QEMU does the same during any
+        incoming migration; the VM stops listening then, see the README.)
+        """
+        if not colo:
+            listener.close()
+            return
+
+        def ignore_extra_connections() -> None:
+            while (extra := listener.accept(keep_listening=True)) is not None:
+                print(EXTRA_CONNECTION, file=sys.stderr, flush=True)
+                extra.close()
+
+        self._extra_acceptor = threading.Thread(
+            target=ignore_extra_connections,
+            name="migration-extra-connections",
+            daemon=True,
+        )
+        self._extra_acceptor.start()
 
     def _failure_reason(self, text: str) -> str:
         """A data channel's own error explains a main channel cut short for it."""
@@ -274,7 +316,7 @@ class IncomingMigration:
             for other in extra:
                 other.close()
             raise
-        listener.close()
+        self._listen_on_in_colo(listener, main.header is not None and main.header.colo)
         p = self.settings.parameters
         method = p.multifd_compression
         level = p.multifd_zstd_level if method == "zstd" else p.multifd_zlib_level

@@ -230,6 +230,10 @@ class MigrationEngine:
         if blk or inc:
             check_block_options(self.settings)
         check_supported(self.settings.capabilities)
+        source = self.source
+        if source is not None and source.restart_over_colo():
+            # QEMU 7.2 checks the URI only after this (any URI gets this error).
+            raise VmCommandError("duplicate yank instance")
         try:
             parsed = parse_uri(uri)
         except UriError:
@@ -464,6 +468,10 @@ class MigrationEngine:
 
     def migrate_set_parameters(self, parameters: Mapping[str, object]) -> None:
         self.settings.set_parameters(parameters)
+        colo = self._colo_side()
+        delay_set = {"x-checkpoint-delay", "x_checkpoint_delay"} & set(parameters)
+        if isinstance(colo, ColoPrimary) and delay_set:
+            colo.checkpoint_now()  # as QEMU 7.2: a new delay checkpoints at once
 
     def query_migrate_parameters(self) -> MigrationParameters:
         return self.settings.query_parameters()

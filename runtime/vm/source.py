@@ -171,6 +171,11 @@ class OutgoingMigration:
                 return
             if self.state.cmpxchg(old, S.CANCELLING):
                 break
+        if self.colo is not None:
+            # A migrate issued in colo left this status behind (see
+            # `restart_over_colo`): QEMU 7.2 has no channel of its own to cut, so it
+            # stays cancelling and the COLO channel is left alone.
+            return
         if self.connector is not None:
             self.connector.abort()
         if self.multifd is not None:
@@ -752,10 +757,10 @@ class OutgoingMigration:
             self.multifd.flush()
             self._count(self._multifd_bytes(), 0)
         self._count(self._writer.end(), 0)
-        self._await_destination()
         if self.settings.capability("x-colo"):
-            self._run_colo(current, downtime_start)
+            self._run_colo(current)
             return
+        self._await_destination()
         end = time.monotonic()
         self.downtime = int((end - downtime_start) * 1000)
         self.total_time = int((end - self.start_time) * 1000)
@@ -770,18 +775,22 @@ class OutgoingMigration:
         if not self.state.cmpxchg(current, S.COMPLETED):
             raise _Cancelled
 
-    def _run_colo(self, current: MigrationStatus, downtime_start: float) -> None:
-        """x-colo: instead of completing, go on as COLO's primary until failover."""
+    def _run_colo(self, current: MigrationStatus) -> None:
+        """x-colo: instead of completing, go on as COLO's primary until failover.
+
+        Over a socket the secondary's acknowledgement of the whole stream comes
+        first. A pipe (exec:, a pipe fd:) has no way back: as QEMU 7.2 over exec:
+        the primary enters colo all the same and waits for the secondary's word
+        (see :class:`.colo_primary.ColoPrimary`), without waiting for the command.
+        """
         channel = self._channel
         assert channel is not None
-        if not channel.has_return_path:
-            raise StreamError(
-                "COLO needs a migration channel with a return path (tcp:, unix: or a "
-                "socket fd:)"
-            )
-        end = time.monotonic()
-        self.downtime = int((end - downtime_start) * 1000)
-        self.total_time = int((end - self.start_time) * 1000)
+        if channel.has_return_path:
+            self._await_destination()
+        # QEMU 7.2 computes total-time and downtime only when a migration completes
+        # on its own; one completed by a COLO failover shows both as 0.
+        self.downtime = 0
+        self.total_time = 0
         self._set_throttle(0)
         self.counters.remaining = 0
         self.counters.dirty_pages_rate = 0
@@ -790,6 +799,24 @@ class OutgoingMigration:
             raise _Cancelled
         self._vm_stopped_by_us = False  # from here on COLO runs the guest
         self.colo.run()
+
+    def restart_over_colo(self) -> bool:
+        """migrate while in colo: QEMU 7.2 does not count colo as running, so it
+        resets the migration for a new one (MIGRATION setup, counters zeroed) and
+        only then fails ("duplicate yank instance": the COLO session still holds
+        the channel). The status stays setup; the COLO thread, unaware, goes on with
+        the old channel until its next checkpoint finds the status changed.
+
+        False when the status left colo first (a failover just completed).
+        """
+        if not self.state.cmpxchg(S.COLO, S.SETUP):
+            return False
+        self.counters = RamCounters(total=self.ram.size, page_size=PAGE_SIZE)
+        self.start_time = time.monotonic()
+        self.setup_time = 0
+        self.total_time = self.downtime = None
+        self.expected_downtime = 0
+        return True
 
     def _await_destination(self) -> None:
         """Completion needs the destination's word (sockets) or the pipe's end."""

@@ -131,4 +131,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("colo-secondary-failover", incoming_tcp, colo.colo_secondary_failover),
     Scenario("colo-cancel", incoming_tcp, colo.colo_cancel),
     Scenario("colo-secondary-killed", incoming_tcp, colo.colo_secondary_killed),
+    Scenario("colo-migrate-again", incoming_tcp, colo.colo_migrate_again),
+    Scenario("colo-over-exec", idle, colo.colo_over_exec),
+    Scenario("colo-stopped-failover", incoming_tcp, colo.colo_stopped_failover),
+    Scenario("colo-capability-off", incoming_tcp, colo.colo_capability_off),
 )
