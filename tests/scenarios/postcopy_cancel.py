@@ -44,6 +44,12 @@ runs kills a QEMU destination for good (see postcopy_recovery)."""
 RECOVER_SETTLE = 0.5
 """Seconds between postcopy-recover and the cancel (see `cancel_recovering`)."""
 
+PAUSE_SETTLE = 0.5
+"""Seconds between both sides reporting postcopy-paused and what comes next: QEMU
+7.2's migration thread announces the pause before it starts waiting in it, and a
+cancel inside that window ends the migration cancelled instead of stuck cancelling
+(seen once in parity runs)."""
+
 STUCK_WATCH = 1.0
 """Seconds a cancelled paused migration is watched to stay cancelling, and a
 destination to stay alive (QEMU's never change: any time shows it)."""
@@ -71,6 +77,7 @@ async def both_paused(run: Run) -> None:
     await run.wait_migration(
         "destination paused", run.destination, St.POSTCOPY_PAUSED, *FINAL
     )
+    await asyncio.sleep(PAUSE_SETTLE)
 
 
 async def cancel_on_destination(run: Run, state: str) -> None:
