@@ -18,8 +18,9 @@ capability does not matter, as on QEMU 7.2). As QEMU does:
   at once, the status stays colo and the guest keeps its state until
   x-colo-lost-heartbeat completes the failover (STOP, completed, RESUME);
 - until that failover the incoming listener stays: a further connection is
-  accepted and closed at once (see ``IncomingMigration._listen_on_in_colo``); the
-  failover closes it, so connections are refused from then on.
+  accepted and closed at once (see
+  ``IncomingMigration._ignore_further_connections``); the failover closes it, so
+  connections are refused from then on.
 """
 
 from __future__ import annotations

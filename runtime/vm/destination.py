@@ -67,7 +67,7 @@ class IncomingMigration:
         self._channel: Channel | None = None
         self._multifd: MultifdReceiver | None = None
         self._thread: threading.Thread | None = None
-        # In COLO: closes further connections (see `_listen_on_in_colo`).
+        # Closes further connections while loading (see `_ignore_further_connections`).
         self._extra_acceptor: threading.Thread | None = None
         self._closed = threading.Event()
         # Set at the switch to postcopy (see :mod:`.postcopy_dest`).
@@ -109,7 +109,10 @@ class IncomingMigration:
             # QEMU 7.2 reports the blocktime of a completed postcopy only.
             if self.settings.capability("postcopy-blocktime"):
                 blocktime, vcpu_blocktime = postcopy.blocktime()
-        # QEMU 7.2 forgets the address once a precopy load has completed.
+        # QEMU 7.2 forgets the address once a precopy load has completed (the
+        # listener may still be closing then).
+        if status is S.COMPLETED:
+            address = []
         kept = self._listen_address if status is not S.COMPLETED else []
         return MigrationInfo(
             status=status,
@@ -152,11 +155,7 @@ class IncomingMigration:
         """A COLO secondary's failover: no more connections (QEMU 7.2 refuses them
         once the failover is done)."""
         if self._listener is not None:
-            self._listener.close()
-        # The listening socket lives on while a thread still waits in accept on it
-        # (the kernel keeps it until that call returns): wait for that thread.
-        if self._extra_acceptor is not None:
-            self._extra_acceptor.join()
+            self._stop_ignoring(self._listener)
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -190,8 +189,8 @@ class IncomingMigration:
         listener = self._listener
         assert listener is not None
         multifd = self.settings.capability("multifd")
-        # Kept open until the stream's header says whether COLO follows (see
-        # `_listen_on_in_colo`).
+        # Kept open until the incoming migration ends (see
+        # `_ignore_further_connections`).
         channel = listener.accept(keep_listening=True)
         if channel is None:
             return
@@ -211,7 +210,7 @@ class IncomingMigration:
                         f"the source uses multifd ({header.multifd_channels} "
                         "channels) but this VM's multifd capability is off"
                     )
-                self._listen_on_in_colo(listener, header.colo)
+                self._ignore_further_connections(listener)
             self._load(channel, loader)
         except (StreamError, TransportError) as exc:
             if self._in_postcopy():
@@ -228,27 +227,23 @@ class IncomingMigration:
                 self._channel or channel, f"internal error while loading: {exc!r}"
             )
         finally:
-            listener.close()
+            self._stop_ignoring(listener)
             if self._channel is not None and self._channel is not channel:
                 self._channel.close()
             if self._multifd is not None:
                 self._multifd.close()
             channel.close()
 
-    def _listen_on_in_colo(self, listener: Listener, colo: bool) -> None:
-        """All channels are here: stop listening, unless COLO follows.
-
-        QEMU 7.2 keeps a COLO secondary's listener until the failover: a further
-        connection is accepted and closed at once, with a message on stderr, and
-        query-migrate goes on showing the address. (QEMU does the same during any
-        incoming migration; the VM stops listening then, see the README.)
-        """
-        if not colo:
-            listener.close()
-            return
+    def _ignore_further_connections(self, listener: Listener) -> None:
+        """All channels are here; as QEMU 7.2 does until the incoming migration ends
+        (for a COLO secondary: until its failover), the listener stays open and a
+        further connection is accepted and closed at once, with a message on stderr;
+        query-migrate goes on showing the address."""
 
         def ignore_extra_connections() -> None:
-            while (extra := listener.accept(keep_listening=True)) is not None:
+            while (
+                extra := listener.accept(keep_listening=True, secure=False)
+            ) is not None:
                 print(EXTRA_CONNECTION, file=sys.stderr, flush=True)
                 extra.close()
 
@@ -258,6 +253,14 @@ class IncomingMigration:
             daemon=True,
         )
         self._extra_acceptor.start()
+
+    def _stop_ignoring(self, listener: Listener) -> None:
+        """Close the listener for good; returns once the port is really closed (the
+        kernel keeps a listening socket while a thread still waits in accept on it)."""
+        listener.close()
+        acceptor = self._extra_acceptor
+        if acceptor is not None and acceptor is not threading.current_thread():
+            acceptor.join()
 
     def _failure_reason(self, text: str) -> str:
         """A data channel's own error explains a main channel cut short for it."""
@@ -316,7 +319,7 @@ class IncomingMigration:
             for other in extra:
                 other.close()
             raise
-        self._listen_on_in_colo(listener, main.header is not None and main.header.colo)
+        self._ignore_further_connections(listener)
         p = self.settings.parameters
         method = p.multifd_compression
         level = p.multifd_zstd_level if method == "zstd" else p.multifd_zlib_level
@@ -358,6 +361,8 @@ class IncomingMigration:
             self.runctl.vm_start()
         else:
             self.runctl.set_state(RunState.PAUSED)
+        if self._listener is not None:  # as QEMU: no more connections once completed
+            self._listener.close()
         self.state.cmpxchg(S.ACTIVE, S.COMPLETED)
         if isinstance(channel, SocketChannel):
             try:

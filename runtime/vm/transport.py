@@ -7,6 +7,7 @@ exec: and a non-socket fd: are one-way pipes. Connection failures carry QEMU's t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -454,11 +455,14 @@ class Listener:
             raise TransportError(f"Failed to bind socket to {path}: {exc.strerror}")
         return server
 
-    def accept(self, *, keep_listening: bool = False) -> Channel | None:
+    def accept(
+        self, *, keep_listening: bool = False, secure: bool = True
+    ) -> Channel | None:
         """Wait for the source (None once closed).
 
         ``keep_listening`` leaves the socket open for further connections (multifd's
         data channels); the caller closes the listener when it has them all.
+        ``secure=False`` skips TLS: for connections that are only to be closed.
         """
         if self._channel is not None:
             channel, self._channel = self._channel, None
@@ -490,6 +494,8 @@ class Listener:
             except OSError:
                 return None
             sock.settimeout(None)
+            if not secure:
+                return SocketChannel(sock, str(peer))
             secured = self._secure(sock, str(peer))
             if secured is None:
                 continue
@@ -514,6 +520,10 @@ class Listener:
     def close(self) -> None:
         self._closed.set()
         if self._server is not None:
+            # shutdown stops the listening at once, even while another thread polls
+            # the socket in accept (close alone leaves it listening until then)
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
             if self.uri.scheme == "unix":
                 try:

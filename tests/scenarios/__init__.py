@@ -94,6 +94,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("incoming-defer", incoming_defer, flows.incoming_defer),
     Scenario("commands-while-active", incoming_tcp, control.commands_while_active),
     Scenario("cancel-active", incoming_tcp, control.cancel_active),
+    Scenario(
+        "extra-connection-while-loading",
+        incoming_tcp,
+        flows.extra_connection_while_loading,
+    ),
     Scenario("bad-destination", idle, control.bad_destination),
     Scenario("bad-uri", idle, control.bad_uri),
     Scenario("parameter-errors", idle, refusals.parameter_errors),

@@ -58,7 +58,7 @@ from qapigen_migration.types import MigrationStatus as St
 
 from qapigen_runtime.qmp import QMPConnectionError
 
-from .flows import FINAL, start_with_events
+from .flows import FINAL, extra_connection, start_with_events
 from .session import EVENT_TIMEOUT, Run, ScenarioAborted, Side
 
 SECONDARY_KILL_WAIT = 10.0
@@ -69,9 +69,6 @@ COLO_DELAY_MS = 60000
 
 COLO_THREAD_START_WAIT = 2.0
 """Seconds QEMU's COLO thread may take to start once the primary is in colo."""
-
-EXTRA_CONNECTION_WAIT = 3.0
-"""Seconds a second connection to the secondary waits to be closed."""
 
 
 async def colo_status(run: Run, label: str, side: Side) -> None:
@@ -114,25 +111,6 @@ async def colo_capabilities(run: Run) -> None:
     await src.qmp.migrate_set_parameters(
         MigrateSetParameters(x_checkpoint_delay=COLO_DELAY_MS)
     )
-
-
-async def extra_connection(run: Run, label: str) -> None:
-    """Connect to the secondary's port as a second source would; record whether
-    the connection is refused, closed at once, or left open."""
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", run.pair.site.port)
-    except ConnectionRefusedError:
-        run.note(label, "refused")
-        return
-    try:
-        data = await asyncio.wait_for(reader.read(1), EXTRA_CONNECTION_WAIT)
-        run.note(label, "closed" if data == b"" else "answered")
-    except TimeoutError:
-        run.note(label, "left open")
-    except ConnectionResetError:
-        run.note(label, "closed")
-    finally:
-        writer.close()
 
 
 async def failover_times(run: Run, label: str, side: Side) -> None:

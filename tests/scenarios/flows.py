@@ -4,6 +4,8 @@ the end, by `Run`) the events of both sides."""
 
 from __future__ import annotations
 
+import asyncio
+
 from qapigen_migration.types import MigrateSetParameters
 from qapigen_migration.types import MigrationCapability as Cap
 from qapigen_migration.types import MigrationStatus as St
@@ -280,3 +282,41 @@ async def start_crawling_migration(run: Run) -> bool:
         return False
     reached = await run.wait_migration("source reached", src, St.ACTIVE, *FINAL)
     return reached == St.ACTIVE.value
+
+
+EXTRA_CONNECTION_WAIT = 3.0
+"""Seconds a second connection to a destination waits to be closed."""
+
+
+async def extra_connection(run: Run, label: str) -> None:
+    """Connect to the destination's port as a second source would; record whether
+    the connection is refused, closed at once, or left open."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", run.pair.site.port)
+    except ConnectionRefusedError:
+        run.note(label, "refused")
+        return
+    try:
+        data = await asyncio.wait_for(reader.read(1), EXTRA_CONNECTION_WAIT)
+        run.note(label, "closed" if data == b"" else "answered")
+    except TimeoutError:
+        run.note(label, "left open")
+    except ConnectionResetError:
+        run.note(label, "closed")
+    finally:
+        writer.close()
+
+
+async def extra_connection_while_loading(run: Run) -> None:
+    """A second source connecting to a destination that is loading: accepted and
+    closed at once ("Extra incoming migration connection; ignoring"), the migration
+    goes on; once it has completed, the port is closed."""
+    src, dst = run.source, run.destination
+    if not await start_crawling_migration(run):
+        return
+    await extra_connection(run, "extra connection while active")
+    await run.query("destination after an extra connection", dst)
+    await src.qmp.migrate_set_parameters(MigrateSetParameters(max_bandwidth=1 << 40))
+    await run.wait_migration("source final event", src, *FINAL)
+    await run.wait_migration("destination final event", dst, *FINAL)
+    await extra_connection(run, "extra connection after completion")
