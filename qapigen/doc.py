@@ -683,9 +683,14 @@ class _ModernReader:
 
     def _read_indented(self, doc: QAPIDoc) -> str | None:
         """The rest of a description or tagged section: the lines indented like the
-        first non-blank line after its header, up to one indented less (an error
-        unless a blank line precedes it). The indentation stays in the text (10.0
-        leaves dedenting to the rST renderer). Returns the first line not read."""
+        first non-blank line after its header, up to one indented less. The
+        indentation stays in the text (10.0 leaves dedenting to the rST renderer).
+        Returns the first line not read.
+
+        A shallower line is an error only right after the block's first line: QEMU
+        10.0 stops complaining once a second line of the block (blank or not) has
+        been read, and then treats the shallower line as the start of whatever
+        comes next (a paragraph, a tag, a description)."""
         line = self.next_line()
         while line == "":
             self._append(doc, line)
@@ -696,7 +701,7 @@ class _ModernReader:
         if not indent:
             return line
         self._append(doc, line)
-        prev_blank = False
+        second_line_read = False
         while True:
             line = self.next_line()
             if line is None:
@@ -705,13 +710,13 @@ class _ModernReader:
                 return line
             cur = _LEADING_SPACE.match(line).end()  # type: ignore[union-attr]
             if line != "" and cur < indent:
-                if prev_blank:
+                if second_line_read:
                     return line
                 raise self.error(
                     f"unexpected de-indent (expected at least {indent} spaces)"
                 )
             self._append(doc, line)
-            prev_blank = line == ""
+            second_line_read = True
 
     def _read_paragraph(self, doc: QAPIDoc) -> str | None:
         while True:
