@@ -284,6 +284,9 @@ async def start_crawling_migration(run: Run) -> bool:
     return reached == St.ACTIVE.value
 
 
+COMPLETION_SETTLE = 0.5
+"""Seconds between a destination's completed event and probing its closed port."""
+
 EXTRA_CONNECTION_WAIT = 3.0
 """Seconds a second connection to a destination waits to be closed."""
 
@@ -319,4 +322,6 @@ async def extra_connection_while_loading(run: Run) -> None:
     await src.qmp.migrate_set_parameters(MigrateSetParameters(max_bandwidth=1 << 40))
     await run.wait_migration("source final event", src, *FINAL)
     await run.wait_migration("destination final event", dst, *FINAL)
+    # QEMU closes its listener just after it announces completed: give it the moment
+    await asyncio.sleep(COMPLETION_SETTLE)
     await extra_connection(run, "extra connection after completion")
