@@ -156,7 +156,9 @@ class TypeNames:
         for taken, why in _MODULE_NAMES.items():
             self.scope.reserve(taken, f"the generated {why} module")
         self.classes: dict[str, str] = {}
-        self.branch_classes: dict[tuple[str, str], str] = {}
+        # (union, branch, inner branch, ...) -> class: one class per leaf branch, a
+        # branch whose type is a union having one per branch of that union
+        self.branch_classes: dict[tuple[str, ...], str] = {}
         self.decoders: dict[str, str] = {}
         self.encoders: dict[str, str] = {}
         # enum -> its table of values, which generated codecs look wire values up in
@@ -196,13 +198,29 @@ class TypeNames:
         table[entity.name] = self.scope.add(f"{prefix}{entity.name}", name, entity.info)
 
     def _union(self, union: ObjectType) -> None:
-        for branch in union.branches:
-            name = naming.class_name(union.name) + "_" + naming.camel_case(branch.name)
-            key = f"{union.name} branch {branch.name}"
-            self.branch_classes[(union.name, branch.name)] = self.scope.add(
+        for path in branch_paths(union):
+            name = naming.class_name(union.name) + "".join(
+                "_" + naming.camel_case(step) for step in path
+            )
+            key = f"{union.name} branch {'/'.join(path)}"
+            self.branch_classes[(union.name, *path)] = self.scope.add(
                 key, name, union.info
             )
         self._function(union, "decode_", self.decoders)
+
+
+def branch_paths(union: ObjectType) -> list[tuple[str, ...]]:
+    """The leaf branches of `union`, each as the tag values leading to it: a branch
+    whose type is itself a union (QEMU 8.2+ `MigrationAddress` has `SocketAddress`
+    as a branch) leads on to each of that union's branches."""
+    paths: list[tuple[str, ...]] = []
+    for branch in union.branches:
+        inner = branch.type
+        if isinstance(inner, ObjectType) and inner.variants is not None:
+            paths.extend((branch.name, *rest) for rest in branch_paths(inner))
+        else:
+            paths.append((branch.name,))
+    return paths
 
 
 def is_generated_object(typ: ObjectType) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import naming
 from ..layout import Group, Node
 from ..render import header, render
-from ..schema import AlternateType, EnumType, ObjectType, Schema
+from ..schema import AlternateType, EnumType, ObjectMember, ObjectType, Schema
 from .common import (
     Imports,
     TypeMapper,
@@ -20,6 +20,7 @@ from .view import (
     Alternate,
     Alternative,
     Branch,
+    Dispatch,
     Enum,
     EnumValue,
     Member,
@@ -94,56 +95,94 @@ def _struct_doc(typ: ObjectType, members: list[Member]) -> str:
 def union_views(
     typ: ObjectType, names: TypeNames, mapper: TypeMapper
 ) -> tuple[list[Struct], Union]:
-    """One class per branch (base members, the tag fixed, the branch's members), and
-    the union itself."""
-    assert typ.variants is not None
-    tag = typ.variants.tag_member
-    tag_type = mapper.use(tag.type)
-    common = typ.members
+    """One class per leaf branch (base members, the tags fixed, the branch's members),
+    and the union itself."""
     classes: list[Struct] = []
-    branches: list[Branch] = []
+    dispatch = _dispatch(typ, typ, (), [], {}, names, mapper, classes)
+    union = Union(
+        names.classes[typ.name],
+        typ.name,
+        dispatch,
+        names.decoders[typ.name],
+        _struct_doc(typ, []),
+    )
+    return classes, union
+
+
+def _dispatch(
+    union: ObjectType,
+    level: ObjectType,
+    path: tuple[str, ...],
+    outer_members: list[ObjectMember],
+    outer_tags: dict[str, tuple[str, bool]],
+    names: TypeNames,
+    mapper: TypeMapper,
+    classes: list[Struct],
+) -> Dispatch:
+    """The dispatch on `level`'s tag, adding a class to `classes` for each leaf.
+
+    `level` is `union` itself or, for a branch whose type is a union, that inner
+    union: QEMU puts the inner union's members (its tag included) into the same JSON
+    object as the outer ones, so a leaf class carries every member on the way down
+    (`outer_members`) and every tag value that selects it (`outer_tags`: tag member
+    -> (enum member, whether that value is deprecated))."""
+    assert level.variants is not None
+    tag = level.variants.tag_member
+    tag_type = mapper.use(tag.type)
     tag_enum = tag.type
     assert isinstance(tag_enum, EnumType)
-    value_names = {
-        value.name: naming.enum_member_name(value.name) for value in tag_enum.members
+    values = {
+        value.name: (naming.enum_member_name(value.name), is_deprecated(value.features))
+        for value in tag_enum.members
     }
-    deprecated_values = {
-        value.name: is_deprecated(value.features) for value in tag_enum.members
-    }
-    for variant in typ.branches:
-        cls = names.branch_classes[(typ.name, variant.name)]
-        fixed = f"{tag_type.annotation}.{value_names[variant.name]}"
+    common = outer_members + level.members
+    branches: list[Branch] = []
+    for variant in level.branches:
+        attr, deprecated = values[variant.name]
+        fixed = f"{tag_type.annotation}.{attr}"
+        tags = {**outer_tags, tag.name: (fixed, deprecated)}
         vtype = variant.type
         assert isinstance(vtype, ObjectType)
-        where = f"union '{typ.name}' branch '{variant.name}'"
-        members = members_of(mapper, common + vtype.members, typ.doc, where)
+        if vtype.variants is not None:
+            nested = _dispatch(
+                union,
+                vtype,
+                (*path, variant.name),
+                common,
+                tags,
+                names,
+                mapper,
+                classes,
+            )
+            branches.append(Branch(variant.name, fixed, None, nested))
+            continue
+        steps = (*path, variant.name)
+        cls = names.branch_classes[(union.name, *steps)]
+        where = f"union '{union.name}' branch '{'/'.join(steps)}'"
+        members = members_of(mapper, common + vtype.members, union.doc, where)
         for member in members:
-            if member.wire == tag.name:
-                member.fixed_tag = fixed
-                if not deprecated_values.get(variant.name, False):
+            if member.wire in tags:
+                member.fixed_tag, tag_deprecated = tags[member.wire]
+                if not tag_deprecated:
                     # building this branch sends its tag value: check only a
                     # deprecated one
                     member.type.deprecated_tables = ()
-        fallback = f"Branch '{variant.name}' of union {typ.name}."
-        if deprecated_values.get(variant.name, False):
+        fallback = (
+            f"Branch '{'/'.join(steps)}' of union {union.name}."
+            if path
+            else f"Branch '{variant.name}' of union {union.name}."
+        )
+        if any(tag_deprecated for _, tag_deprecated in tags.values()):
             fallback += " Its tag value is deprecated: building it warns."
         doc = doc_text(
             None,
             members=[(m.attr, m.doc) for m in members],
             fallback=fallback,
         )
-        classes.append(Struct(cls, f"{typ.name}.{variant.name}", members, doc))
+        qapi_name = ".".join((union.name, *steps))
+        classes.append(Struct(cls, qapi_name, members, doc))
         branches.append(Branch(variant.name, fixed, cls))
-    union = Union(
-        names.classes[typ.name],
-        typ.name,
-        tag.name,
-        tag_type,
-        branches,
-        names.decoders[typ.name],
-        _struct_doc(typ, []),
-    )
-    return classes, union
+    return Dispatch(tag.name, tag_type, branches)
 
 
 def alternate_view(

@@ -478,26 +478,46 @@ def _referenced_names(use: TypeUse) -> set[str]:
 
 @dataclass
 class Branch:
+    """One value of a union's tag: the class decoding takes for it or, when the
+    branch's type is itself a union (QEMU flattens its members, tag and all, into the
+    same JSON object), the dispatch on that inner union's tag."""
+
     tag_value: str
     enum_member: str
-    cls: str
+    cls: str | None
+    nested: Dispatch | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        if self.nested is None:
+            assert self.cls is not None
+            return [self.cls]
+        return [cls for branch in self.nested.branches for cls in branch.classes]
+
+
+@dataclass
+class Dispatch:
+    """Which class a decoded object becomes, by the value of one tag member."""
+
+    tag_wire: str
+    tag_type: TypeUse
+    branches: list[Branch]
 
 
 @dataclass
 class Union:
-    """A discriminated union: one Struct per branch, an alias, a decode function."""
+    """A discriminated union: one Struct per leaf branch, an alias, a decode
+    function."""
 
     name: str
     qapi_name: str
-    tag_wire: str
-    tag_type: TypeUse
-    branches: list[Branch]
+    dispatch: Dispatch
     decode_function: str
     doc: str
 
     @property
     def branch_classes(self) -> list[str]:
-        return [branch.cls for branch in self.branches]
+        return [cls for branch in self.dispatch.branches for cls in branch.classes]
 
 
 # How an alternate recognises each JSON kind on the wire.
