@@ -61,6 +61,19 @@ def deprecated(packages: dict[str, Any]) -> Any:
     return packages["deprecated"]
 
 
+def _take(
+    pending: list[QMPEvent],
+    name: str,
+    predicate: Callable[[QMPEvent], bool] | None,
+) -> QMPEvent:
+    """The first pending event `name` that `predicate` accepts, removed from the list."""
+    for event in pending:
+        if event.name == name and (predicate is None or predicate(event)):
+            pending.remove(event)
+            return event
+    raise TimeoutError(name)
+
+
 class AsyncEvents:
     """The event side of an asynchronous transport, over a fixed list of events."""
 
@@ -77,11 +90,7 @@ class AsyncEvents:
         predicate: Callable[[QMPEvent], bool] | None = None,
         timeout: float | None = None,
     ) -> QMPEvent:
-        for event in self.pending:
-            if event.name == name and (predicate is None or predicate(event)):
-                self.pending.remove(event)
-                return event
-        raise TimeoutError(name)
+        return _take(self.pending, name, predicate)
 
 
 class SyncEvents:
@@ -100,11 +109,7 @@ class SyncEvents:
         predicate: Callable[[QMPEvent], bool] | None = None,
         timeout: float | None = None,
     ) -> QMPEvent:
-        for event in self.pending:
-            if event.name == name and (predicate is None or predicate(event)):
-                self.pending.remove(event)
-                return event
-        raise TimeoutError(name)
+        return _take(self.pending, name, predicate)
 
 
 def _raw(name: str, data: dict[str, object], seconds: int, us: int) -> QMPEvent:

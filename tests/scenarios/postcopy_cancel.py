@@ -29,17 +29,11 @@ import threading
 from collections.abc import Iterator
 
 from peers import free_port
-from qapigen_migration.types import MigrateSetParameters
-from qapigen_migration.types import MigrationCapability as Cap
 from qapigen_migration.types import MigrationStatus as St
 
-from .flows import FINAL, start_crawling_migration
-from .postcopy_recovery import POSTCOPY_CRAWL
+from . import postcopy_recovery
+from .flows import FINAL
 from .session import Run, ScenarioAborted, Side
-
-SWITCH_SETTLE = 0.5
-"""Seconds to let the destination guest start after the switch: pausing before it
-runs kills a QEMU destination for good (see postcopy_recovery)."""
 
 RECOVER_SETTLE = 0.5
 """Seconds between postcopy-recover and the cancel (see `cancel_recovering`)."""
@@ -57,19 +51,8 @@ destination to stay alive (QEMU's never change: any time shows it)."""
 
 async def reach_postcopy(run: Run) -> None:
     """Both sides postcopy-active, the destination guest running."""
-    src, dst = run.source, run.destination
-    await run.enable(src, Cap.POSTCOPY_RAM)
-    await run.enable(dst, Cap.POSTCOPY_RAM)
-    # Slow, so postcopy is still running when the cancel comes.
-    await src.qmp.migrate_set_parameters(
-        MigrateSetParameters(max_postcopy_bandwidth=POSTCOPY_CRAWL)
-    )
-    if not await start_crawling_migration(run):
+    if not await postcopy_recovery.reach_postcopy(run):
         raise ScenarioAborted("the migration did not get to active")
-    await run.attempt("migrate-start-postcopy", src.qmp.migrate_start_postcopy())
-    await run.wait_migration("source postcopy", src, St.POSTCOPY_ACTIVE, *FINAL)
-    await run.wait_migration("destination postcopy", dst, St.POSTCOPY_ACTIVE, *FINAL)
-    await asyncio.sleep(SWITCH_SETTLE)
 
 
 async def both_paused(run: Run) -> None:

@@ -27,7 +27,9 @@ POSTCOPY_CRAWL = 4096
 SETTLE = 0.5  # seconds
 
 
-async def postcopy_recovery(run: Run) -> None:
+async def reach_postcopy(run: Run) -> bool:
+    """Both sides in postcopy-active, crawling, the destination guest running; False
+    when the migration did not get to active (the scenario cannot go on)."""
     src, dst = run.source, run.destination
     await run.enable(src, Cap.POSTCOPY_RAM)
     await run.enable(dst, Cap.POSTCOPY_RAM)
@@ -35,12 +37,19 @@ async def postcopy_recovery(run: Run) -> None:
         MigrateSetParameters(max_postcopy_bandwidth=POSTCOPY_CRAWL)
     )
     if not await start_crawling_migration(run):
-        return
+        return False
     await run.attempt("migrate-start-postcopy", src.qmp.migrate_start_postcopy())
     await run.wait_migration("source postcopy", src, St.POSTCOPY_ACTIVE, *FINAL)
     await run.wait_migration("destination postcopy", dst, St.POSTCOPY_ACTIVE, *FINAL)
     # Pausing before the destination runs the guest would kill it for good.
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(SETTLE)
+    return True
+
+
+async def postcopy_recovery(run: Run) -> None:
+    src, dst = run.source, run.destination
+    if not await reach_postcopy(run):
+        return
     await run.attempt("migrate-pause", src.qmp.migrate_pause())
     await run.wait_migration("source paused", src, St.POSTCOPY_PAUSED, *FINAL)
     await run.wait_migration("destination paused", dst, St.POSTCOPY_PAUSED, *FINAL)
