@@ -120,7 +120,6 @@ def test_output_is_black_clean(tmp_path: Path, bundled_files: dict[str, str]) ->
 
 
 def _typing_tree(root: Path, bundled_files: dict[str, str]) -> None:
-    _needs_qmp_runtime()
     write_package(bundled_files, root / "out" / "bundled")
     link_tree(
         root, {"qapigen_runtime": REPO / "runtime", "bundled": root / "out" / "bundled"}
@@ -183,20 +182,7 @@ def pkg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
 
 
 def _module(pkg: ModuleType, name: str) -> Any:
-    if name == "commands":
-        _needs_qmp_runtime()
     return importlib.import_module(f"{pkg.__name__}.{name}")
-
-
-def _needs_qmp_runtime() -> None:
-    """Generated commands import the QMP transport protocols and error classes."""
-    pytest.importorskip(
-        "qapigen_runtime.qmp.transport",
-        reason="runtime/qmp (the QMP runtime) is absent",
-    )
-    pytest.importorskip(
-        "qapigen_runtime.qmp.errors", reason="runtime/qmp (the QMP runtime) is absent"
-    )
 
 
 WIDTHS: dict[str, object] = {
@@ -546,7 +532,6 @@ def test_dispatcher_marshals_wire_and_typed(pkg: ModuleType) -> None:
 def test_dispatcher_rejects_bad_arguments_like_qemu(
     pkg: ModuleType, arguments: dict[str, object], message: str
 ) -> None:
-    _needs_qmp_runtime()
     from qapigen_runtime.qmp.errors import GenericError
 
     with pytest.raises(GenericError) as raised:
@@ -555,7 +540,6 @@ def test_dispatcher_rejects_bad_arguments_like_qemu(
 
 
 def test_dispatcher_offers_only_what_conditions_enable(pkg: ModuleType) -> None:
-    _needs_qmp_runtime()
     from qapigen_runtime.qmp.errors import CommandNotFound, GenericError
 
     commands = _module(pkg, "commands")
@@ -591,7 +575,6 @@ def test_gen_false_commands_pass_undeclared_arguments(pkg: ModuleType) -> None:
 
 
 def test_conditions_reach_nested_members_and_enum_values(pkg: ModuleType) -> None:
-    _needs_qmp_runtime()
     from qapigen_runtime.qmp.errors import GenericError
 
     job = {"id": "j", "kind": "none", "tags": [], "zstd-level": 1}
@@ -644,7 +627,6 @@ class FakeEventTransport:
 
 
 def test_typed_wait_for_and_event_iteration(pkg: ModuleType) -> None:
-    _needs_qmp_runtime()
     from qapigen_runtime.qmp.events import QMPEvent
 
     events, types = _module(pkg, "events"), _module(pkg, "types")
@@ -699,7 +681,6 @@ def test_bundled_client_keeps_what_qemu_7_2_adds(
     tmp_path: Path, bundled_files: dict[str, str]
 ) -> None:
     """QEMU 7.2's query-migrate answers with members the 5.0-era schema lacks."""
-    _needs_qmp_runtime()
     write_package(bundled_files, tmp_path / "bundled_live")
     sys.path.insert(0, str(tmp_path))
     try:
@@ -794,7 +775,6 @@ def test_full_qemu_schema_is_black_and_mypy_clean(tmp_path: Path, release: str) 
     """QEMU's complete schemas: the output type-checks and black leaves it alone."""
     from conftest import shared_path
 
-    _needs_qmp_runtime()
     schema = load_schema(str(shared_path("qemu", release, "qapi", "qapi-schema.json")))
     package = "qemu" + release.replace(".", "")
     write_package(
@@ -815,9 +795,9 @@ def test_full_qemu_schema_is_black_and_mypy_clean(tmp_path: Path, release: str) 
 
 def test_end_to_end_over_the_qmp_runtime(pkg: ModuleType) -> None:
     """A typed client talks to a server built on the generated dispatcher, over TCP."""
-    _needs_qmp_runtime()
-    client_module = pytest.importorskip("qapigen_runtime.qmp.client")
-    server_module = pytest.importorskip("qapigen_runtime.qmp.server")
+    from qapigen_runtime.qmp import client as client_module
+    from qapigen_runtime.qmp import server as server_module
+
     from qapigen_runtime.qmp.errors import GenericError
 
     commands, events, types = (_module(pkg, m) for m in ("commands", "events", "types"))

@@ -798,18 +798,10 @@ def test_qemu_interrupt_cancels_the_migration(qemu_pair: Pair) -> None:
     assert run_status(qemu_pair.source) == "running"
 
 
-def _vm_available() -> None:
-    try:
-        import qapigen_runtime.vm.main  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"qapigen-vm is not importable: {error}")
-
-
 @pytest.mark.timeout(120)
 def test_vm_migration_completes_with_summary_and_plot(
     vm_pair: Pair, tmp_path: Path
 ) -> None:
-    _vm_available()
     pytest.importorskip("matplotlib")
     plot = tmp_path / "timeline.png"
     result = run_tool(
@@ -821,7 +813,6 @@ def test_vm_migration_completes_with_summary_and_plot(
 
 @pytest.mark.timeout(60)
 def test_vm_failure_to_a_closed_port(processes: Processes) -> None:
-    _vm_available()
     source = processes.start("source", vm_command([]))
     port = free_port()
     result = run_tool(f"unix:{source}", "--uri", f"tcp:127.0.0.1:{port}")
@@ -836,7 +827,6 @@ def test_qmp_error_from_the_destination_is_reported(
     processes: Processes,
 ) -> None:
     """A destination that is not waiting for a migration: QEMU's own error text."""
-    _vm_available()
     source = processes.start("source", vm_command([]))
     destination = processes.start("destination", vm_command([]))
     result = run_tool(f"unix:{source}", f"unix:{destination}")

@@ -48,7 +48,6 @@ from .stream import (
     RP_RECV_BITMAP,
     RP_RESUME_ACK,
     StreamError,
-    StreamWriter,
     read_message,
 )
 from .transport import Channel, Connector, TransportError
