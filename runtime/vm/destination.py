@@ -109,15 +109,13 @@ class IncomingMigration:
             # QEMU 7.2 reports the blocktime of a completed postcopy only.
             if self.settings.capability("postcopy-blocktime"):
                 blocktime, vcpu_blocktime = postcopy.blocktime()
-        # QEMU 7.2 forgets the address once a precopy load has completed (the
-        # listener may still be closing then).
-        if status is S.COMPLETED:
-            address = []
-        kept = self._listen_address if status is not S.COMPLETED else []
+        # QEMU 7.2 forgets the address once a load has completed (the listener may
+        # still be closing then); before that it shows where it listened.
+        shown = [] if status is S.COMPLETED else list(address or self._listen_address)
         return MigrationInfo(
             status=status,
             error_desc=self.error_desc if status is S.FAILED else None,
-            socket_address=socket_addresses(list(address or kept)),
+            socket_address=socket_addresses(shown),
             postcopy_blocktime=blocktime,
             postcopy_vcpu_blocktime=vcpu_blocktime,
         )
