@@ -47,7 +47,7 @@ from qapigen_runtime.qmp import QMPClient, SyncQMPClient
 
 # The QEMU launcher is shared with the interop tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from qemu_fixtures import QemuLauncher  # noqa: E402
+from qemu_fixtures import QemuLauncher
 
 COMMAND = "query-migrate-parameters"
 TARGET_ASYNC_VS_QEMU_QMP = 2.0
@@ -182,7 +182,7 @@ def measure(address: str, qemu_pid: int, count: int, rounds: int) -> dict[str, R
         loop(address, max(count // 10, 10), Stopwatch(qemu_pid))
     walls: dict[str, list[float]] = {name: [] for name in LOOPS}
     cpus: dict[str, list[float]] = {name: [] for name in LOOPS}
-    qemu_cpu = {name: 0.0 for name in LOOPS}
+    qemu_cpu = dict.fromkeys(LOOPS, 0.0)
     for _ in range(rounds):
         for name, loop in LOOPS.items():
             watch = Stopwatch(qemu_pid)

@@ -72,7 +72,8 @@ class QAPIModel(BaseModel):
     )
 
 
-class MigrationStatus(str, enum.Enum):
+# the enum style pydantic users write
+class MigrationStatus(str, enum.Enum):  # noqa: UP042
     NONE = "none"
     SETUP = "setup"
     CANCELLING = "cancelling"
@@ -163,7 +164,9 @@ class FdSocketAddress(QAPIModel):
 
 
 SocketAddress = Annotated[
-    Union[InetSocketAddress, UnixSocketAddress, VsockSocketAddress, FdSocketAddress],
+    Union[  # noqa: UP007 - pydantic's discriminated-union spelling, as users write it
+        InetSocketAddress, UnixSocketAddress, VsockSocketAddress, FdSocketAddress
+    ],
     Field(discriminator="type"),
 ]
 

@@ -22,7 +22,9 @@ from pathlib import Path
 
 # the COLO pair is the one the tests use
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_vm_colo import MIB, ColoPair  # noqa: E402
+import itertools
+
+from test_vm_colo import MIB, ColoPair
 
 RATES = (0, 5000, 20000)
 
@@ -49,7 +51,7 @@ def measure(size: int, delay_ms: int, checkpoints: int, rate: int) -> str:
         pair.close()
     pauses = [
         resumed - stopped
-        for (name, stopped), (next_name, resumed) in zip(stamps, stamps[1:])
+        for (name, stopped), (next_name, resumed) in itertools.pairwise(stamps)
         if name == "STOP" and next_name == "RESUME"
     ]
     if not pauses:

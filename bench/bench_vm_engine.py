@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from qapigen_runtime.vm import GuestRam, MigrationEngine
+from qapigen_vm import GuestRam, MigrationEngine
 
 QEMU_SECONDS = 2.3
 QEMU_MBPS = 3732.0

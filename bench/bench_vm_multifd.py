@@ -27,17 +27,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_vm_vs_qemu import (  # noqa: E402
+from bench_vm_vs_qemu import (
     UNLIMITED,
     Outcome,
     copy_run,
     print_side_by_side,
     shared_memory_dir,
 )
-from peers import PeerKind, environment_problem  # noqa: E402
+from peers import PeerKind, environment_problem
 
-from qapigen_migration.commands import SyncClient  # noqa: E402
-from qapigen_migration.types import (  # noqa: E402
+from qapigen_migration.commands import SyncClient
+from qapigen_migration.types import (
     MigrateSetParameters,
     MigrationCapability,
     MigrationCapabilityStatus,

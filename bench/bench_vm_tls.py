@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from qapigen_runtime.vm import GuestRam, MigrationEngine
-from qapigen_runtime.vm.tls import TlsCredsX509
+from qapigen_vm import GuestRam, MigrationEngine
+from qapigen_vm.tls import TlsCredsX509
 
 KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 

@@ -31,7 +31,7 @@ import numpy as np
 # The peer factories live with the tests (tests/peers.py): one way to start pairs.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from peers import (  # noqa: E402
+from peers import (
     Pair,
     PeerArgs,
     PeerKind,
@@ -41,15 +41,15 @@ from peers import (  # noqa: E402
     start_pair,
 )
 
-from qapigen_migration.commands import SyncClient  # noqa: E402
-from qapigen_migration.types import (  # noqa: E402
+from qapigen_migration.commands import SyncClient
+from qapigen_migration.types import (
     MigrateSetParameters,
     MigrationCapability,
     MigrationCapabilityStatus,
     MigrationInfo,
     MigrationStatus,
 )
-from qapigen_runtime.qmp import SyncQMPClient  # noqa: E402
+from qapigen_runtime.qmp import SyncQMPClient
 
 UNLIMITED = 100 << 30
 """max-bandwidth standing for "unlimited": 100 GiB/s, far above loopback TCP."""

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from qapigen_runtime.vm import GuestRam, MigrationEngine, MigrationInfo
-from qapigen_runtime.vm.xbzrle import decode_pages, encode_pages
+from qapigen_vm import GuestRam, MigrationEngine, MigrationInfo
+from qapigen_vm.xbzrle import decode_pages, encode_pages
 
 PAGE = 4096
 

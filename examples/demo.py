@@ -8,7 +8,7 @@ destination waiting with ``-incoming tcp:127.0.0.1:PORT``, runs ``qapigen-migrat
 them with ``--plot``, shows where each guest ended up, and stops both processes.
 
 With ``--qemu`` the guest is a 285-byte multiboot program booted with ``-kernel``
-(`qapigen_runtime.tools.qemu_guest`) that dirties the same working set at the same
+(`qapigen_vm.tools.qemu_guest`) that dirties the same working set at the same
 rate from a 1 kHz timer, so both runs migrate a guest that keeps writing.
 """
 
@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from qapigen_runtime.qmp import QMPError, SyncQMPClient
-from qapigen_runtime.tools import migrate
-from qapigen_runtime.tools.qemu_guest import (
+from qapigen_vm.tools import migrate
+from qapigen_vm.tools.qemu_guest import (
     FIRST_FREE,
     PAGE_SIZE,
     GuestError,
@@ -60,7 +60,7 @@ def vm_command(qmp: Path, ram_mib: int, extra: list[str]) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "qapigen_runtime.vm.main",
+        "qapigen_vm.main",
         "-m",
         f"{ram_mib}M",
         "-display",

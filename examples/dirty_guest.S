@@ -2,7 +2,7 @@
  *
  * Each tick of a 1 kHz PIT interrupt increments one byte in each of the next
  * `pages_per_tick` pages of [ws_start, ws_end), wrapping around; between ticks the
- * CPU halts, so the guest costs little host CPU. qapigen_runtime.tools.qemu_guest
+ * CPU halts, so the guest costs little host CPU. qapigen_vm.tools.qemu_guest
  * holds the assembled bytes and patches the parameters at offset 32. Rebuild with:
  *   as --32 -o dirty_guest.o dirty_guest.S
  *   objcopy -O binary -j .text dirty_guest.o dirty_guest.bin */

@@ -13,7 +13,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from .config import ConfigError, load_generate_config
@@ -204,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `qapigen dump-ir ... | head` closes the pipe early: not an error worth a trace.
         sys.stderr.close()
         return EXIT_OK
-    except Exception as error:  # noqa: BLE001 - the promise is "never a traceback"
+    except Exception as error:
         if os.environ.get("QAPIGEN_DEBUG"):
             traceback.print_exc()
         print(

@@ -1,7 +1,7 @@
 """The Jinja environment every backend renders with.
 
 Strict (an undefined name in a template is an error, not an empty string), trimmed
-blocks, templates loaded from the `qapigen.templates` package, and a few filters that
+blocks, templates loaded from the templates folder (`template_folder`), and a few filters that
 keep Python-specific decisions (quoting, docstrings, line layout) out of the templates.
 Output is a pure function of the schema: no paths, dates or versions of the machine.
 """
@@ -9,14 +9,11 @@ Output is a pure function of the schema: no paths, dates or versions of the mach
 from __future__ import annotations
 
 import functools
-import importlib.resources
 
 import jinja2
 
 from .layout import Chain, Group, Node, lay_out
-
-# The templates folder is installed as the package `qapigen.templates`.
-TEMPLATES = importlib.resources.files("qapigen.templates")
+from .template_folder import templates_folder
 
 
 def header(schema_name: str) -> str:
@@ -62,7 +59,7 @@ def layout_filter(node: Node, indent: int = 0) -> str:
 @functools.cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(templates_folder())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -84,6 +84,7 @@ from .source import QAPIError, QAPIWarning, SourceInfo
 
 __all__ = [
     "ALWAYS",
+    "BUILTIN_MODULE",
     "AlternateType",
     "ArrayType",
     "BuiltinType",
@@ -104,7 +105,6 @@ __all__ = [
     "Type",
     "Variant",
     "Variants",
-    "BUILTIN_MODULE",
 ]
 
 BUILTIN_MODULE = "./builtin"
@@ -1004,9 +1004,9 @@ class Schema:
         self._special_features = (
             frozenset({"deprecated"}) if level is Level.V5_2 else Feature.SPECIAL
         )
-        self._feature_names: dict[str, SourceInfo | None] = {
-            name: None for name in sorted(self._special_features)
-        }
+        self._feature_names: dict[str, SourceInfo | None] = dict.fromkeys(
+            sorted(self._special_features)
+        )
         # QEMU 8.1+ let a union branch be a union itself
         self.unions_in_unions = level in (Level.V10_0, Level.PERMISSIVE)
         self._define_predefined()

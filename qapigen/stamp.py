@@ -17,8 +17,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from functools import cache
-from importlib.resources import files
 from pathlib import Path
+
+from .template_folder import templates_folder
 
 STAMP_NAME = ".qapigen-stamp.json"
 _FORMAT = 1
@@ -35,7 +36,7 @@ def file_digest(path: Path) -> str | None:
 def generator_digest() -> str:
     """A digest of the generator's code and templates: output depends on nothing else."""
     digest = hashlib.sha256()
-    roots = [Path(__file__).parent, Path(str(files("qapigen.templates")))]
+    roots = [Path(__file__).parent, templates_folder()]
     for root in roots:
         for path in sorted(root.rglob("*")):
             if path.suffix in (".py", ".j2") and "__pycache__" not in path.parts:

@@ -69,7 +69,7 @@ def program(kind: PeerKind) -> list[str]:
         if binary is None:
             raise PeerStartError("qemu-system-x86_64 is not installed")
         return [binary]
-    return [sys.executable, "-m", "qapigen_runtime.vm.main"]
+    return [sys.executable, "-m", "qapigen_vm.main"]
 
 
 def free_port() -> int:

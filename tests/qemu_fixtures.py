@@ -248,7 +248,7 @@ class QemuLauncher:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - before any thread starts
             )
         qemu = QemuProcess(name, process, qmp_socket, log_path, port)
         self.processes.append(qemu)

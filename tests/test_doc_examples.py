@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from wire_strategies import GeneratedCodec
 
 from qapigen.frontend import load_schema
 from qapigen.schema import Command, Schema
 from qapigen_migration import commands, events, types
 from qapigen_runtime import codec
-from wire_strategies import GeneratedCodec
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_SCHEMA = REPO / "schema" / "migration.json"

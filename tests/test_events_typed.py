@@ -128,9 +128,7 @@ def _raw(name: str, data: dict[str, object], seconds: int, us: int) -> QMPEvent:
 def test_timestamp_is_exact_and_converts() -> None:
     stamp = Timestamp(1663330937, 526695)
     assert float(stamp) == pytest.approx(1663330937.526695, abs=1e-6)
-    assert stamp.datetime == dt.datetime(
-        2022, 9, 16, 12, 22, 17, 526695, tzinfo=dt.timezone.utc
-    )
+    assert stamp.datetime == dt.datetime(2022, 9, 16, 12, 22, 17, 526695, tzinfo=dt.UTC)
     later = Timestamp(1663330938, 26695)
     assert later - stamp == dt.timedelta(microseconds=500_000)
     assert stamp < later and sorted([later, stamp]) == [stamp, later]
@@ -323,7 +321,7 @@ def test_building_structs_warns_about_deprecated_members_and_values(
     assert _warned(lambda: types.Copy(source="legacy", speed=5, legacy_flag=False)) == [
         "member 'legacy-flag' of Copy is deprecated"
     ]
-    assert _warned(lambda: types.CopyInfo_Legacy()) == [
+    assert _warned(types.CopyInfo_Legacy) == [
         "value 'legacy' of member 'mode' of CopyInfo.legacy is deprecated"
     ]
     assert _warned(lambda: types.CopyInfo_Fast(rate=1)) == []
@@ -359,7 +357,7 @@ def test_clients_warn_about_deprecated_arguments_and_values(deprecated: Any) -> 
 
 def test_waiting_for_a_deprecated_event_warns(deprecated: Any) -> None:
     _, _, events = deprecated
-    assert events.DEPRECATED_EVENTS == {"COPY_LEGACY_DONE"}
+    assert {"COPY_LEGACY_DONE"} == events.DEPRECATED_EVENTS
     raws = [
         _raw("COPY_DONE", {"mode": "fast"}, 1, 0),
         _raw("COPY_LEGACY_DONE", {}, 2, 0),

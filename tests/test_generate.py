@@ -23,15 +23,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typecheck import REPO, link_tree, run_mypy
 
 from qapigen.frontend import load_schema, schema_from_parsed
 from qapigen.generate import check_package, generate_package, write_package
-from qapigen.parser import parse_text
 from qapigen.level import Level
+from qapigen.parser import parse_text
 from qapigen.source import QAPIError
 from qapigen_runtime.codec import NULL, DecodeError
 from qapigen_runtime.qmp.errors import CommandNotFound
-from typecheck import REPO, link_tree, run_mypy
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "schema.json").is_file())
@@ -121,9 +121,7 @@ def test_output_is_black_clean(tmp_path: Path, bundled_files: dict[str, str]) ->
 
 def _typing_tree(root: Path, bundled_files: dict[str, str]) -> None:
     write_package(bundled_files, root / "out" / "bundled")
-    link_tree(
-        root, {"qapigen_runtime": REPO / "runtime", "bundled": root / "out" / "bundled"}
-    )
+    link_tree(root, {"bundled": root / "out" / "bundled"})
     for case in CASES:
         link_tree(root, {f"golden_{case}": GOLDEN / case / "expected"})
 
@@ -780,9 +778,7 @@ def test_full_qemu_schema_is_black_and_mypy_clean(tmp_path: Path, release: str) 
     write_package(
         generate_package(schema, package, "qapi-schema.json"), tmp_path / "out"
     )
-    link_tree(
-        tmp_path, {"qapigen_runtime": REPO / "runtime", package: tmp_path / "out"}
-    )
+    link_tree(tmp_path, {package: tmp_path / "out"})
     typed = run_mypy(tmp_path, ["-p", package])
     assert typed.returncode == 0, typed.stdout[-4000:] + typed.stderr
     black = subprocess.run(
@@ -797,7 +793,6 @@ def test_end_to_end_over_the_qmp_runtime(pkg: ModuleType) -> None:
     """A typed client talks to a server built on the generated dispatcher, over TCP."""
     from qapigen_runtime.qmp import client as client_module
     from qapigen_runtime.qmp import server as server_module
-
     from qapigen_runtime.qmp.errors import GenericError
 
     commands, events, types = (_module(pkg, m) for m in ("commands", "events", "types"))

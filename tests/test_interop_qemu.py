@@ -28,6 +28,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
+    QemuLauncher,
+    QemuProcess,
+    QemuStartError,
+    qemu_launcher,
+    qemu_version,
+    running_qemu_count,
+)
 
 from qapigen_migration.commands import AsyncClient, SyncClient
 from qapigen_migration.events import (
@@ -55,14 +63,6 @@ from qapigen_runtime.qmp import (
     SyncQMPClient,
 )
 from qapigen_runtime.qmp.qemu_qmp_adapter import QemuQmpTransport
-from qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
-    QemuLauncher,
-    QemuProcess,
-    QemuStartError,
-    qemu_launcher,
-    qemu_version,
-    running_qemu_count,
-)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,7 +163,7 @@ def check_capabilities(caps: list[MigrationCapabilityStatus], raw: object) -> No
     assert all(isinstance(cap, MigrationCapabilityStatus) for cap in caps)
     assert all(isinstance(cap.capability, MigrationCapability) for cap in caps)
     names = [cap.capability.value for cap in caps]
-    assert CAPABILITIES_NEWER_THAN_SCHEMA <= set(names)
+    assert set(names) >= CAPABILITIES_NEWER_THAN_SCHEMA
     schema_names = {member.value for member in MigrationCapability}
     assert CAPABILITIES_NEWER_THAN_SCHEMA.isdisjoint(schema_names)
     # Every name the schema knows decodes to the schema's own member.
@@ -210,13 +210,13 @@ def as_settings(params: MigrationParameters) -> MigrateSetParameters:
     return MigrateSetParameters.from_wire(params.to_wire())
 
 
-CAPABILITY_CHANGES = dict(
-    xbzrle=True,
-    events=True,
-    postcopy_ram=True,
+CAPABILITY_CHANGES = {
+    "xbzrle": True,
+    "events": True,
+    "postcopy_ram": True,
     # Newer than the schema: an open enum value, accepted by QEMU 7.2.
-    postcopy_preempt=True,
-)
+    "postcopy_preempt": True,
+}
 
 
 def check_migration_info(info: MigrationInfo, raw: object) -> None:
@@ -518,7 +518,7 @@ def test_sync_errors_are_typed(qemu72: QemuLauncher) -> None:
         assert client.query_migrate().status is MigrationStatus.FAILED
 
 
-PAUSE_BEFORE_SWITCHOVER = dict(events=True, pause_before_switchover=True)
+PAUSE_BEFORE_SWITCHOVER = {"events": True, "pause_before_switchover": True}
 
 
 @pytest.mark.qemu

@@ -6,8 +6,8 @@ import keyword
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_path
+
 from qapigen import naming
 from qapigen.frontend import load_schema, schema_from_parsed
 from qapigen.generate import generate_package

@@ -4,8 +4,8 @@ ids, concurrency, timeouts, disconnects, events, limits, negotiation, fd passing
 from __future__ import annotations
 
 import array
-import gc
 import asyncio
+import gc
 import json
 import os
 import socket

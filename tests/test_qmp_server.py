@@ -23,7 +23,6 @@ from qmp_fixtures import (
     ServerThread,
 )
 
-from qapigen_runtime.qmp.json_stream import JsonInputError, JsonStreamParser
 from qapigen_runtime.qmp import (
     DeviceNotFound,
     GenericError,
@@ -31,6 +30,7 @@ from qapigen_runtime.qmp import (
     QMPCommandError,
     SyncQMPClient,
 )
+from qapigen_runtime.qmp.json_stream import JsonInputError, JsonStreamParser
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -380,7 +380,7 @@ def _feed_in_pieces(data: bytes, cuts: list[int]) -> list[object]:
     parser = JsonStreamParser()
     out: list[object] = []
     start = 0
-    for cut in sorted(set(c % (len(data) + 1) for c in cuts)) + [len(data)]:
+    for cut in sorted({c % (len(data) + 1) for c in cuts}) + [len(data)]:
         out += parser.feed(data[start:cut])
         start = cut
     return out

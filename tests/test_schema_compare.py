@@ -19,6 +19,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
+    QemuLauncher,
+    qemu_launcher,
+    qemu_version,
+)
 
 from qapigen.frontend import load_schema
 from qapigen.generate import generate_package, write_package
@@ -32,12 +37,7 @@ from qapigen_runtime.schema_compare import (
     SchemaFormatError,
     compare_schemas,
 )
-from qapigen_runtime.tools import schema_compare as tool
-from qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
-    QemuLauncher,
-    qemu_launcher,
-    qemu_version,
-)
+from qapigen_runtime.schema_compare import cli as tool
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -965,7 +965,7 @@ def test_tool_malformed_answer_exits_2() -> None:
 def test_tool_process_never_shows_a_traceback(tmp_path: Path) -> None:
     for argv in (["qapigen_migration"], ["qapigen_migration", str(tmp_path / "no")]):
         result = subprocess.run(
-            [sys.executable, "-m", "qapigen_runtime.tools.schema_compare", *argv],
+            [sys.executable, "-m", "qapigen_runtime.schema_compare.cli", *argv],
             capture_output=True,
             text=True,
             timeout=60,
@@ -995,7 +995,7 @@ def test_real_qemu72(live_qemu72: str, qemu72_package: ModuleType) -> None:
         [
             sys.executable,
             "-m",
-            "qapigen_runtime.tools.schema_compare",
+            "qapigen_runtime.schema_compare.cli",
             "qapigen_migration",
             live_qemu72,
         ],

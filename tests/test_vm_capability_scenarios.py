@@ -15,7 +15,7 @@ from scenarios.capabilities import RARE
 from scenarios.observation import ErrorSeen
 from test_vm_engine import MIB, Factory, same_memory
 
-from qapigen_runtime.vm import VmCommandError
+from qapigen_vm import VmCommandError
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from qapigen_runtime.vm.cmdline import (
+from qapigen_vm.cmdline import (
     CommandLineError,
     QmpEndpoint,
     parse_command_line,

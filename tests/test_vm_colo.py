@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-
-from qapigen_runtime.vm import GuestRam, MigrationEngine, VmCommandError
-from qapigen_runtime.vm.colo_primary import ColoPrimary
-from qapigen_runtime.vm.colo_secondary import ColoSecondary
-from qapigen_runtime.vm.stream import ByteSink
 from scenarios.observation import ErrorSeen
+
+from qapigen_vm import GuestRam, MigrationEngine, VmCommandError
+from qapigen_vm.colo_primary import ColoPrimary
+from qapigen_vm.colo_secondary import ColoSecondary
+from qapigen_vm.stream import ByteSink
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -20,11 +20,11 @@ from vm_migration_helpers import (
     migrate_and_check,
 )
 
-from qapigen_runtime.vm import GuestRam
-from qapigen_runtime.vm.stream import (
+from qapigen_vm import GuestRam
+from qapigen_vm.stream import (
     HEADER,
-    RECORD,
     REC_COMPRESSED,
+    RECORD,
     StreamError,
     StreamLoader,
 )

@@ -8,13 +8,13 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from qapigen_vm_qmp.commands import CommandDispatcher
 
 from qapigen_runtime.qmp.errors import QMPCommandError
-from qapigen_runtime.vm.cmdline import parse_command_line
-from qapigen_runtime.vm.dispatch import VmDispatcher
-from qapigen_runtime.vm.handlers import VmCommandHandler
-from qapigen_runtime.vm.machine import Machine
+from qapigen_vm.cmdline import parse_command_line
+from qapigen_vm.dispatch import VmDispatcher
+from qapigen_vm.handlers import VmCommandHandler
+from qapigen_vm.machine import Machine
+from qapigen_vm_qmp.commands import CommandDispatcher
 
 
 @pytest.fixture
@@ -24,9 +24,7 @@ def dispatcher() -> Iterator[VmDispatcher]:
         sink=lambda name, data: None,
         on_incoming_failure=lambda reason: None,
     )
-    handler = VmCommandHandler(
-        machine, command_names=lambda: [], request_quit=lambda: None
-    )
+    handler = VmCommandHandler(machine, command_names=list, request_quit=lambda: None)
     yield VmDispatcher(CommandDispatcher(handler), handler)
     machine.close()
 

@@ -18,8 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qapigen_runtime.vm import GuestRam, GuestWorkload, MigrationEngine, MigrationInfo
-from qapigen_runtime.vm import VmCommandError
+from qapigen_vm import (
+    GuestRam,
+    GuestWorkload,
+    MigrationEngine,
+    MigrationInfo,
+    VmCommandError,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -592,7 +597,7 @@ def test_corrupted_byte_is_detected(vms: Factory, seed: int) -> None:
 
 DESTINATION_PROCESS = """
 import sys, time
-from qapigen_runtime.vm import GuestRam, MigrationEngine
+from qapigen_vm import GuestRam, MigrationEngine
 engine = MigrationEngine(GuestRam(int(sys.argv[1])), incoming="tcp:127.0.0.1:0")
 engine.start()
 print(engine.listening_port(), flush=True)
@@ -701,7 +706,7 @@ def test_file_backend_share_semantics(tmp_path: Path) -> None:
 
 
 def test_ram_refuses_bad_sizes_and_ranges() -> None:
-    from qapigen_runtime.vm import RamError
+    from qapigen_vm import RamError
 
     with pytest.raises(RamError, match="not a positive multiple of the page size"):
         GuestRam(4095)
@@ -771,8 +776,8 @@ def test_workload_changes_only_bytes_per_page(vms: Factory) -> None:
 
 
 def test_workload_settings_are_checked() -> None:
-    from qapigen_runtime.vm.dirty import DirtyLog
-    from qapigen_runtime.vm.workload import WorkloadError
+    from qapigen_vm.dirty import DirtyLog
+    from qapigen_vm.workload import WorkloadError
 
     ram = GuestRam(MIB)
     log = DirtyLog(ram.page_count)
@@ -785,7 +790,7 @@ def test_workload_settings_are_checked() -> None:
 
 
 def test_dirty_bitmap_take_without_wrap_stops_at_the_end_of_ram() -> None:
-    from qapigen_runtime.vm.dirty import MigrationBitmap
+    from qapigen_vm.dirty import MigrationBitmap
 
     bitmap = MigrationBitmap(8)
     bitmap.bits[:] = True

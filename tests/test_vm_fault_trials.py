@@ -29,7 +29,7 @@ from vm_migration_helpers import (
     migrate_and_check,
 )
 
-from qapigen_runtime.vm.tls import TlsCredsX509
+from qapigen_vm.tls import TlsCredsX509
 
 __all__ = ["pki"]  # the fixture, used by name
 

@@ -19,9 +19,9 @@ from vm_migration_helpers import (
     migrate_and_check,
 )
 
-from qapigen_runtime.vm import VmCommandError
-from qapigen_runtime.vm.codecs import zstd_available
-from qapigen_runtime.vm.multifd import HELLO, PACKET
+from qapigen_vm import VmCommandError
+from qapigen_vm.codecs import zstd_available
+from qapigen_vm.multifd import HELLO, PACKET
 
 pytestmark = pytest.mark.timeout(60)
 

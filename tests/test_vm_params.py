@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qapigen_runtime.vm import GuestRam, MigrationEngine, VmCommandError
-from qapigen_runtime.vm.params import CAPABILITY_NAMES, MigrationSettings
+from qapigen_vm import GuestRam, MigrationEngine, VmCommandError
+from qapigen_vm.params import CAPABILITY_NAMES, MigrationSettings
 
 MIB = 1 << 20
 

@@ -20,8 +20,8 @@ import pytest
 from test_vm_engine import MIB, Factory, Vm, ignore_passes, same_memory
 from vm_migration_helpers import Proxy, fault_trial_seeds
 
-from qapigen_runtime.vm import GuestRam, VmCommandError
-from qapigen_runtime.vm.postcopy_ram import PostcopyRam
+from qapigen_vm import GuestRam, VmCommandError
+from qapigen_vm.postcopy_ram import PostcopyRam
 
 pytestmark = pytest.mark.timeout(30)
 

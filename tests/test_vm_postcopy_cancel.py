@@ -22,8 +22,8 @@ from scenarios.postcopy_cancel import silent_listener
 from test_vm_engine import MIB, Factory, Vm, ignore_passes
 from test_vm_postcopy import postcopy_pair, start_postcopy
 
-from qapigen_runtime.vm import VmCommandError
-from qapigen_runtime.vm.source import OutgoingMigration
+from qapigen_vm import VmCommandError
+from qapigen_vm.source import OutgoingMigration
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,6 +1,6 @@
 """qapigen-vm as a process: started with QEMU's command line, driven over QMP sockets.
 
-Every test starts real `python -m qapigen_runtime.vm.main` processes on unix sockets
+Every test starts real `python -m qapigen_vm.main` processes on unix sockets
 in a private directory and ends them (quit, then SIGKILL if they linger). RAM stays
 at 32 MiB so the whole file runs in a few seconds.
 """
@@ -21,8 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from qapigen_runtime.qmp import CommandNotFound, GenericError, SyncQMPClient
-from qapigen_runtime.qmp import QMPConnectionError
+from qapigen_runtime.qmp import (
+    CommandNotFound,
+    GenericError,
+    QMPConnectionError,
+    SyncQMPClient,
+)
 from qapigen_vm_qmp import introspection
 from qapigen_vm_qmp.commands import SyncClient
 from qapigen_vm_qmp.events import MigrationEvent, wait_for_sync
@@ -48,7 +52,7 @@ class Vm:
         self.argv = [
             sys.executable,
             "-m",
-            "qapigen_runtime.vm.main",
+            "qapigen_vm.main",
             "-qmp",
             f"unix:{self.qmp_path},server=on,wait=off",
             *args,
@@ -327,7 +331,7 @@ def test_bad_command_line_prints_qemu_style_error(workdir: Path) -> None:
         (["-m", "12Q"], "qapigen-vm: -m 12Q: Parameter 'size' expects"),
     ]:
         done = subprocess.run(
-            [sys.executable, "-m", "qapigen_runtime.vm.main", *args],
+            [sys.executable, "-m", "qapigen_vm.main", *args],
             capture_output=True,
             text=True,
             timeout=30,
@@ -341,7 +345,7 @@ def test_unusable_qmp_socket_is_reported(workdir: Path) -> None:
     path = workdir / "missing" / "vm.qmp"
     qmp = f"unix:{path},server=on,wait=off"
     done = subprocess.run(
-        [sys.executable, "-m", "qapigen_runtime.vm.main", "-m", "16", "-qmp", qmp],
+        [sys.executable, "-m", "qapigen_vm.main", "-m", "16", "-qmp", qmp],
         capture_output=True,
         text=True,
         timeout=30,
@@ -380,7 +384,7 @@ def test_daemonize_with_pidfile(workdir: Path) -> None:
     argv = [
         sys.executable,
         "-m",
-        "qapigen_runtime.vm.main",
+        "qapigen_vm.main",
         "-m",
         "16",
         "-daemonize",
@@ -758,7 +762,9 @@ def test_same_answers_as_qemu(vms: VmLauncher, workdir: Path) -> None:
             qemu.wait()
     ours = _answers(vms.start("vm", "-m", "16").connect())
     differences = [
-        (mine, theirs) for mine, theirs in zip(ours, expected) if mine != theirs
+        (mine, theirs)
+        for mine, theirs in zip(ours, expected, strict=False)
+        if mine != theirs
     ]
     for mine, theirs in differences:
         print("OURS ", mine)

@@ -10,12 +10,12 @@ import zlib
 import numpy as np
 import pytest
 
-from qapigen_runtime.vm.dirty import MigrationBitmap
-from qapigen_runtime.vm.ram import GuestRam
-from qapigen_runtime.vm.stream import (
+from qapigen_vm.dirty import MigrationBitmap
+from qapigen_vm.ram import GuestRam
+from qapigen_vm.stream import (
     HEADER,
-    RECORD,
     REC_PAGES,
+    RECORD,
     StreamError,
     StreamLoader,
     StreamWriter,

@@ -25,15 +25,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from qapigen_runtime.vm import VmCommandError
-from qapigen_runtime.vm.multifd import HELLO_MAGIC
-from qapigen_runtime.vm.stream import MAGIC
-from qapigen_runtime.vm.tls import AuthzSimple, Endpoint, TlsCredsX509
-from qapigen_runtime.vm.tls import distinguished_name
-from qapigen_runtime.vm.tls import hostname_matches
-
 from test_vm_engine import MIB, Factory, Vm, same_memory
+
+from qapigen_vm import VmCommandError
+from qapigen_vm.multifd import HELLO_MAGIC
+from qapigen_vm.stream import MAGIC
+from qapigen_vm.tls import (
+    AuthzSimple,
+    Endpoint,
+    TlsCredsX509,
+    distinguished_name,
+    hostname_matches,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -493,7 +496,7 @@ class Process:
             [
                 sys.executable,
                 "-m",
-                "qapigen_runtime.vm.main",
+                "qapigen_vm.main",
                 "-qmp",
                 f"unix:{self.path},server=on,wait=off",
                 *args,
@@ -515,7 +518,9 @@ class Process:
             except OSError:
                 sock.close()
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"qapigen-vm did not start: {self.stderr()}")
+                    raise AssertionError(
+                        f"qapigen-vm did not start: {self.stderr()}"
+                    ) from None
                 time.sleep(0.05)
         self.sock = sock
         self.file = sock.makefile("rw")
@@ -678,7 +683,7 @@ def test_object_errors_on_the_command_line(pki: Pki, value: str, message: str) -
         [
             sys.executable,
             "-m",
-            "qapigen_runtime.vm.main",
+            "qapigen_vm.main",
             "-object",
             value.format(**names),
         ],
@@ -693,7 +698,7 @@ def test_object_errors_on_the_command_line(pki: Pki, value: str, message: str) -
 def test_duplicate_object_id(pki: Pki) -> None:
     creds = f"tls-creds-x509,id=x,dir={pki.dir('good')}"
     result = subprocess.run(
-        [sys.executable, "-m", "qapigen_runtime.vm.main", "-object", creds,
+        [sys.executable, "-m", "qapigen_vm.main", "-object", creds,
          "-object", "authz-simple,id=x,identity=CN=a"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip

@@ -21,26 +21,26 @@ from vm_migration_helpers import (
     migrate_and_check,
 )
 
-from qapigen_runtime.vm import MigrationInfo
-from qapigen_runtime.vm.dirty import MigrationBitmap
-from qapigen_runtime.vm.page_cache import PageCache
-from qapigen_runtime.vm.ram import GuestRam
-from qapigen_runtime.vm.stream import (
+from qapigen_vm import MigrationInfo
+from qapigen_vm.dirty import MigrationBitmap
+from qapigen_vm.page_cache import PageCache
+from qapigen_vm.ram import GuestRam
+from qapigen_vm.stream import (
     HEADER,
-    RECORD,
     REC_XBZRLE,
+    RECORD,
     StreamError,
     StreamLoader,
     StreamWriter,
 )
-from qapigen_runtime.vm.xbzrle import (
+from qapigen_vm.xbzrle import (
     OVERFLOW,
     XbzrleError,
     decode_pages,
     encode_pages,
     parse_runs,
 )
-from qapigen_runtime.vm.xbzrle_sender import XbzrleSender
+from qapigen_vm.xbzrle_sender import XbzrleSender
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -36,21 +36,6 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from qapigen.frontend import load_schema
-from qapigen.generate import generate_package, write_package
-from qapigen.schema import (
-    BuiltinType,
-    Command,
-    EnumType,
-    Event,
-    ObjectType,
-    Schema,
-    Type,
-)
-from qapigen_runtime import codec
-from qapigen_runtime.qmp.errors import GenericError, QMPCommandError
-from qapigen_runtime.qmp.sync_client import SyncQMPClient
 from qemu_fixtures import QEMU_BINARY, QemuLauncher, qemu_version
 from wire_strategies import (
     BUILTIN_DECODERS,
@@ -67,6 +52,21 @@ from wire_strategies import (
     same_wire,
     unknown_member_paths,
 )
+
+from qapigen.frontend import load_schema
+from qapigen.generate import generate_package, write_package
+from qapigen.schema import (
+    BuiltinType,
+    Command,
+    EnumType,
+    Event,
+    ObjectType,
+    Schema,
+    Type,
+)
+from qapigen_runtime import codec
+from qapigen_runtime.qmp.errors import GenericError, QMPCommandError
+from qapigen_runtime.qmp.sync_client import SyncQMPClient
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_SCHEMA = REPO / "schema" / "migration.json"
@@ -742,7 +742,7 @@ def test_event_data_round_trips_with_what_a_newer_qemu_adds(
             # QEMU leaves 'data' out of an event that has none
             assert bindings.events.decode_event(name) is not None
         typed = bindings.events.decode_event(name, data)
-        assert typed is not None and typed.NAME == name
+        assert typed is not None and name == typed.NAME
         assert same_wire(typed.to_wire(), data)
 
     check()

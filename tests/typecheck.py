@@ -1,8 +1,8 @@
-"""Run mypy --strict and black over installed-name trees.
+"""Run mypy --strict the way a user does: with the project installed (editable), every
+package resolves through the install itself, no search path of our own.
 
-mypy cannot follow the editable install's folder-to-package mapping (runtime/ is imported as
-qapigen_runtime, generated/X as X), so we lay out a temporary tree of
-symlinks under the import names and check that.
+Packages a test generates into a temporary folder are not installed; `link_tree` gives
+them an import name in a scratch folder that mypy is pointed at (only them).
 """
 
 from __future__ import annotations
@@ -14,16 +14,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# import name -> folder in the repository
-PROJECT_PACKAGES = {
-    "qapigen": REPO / "qapigen",
-    "qapigen_runtime": REPO / "runtime",
-    "qapigen_migration": REPO / "generated" / "qapigen_migration",
-    "qapigen_vm_qmp": REPO / "generated" / "qapigen_vm_qmp",
-}
+# The installed packages of this repository, by import name.
+PROJECT_PACKAGES = [
+    "qapigen",
+    "qapigen_runtime",
+    "qapigen_vm",
+    "qapigen_migration",
+    "qapigen_vm_qmp",
+]
 
 
 def link_tree(root: Path, packages: dict[str, Path]) -> None:
+    """Give each generated package folder its import name under `root`."""
     for name, folder in packages.items():
         (root / name).symlink_to(folder.resolve(), target_is_directory=True)
 
@@ -31,8 +33,12 @@ def link_tree(root: Path, packages: dict[str, Path]) -> None:
 def run_mypy(
     root: Path, targets: list[str], *extra: str, search: tuple[Path, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
-    """mypy --strict on `targets` (package names or files) with `root`, then the
-    folders of `search`, on the path."""
+    """mypy --strict on `targets` (package names or files), run in `root` (where
+    `link_tree` put generated packages), then the folders of `search`, on the path;
+    the project's own packages come from the installation."""
+    environment = {k: v for k, v in os.environ.items() if k != "MYPYPATH"}
+    if search:
+        environment["MYPYPATH"] = os.pathsep.join(map(str, search))
     return subprocess.run(
         [
             sys.executable,
@@ -48,5 +54,5 @@ def run_mypy(
         cwd=root,
         capture_output=True,
         text=True,
-        env={**os.environ, "MYPYPATH": os.pathsep.join(map(str, (root, *search)))},
+        env=environment,
     )

@@ -27,7 +27,6 @@ __all__ = [
     "Proxy",
     "Vm",
     "busy_source",
-    "Vm",
     "fault_trial",
     "fault_trial_seeds",
     "migrate_and_check",
@@ -40,7 +39,7 @@ FAULT_KINDS = ("cut", "corrupt", "kill")
 # can be killed outright.
 DESTINATION_PROCESS = """
 import json, sys, time
-from qapigen_runtime.vm import GuestRam, MigrationEngine
+from qapigen_vm import GuestRam, MigrationEngine
 mode = json.loads(sys.argv[2])
 engine = MigrationEngine(GuestRam(int(sys.argv[1])), incoming="defer")
 engine.migrate_set_capabilities([(name, True) for name in mode["capabilities"]])

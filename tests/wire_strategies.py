@@ -153,7 +153,7 @@ def same_wire(left: object, right: object) -> bool:
     if isinstance(left, list):
         assert isinstance(right, list)
         return len(left) == len(right) and all(
-            same_wire(a, b) for a, b in zip(left, right)
+            same_wire(a, b) for a, b in zip(left, right, strict=True)
         )
     return left == right
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from .. import naming
 from ..doc import QAPIDoc
+from ..layout import LINE_LENGTH, Group, Node, flat, lay_out
 from ..schema import (
     AlternateType,
     ArrayType,
@@ -26,7 +27,6 @@ from ..schema import (
     Schema,
     Type,
 )
-from ..layout import LINE_LENGTH, Group, Node, flat, lay_out
 from .docs import annotate, member_doc
 from .view import Member, TypeUse
 

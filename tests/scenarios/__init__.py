@@ -14,9 +14,16 @@ from dataclasses import dataclass
 
 from peers import PeerArgs, Site
 
-from . import capabilities, colo, control, flows, multifd_channels, postcopy_recovery
-from . import postcopy_cancel
-from . import refusals
+from . import (
+    capabilities,
+    colo,
+    control,
+    flows,
+    multifd_channels,
+    postcopy_cancel,
+    postcopy_recovery,
+    refusals,
+)
 from .observation import ErrorSeen, MigrationView, Observation, PassFacts
 from .session import Run, ScenarioBody, observe
 

@@ -52,10 +52,9 @@ from __future__ import annotations
 import asyncio
 
 from qapigen_migration import events as migration_events
-from qapigen_migration.types import MigrationCapability as Cap
 from qapigen_migration.types import MigrateSetParameters, MigrationCapabilityStatus
+from qapigen_migration.types import MigrationCapability as Cap
 from qapigen_migration.types import MigrationStatus as St
-
 from qapigen_runtime.qmp import QMPConnectionError
 
 from .flows import FINAL, extra_connection, start_with_events

@@ -3,9 +3,8 @@ destination nobody listens on, a URI with an unknown scheme."""
 
 from __future__ import annotations
 
-from qapigen_migration.types import MigrateSetParameters
+from qapigen_migration.types import MigrateSetParameters, MigrationCapabilityStatus
 from qapigen_migration.types import MigrationCapability as Cap
-from qapigen_migration.types import MigrationCapabilityStatus
 from qapigen_migration.types import MigrationStatus as St
 
 from .flows import (

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from qapigen_migration.types import MigrateSetParameters
+from qapigen_migration.types import MigrateSetParameters, SocketAddress_Inet
 from qapigen_migration.types import MigrationCapability as Cap
 from qapigen_migration.types import MigrationStatus as St
-from qapigen_migration.types import SocketAddress_Inet
-
 from qapigen_runtime.qmp import QMPConnectionError
 
 from .session import Run, ScenarioAborted

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Iterator
 
 from peers import free_port
+
 from qapigen_migration.types import MigrationStatus as St
 
 from . import postcopy_recovery

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 
 from peers import free_port
+
 from qapigen_migration.types import MigrateSetParameters
 from qapigen_migration.types import MigrationCapability as Cap
 from qapigen_migration.types import MigrationStatus as St

@@ -3,9 +3,8 @@ the wrong state, malformed requests."""
 
 from __future__ import annotations
 
-from qapigen_migration.types import MigrateSetParameters
+from qapigen_migration.types import MigrateSetParameters, MigrationCapabilityStatus
 from qapigen_migration.types import MigrationCapability as Cap
-from qapigen_migration.types import MigrationCapabilityStatus
 from qapigen_migration.types import MigrationStatus as St
 
 from .session import Run

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from peers import Pair, Peer
+
 from qapigen_migration import commands as migration_commands
 from qapigen_migration import events as migration_events
 from qapigen_migration.types import (

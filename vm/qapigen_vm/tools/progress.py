@@ -31,14 +31,14 @@ def format_duration(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s"
 
 
 def progress_bar(fraction: float, width: int) -> str:
     """``[#####.....]`` with `width` cells inside the brackets."""
     width = max(1, width)
-    filled = int(round(min(1.0, max(0.0, fraction)) * width))
+    filled = round(min(1.0, max(0.0, fraction)) * width)
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 

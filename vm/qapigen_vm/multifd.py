@@ -306,9 +306,11 @@ class MultifdReceiver:
         try:
             channel.recv_exact(into)
         except EOFError:
-            raise StreamError(f"stream ended unexpectedly while reading {what}")
+            raise StreamError(
+                f"stream ended unexpectedly while reading {what}"
+            ) from None
         except OSError as exc:
-            raise StreamError(f"read failed while reading {what}: {exc}")
+            raise StreamError(f"read failed while reading {what}: {exc}") from exc
 
     def _receive(self, index: int) -> None:
         channel = self.channels[index]

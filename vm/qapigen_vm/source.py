@@ -31,12 +31,15 @@ import uuid as uuid_mod
 
 import numpy as np
 
+from .colo_primary import ColoPrimary
+from .compress_sender import CompressSender
 from .dirty import DirtyLog, MigrationBitmap
+from .multifd import MultifdSender
 from .params import PAGE_SIZE, MigrationSettings
+from .postcopy_source import PostcopyAborted, PostcopySource
 from .ram import GuestRam
 from .runstate import EventSink, RunControl, StateCell
 from .states import RUNNING_STATES, MigrationStatus, RunState
-from .compress_sender import CompressSender
 from .stats import (
     CompressionStats,
     MigrationInfo,
@@ -46,20 +49,17 @@ from .stats import (
     ram_stats,
     xbzrle_cache_stats,
 )
-from .postcopy_source import PostcopyAborted, PostcopySource
-from .colo_primary import ColoPrimary
 from .stream import (
+    MAX_RECORD_PAGES,
     RP_ACK,
     RP_ERROR,
     RP_REQ_PAGES,
-    MAX_RECORD_PAGES,
     StreamError,
     StreamWriter,
     read_message,
 )
 from .throttle import AutoConverge
 from .transport import Channel, Connector, PipeChannel, SocketChannel, TransportError
-from .multifd import MultifdSender
 from .xbzrle_sender import XbzrleSender
 
 S = MigrationStatus

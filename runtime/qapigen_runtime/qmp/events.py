@@ -40,7 +40,7 @@ class Timestamp:
     @property
     def datetime(self) -> dt.datetime:
         """The stamp as an aware datetime in UTC."""
-        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         return epoch + dt.timedelta(
             seconds=self.seconds, microseconds=self.microseconds
         )

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import NoReturn
 
 from .address import Address, describe, open_socket
+from .client import DEFAULT_EVENT_BACKLOG, DEFAULT_MAX_MESSAGE_SIZE, bare_request
 from .errors import (
     QMPConnectionError,
     QMPDisconnectedError,
@@ -29,7 +30,6 @@ from .events import EventBacklog, QMPEvent
 from .protocol import OOB, Greeting
 from .received_json import decode_line
 from .transport import EventPredicate
-from .client import DEFAULT_EVENT_BACKLOG, DEFAULT_MAX_MESSAGE_SIZE, bare_request
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -83,7 +83,7 @@ class SyncQMPClient:
         self._stale_replies = 0
         try:
             self._sock = open_socket(address, timeout)
-        except socket.timeout:
+        except TimeoutError:
             raise QMPTimeoutError(
                 f"connecting to {describe(address)} timed out"
             ) from None
@@ -240,7 +240,7 @@ class SyncQMPClient:
             self._set_timeout(None)
         try:
             received = sock.recv_into(self._view[self._end :])
-        except (socket.timeout, BlockingIOError):
+        except (TimeoutError, BlockingIOError):
             raise QMPTimeoutError("no reply in time") from None
         except OSError as error:
             self.close()

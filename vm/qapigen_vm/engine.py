@@ -46,19 +46,42 @@ from .colo_primary import ColoPrimary
 from .colo_secondary import ColoSecondary
 from .destination import IncomingMigration
 from .dirty import DirtyLog
-from .errors import DEVICE_NOT_ACTIVE, MIGRATION_ACTIVE, VmCommandError
-from .errors import invalid_parameter_value
-from .params import MigrationParameters, MigrationSettings
-from .params import check_block_options, check_supported
+from .errors import (
+    DEVICE_NOT_ACTIVE,
+    MIGRATION_ACTIVE,
+    VmCommandError,
+    invalid_parameter_value,
+)
+from .params import (
+    MigrationParameters,
+    MigrationSettings,
+    check_block_options,
+    check_supported,
+)
 from .ram import GuestRam
 from .runstate import EventSink, RunControl, discard_event
 from .source import OutgoingMigration
 from .states import RUNNING_STATES, MigrationStatus, RunState
 from .stats import MigrationInfo, SocketAddress_Inet
-from .transport import Connector, FdTable, Listener, TransportError, UriError
-from .tls import PendingTlsError, TlsClient, TlsError, TlsServer, UserObject
-from .tls import resolve_authz, resolve_creds
-from .transport import MigrationUri, SocketWrapper, parse_uri
+from .tls import (
+    PendingTlsError,
+    TlsClient,
+    TlsError,
+    TlsServer,
+    UserObject,
+    resolve_authz,
+    resolve_creds,
+)
+from .transport import (
+    Connector,
+    FdTable,
+    Listener,
+    MigrationUri,
+    SocketWrapper,
+    TransportError,
+    UriError,
+    parse_uri,
+)
 from .workload import GuestWorkload, Pattern
 
 S = MigrationStatus

@@ -52,7 +52,7 @@ def bare_request(name: str) -> bytes:
 
 
 class _Waiter:
-    __slots__ = ("name", "predicate", "future")
+    __slots__ = ("future", "name", "predicate")
 
     def __init__(
         self,
@@ -420,7 +420,7 @@ class QMPClient(asyncio.BufferedProtocol):
                 except OSError as error:
                     raise QMPDisconnectedError(
                         f"sending file descriptors failed: {error}"
-                    )
+                    ) from error
         if queue is not None:
             queue.append(future)
         if sent < len(payload):

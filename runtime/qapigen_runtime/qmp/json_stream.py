@@ -300,9 +300,9 @@ class JsonStreamParser:
         self._size = 0
 
     def _token(self, kind: str, text: bytes, out: list[object]) -> None:
-        if kind == _LBRACE or kind == _LBRACKET:
+        if kind in (_LBRACE, _LBRACKET):
             self._depth += 1
-        elif kind == _RBRACE or kind == _RBRACKET:
+        elif kind in (_RBRACE, _RBRACKET):
             self._depth -= 1
         self._tokens.append((kind, text))
         self._size += len(text)
@@ -424,7 +424,7 @@ class _Parser:
             if kind == _LBRACKET and self._peek() != _RBRACKET:
                 stack.append(([], ""))
                 continue
-            if kind == _LBRACE or kind == _LBRACKET:
+            if kind in (_LBRACE, _LBRACKET):
                 self._index += 1
                 value = {} if kind == _LBRACE else []
             else:

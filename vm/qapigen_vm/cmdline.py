@@ -416,7 +416,7 @@ def parse_command_line(argv: Sequence[str]) -> VmConfig:
             except ValueError:
                 raise CommandLineError(
                     "failed to parse UUID string: wrong format", where
-                )
+                ) from None
         elif option == "-name":
             name = dict(parse_keyvals(value, implied_key="guest")).get("guest", value)
         elif option == "-pidfile":

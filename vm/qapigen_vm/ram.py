@@ -77,14 +77,18 @@ class GuestRam:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise RamError(f"cannot open memory backend file '{path}': {exc.strerror}")
+            raise RamError(
+                f"cannot open memory backend file '{path}': {exc.strerror}"
+            ) from exc
         try:
             if os.fstat(fd).st_size < size:
                 os.ftruncate(fd, size)
             flags = mmap.MAP_SHARED if share else mmap.MAP_PRIVATE
             return mmap.mmap(fd, size, flags=flags)
         except OSError as exc:
-            raise RamError(f"cannot map memory backend file '{path}': {exc.strerror}")
+            raise RamError(
+                f"cannot map memory backend file '{path}': {exc.strerror}"
+            ) from exc
         finally:
             os.close(fd)
 

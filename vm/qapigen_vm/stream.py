@@ -42,10 +42,10 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from concurrent.futures import ThreadPoolExecutor
 import uuid as uuid_mod
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final, Protocol
 
 import numpy as np
@@ -317,12 +317,12 @@ class StreamLoader:
         except EOFError:
             raise StreamError(
                 f"migration stream ended unexpectedly while reading {what}"
-            )
+            ) from None
         except OSError as exc:
             raise StreamError(
                 f"migration stream read failed while reading {what}: "
                 f"{exc.strerror or exc}"
-            )
+            ) from exc
         self.progress.bytes += into.nbytes
 
     def read_header(
@@ -478,7 +478,9 @@ class StreamLoader:
             raise StreamError(f"record {record}: page lengths do not add up to {size}")
         ends = np.cumsum(lengths)
         raw = payload.tobytes()
-        blobs = [raw[e - n : e] for e, n in zip(ends.tolist(), lengths.tolist())]
+        blobs = [
+            raw[e - n : e] for e, n in zip(ends.tolist(), lengths.tolist(), strict=True)
+        ]
         out = np.empty((count, page_size), dtype=np.uint8)
         failures = list(self._inflate_all(blobs, out))
         if failures:

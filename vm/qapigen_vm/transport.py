@@ -432,14 +432,16 @@ class Listener:
             fam, kind, proto, _, addr = infos[0]
             server = socket.socket(fam, kind, proto)
         except OSError as exc:
-            raise TransportError(f"Failed to listen on '{host}:{port}': {exc.strerror}")
+            raise TransportError(
+                f"Failed to listen on '{host}:{port}': {exc.strerror}"
+            ) from exc
         try:
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             server.bind(addr)
             server.listen(LISTEN_BACKLOG)
         except OSError as exc:
             server.close()
-            raise TransportError(f"Failed to bind socket: {exc.strerror}")
+            raise TransportError(f"Failed to bind socket: {exc.strerror}") from exc
         return server
 
     @staticmethod
@@ -452,7 +454,9 @@ class Listener:
             server.listen(LISTEN_BACKLOG)
         except OSError as exc:
             server.close()
-            raise TransportError(f"Failed to bind socket to {path}: {exc.strerror}")
+            raise TransportError(
+                f"Failed to bind socket to {path}: {exc.strerror}"
+            ) from exc
         return server
 
     def accept(

@@ -1,7 +1,7 @@
 """Compare a live QEMU with what a generated package was built from.
 
-    python -m qapigen_runtime.tools.schema_compare qapigen_migration /run/vm.qmp
-    python -m qapigen_runtime.tools.schema_compare qapigen_migration localhost:4444
+    python -m qapigen_runtime.schema_compare.cli qapigen_migration /run/vm.qmp
+    python -m qapigen_runtime.schema_compare.cli qapigen_migration localhost:4444
 
 PACKAGE is the import name of a generated package: its ``introspection.schema_info()``
 is compared with the ``query-qmp-schema`` answer of the QEMU at QMP_ADDRESS (a unix
@@ -18,8 +18,8 @@ import importlib
 import math
 import re
 import sys
-from pathlib import Path
 from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from ..qmp.address import Address, describe
@@ -27,7 +27,7 @@ from ..qmp.errors import QMPError
 from ..qmp.sync_client import SyncQMPClient
 from ..schema_compare import SchemaFormatError, compare_schemas
 
-PROGRAM = "python -m qapigen_runtime.tools.schema_compare"
+PROGRAM = "python -m qapigen_runtime.schema_compare.cli"
 
 EXIT_COMPATIBLE = 0
 EXIT_INCOMPATIBLE = 1

@@ -20,7 +20,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-
 JSONObject = dict[str, object]
 
 T = TypeVar("T")

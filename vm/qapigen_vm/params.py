@@ -269,7 +269,7 @@ class MigrationSettings:
 
     def __init__(self) -> None:
         self.parameters = MigrationParameters()
-        self.capabilities: dict[str, bool] = {name: False for name in CAPABILITY_NAMES}
+        self.capabilities: dict[str, bool] = dict.fromkeys(CAPABILITY_NAMES, False)
 
     # -- capabilities ---------------------------------------------------------------
 

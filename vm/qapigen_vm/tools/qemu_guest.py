@@ -14,8 +14,8 @@ import struct
 import time
 from pathlib import Path
 
-from ..qmp import SyncQMPClient
-from ..qmp.address import Address
+from qapigen_runtime.qmp import SyncQMPClient
+from qapigen_runtime.qmp.address import Address
 
 PAGE_SIZE = 4096
 TICKS_PER_SECOND = 1000

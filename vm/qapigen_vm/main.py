@@ -8,7 +8,7 @@ Process life, as QEMU's: a bad command line prints one ``qapigen-vm: ...`` line 
 exits 1; ``quit`` and SIGTERM/SIGINT/SIGHUP end the process with status 0; a failed
 incoming migration ends it with status 1; ``-daemonize`` returns once the VM is ready.
 
-Run it as ``qapigen-vm ...`` or ``python -m qapigen_runtime.vm.main ...``.
+Run it as ``qapigen-vm ...`` or ``python -m qapigen_vm.main ...``.
 """
 
 from __future__ import annotations
@@ -21,14 +21,19 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from qapigen_runtime.codec import DecodeError
+from qapigen_runtime.qmp.protocol import qemu_version
+from qapigen_runtime.qmp.server import QMPServer
 from qapigen_vm_qmp.commands import CommandDispatcher
 from qapigen_vm_qmp.events import decode_event
 
-from ..codec import DecodeError
-from ..qmp.protocol import qemu_version
-from ..qmp.server import QMPServer
-from .cmdline import PROGRAM, CommandLineError, QmpEndpoint, VmConfig
-from .cmdline import parse_command_line
+from .cmdline import (
+    PROGRAM,
+    CommandLineError,
+    QmpEndpoint,
+    VmConfig,
+    parse_command_line,
+)
 from .daemon import PidFile, PidFileError, daemonize
 from .dispatch import VmDispatcher
 from .handlers import PACKAGE, QEMU_VERSION, VmCommandHandler
@@ -107,7 +112,7 @@ class VmProcess:
         dispatcher: CommandDispatcher
         handler = VmCommandHandler(
             self.machine,
-            command_names=lambda: dispatcher.command_names(),
+            command_names=lambda: dispatcher.command_names(),  # noqa: PLW0108 - bound below
             request_quit=self._quit_after_reply,
         )
         dispatcher = CommandDispatcher(handler)
@@ -198,7 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandLineError as exc:
         print(exc, file=sys.stderr)
         return 1
-    ready: Callable[[], None] = lambda: None
+
+    def ready() -> None:
+        return None
+
     if config.daemonize:
         ready = daemonize().ready
     pidfile: PidFile | None = None

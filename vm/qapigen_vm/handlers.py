@@ -26,6 +26,9 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from qapigen_runtime.qmp.errors import CommandNotFound, GenericError, command_error
+from qapigen_runtime.qmp.passed_fds import take_passed_fd
+from qapigen_runtime.qmp.protocol import ALREADY_NEGOTIATED
 from qapigen_vm_qmp import introspection
 from qapigen_vm_qmp.types import (
     COLOStatus,
@@ -44,9 +47,6 @@ from qapigen_vm_qmp.types import (
     decode_schema_info,
 )
 
-from ..qmp.errors import CommandNotFound, GenericError, command_error
-from ..qmp.passed_fds import take_passed_fd
-from ..qmp.protocol import ALREADY_NEGOTIATED
 from .errors import VmCommandError
 from .machine import Machine
 from .states import RunState

@@ -14,21 +14,28 @@ from __future__ import annotations
 
 import sys
 import threading
-
-import numpy as np
 import uuid as uuid_mod
 from collections.abc import Callable
 
+import numpy as np
+
+from .colo_secondary import ColoSecondary
+from .multifd import HELLO, HELLO_MAGIC, MultifdReceiver, parse_hello
 from .params import MigrationSettings
+from .postcopy_dest import PostcopyDestination
 from .ram import GuestRam
 from .runstate import EventSink, RunControl, StateCell
 from .states import MigrationStatus, RunState
 from .stats import MigrationInfo, socket_addresses
-from .multifd import HELLO, HELLO_MAGIC, MultifdReceiver, parse_hello
-from .postcopy_dest import PostcopyDestination
-from .colo_secondary import ColoSecondary
-from .stream import MAGIC, RP_ACK, RP_ERROR, LoadProgress, StreamError, StreamLoader
-from .stream import encode_reply
+from .stream import (
+    MAGIC,
+    RP_ACK,
+    RP_ERROR,
+    LoadProgress,
+    StreamError,
+    StreamLoader,
+    encode_reply,
+)
 from .transport import Channel, Listener, SocketChannel, TransportError
 
 S = MigrationStatus
@@ -283,7 +290,9 @@ class IncomingMigration:
                 try:
                     conn.recv_exact(memoryview(magic))
                 except (EOFError, OSError):
-                    raise StreamError("a migration connection closed before its hello")
+                    raise StreamError(
+                        "a migration connection closed before its hello"
+                    ) from None
                 if bytes(magic) == MAGIC and main is None:
                     self._channel = conn
                     main = StreamLoader(conn, self.ram)  # multifd: no compress

@@ -39,11 +39,12 @@ from qapigen_migration.types import (
     SocketAddress_Inet,
     SocketAddress_Unix,
 )
+from qapigen_runtime.qmp import QMPClient, QMPCommandError, QMPConnectionError, QMPEvent
+from qapigen_runtime.qmp.address import Address
 
-from ..qmp import QMPClient, QMPCommandError, QMPConnectionError, QMPEvent
-from ..qmp.address import Address
 from .arguments import UsageError, parse_address, parse_capability, parse_parameters
-from .plot import PlotUnavailable, describe as describe_plot, plot_series, write_png
+from .plot import PlotUnavailable, plot_series, write_png
+from .plot import describe as describe_plot
 from .progress import ProgressDisplay, summary_lines
 from .timeline import FINAL_STATUSES, Mark, MarkKind, Sample, Timeline
 
