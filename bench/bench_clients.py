@@ -46,8 +46,7 @@ from qapigen_migration.commands import AsyncClient, SyncClient
 from qapigen_runtime.qmp import QMPClient, SyncQMPClient
 
 # The QEMU launcher is shared with the interop tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from qemu_fixtures import QemuLauncher
+from qapigen_testing.qemu_fixtures import QemuLauncher
 
 COMMAND = "query-migrate-parameters"
 TARGET_ASYNC_VS_QEMU_QMP = 2.0

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 # The peer factories live with the tests, the shared helpers in the other bench.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_vm_vs_qemu import (
@@ -34,7 +33,6 @@ from bench_vm_vs_qemu import (
     print_side_by_side,
     shared_memory_dir,
 )
-from peers import PeerKind, environment_problem
 
 from qapigen_migration.commands import SyncClient
 from qapigen_migration.types import (
@@ -42,6 +40,7 @@ from qapigen_migration.types import (
     MigrationCapability,
     MigrationCapabilityStatus,
 )
+from qapigen_testing.peers import PeerKind, environment_problem
 
 MULTIFD = (MigrationCapability.MULTIFD,)
 

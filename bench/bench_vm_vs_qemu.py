@@ -28,19 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-# The peer factories live with the tests (tests/peers.py): one way to start pairs.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from peers import (
-    Pair,
-    PeerArgs,
-    PeerKind,
-    Site,
-    environment_problem,
-    free_port,
-    start_pair,
-)
-
 from qapigen_migration.commands import SyncClient
 from qapigen_migration.types import (
     MigrateSetParameters,
@@ -50,6 +37,17 @@ from qapigen_migration.types import (
     MigrationStatus,
 )
 from qapigen_runtime.qmp import SyncQMPClient
+
+# The peer factories live with the tests (tests/peers.py): one way to start pairs.
+from qapigen_testing.peers import (
+    Pair,
+    PeerArgs,
+    PeerKind,
+    Site,
+    environment_problem,
+    free_port,
+    start_pair,
+)
 
 UNLIMITED = 100 << 30
 """max-bandwidth standing for "unlimited": 100 GiB/s, far above loopback TCP."""

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+from qapigen_testing.paths import REPO, SHARED, shared_path
 
-
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, or a clean skip saying what is missing."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(
-            f"{path.relative_to(REPO.parent)} is absent: QEMU's test data lives there"
-        )
-    return path
+__all__ = ["REPO", "SHARED", "shared_path"]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

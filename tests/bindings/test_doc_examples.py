@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from wire_strategies import GeneratedCodec
 
 from qapigen.frontend import load_schema
 from qapigen.schema import Command, Schema
 from qapigen_migration import commands, events, types
 from qapigen_runtime import codec
+from qapigen_testing.wire_strategies import GeneratedCodec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUNDLED_SCHEMA = REPO / "schema" / "migration.json"
 
 # Example id -> (the JSON path the codec must refuse, why the example is wrong).

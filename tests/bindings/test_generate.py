@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typecheck import REPO, link_tree, run_mypy
 
 from qapigen.frontend import load_schema, schema_from_parsed
 from qapigen.generate import check_package, generate_package, write_package
@@ -32,6 +31,7 @@ from qapigen.parser import parse_text
 from qapigen.source import QAPIError
 from qapigen_runtime.codec import NULL, DecodeError
 from qapigen_runtime.qmp.errors import CommandNotFound
+from qapigen_testing.typecheck import REPO, link_tree, run_mypy
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "schema.json").is_file())
@@ -771,7 +771,7 @@ def test_python_name_clash_is_a_located_error() -> None:
 @pytest.mark.parametrize("release", ["5.2", "7.2"])
 def test_full_qemu_schema_is_black_and_mypy_clean(tmp_path: Path, release: str) -> None:
     """QEMU's complete schemas: the output type-checks and black leaves it alone."""
-    from conftest import shared_path
+    from qapigen_testing.paths import shared_path
 
     schema = load_schema(str(shared_path("qemu", release, "qapi", "qapi-schema.json")))
     package = "qemu" + release.replace(".", "")

@@ -36,22 +36,6 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from qemu_fixtures import QEMU_BINARY, QemuLauncher, qemu_version
-from wire_strategies import (
-    BUILTIN_DECODERS,
-    INTEGER_BOUNDS,
-    REJECTED_BELOW,
-    GeneratedCodec,
-    Mutation,
-    WireValues,
-    accepted_kinds,
-    mutated,
-    mutation_sites,
-    mutations,
-    named_types,
-    same_wire,
-    unknown_member_paths,
-)
 
 from qapigen.frontend import load_schema
 from qapigen.generate import generate_package, write_package
@@ -67,8 +51,24 @@ from qapigen.schema import (
 from qapigen_runtime import codec
 from qapigen_runtime.qmp.errors import GenericError, QMPCommandError
 from qapigen_runtime.qmp.sync_client import SyncQMPClient
+from qapigen_testing.qemu_fixtures import QEMU_BINARY, QemuLauncher, qemu_version
+from qapigen_testing.wire_strategies import (
+    BUILTIN_DECODERS,
+    INTEGER_BOUNDS,
+    REJECTED_BELOW,
+    GeneratedCodec,
+    Mutation,
+    WireValues,
+    accepted_kinds,
+    mutated,
+    mutation_sites,
+    mutations,
+    named_types,
+    same_wire,
+    unknown_member_paths,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUNDLED_SCHEMA = REPO / "schema" / "migration.json"
 SHARED = REPO.parent / "shared"
 

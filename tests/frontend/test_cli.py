@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, shared_path
+
+from qapigen_testing.paths import REPO, shared_path
 
 BUNDLED = REPO / "schema" / "migration.json"
 

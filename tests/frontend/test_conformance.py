@@ -19,7 +19,7 @@ from qapigen.frontend import load_schema
 from qapigen.level import Level
 from qapigen.source import QAPIError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 RELEASES = {"5.2": Level.V5_2, "7.2": Level.V7_2}
 
 # `file:line[:col]: message`, skipping context lines ("x.json: In struct 'S':")

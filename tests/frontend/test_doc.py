@@ -13,7 +13,7 @@ from qapigen.level import Level
 from qapigen.parser import parse_schema, parse_text
 from qapigen.source import QAPIError, SourceInfo
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 @dataclass

@@ -28,7 +28,7 @@ except ImportError:  # the front end proper not written yet: the parser alone
 
     front_end = parse_schema
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 LEVELS = st.sampled_from(list(Level))
 FUZZ = settings(

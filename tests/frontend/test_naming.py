@@ -6,7 +6,6 @@ import keyword
 from pathlib import Path
 
 import pytest
-from conftest import shared_path
 
 from qapigen import naming
 from qapigen.frontend import load_schema, schema_from_parsed
@@ -15,6 +14,7 @@ from qapigen.level import Level
 from qapigen.parser import parse_text
 from qapigen.schema import EnumType, ObjectType
 from qapigen.source import QAPIError, SourceInfo
+from qapigen_testing.paths import shared_path
 
 
 @pytest.mark.parametrize(

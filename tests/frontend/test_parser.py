@@ -19,7 +19,7 @@ from qapigen.level import Level
 from qapigen.parser import MAX_NESTING, Expression, parse_schema, parse_text
 from qapigen.source import QAPIError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 CORPUS = {
     Level.V5_2: SHARED / "qemu" / "5.2" / "qapi-schema-tests",

@@ -28,7 +28,7 @@ from qapigen.schema import (
 )
 from qapigen.source import QAPIError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 
 

@@ -28,14 +28,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
-    QemuLauncher,
-    QemuProcess,
-    QemuStartError,
-    qemu_launcher,
-    qemu_version,
-    running_qemu_count,
-)
 
 from qapigen_migration.commands import AsyncClient, SyncClient
 from qapigen_migration.events import (
@@ -63,8 +55,16 @@ from qapigen_runtime.qmp import (
     SyncQMPClient,
 )
 from qapigen_runtime.qmp.qemu_qmp_adapter import QemuQmpTransport
+from qapigen_testing.qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
+    QemuLauncher,
+    QemuProcess,
+    QemuStartError,
+    qemu_launcher,
+    qemu_version,
+    running_qemu_count,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Every wait below has its own timeout; this bounds a test that hangs anyway.
 pytestmark = pytest.mark.timeout(180)
@@ -734,7 +734,7 @@ def test_typed_client_example_runs() -> None:
 KILLED_RUNNER = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[1])
-from qemu_fixtures import QemuLauncher
+from qapigen_testing.qemu_fixtures import QemuLauncher
 launcher = QemuLauncher()
 print(launcher.start("orphan").pid, launcher.directory, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # no cleanup code runs

@@ -13,14 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qmp_fixtures import (
-    OBSERVED_AFTER_NEGOTIATION,
-    OBSERVED_BEFORE_NEGOTIATION,
-    OBSERVED_WITHOUT_OOB,
-    Observed,
-    RawQMP,
-    wait_for_path,
-)
 
 from qapigen_runtime.qmp import (
     CommandNotFound,
@@ -31,6 +23,14 @@ from qapigen_runtime.qmp import (
     SyncQMPClient,
 )
 from qapigen_runtime.qmp.transport import AsyncTransport, SyncTransport
+from qapigen_testing.qmp_fixtures import (
+    OBSERVED_AFTER_NEGOTIATION,
+    OBSERVED_BEFORE_NEGOTIATION,
+    OBSERVED_WITHOUT_OOB,
+    Observed,
+    RawQMP,
+    wait_for_path,
+)
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(120)]
 

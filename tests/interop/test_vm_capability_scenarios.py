@@ -9,12 +9,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from peers import PeerKind, environment_problem, site, start_pair
-from scenarios import SCENARIOS, Observation, Scenario, observe
-from scenarios.capabilities import RARE
-from scenarios.observation import ErrorSeen
-from test_vm_engine import MIB, Factory, same_memory
 
+from qapigen_testing.peers import PeerKind, environment_problem, site, start_pair
+from qapigen_testing.scenarios import SCENARIOS, Observation, Scenario, observe
+from qapigen_testing.scenarios.capabilities import RARE
+from qapigen_testing.scenarios.observation import ErrorSeen
+from qapigen_testing.vm_engine import MIB, Factory, same_memory
 from qapigen_vm import VmCommandError
 
 pytestmark = pytest.mark.timeout(240)

@@ -9,14 +9,22 @@ QEMU, QEMU 5.2's documented behaviour on qapigen-vm.
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from typing import Any
 
 import pytest
-from peers import PeerKind, environment_problem, site, start_pair
-from scenarios import SCENARIOS, Observation, Run, Scenario, idle, observe
-from scenarios.observation import (
+
+from qapigen_migration.types import MigrationInfo
+from qapigen_runtime.qmp import QMPCommandError, QMPEvent
+from qapigen_testing.peers import PeerKind
+from qapigen_testing.scenarios import (
+    SCENARIOS,
+    Observation,
+    Run,
+    Scenario,
+    idle,
+)
+from qapigen_testing.scenarios.observation import (
     ErrorSeen,
     PassFacts,
     differences,
@@ -25,29 +33,9 @@ from scenarios.observation import (
     pass_facts,
     without_racy,
 )
-
-from qapigen_migration.types import MigrationInfo
-from qapigen_runtime.qmp import QMPCommandError, QMPEvent
+from qapigen_testing.scenarios.parity import qemu_observation, run_scenario
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def run_scenario(kind: PeerKind, scenario: Scenario) -> Observation:
-    problem = environment_problem(kind)
-    if problem is not None:
-        pytest.skip(problem)
-    with site() as where, start_pair(kind, where, scenario.arguments(where)) as pair:
-        return asyncio.run(observe(pair, scenario.body))
-
-
-# One QEMU observation per scenario, shared by the parity test and the sanity test.
-_qemu_cache: dict[str, Observation] = {}
-
-
-def qemu_observation(scenario: Scenario) -> Observation:
-    if scenario.name not in _qemu_cache:
-        _qemu_cache[scenario.name] = run_scenario(PeerKind.QEMU, scenario)
-    return _qemu_cache[scenario.name]
 
 
 @pytest.fixture(params=SCENARIOS, ids=lambda s: s.name)

@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from qemu_fixtures import QemuLauncher
 
-REPO = Path(__file__).resolve().parents[1]
+from qapigen_testing.qemu_fixtures import QemuLauncher
+
+REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
 

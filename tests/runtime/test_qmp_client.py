@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from qmp_fixtures import ServerThread
 
 from qapigen_runtime.qmp import (
     AsyncTransport,
@@ -30,6 +29,7 @@ from qapigen_runtime.qmp import (
     SyncQMPClient,
     SyncTransport,
 )
+from qapigen_testing.qmp_fixtures import ServerThread
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,15 +13,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from qmp_fixtures import (
-    OBSERVED_AFTER_NEGOTIATION,
-    OBSERVED_BEFORE_NEGOTIATION,
-    OBSERVED_WITHOUT_OOB,
-    STATUS,
-    Observed,
-    RawQMP,
-    ServerThread,
-)
 
 from qapigen_runtime.qmp import (
     DeviceNotFound,
@@ -31,6 +22,15 @@ from qapigen_runtime.qmp import (
     SyncQMPClient,
 )
 from qapigen_runtime.qmp.json_stream import JsonInputError, JsonStreamParser
+from qapigen_testing.qmp_fixtures import (
+    OBSERVED_AFTER_NEGOTIATION,
+    OBSERVED_BEFORE_NEGOTIATION,
+    OBSERVED_WITHOUT_OOB,
+    STATUS,
+    Observed,
+    RawQMP,
+    ServerThread,
+)
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -23,11 +23,6 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator, Seque
 from pathlib import Path
 
 import pytest
-from qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
-    QemuLauncher,
-    qemu_launcher,
-)
-from qmp_fixtures import STATUS, RawQMP
 
 from qapigen_runtime.qmp import (
     CommandNotFound,
@@ -38,6 +33,11 @@ from qapigen_runtime.qmp import (
 )
 from qapigen_runtime.qmp.passed_fds import MAX_FDS_PER_MESSAGE, take_passed_fd
 from qapigen_runtime.qmp.server import QMPSession
+from qapigen_testing.qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
+    QemuLauncher,
+    qemu_launcher,
+)
+from qapigen_testing.qmp_fixtures import STATUS, RawQMP
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -19,11 +19,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
-    QemuLauncher,
-    qemu_launcher,
-    qemu_version,
-)
 
 from qapigen.frontend import load_schema
 from qapigen.generate import generate_package, write_package
@@ -38,8 +33,13 @@ from qapigen_runtime.schema_compare import (
     compare_schemas,
 )
 from qapigen_runtime.schema_compare import cli as tool
+from qapigen_testing.qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
+    QemuLauncher,
+    qemu_launcher,
+    qemu_version,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 QEMU72_QAPI = SHARED / "qemu" / "7.2" / "qapi"
 BUNDLED_SCHEMA = REPO / "schema" / "migration.json"

@@ -469,7 +469,7 @@ def test_guest_image_refuses_what_cannot_run() -> None:
 
 
 def test_guest_image_matches_its_assembly_source(tmp_path: Path) -> None:
-    source = Path(__file__).resolve().parents[1] / "examples" / "dirty_guest.S"
+    source = Path(__file__).resolve().parents[2] / "examples" / "dirty_guest.S"
     if not (shutil.which("as") and shutil.which("objcopy")):
         pytest.skip("binutils (as, objcopy) are not installed")
     subprocess.run(["as", "--32", "-o", str(tmp_path / "g.o"), str(source)], check=True)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from scenarios.observation import ErrorSeen
 
+from qapigen_testing.scenarios.observation import ErrorSeen
 from qapigen_vm import GuestRam, MigrationEngine, VmCommandError
 from qapigen_vm.colo_primary import ColoPrimary
 from qapigen_vm.colo_secondary import ColoSecondary
@@ -559,8 +559,8 @@ EXPECTED_ON_QEMU: dict[str, dict[str, object]] = {
 def test_colo_scenarios_observe_colo_on_qemu(name: str) -> None:
     """The parity of these scenarios must not pass vacuously: on QEMU they reach
     what they are about."""
-    from peers import PeerKind, environment_problem, site, start_pair
-    from scenarios import SCENARIOS, observe
+    from qapigen_testing.peers import PeerKind, environment_problem, site, start_pair
+    from qapigen_testing.scenarios import SCENARIOS, observe
 
     problem = environment_problem(PeerKind.QEMU)
     if problem is not None:

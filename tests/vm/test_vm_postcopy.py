@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_vm_engine import MIB, Factory, Vm, ignore_passes, same_memory
 from vm_migration_helpers import Proxy, fault_trial_seeds
 
+from qapigen_testing.vm_engine import MIB, Factory, Vm, ignore_passes, same_memory
 from qapigen_vm import GuestRam, VmCommandError
 from qapigen_vm.postcopy_ram import PostcopyRam
 

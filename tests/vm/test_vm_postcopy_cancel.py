@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scenarios.postcopy_cancel import silent_listener
-from test_vm_engine import MIB, Factory, Vm, ignore_passes
 from test_vm_postcopy import postcopy_pair, start_postcopy
 
+from qapigen_testing.scenarios.postcopy_cancel import silent_listener
+from qapigen_testing.vm_engine import MIB, Factory, Vm, ignore_passes
 from qapigen_vm import VmCommandError
 from qapigen_vm.source import OutgoingMigration
 
@@ -226,8 +226,8 @@ QEMU_FACTS: dict[str, dict[str, object]] = {
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("name", sorted(QEMU_FACTS))
 def test_parity_scenarios_observe_qemu(name: str) -> None:
-    from scenarios import SCENARIOS
-    from test_vm_parity import qemu_observation
+    from qapigen_testing.scenarios import SCENARIOS
+    from qapigen_testing.scenarios.parity import qemu_observation
 
     (scenario,) = [s for s in SCENARIOS if s.name == name]
     observation = qemu_observation(scenario)

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_vm_engine import MIB, Factory, Vm, same_memory
 
+from qapigen_testing.vm_engine import MIB, Factory, Vm, same_memory
 from qapigen_vm import VmCommandError
 from qapigen_vm.multifd import HELLO_MAGIC
 from qapigen_vm.stream import MAGIC

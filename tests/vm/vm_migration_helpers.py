@@ -18,7 +18,13 @@ import sys
 import threading
 import time
 
-from test_vm_engine import MIB, Factory, Vm, assert_failed_and_running, same_memory
+from qapigen_testing.vm_engine import (
+    MIB,
+    Factory,
+    Vm,
+    assert_failed_and_running,
+    same_memory,
+)
 
 __all__ = [
     "MIB",

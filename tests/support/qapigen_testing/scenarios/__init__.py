@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from peers import PeerArgs, Site
+from qapigen_testing.peers import PeerArgs, Site
 
 from . import (
     capabilities,

@@ -28,9 +28,8 @@ import socket
 import threading
 from collections.abc import Iterator
 
-from peers import free_port
-
 from qapigen_migration.types import MigrationStatus as St
+from qapigen_testing.peers import free_port
 
 from . import postcopy_recovery
 from .flows import FINAL

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 
-from peers import free_port
-
 from qapigen_migration.types import MigrateSetParameters
 from qapigen_migration.types import MigrationCapability as Cap
 from qapigen_migration.types import MigrationStatus as St
+from qapigen_testing.peers import free_port
 
 from .flows import FINAL, start_crawling_migration, wait_resume
 from .session import Run

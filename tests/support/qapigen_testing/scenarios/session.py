@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from peers import Pair, Peer
-
 from qapigen_migration import commands as migration_commands
 from qapigen_migration import events as migration_events
 from qapigen_migration.types import (
@@ -28,6 +26,7 @@ from qapigen_runtime.qmp import (
     QMPEvent,
 )
 from qapigen_runtime.qmp.transport import EventPredicate
+from qapigen_testing.peers import Pair, Peer
 from qapigen_vm_qmp import commands as vm_commands
 
 from .observation import (

@@ -1,0 +1,150 @@
+"""Two reference VM engines in one process, for migration tests: a factory of engines
+with their event logs, and the checks the VM's tests share."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from qapigen_vm import GuestRam, MigrationEngine, MigrationInfo
+
+MIB = 1 << 20
+Event = tuple[str, dict[str, object]]
+
+
+class EventLog:
+    """Collects one VM's events; the test may react to them synchronously."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.hook: Callable[[str, dict[str, object]], None] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str, data: dict[str, object]) -> None:
+        with self._lock:
+            self.events.append((name, data))
+        if self.hook is not None:
+            self.hook(name, data)
+
+    def statuses(self) -> list[object]:
+        return [d["status"] for n, d in self.events if n == "MIGRATION"]
+
+    def names(self) -> list[str]:
+        return [
+            n if n != "MIGRATION" else f"MIGRATION:{d['status']}"
+            for n, d in self.events
+        ]
+
+
+@dataclasses.dataclass
+class Vm:
+    engine: MigrationEngine
+    events: EventLog
+    failures: list[str]
+
+    @property
+    def ram(self) -> GuestRam:
+        return self.engine.ram
+
+    def status(self) -> str | None:
+        info = self.engine.query_migrate()
+        return None if info.status is None else info.status.value
+
+    def wait(self, *wanted: str, timeout: float = 15.0) -> MigrationInfo:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.engine.query_migrate()
+            if info.status is not None and info.status.value in wanted:
+                return info
+            time.sleep(0.005)
+        raise AssertionError(f"status {self.status()} never became one of {wanted}")
+
+    def wait_exit(self, timeout: float = 15.0) -> list[str]:
+        """The destination's exit request (it comes after the source had the reason)."""
+        deadline = time.monotonic() + timeout
+        while not self.failures and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.failures
+
+    def port(self) -> str:
+        port = self.engine.listening_port()
+        assert port is not None
+        return port
+
+
+class Factory:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.vms: list[Vm] = []
+
+    def vm(
+        self,
+        size: int = 8 * MIB,
+        *,
+        incoming: str | None = None,
+        start_paused: bool = False,
+        vm_uuid: uuid.UUID | None = None,
+        events: bool = True,
+        ram: GuestRam | None = None,
+    ) -> Vm:
+        log = EventLog()
+        failures: list[str] = []
+        engine = MigrationEngine(
+            ram if ram is not None else GuestRam(size),
+            vm_uuid=vm_uuid,
+            incoming=incoming,
+            start_paused=start_paused,
+            sink=log,
+            on_incoming_failure=failures.append,
+        )
+        if events:
+            engine.migrate_set_capabilities([("events", True)])
+        engine.start()
+        vm = Vm(engine, log, failures)
+        self.vms.append(vm)
+        return vm
+
+    def source(self, size: int = 8 * MIB, seed: int = 1, **kw: object) -> Vm:
+        ram = GuestRam(size)
+        ram.fill_random(seed)
+        # a few zero pages in the middle, sent as duplicates
+        ram.pages[100:164] = 0
+        return self.vm(ram=ram, **kw)  # type: ignore[arg-type]
+
+    def destination(
+        self, size: int = 8 * MIB, uri: str = "tcp:127.0.0.1:0", **kw: object
+    ) -> Vm:
+        kw.setdefault("start_paused", True)
+        return self.vm(size, incoming=uri, **kw)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        for vm in self.vms:
+            vm.engine.close()
+
+
+def same_memory(a: GuestRam, b: GuestRam) -> bool:
+    return bool(np.array_equal(a.pages, b.pages))
+
+
+def ignore_passes(names: list[str]) -> list[str]:
+    return [n for n in names if n != "MIGRATION_PASS"]
+
+
+def assert_failed_and_running(src: Vm, dst: Vm | None) -> MigrationInfo:
+    info = src.wait("failed", "completed")
+    assert info.status is not None and info.status.value == "failed", info
+    assert info.error_desc
+    assert src.engine.query_status()["running"] is True
+    if "STOP" in src.events.names():
+        assert src.events.names()[-1] == "RESUME"
+    if dst is not None:
+        dst.wait("failed")
+        assert "completed" not in dst.events.statuses()
+        assert dst.wait_exit()
+    return info
