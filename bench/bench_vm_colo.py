@@ -15,18 +15,13 @@ block replication) its primary deadlocks at the first checkpoint (see the README
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
-from pathlib import Path
 
 # the COLO pair is the one the tests use
-sys.path.insert(
-    0, str(Path(__file__).resolve().parents[1] / "tests" / "vm")
-)  # until ColoPair moves to qapigen_testing
-import itertools
-
-from test_vm_colo import MIB, ColoPair
+from qapigen_testing.colo_pair import MIB, ColoPair
 
 RATES = (0, 5000, 20000)
 

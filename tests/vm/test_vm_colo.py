@@ -13,142 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
+from qapigen_testing.colo_pair import MIB, ColoPair, ColoVm, wait_for
 from qapigen_testing.scenarios.observation import ErrorSeen
-from qapigen_vm import GuestRam, MigrationEngine, VmCommandError
-from qapigen_vm.colo_primary import ColoPrimary
-from qapigen_vm.colo_secondary import ColoSecondary
+from qapigen_vm import GuestRam, VmCommandError
 from qapigen_vm.stream import ByteSink
 
 pytestmark = pytest.mark.timeout(60)
 
-MIB = 1 << 20
 PAGE = 4096
-Event = tuple[str, dict[str, object]]
-Hook = Callable[[str, dict[str, object]], None]
-
-
-class Vm:
-    """One engine and the events it emitted (optionally reacting to them)."""
-
-    def __init__(
-        self, ram: GuestRam, incoming: str | None = None, caps: tuple[str, ...] = ()
-    ) -> None:
-        self.events: list[Event] = []
-        self.hook: Hook | None = None
-        self._lock = threading.Lock()
-        self.engine = MigrationEngine(ram, incoming=incoming, sink=self._sink)
-        # before start(): a destination reads multifd when it starts listening
-        self.engine.migrate_set_capabilities([(c, True) for c in ("events", *caps)])
-        self.engine.start()
-
-    def _sink(self, name: str, data: dict[str, object]) -> None:
-        with self._lock:
-            self.events.append((name, data))
-        if self.hook is not None:
-            self.hook(name, data)
-
-    @property
-    def ram(self) -> GuestRam:
-        return self.engine.ram
-
-    def names(self, since: int = 0) -> list[str]:
-        with self._lock:
-            events = self.events[since:]
-        return [
-            f"{n} {d['status']}" if n == "MIGRATION" else n
-            for n, d in events
-            if n != "MIGRATION_PASS"
-        ]
-
-    def colo_exits(self) -> list[dict[str, object]]:
-        with self._lock:
-            return [d for n, d in self.events if n == "COLO_EXIT"]
-
-    def status(self) -> str | None:
-        info = self.engine.query_migrate()
-        return None if info.status is None else info.status.value
-
-    def colo_status(self) -> tuple[str, str, str]:
-        mode, last_mode, reason = self.engine.query_colo_status()
-        return mode.value, last_mode.value, reason.value
-
-    def run_state(self) -> object:
-        return self.engine.query_status()["status"]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
-
-class ColoPair:
-    """A primary (random RAM, a dirtying guest) and a secondary, in COLO."""
-
-    def __init__(
-        self, size: int = 8 * MIB, delay_ms: int = 100, caps: tuple[str, ...] = ()
-    ) -> None:
-        ram = GuestRam(size)
-        ram.fill_random(7)
-        ram.pages[100:164] = 0  # some zero pages, sent as such
-        self.secondary = Vm(GuestRam(size), incoming="tcp:127.0.0.1:0", caps=caps)
-        self.primary = Vm(ram, caps=caps)
-        self.snapshots: list[npt.NDArray[np.uint8]] = []
-        self.primary.hook = self._snapshot_at_checkpoint
-        port = self.secondary.engine.listening_port()
-        assert port is not None
-        self.port = port
-        self.primary.engine.migrate_set_capabilities([("x-colo", True)])
-        self.primary.engine.migrate_set_parameters({"x-checkpoint-delay": delay_ms})
-
-    def _snapshot_at_checkpoint(self, name: str, data: dict[str, object]) -> None:
-        """MIGRATION_PASS of a checkpoint comes with the primary stopped, before its
-        pages go out: the memory the secondary must end up with."""
-        if name == "MIGRATION_PASS" and self.primary.status() == "colo":
-            self.snapshots.append(self.primary.ram.pages.copy())
-
-    def start(self, dirty_rate: int = 3000) -> None:
-        self.workload = self.primary.engine.start_workload(
-            rate=dirty_rate, pattern="random", seed=3
-        )
-        self.primary.engine.migrate(f"tcp:127.0.0.1:{self.port}")
-        wait_for(lambda: self.primary.status() == "colo", "the primary in colo")
-        wait_for(lambda: self.secondary.status() == "colo", "the secondary in colo")
-
-    @property
-    def primary_colo(self) -> ColoPrimary:
-        colo = self.primary.engine.source.colo if self.primary.engine.source else None
-        assert colo is not None
-        return colo
-
-    @property
-    def secondary_colo(self) -> ColoSecondary:
-        incoming = self.secondary.engine.incoming
-        assert incoming is not None and incoming.colo is not None
-        return incoming.colo
-
-    def wait_checkpoints(self, count: int) -> None:
-        wait_for(
-            lambda: self.secondary_colo.checkpoints >= count,
-            f"{count} checkpoints on the secondary",
-        )
-
-    def close(self) -> None:
-        self.primary.engine.close()
-        self.secondary.engine.close()
-        self.primary.ram.close()
-        self.secondary.ram.close()
 
 
 @pytest.fixture
@@ -459,7 +338,7 @@ def test_colo_over_a_pipe_waits_for_a_secondary_that_cannot_answer(
 ) -> None:
     """exec: has no way back: colo, the guest left stopped, and a failover that only
     completes the migration (as QEMU 7.2, whose COLO thread stays blocked)."""
-    vm = Vm(GuestRam(4 * MIB))
+    vm = ColoVm(GuestRam(4 * MIB))
     try:
         vm.engine.migrate_set_capabilities([("x-colo", True)])
         stream = tmp_path / "colo-stream"
@@ -483,7 +362,7 @@ def test_colo_over_a_pipe_waits_for_a_secondary_that_cannot_answer(
 
 
 def test_lost_heartbeat_outside_colo_is_refused() -> None:
-    vm = Vm(GuestRam(1 * MIB))
+    vm = ColoVm(GuestRam(1 * MIB))
     try:
         with pytest.raises(VmCommandError) as error:
             vm.engine.x_colo_lost_heartbeat()

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
-from vm_migration_helpers import (
+
+from qapigen_testing.fault_trials import fault_trial, fault_trial_seeds
+from qapigen_testing.vm_engine import (
     MIB,
     Factory,
     Mode,
     Vm,
     busy_source,
-    fault_trial,
-    fault_trial_seeds,
     migrate_and_check,
 )
-
 from qapigen_vm import GuestRam
 from qapigen_vm.stream import (
     HEADER,
@@ -44,13 +41,6 @@ def compress(
     }
     parameters.update(extra)
     return Mode(capabilities=("compress",), parameters=parameters)
-
-
-@pytest.fixture
-def vms(tmp_path: Path) -> Iterator[Factory]:
-    factory = Factory(tmp_path)
-    yield factory
-    factory.close()
 
 
 def patterned_source(vms: Factory, mode: Mode, size: int = 8 * MIB) -> Vm:

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +31,6 @@ from qapigen_vm import (
 )
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def vms(tmp_path: Path) -> Iterator[Factory]:
-    factory = Factory(tmp_path)
-    yield factory
-    factory.close()
 
 
 # -- successful migrations --------------------------------------------------------------

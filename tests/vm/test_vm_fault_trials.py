@@ -12,39 +12,27 @@ the destination must refuse it rather than load a wrong page.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 import pytest
-from test_vm_tls import Pki, pki
-from vm_migration_helpers import (
+
+from qapigen_testing.fault_trials import fault_trial, fault_trial_seeds
+from qapigen_testing.pki import Pki
+from qapigen_testing.vm_engine import (
     MIB,
     Factory,
     Mode,
     Vm,
     busy_source,
-    fault_trial,
-    fault_trial_seeds,
     migrate_and_check,
 )
-
 from qapigen_vm.tls import TlsCredsX509
-
-__all__ = ["pki"]  # the fixture, used by name
 
 pytestmark = pytest.mark.timeout(120)
 
 FAULTS_PER_CYCLE = 3
 """`fault_trial` picks its fault by ``seed % 3``: cut, corrupt, kill."""
 KILL = 2
-
-
-@pytest.fixture
-def vms(tmp_path: Path) -> Iterator[Factory]:
-    factory = Factory(tmp_path)
-    yield factory
-    factory.close()
 
 
 @pytest.mark.parametrize("seed", fault_trial_seeds())

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
-from vm_migration_helpers import (
+
+from qapigen_testing.fault_trials import Proxy, fault_trial, fault_trial_seeds
+from qapigen_testing.vm_engine import (
     MIB,
     Factory,
     Mode,
-    Proxy,
     Vm,
     busy_source,
-    fault_trial,
-    fault_trial_seeds,
     migrate_and_check,
 )
-
 from qapigen_vm import VmCommandError
 from qapigen_vm.codecs import zstd_available
 from qapigen_vm.multifd import HELLO, PACKET
@@ -35,13 +30,6 @@ def multifd(channels: int = 4, method: str = "none", **extra: object) -> Mode:
     }
     parameters.update(extra)
     return Mode(capabilities=("multifd",), parameters=parameters)
-
-
-@pytest.fixture
-def vms(tmp_path: Path) -> Iterator[Factory]:
-    factory = Factory(tmp_path)
-    yield factory
-    factory.close()
 
 
 def deferred_destination(vms: Factory, mode: Mode, uri: str, size: int = 8 * MIB) -> Vm:

@@ -13,13 +13,11 @@ facts the parity scenarios rest on, so that their comparison cannot be vacuous.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
-from test_vm_postcopy import postcopy_pair, start_postcopy
 
+from qapigen_testing.postcopy_pair import postcopy_pair, start_postcopy
 from qapigen_testing.scenarios.postcopy_cancel import silent_listener
 from qapigen_testing.vm_engine import MIB, Factory, Vm, ignore_passes
 from qapigen_vm import VmCommandError
@@ -29,13 +27,6 @@ pytestmark = pytest.mark.timeout(60)
 
 WATCH = 0.5
 """Seconds a state is watched to stay as it is (it would change within ms)."""
-
-
-@pytest.fixture
-def vms(tmp_path: Path) -> Iterator[Factory]:
-    factory = Factory(tmp_path)
-    yield factory
-    factory.close()
 
 
 def in_postcopy(vms: Factory) -> tuple[Vm, Vm]:

@@ -1,7 +1,7 @@
 """TLS on the migration channel: tls-creds, tls-hostname, tls-authz.
 
 The certificates are made at run time with the openssl command into a temporary
-directory (no key is ever committed): a "good" CA that signed a server certificate for
+directory (qapigen_testing.pki; no key is ever committed): a "good" CA that signed a server certificate for
 localhost/127.0.0.1 and a client certificate "O=qapigen,CN=client", and a "rogue" CA
 with certificates of the same names. Engines run in-process (as test_vm_engine) and as
 qapigen-vm processes given ``-object tls-creds-x509`` on the command line; the last
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from qapigen_testing.pki import Pki
 from qapigen_testing.vm_engine import MIB, Factory, Vm, same_memory
 from qapigen_vm import VmCommandError
 from qapigen_vm.multifd import HELLO_MAGIC
@@ -42,79 +43,6 @@ pytestmark = pytest.mark.timeout(60)
 
 CLIENT_DN = "O=qapigen,CN=client"
 ISSUER_UNKNOWN = "The certificate hasn't got a known issuer"
-
-
-# -- certificates -----------------------------------------------------------------------
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _make_ca(directory: Path, name: str) -> None:
-    directory.mkdir(parents=True)
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", "ca-key.pem", "-out", "ca-cert.pem", "-days", "2",
-        "-subj", f"/CN={name}",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=directory,
-    )  # fmt: skip
-
-
-def _issue(ca: Path, out: Path, who: str, subject: str, extensions: str) -> None:
-    """``out``/WHO-cert.pem and WHO-key.pem, signed by the CA in ``ca``."""
-    (out / f"{who}.ext").write_text(extensions)
-    _openssl(
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{who}-key.pem", "-out", f"{who}.csr", "-subj", subject,
-        cwd=out,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", f"{who}.csr", "-CA", str(ca / "ca-cert.pem"),
-        "-CAkey", str(ca / "ca-key.pem"), "-CAcreateserial", "-days", "2",
-        "-out", f"{who}-cert.pem", "-extfile", f"{who}.ext",
-        cwd=out,
-    )  # fmt: skip
-
-
-SERVER_EXT = (
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-    "keyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n"
-)
-CLIENT_EXT = (
-    "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n"
-    "basicConstraints=CA:FALSE\n"
-)
-
-
-class Pki:
-    """Credential directories laid out as QEMU's tls-creds-x509 dir= expects."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        for ca in ("good", "rogue"):
-            _make_ca(root / ca, f"{ca} CA")
-            _issue(root / ca, root / ca, "server", "/O=qapigen/CN=server", SERVER_EXT)
-            _issue(root / ca, root / ca, "client", "/O=qapigen/CN=client", CLIENT_EXT)
-        # A client that trusts the good CA but whose own certificate the rogue CA
-        # signed: the destination must refuse it.
-        stranger = root / "stranger"
-        stranger.mkdir()
-        shutil.copy(root / "good" / "ca-cert.pem", stranger)
-        for name in ("client-cert.pem", "client-key.pem"):
-            shutil.copy(root / "rogue" / name, stranger)
-
-    def dir(self, name: str) -> str:
-        return str(self.root / name)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make test certificates")
-    return Pki(tmp_path_factory.mktemp("pki"))
 
 
 # -- a relay that records everything --------------------------------------------------
@@ -183,13 +111,6 @@ def assert_nothing_in_clear(recorder: Recorder, src: Vm) -> None:
 
 
 # -- in-process engines -----------------------------------------------------------------
-
-
-@pytest.fixture
-def vms(tmp_path: Path) -> Iterator[Factory]:
-    factory = Factory(tmp_path)
-    yield factory
-    factory.close()
 
 
 def tls_pair(

@@ -5,22 +5,19 @@ from __future__ import annotations
 import random
 import struct
 import zlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
-from vm_migration_helpers import (
+
+from qapigen_testing.fault_trials import fault_trial, fault_trial_seeds
+from qapigen_testing.vm_engine import (
     MIB,
     Factory,
     Mode,
     Vm,
     busy_source,
-    fault_trial,
-    fault_trial_seeds,
     migrate_and_check,
 )
-
 from qapigen_vm import MigrationInfo
 from qapigen_vm.dirty import MigrationBitmap
 from qapigen_vm.page_cache import PageCache
@@ -46,13 +43,6 @@ pytestmark = pytest.mark.timeout(60)
 
 PAGE = 4096
 XBZRLE = Mode(capabilities=("xbzrle",))
-
-
-@pytest.fixture
-def vms(tmp_path: Path) -> Iterator[Factory]:
-    factory = Factory(tmp_path)
-    yield factory
-    factory.close()
 
 
 # -- the encoding ------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Two reference VM engines in one process, for migration tests: a factory of engines
-with their event logs, and the checks the VM's tests share."""
+with their event logs, migration modes (capabilities and parameters set on both
+sides), a source with a busy guest, and the checks the VM's tests share."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 import uuid
@@ -148,3 +150,56 @@ def assert_failed_and_running(src: Vm, dst: Vm | None) -> MigrationInfo:
         assert "completed" not in dst.events.statuses()
         assert dst.wait_exit()
     return info
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """A migration mode: capabilities and parameters set on both sides."""
+
+    capabilities: tuple[str, ...] = ()
+    parameters: dict[str, object] = dataclasses.field(default_factory=dict)
+
+    def apply(self, vm: Vm) -> None:
+        if self.capabilities:
+            vm.engine.migrate_set_capabilities(
+                [(name, True) for name in self.capabilities]
+            )
+        if self.parameters:
+            vm.engine.migrate_set_parameters(self.parameters)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"capabilities": list(self.capabilities), "parameters": self.parameters}
+        )
+
+
+def busy_source(
+    vms: Factory,
+    size: int,
+    mode: Mode,
+    *,
+    rate: int = 20000,
+    pages: int = 1024,
+    bytes_per_page: int | None = 8,
+) -> Vm:
+    """A source whose guest rewrites a few bytes of pages in a working set."""
+    src = vms.source(size)
+    mode.apply(src)
+    src.engine.start_workload(
+        rate=rate,
+        first_page=256,
+        pages=pages,
+        pattern="random",
+        seed=7,
+        bytes_per_page=bytes_per_page,
+    )
+    return src
+
+
+def migrate_and_check(src: Vm, dst: Vm, uri: str | None = None) -> None:
+    """Migrate to ``dst`` (tcp unless ``uri``), expect completion and equal RAM."""
+    src.engine.migrate(uri or f"tcp:127.0.0.1:{dst.port()}")
+    info = src.wait("completed", "failed", timeout=25)
+    assert info.status is not None and info.status.value == "completed", info
+    dst.wait("completed")
+    assert same_memory(src.ram, dst.ram)

@@ -1,14 +1,12 @@
-"""Shared pieces of the migration-mode tests (XBZRLE, multifd, compress).
+"""Seeded fault trials of a migration between two engines in one process: a relay that
+cuts or corrupts one connection of a migration at a chosen byte, and a destination in
+a process of its own that can be killed outright.
 
-The VM factory and the faulty proxy come from test_vm_engine; this adds a source
-with a guest that keeps changing a few bytes per page, and the seeded fault trials
-every mode runs: the count is modest by default, QAPIGEN_VM_FAULT_TRIALS raises it.
+The count of trials is modest by default; QAPIGEN_VM_FAULT_TRIALS raises it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import random
 import signal
@@ -21,23 +19,12 @@ import time
 from qapigen_testing.vm_engine import (
     MIB,
     Factory,
+    Mode,
     Vm,
     assert_failed_and_running,
+    busy_source,
     same_memory,
 )
-
-__all__ = [
-    "MIB",
-    "Factory",
-    "Mode",
-    "Proxy",
-    "Vm",
-    "busy_source",
-    "fault_trial",
-    "fault_trial_seeds",
-    "migrate_and_check",
-    "same_memory",
-]
 
 FAULT_KINDS = ("cut", "corrupt", "kill")
 
@@ -54,27 +41,6 @@ engine.migrate_incoming("tcp:127.0.0.1:0")
 print(engine.listening_port(), flush=True)
 time.sleep(60)
 """
-
-
-@dataclasses.dataclass(frozen=True)
-class Mode:
-    """A migration mode: capabilities and parameters set on both sides."""
-
-    capabilities: tuple[str, ...] = ()
-    parameters: dict[str, object] = dataclasses.field(default_factory=dict)
-
-    def apply(self, vm: Vm) -> None:
-        if self.capabilities:
-            vm.engine.migrate_set_capabilities(
-                [(name, True) for name in self.capabilities]
-            )
-        if self.parameters:
-            vm.engine.migrate_set_parameters(self.parameters)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"capabilities": list(self.capabilities), "parameters": self.parameters}
-        )
 
 
 class Proxy:
@@ -180,38 +146,6 @@ def fault_trial_seeds(default: int = 10) -> list[int]:
     """Seeds for the fault trials: ``default`` of them, or QAPIGEN_VM_FAULT_TRIALS."""
     count = int(os.environ.get("QAPIGEN_VM_FAULT_TRIALS", default))
     return list(range(count))
-
-
-def busy_source(
-    vms: Factory,
-    size: int,
-    mode: Mode,
-    *,
-    rate: int = 20000,
-    pages: int = 1024,
-    bytes_per_page: int | None = 8,
-) -> Vm:
-    """A source whose guest rewrites a few bytes of pages in a working set."""
-    src = vms.source(size)
-    mode.apply(src)
-    src.engine.start_workload(
-        rate=rate,
-        first_page=256,
-        pages=pages,
-        pattern="random",
-        seed=7,
-        bytes_per_page=bytes_per_page,
-    )
-    return src
-
-
-def migrate_and_check(src: Vm, dst: Vm, uri: str | None = None) -> None:
-    """Migrate to ``dst`` (tcp unless ``uri``), expect completion and equal RAM."""
-    src.engine.migrate(uri or f"tcp:127.0.0.1:{dst.port()}")
-    info = src.wait("completed", "failed", timeout=25)
-    assert info.status is not None and info.status.value == "completed", info
-    dst.wait("completed")
-    assert same_memory(src.ram, dst.ram)
 
 
 def fault_trial(
