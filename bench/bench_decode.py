@@ -26,13 +26,14 @@ back the reply it read.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import importlib
 import json
 import sys
 import tempfile
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Literal, Union
@@ -40,9 +41,10 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from qapigen.frontend import load_schema
-from qapigen.generate import generate_package, write_package
+from qapigen.generate import generate_package
 from qapigen_migration import types as bundled_types
 from qapigen_runtime.qmp.received_json import decode_line, using_fast_parser
+from qapigen_testing.generated_packages import imported_package
 
 HERE = Path(__file__).resolve().parent
 REPLY = HERE / "data" / "query-migrate-qemu-7.2-completed.json"
@@ -200,16 +202,17 @@ class MigrationReply(QAPIModel):
 # ---------------------------------------------------------------- contenders
 
 
-def generate_qemu72_types(folder: Path) -> ModuleType | None:
+@contextlib.contextmanager
+def imported_qemu72_types(folder: Path) -> Iterator[ModuleType | None]:
     """The types module generated from QEMU 7.2's schema, or None without it."""
     if not QEMU72_SCHEMA.exists():
-        return None
+        yield None
+        return
     package = "qapigen_bench_qemu72"
     schema = load_schema(str(QEMU72_SCHEMA))
     files = generate_package(schema, package=package, schema_name="qapi-schema.json")
-    write_package(files, folder / package)
-    sys.path.insert(0, str(folder))
-    return importlib.import_module(f"{package}.types")
+    with imported_package(files, folder, package):
+        yield importlib.import_module(f"{package}.types")
 
 
 def typed_decoder(types: ModuleType) -> Callable[[bytes], object]:
@@ -287,8 +290,10 @@ def _verdict(typed: float, pydantic: float) -> str:
 def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     line = REPLY.read_bytes().strip()
-    with tempfile.TemporaryDirectory() as folder:
-        qemu72_types = generate_qemu72_types(Path(folder))
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        imported_qemu72_types(Path(folder)) as qemu72_types,
+    ):
         decoders: dict[str, Callable[[bytes], object]] = {
             "json.loads alone": lambda raw: json.loads(raw)["return"],
         }

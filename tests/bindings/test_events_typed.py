@@ -8,11 +8,12 @@ written to a temporary folder and imported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import importlib
-import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,35 +21,34 @@ from typing import Any
 import pytest
 
 from qapigen.frontend import load_schema
-from qapigen.generate import generate_package, write_package
+from qapigen.generate import generate_package
 from qapigen_runtime.qmp.events import NO_TIMESTAMP, QMPEvent, Timestamp
+from qapigen_testing.generated_packages import imported_package
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
-def _import_case(root: Path, case: str) -> ModuleType:
+def _import_case(root: Path, case: str) -> AbstractContextManager[ModuleType]:
     package = f"typed_events_{case}"
     schema = load_schema(str(GOLDEN / case / "schema.json"))
-    write_package(generate_package(schema, package, "schema.json"), root / package)
-    return importlib.import_module(package)
+    return imported_package(
+        generate_package(schema, package, "schema.json"), root, package
+    )
 
 
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """{"constructs": (types, commands, events), "deprecated": (...)} as modules."""
     root = tmp_path_factory.mktemp("typed_events")
-    sys.path.insert(0, str(root))
-    try:
+    with contextlib.ExitStack() as imported:
         found: dict[str, Any] = {}
         for case in ("constructs", "deprecated"):
-            package = _import_case(root, case)
+            package = imported.enter_context(_import_case(root, case))
             found[case] = tuple(
                 importlib.import_module(f"{package.__name__}.{module}")
                 for module in ("types", "commands", "events")
             )
         yield found
-    finally:
-        sys.path.remove(str(root))
 
 
 @pytest.fixture()

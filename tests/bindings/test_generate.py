@@ -31,6 +31,7 @@ from qapigen.parser import parse_text
 from qapigen.source import QAPIError
 from qapigen_runtime.codec import NULL, DecodeError
 from qapigen_runtime.qmp.errors import CommandNotFound
+from qapigen_testing.generated_packages import imported_package
 from qapigen_testing.typecheck import REPO, link_tree, run_mypy
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -171,12 +172,10 @@ def test_wrong_use_is_rejected_by_mypy(
 def pkg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """The golden 'constructs' package, imported."""
     root = tmp_path_factory.mktemp("imported")
-    write_package(render_case("constructs"), root / "golden_constructs_live")
-    sys.path.insert(0, str(root))
-    try:
-        yield importlib.import_module("golden_constructs_live")
-    finally:
-        sys.path.remove(str(root))
+    with imported_package(
+        render_case("constructs"), root, "golden_constructs_live"
+    ) as pkg:
+        yield pkg
 
 
 def _module(pkg: ModuleType, name: str) -> Any:
@@ -679,9 +678,7 @@ def test_bundled_client_keeps_what_qemu_7_2_adds(
     tmp_path: Path, bundled_files: dict[str, str]
 ) -> None:
     """QEMU 7.2's query-migrate answers with members the 5.0-era schema lacks."""
-    write_package(bundled_files, tmp_path / "bundled_live")
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with imported_package(bundled_files, tmp_path, "bundled_live"):
         commands = importlib.import_module("bundled_live.commands")
         reply = {
             "status": "completed",
@@ -722,8 +719,6 @@ def test_bundled_client_keeps_what_qemu_7_2_adds(
             DecodeError, match="^ram.normal-bytes: expected int, got str$"
         ):
             commands.SyncClient(FakeTransport({"query-migrate": bad})).query_migrate()
-    finally:
-        sys.path.remove(str(tmp_path))
 
 
 # ---------------------------------------------------------------- writing and checking

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
-import sys
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -18,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qapigen.frontend import load_schema
-from qapigen.generate import generate_package, write_package
+from qapigen.generate import generate_package
 from qapigen_runtime import codec as c
+from qapigen_testing.generated_packages import imported_package
 
 # Every built-in scalar type, required and optional, plus an enum, a nested struct,
 # an array and members whose names the codec itself uses as variables.
@@ -69,14 +69,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     schema_file = root / "inline.json"
     schema_file.write_text(SCHEMA)
     files = generate_package(load_schema(str(schema_file)), "inline_codec", "x.json")
-    write_package(files, root / "inline_codec")
-    sys.path.insert(0, str(root))
-    try:
-        yield importlib.import_module("inline_codec")
-    finally:
-        sys.path.remove(str(root))
-        for name in [m for m in sys.modules if m.startswith("inline_codec")]:
-            del sys.modules[name]
+    with imported_package(files, root, "inline_codec") as package:
+        yield package
 
 
 def _reference(types: ModuleType) -> Callable[[object, str, bool], dict[str, object]]:

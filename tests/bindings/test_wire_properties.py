@@ -26,7 +26,6 @@ import functools
 import importlib
 import json
 import shutil
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from qapigen.frontend import load_schema
-from qapigen.generate import generate_package, write_package
+from qapigen.generate import generate_package
 from qapigen.schema import (
     BuiltinType,
     Command,
@@ -51,6 +50,7 @@ from qapigen.schema import (
 from qapigen_runtime import codec
 from qapigen_runtime.qmp.errors import GenericError, QMPCommandError
 from qapigen_runtime.qmp.sync_client import SyncQMPClient
+from qapigen_testing.generated_packages import imported_package
 from qapigen_testing.qemu_fixtures import QEMU_BINARY, QemuLauncher, qemu_version
 from qapigen_testing.wire_strategies import (
     BUILTIN_DECODERS,
@@ -192,7 +192,7 @@ def bundled() -> Bindings:
 
 def _generate(factory: pytest.TempPathFactory, which: str) -> Iterator[Bindings]:
     """The bindings of one QEMU release's schema, generated into a temporary
-    package on sys.path."""
+    package (imported while the fixture lasts)."""
     sample = SAMPLES[which]
     if not sample.schema_path.exists():
         pytest.skip(sample.missing)
@@ -200,17 +200,13 @@ def _generate(factory: pytest.TempPathFactory, which: str) -> Iterator[Bindings]
     package = f"qapigen_wire_{which}"
     root = factory.mktemp("generated")
     files = generate_package(schema, package=package, schema_name="qapi-schema.json")
-    write_package(files, root / package)
-    sys.path.insert(0, str(root))
-    try:
+    with imported_package(files, root, package):
         yield Bindings(
             schema,
             importlib.import_module(f"{package}.types"),
             importlib.import_module(f"{package}.commands"),
             importlib.import_module(f"{package}.events"),
         )
-    finally:
-        sys.path.remove(str(root))
 
 
 @pytest.fixture(scope="session")

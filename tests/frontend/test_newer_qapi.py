@@ -9,7 +9,6 @@ each test pins one behaviour QEMU 10.0's own generator has.
 from __future__ import annotations
 
 import importlib
-import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,12 @@ import pytest
 from qapigen.doc import QAPIDoc
 from qapigen.dump import dump_qemu_test
 from qapigen.frontend import load_schema
-from qapigen.generate import generate_package, write_package
+from qapigen.generate import generate_package
 from qapigen.level import Level
 from qapigen.parser import parse_text
 from qapigen.source import QAPIError
 from qapigen_runtime.codec import DecodeError
+from qapigen_testing.generated_packages import imported_package
 
 
 def docs_of(text: str, level: Level = Level.V10_0) -> list[QAPIDoc]:
@@ -267,12 +267,8 @@ def nested(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     package = generate_package(
         load_schema(str(schema), Level.V10_0), "nested_live", "nested.json"
     )
-    write_package(package, root / "nested_live")
-    sys.path.insert(0, str(root))
-    try:
+    with imported_package(package, root, "nested_live"):
         yield importlib.import_module("nested_live.types")
-    finally:
-        sys.path.remove(str(root))
 
 
 def test_inner_union_members_are_decoded_not_left_over(nested: ModuleType) -> None:

@@ -9,7 +9,7 @@ function and through the command-line entry.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import io
 import json
 import subprocess
@@ -21,7 +21,7 @@ from types import ModuleType
 import pytest
 
 from qapigen.frontend import load_schema
-from qapigen.generate import generate_package, write_package
+from qapigen.generate import generate_package
 from qapigen_migration import introspection as bundled_introspection
 from qapigen_runtime.qmp import SyncQMPClient
 from qapigen_runtime.qmp.address import Address
@@ -33,9 +33,9 @@ from qapigen_runtime.schema_compare import (
     compare_schemas,
 )
 from qapigen_runtime.schema_compare import cli as tool
-from qapigen_testing.qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
+from qapigen_testing.generated_packages import imported_package
+from qapigen_testing.qemu_fixtures import (
     QemuLauncher,
-    qemu_launcher,
     qemu_version,
 )
 
@@ -751,28 +751,22 @@ def qemu72_schema_text() -> str:
 
 
 @pytest.fixture(scope="module")
-def qemu72_package(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+def qemu72_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """The introspection module of a package generated from QEMU 7.2's schema."""
     schema_file = QEMU72_QAPI / "qapi-schema.json"
     if not schema_file.exists():
         pytest.skip(
             f"{schema_file.relative_to(REPO.parent)} is absent: QEMU 7.2's schema"
         )
-    folder = tmp_path_factory.mktemp("qemu72") / "qapigen_qemu72_compare"
+    package = "qapigen_qemu72_compare"
     files = generate_package(
         load_schema(str(schema_file)),
-        package=folder.name,
+        package=package,
         schema_name="qapi-schema.json",
     )
-    write_package(files, folder)
-    # load the one module needed without putting the package on sys.path
-    spec = importlib.util.spec_from_file_location(
-        "qapigen_qemu72_compare_introspection", folder / "introspection.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    root = tmp_path_factory.mktemp("qemu72")
+    with imported_package(files, root, package):
+        yield importlib.import_module(f"{package}.introspection")
 
 
 def names_of(entries: Sequence[Mapping[str, object]], meta: str) -> set[str]:
