@@ -23,9 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-# The peer factories live with the tests, the shared helpers in the other bench.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+# The peer factories live in the test support package, the shared helpers in the
+# other bench (next to this script, so on the path when it runs).
 from bench_vm_vs_qemu import (
     UNLIMITED,
     Outcome,

@@ -1,15 +1,15 @@
-"""Shared fixtures: where QEMU's corpora live, and the rule that CI never skips interop."""
+"""Fixtures of the whole suite, built on qapigen_testing, and the rule that CI never
+skips interop."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 
-from qapigen_testing.paths import REPO, SHARED, shared_path
-
-__all__ = ["REPO", "SHARED", "shared_path"]
+from qapigen_testing.qemu_fixtures import QEMU_BINARY, QemuLauncher
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -20,3 +20,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if os.environ.get("CI"):
         pytest.fail("qemu-system-x86_64 is missing: CI must install it (scripts/setup)")
     pytest.skip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+
+
+@pytest.fixture
+def qemu_launcher() -> Iterator[QemuLauncher]:
+    """A launcher whose QEMU processes are stopped when the test ends."""
+    if shutil.which(QEMU_BINARY) is None:
+        pytest.skip(f"{QEMU_BINARY} is not installed")
+    with QemuLauncher() as launcher:
+        yield launcher

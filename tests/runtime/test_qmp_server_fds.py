@@ -33,9 +33,8 @@ from qapigen_runtime.qmp import (
 )
 from qapigen_runtime.qmp.passed_fds import MAX_FDS_PER_MESSAGE, take_passed_fd
 from qapigen_runtime.qmp.server import QMPSession
-from qapigen_testing.qemu_fixtures import (  # noqa: F401  (qemu_launcher is a fixture)
+from qapigen_testing.qemu_fixtures import (
     QemuLauncher,
-    qemu_launcher,
 )
 from qapigen_testing.qmp_fixtures import STATUS, RawQMP
 

@@ -3,7 +3,7 @@
 `QemuLauncher` starts ``qemu-system-x86_64`` (a small TCG ``pc`` guest without devices)
 with its QMP monitor on a unix socket in a private temporary directory, and stops every
 process it started when it is closed, whatever happened in between. The `qemu_launcher`
-pytest fixture wraps it; the benchmark imports the launcher directly.
+pytest fixture (tests/conftest.py) wraps it; the benchmark imports the launcher directly.
 
 Why the care:
 - Unix socket paths are limited to 107 bytes, and pytest's ``tmp_path`` can exceed that
@@ -29,10 +29,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import pytest
 
 QEMU_BINARY = "qemu-system-x86_64"
 
@@ -298,15 +296,6 @@ def qemu_version(binary: str = QEMU_BINARY) -> tuple[int, int] | None:
         return None
     match = re.search(r"version (\d+)\.(\d+)", banner)
     return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-@pytest.fixture
-def qemu_launcher() -> Iterator[QemuLauncher]:
-    """A launcher whose QEMU processes are stopped when the test ends."""
-    if shutil.which(QEMU_BINARY) is None:
-        pytest.skip(f"{QEMU_BINARY} is not installed")
-    with QemuLauncher() as launcher:
-        yield launcher
 
 
 def running_qemu_count(launcher: QemuLauncher) -> int:
