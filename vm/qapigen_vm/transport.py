@@ -384,6 +384,10 @@ class Listener:
         self._server: socket.socket | None = None
         self._channel: Channel | None = None
         self._closed = threading.Event()
+        # close() runs in the loading thread when a migration ends and in whichever
+        # thread shuts the VM down: one at a time, so that each finds the server either
+        # there or gone, and returns only once it is closed.
+        self._closing = threading.Lock()
         self.socket_address: list[dict[str, object]] = []
         # When set (tls-creds), called for each connection: None means plain, a
         # TransportError is reported through ``on_rejected`` and the next one awaited,
@@ -468,8 +472,9 @@ class Listener:
         data channels); the caller closes the listener when it has them all.
         ``secure=False`` skips TLS: for connections that are only to be closed.
         """
-        if self._channel is not None:
+        with self._closing:  # taken once, by this or by close()
             channel, self._channel = self._channel, None
+        if channel is not None:
             wrapper = self.tls() if self.tls is not None else None
             if wrapper is None:
                 return channel
@@ -523,19 +528,21 @@ class Listener:
 
     def close(self) -> None:
         self._closed.set()
-        if self._server is not None:
-            # shutdown stops the listening at once, even while another thread polls
-            # the socket in accept (close alone leaves it listening until then)
-            with contextlib.suppress(OSError):
-                self._server.shutdown(socket.SHUT_RDWR)
-            self._server.close()
-            if self.uri.scheme == "unix":
-                try:
-                    os.unlink(self.uri.address)
-                except OSError:
-                    pass
-            self._server = None
-        self.socket_address = []
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        with self._closing:
+            server, self._server = self._server, None
+            if server is not None:
+                # shutdown stops the listening at once, even while another thread
+                # polls the socket in accept (close alone leaves it listening until
+                # then)
+                with contextlib.suppress(OSError):
+                    server.shutdown(socket.SHUT_RDWR)
+                server.close()
+                if self.uri.scheme == "unix":
+                    try:
+                        os.unlink(self.uri.address)
+                    except OSError:
+                        pass
+            self.socket_address = []
+            channel, self._channel = self._channel, None
+            if channel is not None:
+                channel.close()
