@@ -31,14 +31,12 @@ def link_tree(root: Path, packages: dict[str, Path]) -> None:
 
 
 def run_mypy(
-    root: Path, targets: list[str], *extra: str, search: tuple[Path, ...] = ()
+    root: Path, targets: list[str], *extra: str
 ) -> subprocess.CompletedProcess[str]:
     """mypy --strict on `targets` (package names or files), run in `root` (where
-    `link_tree` put generated packages), then the folders of `search`, on the path;
-    the project's own packages come from the installation."""
+    `link_tree` put generated packages); the project's own packages, and the test
+    support package, come from the installation."""
     environment = {k: v for k, v in os.environ.items() if k != "MYPYPATH"}
-    if search:
-        environment["MYPYPATH"] = os.pathsep.join(map(str, search))
     return subprocess.run(
         [
             sys.executable,
