@@ -38,7 +38,7 @@ from qapigen_migration.types import (
 )
 from qapigen_runtime.qmp import SyncQMPClient
 
-# The peer factories live with the tests (tests/peers.py): one way to start pairs.
+# The peer factories are the tests' (qapigen_testing.peers): one way to start pairs.
 from qapigen_testing.peers import (
     Pair,
     PeerArgs,

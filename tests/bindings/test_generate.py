@@ -3,7 +3,7 @@
 Golden trees live in `tests/golden/<case>/expected/`, generated from
 `tests/golden/<case>/schema.json`. Regenerate them with
 
-    QAPIGEN_UPDATE_GOLDEN=1 pytest tests/test_generate.py -k golden
+    QAPIGEN_UPDATE_GOLDEN=1 pytest tests/bindings/test_generate.py -k golden
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_golden(case: str) -> None:
     for name, text in files.items():
         assert on_disk[name] == text, (
             f"{case}/{name} differs; if intended, run "
-            "QAPIGEN_UPDATE_GOLDEN=1 pytest tests/test_generate.py -k golden"
+            "QAPIGEN_UPDATE_GOLDEN=1 pytest tests/bindings/test_generate.py -k golden"
         )
 
 

@@ -7,9 +7,10 @@ make settings take effect, follow a real migration between two QEMU processes, a
 QEMU's errors as the runtime's exception classes; over this runtime's own clients and
 over `qemu.qmp`'s QMPClient.
 
-Every QEMU is started by `qemu_launcher` (tests/qemu_fixtures.py) and stopped when the
-test ends. Expected values are facts observed on QEMU 7.2 (see
-../shared/notes/qemu-migration-behaviour.md), compared with what the same QEMU sends raw.
+Every QEMU is started by `qemu_launcher` (tests/conftest.py, on
+qapigen_testing.qemu_fixtures) and stopped when the test ends. Expected values are
+facts observed on QEMU 7.2 (see ../shared/notes/qemu-migration-behaviour.md), compared
+with what the same QEMU sends raw.
 """
 
 from __future__ import annotations

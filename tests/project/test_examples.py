@@ -1,6 +1,6 @@
 """The examples that need no QEMU run, and do what their docstrings say.
 
-(examples/typed_client.py drives a real QEMU: tests/test_interop_qemu.py runs it.)
+(examples/typed_client.py drives a real QEMU: tests/interop/test_interop_qemu.py runs it.)
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ after every checkpoint the secondary's RAM is the primary's RAM as it was at tha
 checkpoint (snapshotted while the primary was stopped for it); a failover on either
 side leaves the survivor running with that memory; a checkpoint cut mid-way leaves
 the secondary with the last complete one. The QEMU side of the parity is in
-tests/scenarios/colo.py (run by tests/test_vm_parity.py); the last test here checks
-that scenario really observes COLO on QEMU, so the parity cannot pass vacuously.
+qapigen_testing/scenarios/colo.py (run by tests/interop/test_vm_parity.py); the last
+test here checks that scenario really observes COLO on QEMU, so the parity cannot
+pass vacuously.
 """
 
 from __future__ import annotations

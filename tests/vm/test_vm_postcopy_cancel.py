@@ -1,7 +1,7 @@
 """migrate_cancel during postcopy in the reference VM, as QEMU 7.2 does it.
 
 Two engines in one process over loopback TCP (see test_vm_postcopy). What is checked
-beyond the parity scenarios (tests/scenarios/postcopy_cancel.py): the destination
+beyond the parity scenarios (qapigen_testing/scenarios/postcopy_cancel.py): the destination
 never claims completion and never asks to exit; its memory is consistent (every page
 it holds is the source's page as frozen at the switch, and the pages it lacks stay
 missing); the source guest is never restarted after a postcopy cancel; a cancel of a

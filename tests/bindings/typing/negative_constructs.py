@@ -1,6 +1,6 @@
 """Wrong uses of generated bindings that mypy --strict must reject.
 
-Type-checked by tests/test_generate.py against the golden 'constructs' package; the
+Type-checked by tests/bindings/test_generate.py against the golden 'constructs' package; the
 expected mypy output is committed in negative_constructs.out (an error on each line
 whose comment says so, and on no other line).
 """

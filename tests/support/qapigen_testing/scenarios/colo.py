@@ -41,7 +41,7 @@ error. Every scenario ends before the first periodic checkpoint (x-checkpoint-de
 is set to COLO_DELAY_MS before migrating; setting it in colo checkpoints at once):
 QEMU 7.2 here, without colo-compare and block replication, deadlocks its primary at
 the first checkpoint (its main loop waits forever for the iothread lock, QMP no longer
-answers). Checkpoints are tested on qapigen-vm alone, in tests/test_vm_colo.py. And a
+answers). Checkpoints are tested on qapigen-vm alone, in tests/vm/test_vm_colo.py. And a
 bidirectional exec: command (a relay to the other side) is left out: QEMU 7.2 runs COLO
 over it (the command's output is the return path), qapigen-vm does not read an exec:
 command's output (see the README).
