@@ -472,9 +472,8 @@ class Listener:
         data channels); the caller closes the listener when it has them all.
         ``secure=False`` skips TLS: for connections that are only to be closed.
         """
-        with self._closing:  # taken once, by this or by close()
+        if self._channel is not None:
             channel, self._channel = self._channel, None
-        if channel is not None:
             wrapper = self.tls() if self.tls is not None else None
             if wrapper is None:
                 return channel
