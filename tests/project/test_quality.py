@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qapigen_testing.paths import suite_modules
+from qapigen_testing.suite_files import suite_modules
 from qapigen_testing.typecheck import PROJECT_PACKAGES, REPO, run_mypy
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from qapigen_testing.paths import REPO, SUPPORT, suite_modules
+from qapigen_testing.paths import REPO
+from qapigen_testing.suite_files import SUPPORT, suite_modules
 
 SCANNED = ("tests", "bench")
 THE_ONE_PATH_CHANGER = SUPPORT / "qapigen_testing" / "generated_packages.py"
