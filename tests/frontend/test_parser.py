@@ -83,7 +83,8 @@ def test_qemu_corpus_parse_stage(
     else:
         with pytest.raises(QAPIError) as caught:
             parse_schema(f"{case}.json", level)
-        assert str(caught.value) == expected
+        # QEMU's text; qapigen may add notes below it (tests/frontend/test_hints.py)
+        assert caught.value.headline() == expected
 
 
 def test_corpus_present() -> None:
@@ -117,7 +118,10 @@ def test_bundled_schema_permissive_parses(monkeypatch: pytest.MonkeyPatch) -> No
     assert "migrate" in names and "MigrationParameters" in names
     # what 5.2 rejects (below) is a warning here
     indentation = [w for w in schema.warnings if "de-indent" in w.message]
-    assert [w.info.location() for w in indentation] == ["schema/migration.json:613:1"]
+    assert indentation[0].info.location() == "schema/migration.json:613:1"
+    # one warning per description laid out that way, QEMU 10.0's way
+    assert len(indentation) == 10
+    assert {w.rule.name for w in indentation} == {"doc-layout-10.0"}
 
 
 @pytest.mark.parametrize("level", [Level.V5_2, Level.V7_2])
@@ -174,7 +178,7 @@ def test_expression_line_is_its_opening_brace() -> None:
 def test_syntax_errors(text: str, where: str, message: str) -> None:
     with pytest.raises(QAPIError) as caught:
         parse_text(text, "t.json", Level.V7_2)
-    assert str(caught.value) == f"t.json:{where}: {message}"
+    assert caught.value.headline() == f"t.json:{where}: {message}"
 
 
 def test_top_level_must_be_object_per_level() -> None:
@@ -301,7 +305,7 @@ def test_error_in_included_file_has_chain(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(QAPIError) as caught:
         parse_schema("a.json")
-    assert str(caught.value) == (
+    assert caught.value.headline() == (
         "In file included from a.json:2:\n"
         "In file included from inc/b.json:1:\n"
         "inc/c.json:1:10: expected ':'"
