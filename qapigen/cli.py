@@ -89,11 +89,14 @@ def _build_parser() -> argparse.ArgumentParser:
 def _load(schema_path: str, version: str | None, quiet: bool) -> Schema:
     # Imported here so `qapigen --help` stays instant.
     from .frontend import load_schema
+    from .rules import report_warnings
 
     schema = load_schema(schema_path, Level.from_option(version))
     if not quiet:
-        for warning in schema.warnings:
-            print(warning, file=sys.stderr)
+        # one line per rule (qapigen.rules); report_warnings(..., verbose=True)
+        # lists every place
+        for text in report_warnings(schema.warnings):
+            print(text, file=sys.stderr)
     return schema
 
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from . import rules
 from .level import Level
-from .source import QAPIError, QAPIWarning, SourceInfo, excerpt
+from .source import Note, QAPIError, QAPIWarning, SourceInfo, excerpt
 
 if TYPE_CHECKING:
     from .parser import Expression
@@ -251,6 +251,23 @@ class QAPIDoc:
         return pragma is not None and self.symbol in pragma.documentation_exceptions
 
 
+def _tab_notes(val: str) -> tuple[Note, ...]:
+    """A note for an error on a doc comment line that a tab may explain: doc
+    comments count a tab as one character."""
+    if val[1:2] == "\t":
+        return (Note(None, "'#' is followed by a tab: write '# ' (a space)"),)
+    indent = val[1 : len(val) - len(val[1:].lstrip())]
+    if "\t" not in indent:
+        return ()
+    return (
+        Note(
+            None,
+            "this line is indented with a tab, which counts as one space here:"
+            " indent doc comments with spaces",
+        ),
+    )
+
+
 def parse_doc_block(
     lines: list[DocLine],
     end_error: QAPIError | None,
@@ -374,7 +391,7 @@ class _LegacyReader:
         self.state: Callable[[str], None] = self._body_line
 
     def error(self, msg: str) -> QAPIError:
-        return QAPIError(self.cur.info(), msg)
+        return QAPIError(self.cur.info(), msg, _tab_notes(self.cur.val))
 
     def read(self) -> list[QAPIDoc]:
         for line in self.lines[1:]:
@@ -616,7 +633,7 @@ class _ModernReader:
         self.section_lines: dict[int, DocLine] = {}
 
     def error(self, msg: str) -> QAPIError:
-        return QAPIError(self.cur.info(), msg)
+        return QAPIError(self.cur.info(), msg, _tab_notes(self.cur.val))
 
     def here(self) -> SourceInfo:
         """The current line, without column (QEMU reports doc semantics there)."""

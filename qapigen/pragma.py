@@ -95,7 +95,8 @@ def _warn_unknown_somewhere(
         message = f"pragma '{name}' is new in QEMU 9.1"
         warnings.append(QAPIWarning(info, message, rules.NEW_PRAGMA))
     elif name not in _LEGACY:
-        message = f"pragma '{name}' has this name from QEMU 6.0"
+        old = next(k for k, v in _MODERN_NAMES.items() if f"'{name}'" in v)
+        message = f"pragma '{name}' is QEMU 6.0's name for QEMU 5.x's '{old}'"
         warnings.append(QAPIWarning(info, message, rules.MODERN_PRAGMA))
 
 

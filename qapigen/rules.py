@@ -152,15 +152,15 @@ class WarningGroup:
     warnings: list[QAPIWarning]
 
     def summary(self) -> str:
-        """One line for all of them: the first place, the rule, how many places."""
+        """One line for all of them: the first place, the rule, how many places
+        (a rule met once: that warning, on one line)."""
         first = self.warnings[0]
+        where = first.info.location()
         if len(self.warnings) == 1:
-            return str(first)
-        info = first.info
+            return first.line()
         return (
-            f"{info.include_chain()}{info.location()}: warning: {self.rule.summary}:"
-            f" {len(self.warnings)} places, the first here"
-            f" ({self.rule.rejected_by('them')})"
+            f"{where}: warning: {self.rule.summary}: {len(self.warnings)} places,"
+            f" the first here ({self.rule.rejected_by('them')})"
         )
 
 
@@ -179,9 +179,9 @@ def group_warnings(warnings: Iterable[QAPIWarning]) -> list[WarningGroup]:
 def report_warnings(
     warnings: Iterable[QAPIWarning], verbose: bool = False
 ) -> list[str]:
-    """The text to show for a schema's warnings: every warning when `verbose`, else
-    one summary per rule (a rule met once shows that one warning as it is). Each
-    item may span lines (include chain, "In struct 'X':" context)."""
+    """The text to show for a schema's warnings: every warning when `verbose`
+    (each with its include chain and "In struct 'X':" context lines), else one
+    line per rule."""
     if verbose:
         return [str(warning) for warning in warnings]
     return [group.summary() for group in group_warnings(warnings)]

@@ -13,6 +13,7 @@ binary or secret file named by an `include` never reaches the terminal as it is.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -24,26 +25,39 @@ if TYPE_CHECKING:
 # replays a file (the environment, a key) that was included by mistake.
 EXCERPT_CHARS = 40
 
-# Characters never written to the terminal as they are: C0 and C1 controls
-# (except the newline that separates a message's lines), DEL, and Unicode's
-# format and separator characters (bidirectional overrides, zero-width space, ...).
-_UNSAFE = re.compile(
-    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f"
-    "\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]"
-)
+# Anything but printable ASCII and the newline that separates a message's lines:
+# those characters are looked at one by one.
+_NOT_PLAIN = re.compile("[^\n -~]")
+# Unicode categories never written to the terminal as they are: controls, format
+# characters (bidirectional overrides, zero-width space, tag characters), line and
+# paragraph separators, surrogates, private-use and unassigned code points.
+_UNSAFE_CATEGORIES = frozenset(["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"])
 
 
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code == 0x09:
+def _escape_char(ch: str) -> str:
+    if ch == "\t":
         return "\\t"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def escape(text: str) -> str:
     """`text` with every character a terminal would act on (controls, bidi
-    overrides, ...) written as an escape: ``\\x1b``, ``\\u202e``, ``\\t``."""
-    return _UNSAFE.sub(_escape_char, text)
+    overrides, ...) written as an escape: ``\\x1b``, ``\\u202e``, ``\\t``. Newlines
+    stay (they separate a message's lines)."""
+    if _NOT_PLAIN.search(text) is None:
+        return text
+    return "".join(
+        (
+            _escape_char(ch)
+            if ch != "\n"
+            and (ord(ch) < 0x20 or unicodedata.category(ch) in _UNSAFE_CATEGORIES)
+            else ch
+        )
+        for ch in text
+    )
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -160,11 +174,22 @@ class QAPIWarning:
         self.message = message
         self.rule = rule
 
-    def __str__(self) -> str:
+    def line(self, definition: bool = True) -> str:
+        """The warning on one line: ``file:line:col: warning: struct 'X': message
+        (who rejects it)``; `definition` False leaves out the definition it is
+        in (when a context line names it)."""
+        info = self.info
+        where = ""
+        if definition and info.defn_name is not None:
+            where = f"{info.defn_meta} '{excerpt(info.defn_name)}': "
         return (
-            f"{self.info.context()}{self.info.location()}: warning: "
-            f"{escape(self.message)} ({self.rule.rejected_by()})"
+            f"{info.location()}: warning: {where}{escape(self.message)}"
+            f" ({self.rule.rejected_by()})"
         )
+
+    def __str__(self) -> str:
+        """With the include chain and the "In struct 'X':" context lines."""
+        return self.info.context() + self.line(definition=False)
 
     def __repr__(self) -> str:
         return f"<QAPIWarning {self.rule.name} at {self.info.location()}>"
