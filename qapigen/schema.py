@@ -81,7 +81,7 @@ from .expr import (
 )
 from .ifcond import ALWAYS, IfCond
 from .level import Level
-from .source import QAPIError, QAPIWarning, SourceInfo
+from .source import QAPIError, QAPIWarning, SourceInfo, excerpt
 
 __all__ = [
     "ALWAYS",
@@ -523,7 +523,7 @@ class ArrayType(Type):
         return True
 
     def describe(self) -> str:
-        return f"array type ['{self.element_type_name}']"
+        return f"array type ['{excerpt(self.element_type_name)}']"
 
     def check(self, schema: Schema) -> None:
         super().check(schema)
@@ -653,7 +653,7 @@ class ObjectType(Type):
             if not isinstance(found, ObjectMember) or found.name != variants.tag_name:
                 raise QAPIError(
                     self.info,
-                    f"discriminator '{variants.tag_name}' is not a member of {where}",
+                    f"discriminator '{excerpt(variants.tag_name)}' is not a member of {where}",
                 )
             owner = schema.lookup_type(found.defined_in)
             if owner is not None and not owner.is_implicit:
@@ -1079,7 +1079,7 @@ class Schema:
         typ = self._entity_dict.get(name)
         if not isinstance(typ, Type):
             who = what if isinstance(what, str) else what()
-            raise QAPIError(info, f"{who} uses unknown type '{name}'")
+            raise QAPIError(info, f"{who} uses unknown type '{excerpt(name)}'")
         return typ
 
     def commands(self) -> Iterator[Command]:

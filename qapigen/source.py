@@ -63,6 +63,8 @@ def escape(text: str) -> str:
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """Input text as a message may quote it: at most `limit` characters (then
     "..."), newlines and controls escaped."""
+    if len(text) <= limit and text.isascii() and text.isprintable():
+        return text  # the usual case (a name), cheaply
     if len(text) > limit:
         text = text[:limit] + "..."
     return escape(text).replace("\n", "\\n")

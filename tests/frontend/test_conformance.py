@@ -24,7 +24,7 @@ from qapigen.frontend import load_schema
 from qapigen.level import Level
 from qapigen.rules import report_warnings
 from qapigen.source import QAPIError
-from qapigen_testing.paths import SHARED
+from qapigen_testing.paths import release_root
 
 RELEASES = {"5.2": Level.V5_2, "7.2": Level.V7_2, "10.0": Level.V10_0}
 COMPLETE_SCHEMAS = [
@@ -38,22 +38,6 @@ COMPLETE_SCHEMAS = [
 _ERROR_LINE = re.compile(r"^(?!In file included from)(\S+?):(\d+)(?::\d+)?: ")
 # where the corpus lives in QEMU's tree: one 10.0 .err names its file from there
 _CORPUS_IN_QEMU = "tests/qapi-schema/"
-
-
-def qemu_cache() -> Path:
-    """Where scripts/fetch-qemu-sources puts QEMU's sources (same rule)."""
-    explicit = os.environ.get("QAPIGEN_QEMU_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "qapigen" / "qemu"
-
-
-def release_root(release: str) -> Path:
-    """A release's folder: ../shared for 5.2 and 7.2, the cache for 10.0."""
-    if release == "10.0":
-        return qemu_cache() / release
-    return Path(SHARED, "qemu", release)
 
 
 def _absent(release: str) -> str:

@@ -317,3 +317,34 @@ def test_the_7_2_schema_reports_one_line_per_rule() -> None:
     assert len(lines) == len({w.rule.name for w in schema.warnings}) < 12
     assert all("\n" not in line and ": warning: " in line for line in lines)
     assert any("'Note:' and 'Example:'" in line for line in lines)
+
+
+def test_the_readme_counts_the_rules() -> None:
+    from qapigen_testing.paths import REPO
+
+    readme = (REPO / "README.md").read_text()
+    assert f"lists the {len(RULES)} rules" in readme
+
+
+@pytest.mark.parametrize("release", ["5.2", "7.2", "10.0"])
+def test_qapigen_check_takes_a_complete_schema_without_flags(release: str) -> None:
+    """The command a user runs: exit 0, a warning line per rule, no traceback."""
+    import subprocess
+    import sys
+
+    from qapigen_testing.paths import release_root
+
+    path = release_root(release) / "qapi" / "qapi-schema.json"
+    if not path.exists():
+        pytest.skip(f"QEMU {release}'s schema is absent")
+    result = subprocess.run(
+        [sys.executable, "-m", "qapigen.cli", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    rules_met = {w.rule.name for w in load_schema(str(path)).warnings}
+    assert len(lines) == len(rules_met)
+    assert all(": warning: " in line for line in lines)
