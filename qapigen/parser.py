@@ -10,6 +10,12 @@ included file's expressions), every doc comment, and the warnings the permissive
 collected. Expressions are not checked here beyond what the grammar and the two
 directives need: that is qapigen.expr's job.
 
+A syntax error is QEMU's message at QEMU's place, with notes that say why and where
+else to look (the `{` of an object that is not closed, a trailing comma, `"` for `'`,
+...). Text an error quotes from the input goes through `excerpt` (short, escaped), and
+a file with a NUL character is refused without quoting it: an `include` of a binary
+or secret file (`/proc/self/environ`) must not replay it.
+
 Include paths are relative to the including file; `SourceInfo.fname` of an included
 file's expressions is the including file's directory joined with the path as written
 (so errors read `include/sub-module.json:3: …` the way QEMU prints them). A file is
