@@ -24,6 +24,7 @@ The language level selects the rules:
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from .ifcond import ALWAYS, IDENTIFIER, ConditionSyntaxError, IfCond
 from .level import Level
 from .parser import Expression
 from .rules import Rule, enforce
-from .source import QAPIError, QAPIWarning, SourceInfo, excerpt
+from .source import Note, QAPIError, QAPIWarning, SourceInfo, excerpt
 
 META_TYPES = ("enum", "struct", "union", "alternate", "command", "event")
 
@@ -275,17 +276,21 @@ class _Checker:
         if not isinstance(value, dict):
             raise QAPIError(info, f"{source} must be an object")
         missing = [k for k in required if k not in value]
+        unknown = [k for k in value if k not in required and k not in optional]
         if missing:
             raise QAPIError(
-                info, f"{source} lacks required key{_s(missing)} {_quoted(missing)}"
+                info,
+                f"{source} lacks required key{_s(missing)} {_quoted(missing)}",
+                _misspelling_notes(unknown, missing),
             )
-        unknown = [excerpt(k) for k in value if k not in required and k not in optional]
         if unknown:
             valid = sorted([*required, *optional])
             raise QAPIError(
                 info,
-                f"{source} has unknown key{_s(unknown)} {_quoted(unknown)}\n"
+                f"{source} has unknown key{_s(unknown)}"
+                f" {_quoted([excerpt(k) for k in unknown])}\n"
                 f"Valid keys are {_quoted(valid)}.",
+                _misspelling_notes(unknown, valid),
             )
         return value
 
@@ -541,6 +546,7 @@ class _Checker:
                 info,
                 "a definition needs exactly one of the keys "
                 + ", ".join(f"'{m}'" for m in META_TYPES),
+                _misspelling_notes(list(expr), META_TYPES) if not metas else (),
             )
         meta = metas[0]
         name = self.require_str(expr[meta], info, f"'{meta}'")
@@ -799,6 +805,20 @@ class _Checker:
             data=data,
             boxed=boxed,
         )
+
+
+def _misspelling_notes(
+    written: Sequence[str], meant: Sequence[str]
+) -> tuple[Note, ...]:
+    """ "did you mean" notes: each written key close to one it could have been."""
+    notes: list[Note] = []
+    for key in written:
+        close = difflib.get_close_matches(key, meant, n=1, cutoff=0.6)
+        if close:
+            notes.append(
+                Note(None, f"is '{excerpt(key)}' a misspelling of '{close[0]}'?")
+            )
+    return tuple(notes)
 
 
 def _s(items: Sequence[str]) -> str:

@@ -57,6 +57,7 @@ members and features and lets `QAPIDoc.check()` find stale descriptions.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Iterator
 from typing import ClassVar
@@ -81,7 +82,7 @@ from .expr import (
 )
 from .ifcond import ALWAYS, IfCond
 from .level import Level
-from .source import QAPIError, QAPIWarning, SourceInfo, excerpt
+from .source import Note, QAPIError, QAPIWarning, SourceInfo, excerpt
 
 __all__ = [
     "ALWAYS",
@@ -1079,7 +1080,10 @@ class Schema:
         typ = self._entity_dict.get(name)
         if not isinstance(typ, Type):
             who = what if isinstance(what, str) else what()
-            raise QAPIError(info, f"{who} uses unknown type '{excerpt(name)}'")
+            types = [n for n, e in self._entity_dict.items() if isinstance(e, Type)]
+            close = difflib.get_close_matches(name, types, n=1, cutoff=0.6)
+            notes = [Note(None, f"did you mean '{close[0]}'?")] if close else []
+            raise QAPIError(info, f"{who} uses unknown type '{excerpt(name)}'", notes)
         return typ
 
     def commands(self) -> Iterator[Command]:

@@ -271,3 +271,35 @@ def test_no_error_replays_unsafe_input(text: str, level: Level) -> None:
         assert not _unsafe(shown)
         assert max(len(line) for line in shown.splitlines()) < 400
         assert not re.search(r"[^\x00-\x7f]{60}", shown)
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("{ 'strcut': 'Sx', 'data': {} }", "is 'strcut' a misspelling of 'struct'?"),
+        ("{ 'struct': 'Sx', 'dat': {} }", "is 'dat' a misspelling of 'data'?"),
+        (
+            "{ 'struct': 'Sx', 'data': {}, 'bse': 'Base' }",
+            "is 'bse' a misspelling of 'base'?",
+        ),
+        ("{ 'struct': 'Sx', 'data': { 'a': 'itn' } }", "did you mean 'int'?"),
+        (
+            "{ 'struct': 'Colour', 'data': {} }\n"
+            "{ 'command': 'paint', 'data': { 'c': 'Color' } }",
+            "did you mean 'Colour'?",
+        ),
+    ],
+)
+def test_misspellings_get_a_suggestion(tmp_path: Path, text: str, note: str) -> None:
+    (tmp_path / "s.json").write_text(text + "\n")
+    for level in Level:
+        with pytest.raises(QAPIError) as caught:
+            load_schema(str(tmp_path / "s.json"), level)
+        assert [n.text for n in caught.value.notes] == [note]
+
+
+def test_no_suggestion_when_nothing_is_close(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text("{ 'struct': 'Sx', 'data': { 'a': 'zzzz' } }\n")
+    with pytest.raises(QAPIError) as caught:
+        load_schema(str(tmp_path / "s.json"))
+    assert caught.value.notes == ()
