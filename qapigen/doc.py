@@ -361,7 +361,6 @@ _PERMISSIVE_TAGS = _LEGACY_TAGS | {"Errors:"}
 _AT_NAME_COLON_FREEFORM = re.compile(r"(@\S+:)")
 _AT_NAME_HEADER = re.compile(r"@\S*:\s*")
 _TAG_HEADER = re.compile(r"\S*:\s*")
-_LEADING_SPACE = re.compile(r"\s*")
 
 
 class _LegacyReader:
@@ -653,22 +652,22 @@ class _ModernReader:
     def next_line(self) -> str | None:
         """Advance to the next line: its text after "# ", "" for a blank comment
         line, None at the closing "##"."""
-        self.pos += 1
-        if self.pos >= len(self.lines):
+        pos = self.pos = self.pos + 1
+        if pos >= len(self.lines):
             assert self.end_error is not None
             raise self.end_error
-        line = self.lines[self.pos]
-        self.cur = line
+        line = self.cur = self.lines[pos]
         val = line.val
-        if val.startswith("##"):
+        second = val[1:2]
+        if second == " ":
+            return val[2:].rstrip()
+        if not second:
+            return ""  # "#"
+        if second == "#":
             if val != "##":
                 raise self.error("junk after '##' at end of documentation comment")
             return None
-        if val == "#":
-            return ""
-        if val[1] != " ":
-            raise self.error("missing space after #")
-        return val[2:].rstrip()
+        raise self.error("missing space after #")
 
     def read(self) -> QAPIDoc:
         block_info = self.block_info
@@ -779,7 +778,7 @@ class _ModernReader:
             line = self.next_line()
         if line is None:
             return None
-        indent = _LEADING_SPACE.match(line).end()  # type: ignore[union-attr]
+        indent = len(line) - len(line.lstrip())
         if not indent:
             return line
         self._append(doc, line)
@@ -788,9 +787,9 @@ class _ModernReader:
             line = self.next_line()
             if line is None:
                 return None
-            if _AT_NAME_COLON.match(line):
+            if line[:1] == "@" and _AT_NAME_COLON.match(line):
                 return line
-            cur = _LEADING_SPACE.match(line).end()  # type: ignore[union-attr]
+            cur = len(line) - len(line.lstrip())
             if line != "" and cur < indent:
                 if second_line_read:
                     return line
