@@ -606,6 +606,8 @@ class _LegacyReader:
 # QEMU 10.0 reading
 
 _AT_NAME_COLON = re.compile(r"@([^:]*): *")
+# the location of what a check-only reading builds and throws away
+_NOWHERE = SourceInfo("", 0)
 _MODERN_TAG = re.compile(r"(Returns|Errors|Since|Notes?|Examples?|TODO)(?!::): *")
 
 
@@ -627,7 +629,8 @@ class _ModernReader:
         self.pos = 0
         self.cur = lines[0]
         self.check_only = check_only
-        self.block_info = lines[0].line_info()
+        # check_only: no doc is kept, so its location is not worth building
+        self.block_info = _NOWHERE if check_only else lines[0].line_info()
         # check_only: the line each section starts on, by id of the section
         self.section_lines: dict[int, DocLine] = {}
 
@@ -806,9 +809,12 @@ class _ModernReader:
                 return line
             self._append(doc, line)
 
-    @staticmethod
-    def _append(doc: QAPIDoc, line: str) -> None:
-        doc.all_sections[-1].text += line + "\n"
+    def _append(self, doc: QAPIDoc, line: str) -> None:
+        if not self.check_only:
+            doc.all_sections[-1].text += line + "\n"
+        elif line:
+            # check_only: only whether a section has text matters
+            doc.all_sections[-1].text = "+"
 
     def _ensure_plain(self, doc: QAPIDoc) -> None:
         last = doc.all_sections[-1]

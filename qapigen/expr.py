@@ -214,23 +214,40 @@ class _Checker:
         (`modern_rule`); 5.2 wants no upper-case letter anywhere (`legacy_rule`).
         What both reject is an error at every level."""
         stem = self.stem(name, info, source)
-        modern_bad = modern_rule and (
-            (not permit_upper and _UPPER.search(stem) is not None)
-            or (not permit_underscore and "_" in stem)
+        # a release level checks only its own rule; the default level both
+        modern_bad = (
+            modern_rule
+            and not self.legacy
+            and (
+                (not permit_upper and _UPPER.search(stem) is not None)
+                or (not permit_underscore and "_" in stem)
+            )
         )
-        legacy_bad = legacy_rule and not permit_upper and name.lower() != name
+        legacy_bad = (
+            legacy_rule
+            and not self.modern
+            and not permit_upper
+            and name.lower() != name
+        )
+        if not (modern_bad or legacy_bad):
+            return
         modern_msg = f"name of {source} must be lower-case words joined by '-'"
-        legacy_msg = f"{source} must not contain upper-case letters"
-        if self.permissive and modern_bad and legacy_bad:
-            raise QAPIError(info, modern_msg)
+        if modern_bad and legacy_bad:
+            raise QAPIError(info, modern_msg)  # no release accepts it
         if modern_bad:
             self.breach(rules.NAME_CASE, info, modern_msg)
-        if legacy_bad:
-            self.breach(rules.NAME_UPPER_CASE, info, legacy_msg)
+        else:
+            self.breach(
+                rules.NAME_UPPER_CASE,
+                info,
+                f"{source} must not contain upper-case letters",
+            )
 
     def check_definition_name(self, name: str, meta: str, info: SourceInfo) -> None:
         stem = self.stem(name, info, meta)
-        if meta == "event":
+        if self.legacy:
+            pass  # QEMU 5.2 has no case rules for definitions
+        elif meta == "event":
             if re.search(r"[a-z-]", stem):
                 self.breach(
                     rules.NAME_CASE,
