@@ -132,11 +132,6 @@ class IfCond:
         tree = trees[0] if len(trees) == 1 else IfAll(tuple(trees))
         return IfCond(tree, raw)
 
-    @staticmethod
-    def mixed(raw: object) -> IfCond:
-        """From a condition in either spelling (the permissive level)."""
-        return IfCond(_mixed_tree(raw), raw)
-
 
 ALWAYS = IfCond()
 
@@ -152,21 +147,6 @@ def _modern_tree(raw: object) -> IfExpr:
         return IfNot(_modern_tree(value))
     assert isinstance(value, list)
     operands = tuple(_modern_tree(v) for v in value)
-    return IfAll(operands) if key == "all" else IfAny(operands)
-
-
-def _mixed_tree(raw: object) -> IfExpr:
-    if isinstance(raw, str):
-        return IfName(raw) if IDENTIFIER.fullmatch(raw) else parse_legacy(raw)
-    if isinstance(raw, list):
-        trees = tuple(_mixed_tree(v) for v in raw)
-        return trees[0] if len(trees) == 1 else IfAll(trees)
-    assert isinstance(raw, dict) and len(raw) == 1
-    ((key, value),) = raw.items()
-    if key == "not":
-        return IfNot(_mixed_tree(value))
-    assert isinstance(value, list)
-    operands = tuple(_mixed_tree(v) for v in value)
     return IfAll(operands) if key == "all" else IfAny(operands)
 
 

@@ -92,10 +92,3 @@ def test_evaluation() -> None:
     assert not cond.evaluate({"B", "C"})
     assert not cond.evaluate(set())
     assert ALWAYS.evaluate(set()) and not ALWAYS and ALWAYS.to_json() is None
-
-
-def test_mixed_spellings_under_the_permissive_level() -> None:
-    cond = IfCond.mixed({"any": ["CONFIG_A", "defined(CONFIG_B) && !defined(C)"]})
-    assert cond.expr == IfAny(
-        (IfName("CONFIG_A"), IfAll((IfName("CONFIG_B"), IfNot(IfName("C")))))
-    )
