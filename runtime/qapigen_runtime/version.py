@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Any, NoReturn
 
 DISTRIBUTION = "qapigen"
@@ -19,6 +18,8 @@ DISTRIBUTION = "qapigen"
 def distribution_version() -> str:
     """The installed qapigen distribution's version, or "unknown" when the code runs
     from a folder that was never installed."""
+    from importlib import metadata  # a scan of sys.path: only when asked
+
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
