@@ -169,9 +169,13 @@ def plan_package(files: Mapping[str, str], folder: Path) -> Plan:
                 )
             )
     if folder.is_dir():
-        for relative in sorted(python_files(folder) - set(files) - set(recorded)):
-            old, _ = _read_regular(folder / relative)
-            if old is not None and looks_generated(old):
+        known = set(files) | set(recorded)
+        for relative in sorted(python_files(folder, known) - known):
+            try:
+                head = read_regular_file(folder / relative, _HEADER_WINDOW)
+            except OSError:
+                continue  # not readable, so not a module qapigen left
+            if head is not None and looks_generated(head):
                 plan.left_alone.append(
                     Note(
                         relative,

@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -56,9 +56,10 @@ _READ_NO_FOLLOW = (
 )
 
 
-def read_regular_file(path: Path) -> bytes | None:
-    """The bytes of `path` when it is a regular file; None when it is absent, a symbolic
-    link (never followed) or anything else. Other failures raise OSError."""
+def read_regular_file(path: Path, limit: int = -1) -> bytes | None:
+    """The bytes of `path` (at most `limit` of them, if given) when it is a regular
+    file; None when it is absent, a symbolic link (never followed) or anything else.
+    Other failures raise OSError."""
     try:
         fd = os.open(path, _READ_NO_FOLLOW)
     except OSError as error:
@@ -68,7 +69,7 @@ def read_regular_file(path: Path) -> bytes | None:
     with os.fdopen(fd, "rb") as file:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return file.read()
+        return file.read(limit)
 
 
 def regular_file_bytes(path: Path) -> bytes | None:
@@ -183,14 +184,22 @@ def read_stamp(folder: Path) -> Stamp | None:
     return Stamp(generator, options, inputs, outputs)
 
 
-def python_files(folder: Path) -> set[str]:
-    """Every `.py` file under `folder` (relative, '/'-separated), without following
-    symbolic links and leaving bytecode caches out."""
+def python_files(folder: Path, paths: Iterable[str]) -> set[str]:
+    """The `.py` files (relative, '/'-separated) in `folder` and in the subfolders
+    that hold any of `paths`: where a package's modules are, not the whole tree below
+    (an output folder may sit above a great deal). Links are not followed."""
     found: set[str] = set()
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        base = Path(root).relative_to(folder)
-        found.update((base / n).as_posix() for n in names if n.endswith(".py"))
+    subfolders = {PurePosixPath(path).parent for path in paths} | {PurePosixPath(".")}
+    for subfolder in sorted(subfolders):
+        try:
+            entries = list(os.scandir(folder / subfolder))
+        except OSError:
+            continue
+        found.update(
+            (subfolder / entry.name).as_posix()
+            for entry in entries
+            if entry.name.endswith(".py") and not entry.is_dir(follow_symlinks=False)
+        )
     return found
 
 
@@ -207,7 +216,7 @@ def is_current(folder: Path, options: Mapping[str, str]) -> bool:
         return False
     # A module that is there but was not generated (hand-written, or left from an
     # earlier generation without a stamp): a real run decides what to say about it.
-    if python_files(folder) - set(stamp.outputs):
+    if python_files(folder, stamp.outputs) - set(stamp.outputs):
         return False
     return all(
         regular_file_digest(folder / name) == digest

@@ -336,6 +336,17 @@ def test_a_stale_looking_file_is_reported_not_removed(project: Path) -> None:
     assert generate(project, "--check").returncode == 0
 
 
+def test_only_the_packages_own_folders_are_looked_at(tmp_path: Path) -> None:
+    """An output folder may sit above other code: qapigen looks for its leftovers in the
+    folders its files go to, not in the whole tree below."""
+    out = tmp_path / "out"
+    (out / "vendored" / "deep").mkdir(parents=True)
+    (out / "vendored" / "deep" / "old.py").write_text(HEADER)
+    (out / "old.py").write_text(HEADER)
+    plan = plan_package({"a.py": "a = 1\n"}, out)
+    assert [note.path for note in plan.left_alone] == ["old.py"]
+
+
 def test_a_stamp_listing_paths_outside_the_folder_vouches_for_nothing(
     tmp_path: Path,
 ) -> None:
