@@ -45,9 +45,9 @@ folder's name, so:
                    must end in NAME;
   neither          names it after the schema file (qapi-schema.json -> qapi_schema).
 
-Without SCHEMA, every target of [tool.qapigen] in the project's pyproject.toml (the
-nearest one from here up to the repository's root, the folder holding .git) is
-generated, or checked. One target:
+Without SCHEMA, every target of [tool.qapigen] in the project's pyproject.toml is
+generated, or checked: the nearest pyproject.toml from here up to the repository's
+root (the folder holding .git); outside a repository, only this folder's. One target:
 
   [tool.qapigen]
   schema = "schema/migration.json"
