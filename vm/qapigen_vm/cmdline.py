@@ -83,6 +83,8 @@ class VmConfig:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     # -object tls-creds-x509 / authz-simple, in command-line order
     objects: tuple[UserObject, ...] = ()
+    # -version: print the version and exit, nothing else
+    print_version: bool = False
 
 
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?)([bBkKmMgGtTpPeE]?)")
@@ -355,7 +357,29 @@ _WITH_ARGUMENT = {
     "-M",
     "-workload",
 } | _IGNORED_WITH_ARGUMENT
-_FLAGS = {"-S", "-daemonize"} | _IGNORED_FLAGS
+_FLAGS = {"-S", "-daemonize", "-version"} | _IGNORED_FLAGS
+
+
+def _split_options(argv: Sequence[str]) -> list[tuple[str, str, str | None]]:
+    """QEMU's first pass over the command line: every option must exist and have its
+    argument before any is acted on. Each as (as written, -name, argument or None)."""
+    options: list[tuple[str, str, str | None]] = []
+    index = 0
+    while index < len(argv):
+        raw = argv[index]
+        # QEMU accepts --option as well as -option.
+        option = raw[1:] if raw.startswith("--") else raw
+        index += 1
+        if option in _FLAGS:
+            options.append((raw, option, None))
+            continue
+        if option not in _WITH_ARGUMENT:
+            raise CommandLineError("invalid option", raw)
+        if index >= len(argv):
+            raise CommandLineError("requires an argument", raw)
+        options.append((raw, option, argv[index]))
+        index += 1
+    return options
 
 
 def parse_command_line(argv: Sequence[str]) -> VmConfig:
@@ -373,22 +397,14 @@ def parse_command_line(argv: Sequence[str]) -> VmConfig:
     machine_backend: str | None = None
     workload = WorkloadConfig()
 
-    index = 0
-    while index < len(argv):
-        raw = argv[index]
-        # QEMU accepts --option as well as -option.
-        option = raw[1:] if raw.startswith("--") else raw
-        index += 1
-        if option in _FLAGS:
+    for raw, option, value in _split_options(argv):
+        if option == "-version":
+            # QEMU prints its version when it reaches -version, ignoring what follows.
+            return VmConfig(print_version=True)
+        if value is None:
             start_paused |= option == "-S"
             daemonize |= option == "-daemonize"
             continue
-        if option not in _WITH_ARGUMENT:
-            raise CommandLineError("invalid option", raw)
-        if index >= len(argv):
-            raise CommandLineError("requires an argument", raw)
-        value = argv[index]
-        index += 1
         where = f"{raw} {value}"
         if option == "-m":
             settings = dict(parse_keyvals(value, implied_key="size"))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from qapigen_runtime.codec import DecodeError
 from qapigen_runtime.qmp.protocol import qemu_version
 from qapigen_runtime.qmp.server import QMPServer
+from qapigen_runtime.version import distribution_version
 from qapigen_vm_qmp.commands import CommandDispatcher
 from qapigen_vm_qmp.events import decode_event
 
@@ -195,6 +196,18 @@ async def serve(config: VmConfig, ready: Callable[[], None]) -> int:
         await vm.close()
 
 
+def version_text() -> str:
+    """What `-version` prints, in QEMU's shape: the QEMU release this VM answers as
+    (query-version's `qemu`), then in parentheses the package (query-version's
+    `package`, where QEMU puts its distributor's version) with qapigen's version."""
+    major, minor, micro = QEMU_VERSION
+    return (
+        f"QEMU emulator version {major}.{minor}.{micro}"
+        f" ({PACKAGE} {distribution_version()})\n"
+        "Copyright (c) the qapigen developers (MIT license)\n"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``qapigen-vm`` command; returns the exit status."""
     arguments = sys.argv[1:] if argv is None else list(argv)
@@ -203,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandLineError as exc:
         print(exc, file=sys.stderr)
         return 1
+    if config.print_version:
+        sys.stdout.write(version_text())
+        return 0
 
     def ready() -> None:
         return None

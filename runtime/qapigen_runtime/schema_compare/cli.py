@@ -26,6 +26,7 @@ from ..qmp.address import Address, describe
 from ..qmp.errors import QMPError
 from ..qmp.sync_client import SyncQMPClient
 from ..schema_compare import SchemaFormatError, compare_schemas
+from ..version import add_version_option
 
 PROGRAM = "python -m qapigen_runtime.schema_compare.cli"
 
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
             "package was built from. Exit status: 0 compatible, 1 not, 2 error."
         ),
     )
+    add_version_option(parser)
     parser.add_argument("package", metavar="PACKAGE", help="e.g. qapigen_migration")
     parser.add_argument(
         "address",

@@ -41,6 +41,7 @@ from qapigen_migration.types import (
 )
 from qapigen_runtime.qmp import QMPClient, QMPCommandError, QMPConnectionError, QMPEvent
 from qapigen_runtime.qmp.address import Address
+from qapigen_runtime.version import add_version_option
 
 from .arguments import UsageError, parse_address, parse_capability, parse_parameters
 from .plot import PlotUnavailable, plot_series, write_png
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Live-migrate a VM from one QMP endpoint to another, showing "
         "progress; exit 0 when completed, 1 when failed or cancelled.",
     )
+    add_version_option(parser)
     parser.add_argument("source", help="source QMP socket: unix:PATH or tcp:HOST:PORT")
     parser.add_argument(
         "destination",
