@@ -40,9 +40,11 @@ __all__ = [
     "MigrationParameters",
     "MigrationSettings",
     "check_block_options",
+    "check_built_with",
     "check_capabilities",
     "check_parameters",
     "check_supported",
+    "merged_parameters",
     "qemu_7_2_defaults",
     "read_request",
 ]
