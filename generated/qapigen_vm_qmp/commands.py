@@ -233,7 +233,7 @@ class AsyncClient:
 
     async def migrate_start_postcopy(self) -> None:
         """Switch the running migration to postcopy (needs capability
-        postcopy-ram, set before the migration started).
+        postcopy-ram or dirty-bitmaps, set before the migration started).
 
         Since: 2.5
         """
@@ -680,7 +680,7 @@ class SyncClient:
 
     def migrate_start_postcopy(self) -> None:
         """Switch the running migration to postcopy (needs capability
-        postcopy-ram, set before the migration started).
+        postcopy-ram or dirty-bitmaps, set before the migration started).
 
         Since: 2.5
         """

@@ -410,7 +410,7 @@ class COLOMessage(enum.StrEnum):
     Values:
         CHECKPOINT_READY: the secondary is ready for checkpoints
         CHECKPOINT_REQUEST: the primary starts a checkpoint
-        CHECKPOINT_REPLY: the secondary has stopped for it
+        CHECKPOINT_REPLY: the secondary answers the request
         VMSTATE_SEND: the primary sends the state
         VMSTATE_SIZE: the size of the state sent
         VMSTATE_RECEIVED: the secondary received the state
@@ -479,7 +479,7 @@ class COLOExitReason(enum.StrEnum):
         NONE: it did not end
         REQUEST: a failover was asked for
         ERROR: an error ended it
-        PROCESSING: it is ending
+        PROCESSING: a failover is under way
 
     Since: 3.1
     """
@@ -3034,7 +3034,8 @@ class MigrateSetParameters:
         tls_creds: id of the tls-creds object to secure the migration with
             (an empty string or null: no TLS)
         tls_hostname: the host name the destination's certificate is checked
-            against (an empty string or null: the one of the URI)
+            against (an empty string or null: the host of a tcp:
+            URI)
         tls_authz: id of the authz object that admits clients on the
             destination (an empty string or null: any client)
         max_bandwidth: bandwidth limit in bytes per second
@@ -3416,7 +3417,7 @@ class MigrationParameters:
         cpu_throttle_tailslow: whether the last throttle steps are smaller
         tls_creds: id of the tls-creds object ("" without TLS)
         tls_hostname: the host name certificates are checked against ("":
-            the one of the URI)
+            the host of a tcp: URI)
         tls_authz: id of the authz object that admits clients ("": any)
         max_bandwidth: bandwidth limit in bytes per second
         downtime_limit: longest acceptable downtime in milliseconds
