@@ -19,7 +19,8 @@ QMP command -> method (arguments keep the schema's names, dashes as underscores)
     query-migrate               query_migrate() -> MigrationInfo (.to_wire())
     migrate-set-capabilities    migrate_set_capabilities([(name, state), ...])
     query-migrate-capabilities  query_migrate_capabilities() -> [{capability, state}]
-    migrate-set-parameters      migrate_set_parameters({wire-name: value, ...})
+    migrate-set-parameters      migrate_set_parameters(MigrateSetParameters or
+                                                       {wire-name: value, ...})
     query-migrate-parameters    query_migrate_parameters() -> MigrationParameters
     migrate_set_downtime        migrate_set_downtime(value)
     migrate_set_speed           migrate_set_speed(value)
@@ -53,6 +54,7 @@ from .errors import (
     invalid_parameter_value,
 )
 from .params import (
+    MigrateSetParameters,
     MigrationParameters,
     MigrationSettings,
     check_block_options,
@@ -489,11 +491,12 @@ class MigrationEngine:
     def query_migrate_capabilities(self) -> list[dict[str, object]]:
         return self.settings.query_capabilities()
 
-    def migrate_set_parameters(self, parameters: Mapping[str, object]) -> None:
-        self.settings.set_parameters(parameters)
+    def migrate_set_parameters(
+        self, parameters: MigrateSetParameters | Mapping[str, object]
+    ) -> None:
+        request = self.settings.set_parameters(parameters)
         colo = self._colo_side()
-        delay_set = {"x-checkpoint-delay", "x_checkpoint_delay"} & set(parameters)
-        if isinstance(colo, ColoPrimary) and delay_set:
+        if isinstance(colo, ColoPrimary) and request.x_checkpoint_delay is not None:
             colo.checkpoint_now()  # as QEMU 7.2: a new delay checkpoints at once
 
     def query_migrate_parameters(self) -> MigrationParameters:

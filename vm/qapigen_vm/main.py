@@ -36,7 +36,7 @@ from .cmdline import (
     parse_command_line,
 )
 from .daemon import PidFile, PidFileError, daemonize
-from .dispatch import VmDispatcher
+from .dispatch import vm_dispatcher
 from .handlers import PACKAGE, QEMU_VERSION, VmCommandHandler
 from .machine import Machine, MachineError
 
@@ -116,11 +116,10 @@ class VmProcess:
             command_names=lambda: dispatcher.command_names(),  # noqa: PLW0108 - bound below
             request_quit=self._quit_after_reply,
         )
-        dispatcher = CommandDispatcher(handler)
+        dispatcher = vm_dispatcher(handler)
         major, minor, micro = QEMU_VERSION
         self.server = QMPServer(
-            VmDispatcher(dispatcher, handler),
-            version=qemu_version(major, minor, micro, PACKAGE),
+            dispatcher, version=qemu_version(major, minor, micro, PACKAGE)
         )
         self.events.server = self.server
 

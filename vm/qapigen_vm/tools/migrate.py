@@ -181,7 +181,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     if args.destination is None and (args.uri is None or args.incoming is not None):
         raise UsageError("a destination QMP address is needed (or --uri URI)")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plot needs matplotlib: pip install matplotlib")
+        raise UsageError("--plot needs matplotlib: pip install 'qapigen[plot]'")
     return Options(
         source=parse_address(args.source, "source"),
         destination=(

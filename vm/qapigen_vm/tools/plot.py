@@ -95,7 +95,7 @@ def write_png(series: PlotSeries, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as error:
         raise PlotUnavailable(
-            "--plot needs matplotlib: pip install matplotlib"
+            "--plot needs matplotlib: pip install 'qapigen[plot]'"
         ) from error
 
     figure, (top, bottom) = plt.subplots(
