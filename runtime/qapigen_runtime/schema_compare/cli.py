@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import re
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from ..qmp import address as address_syntax
 from ..qmp.address import Address, describe
 from ..qmp.errors import QMPError
 from ..qmp.sync_client import SyncQMPClient
@@ -36,33 +36,18 @@ EXIT_INTERRUPTED = 130
 
 SchemaInfoList = list[Mapping[str, object]]
 
-# HOST:PORT, with HOST a name, an IPv4 address or a bracketed IPv6 address
-_HOST_PORT = re.compile(r"^(\[[^\]]+\]|[^:/\[\]]+):(\d{1,5})$")
-
 
 class ToolError(Exception):
     """A failure reported as one line and exit status 2."""
 
 
 def parse_address(text: str) -> Address:
-    """A QMP address: ``unix:PATH``, ``tcp:HOST:PORT``, ``HOST:PORT`` or a path."""
-    if text.startswith("unix:"):
-        path = text[len("unix:") :]
-        if not path:
-            raise ToolError(f"QMP address {text!r}: no socket path after 'unix:'")
-        return path
-    spec = text[len("tcp:") :] if text.startswith("tcp:") else text
-    match = _HOST_PORT.match(spec)
-    if match is not None:
-        port = int(match.group(2))
-        if port > 65535:
-            raise ToolError(f"QMP address {text!r}: port {port} is out of range")
-        return (match.group(1).strip("[]"), port)
-    if text.startswith("tcp:"):
-        raise ToolError(f"QMP address {text!r}: expected tcp:HOST:PORT")
-    if not text:
-        raise ToolError("the QMP address is empty")
-    return text
+    """A QMP address in the syntax every tool shares (see
+    :mod:`qapigen_runtime.qmp.address`)."""
+    try:
+        return address_syntax.parse_address(text)
+    except address_syntax.AddressError as error:
+        raise ToolError(str(error)) from None
 
 
 def package_schema(
