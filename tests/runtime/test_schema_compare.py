@@ -381,7 +381,7 @@ def test_the_policy_can_be_stated_instead_of_guessed() -> None:
 
 def test_tool_takes_the_policy_from_the_command_line() -> None:
     bundled = bundled_introspection.schema_info()
-    live = mask(
+    live: list[Mapping[str, object]] = mask(
         [
             entry
             for entry in bundled

@@ -180,9 +180,9 @@ class SchemaComparison:
                         break_on_hyphens=False,
                     )
                 )
-        summarized += (DifferenceKind.HIDDEN_BY_POLICY,)
+        listed_apart = (*summarized, DifferenceKind.HIDDEN_BY_POLICY)
         others = tuple(
-            d for d in self.differences if not d.breaking and d.kind not in summarized
+            d for d in self.differences if not d.breaking and d.kind not in listed_apart
         )
         for title, group in (
             ("Breaking differences", breaking),
