@@ -259,7 +259,13 @@ NO_TLS_ON_PIPES = "TLS needs a socket: exec: and pipe fd: channels cannot carry 
 
 
 def _fd_channel(fd: int, peer: str, outgoing: bool) -> Channel:
-    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:  # EBADF: -incoming fd:N with N not open
+        raise TransportError(
+            f"Failed to use file descriptor {fd}: {exc.strerror}"
+        ) from None
+    if stat.S_ISSOCK(mode):
         return SocketChannel(socket.socket(fileno=fd), peer)
     return (
         PipeChannel(write_fd=fd, peer=peer)
