@@ -328,6 +328,7 @@ class TlsChannel(SocketChannel):
                 continue
             if n == 0:
                 raise EOFError("peer closed the TLS session")
+            self.wait_readable()
             data = self.sock.recv(_RECV_SIZE)
             if not data:
                 raise EOFError("peer closed the connection")
