@@ -385,7 +385,7 @@ class StreamLoader:
         if source_uuid is not None and local_uuid is not None:
             if source_uuid != local_uuid:
                 raise StreamError(
-                    f"UUID received is {source_uuid} and should be {local_uuid}"
+                    f"UUID received is {source_uuid} and local is {local_uuid}"
                 )
         resume = bool(flags & FLAG_RESUME)
         self.header = StreamHeader(

@@ -73,7 +73,7 @@ def describe(address: Address) -> str:
 def timed_out(address: Address, waiting_for: str, timeout: float | None) -> str:
     """A connect that ran out of time, naming the stage it was in: ``waiting_for``
     is "the connection", "the QMP greeting" or "the reply to qmp_capabilities"."""
-    after = "" if timeout is None else f" after {timeout:g} s"
+    after = "" if timeout is None else f" after {timeout:.3g} s"
     return f"timed out{after} waiting for {waiting_for} from {describe(address)}"
 
 
