@@ -10,6 +10,7 @@ command works without it when no plot is asked for.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ MIB = 1024 * 1024
 MIN_WINDOW = 0.1
 """Shortest span (s) the measured throughput is averaged over."""
 LABEL_GAP = 0.05
+TITLE_WIDTH = 90  # characters per title line that fit the figure's width
 """Pass labels closer than this fraction of the time axis are drawn as one."""
 
 
@@ -143,7 +145,10 @@ def write_png(series: PlotSeries, path: Path) -> None:
             axes.grid(True, alpha=0.3)
         _label_passes(top, series)
         bottom.legend(loc="upper left", fontsize="small")
-        top.set_title(series.title)
+        # Long socket paths: wrap rather than run off the figure.
+        top.set_title(
+            "\n".join(textwrap.wrap(series.title, TITLE_WIDTH, break_on_hyphens=False))
+        )
         figure.savefig(path, dpi=100)
     finally:
         plt.close(figure)
