@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import select
 import socket
 import stat
+import struct
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 Scheme = Literal["tcp", "unix", "exec", "fd"]
+T = TypeVar("T")
 
 # Room for a multifd source's main and data channels (up to 255) connecting at once.
 LISTEN_BACKLOG = 256
@@ -113,9 +116,10 @@ class Liveness:
     """When the peer last sent anything, shared by every channel of one incoming
     migration, and how long it may stay silent (None: for ever).
 
-    A channel that has one waits for input ``POLL`` seconds at a time and gives up
-    with ``SilentPeer(reason)`` once nothing has come on any of the channels for
-    ``limit`` seconds (see :class:`SocketChannel`).
+    A socket channel that has one waits in its reads at most ``POLL`` seconds at a
+    time (the kernel's receive timeout, so a read that finds data costs nothing more)
+    and gives up with ``SilentPeer(reason)`` once nothing has come on any of the
+    channels for ``limit`` seconds (see :class:`SocketChannel`).
     """
 
     POLL = 0.2
@@ -128,10 +132,11 @@ class Liveness:
         self.reason = reason
 
     def touch(self) -> None:
-        """Something arrived (in a phase with a deadline, that changes nothing)."""
-        with self._lock:
-            if not self._absolute:
-                self._last = time.monotonic()
+        """Something arrived (in a phase with a deadline, that changes nothing).
+
+        Called for every read, so without the lock: a float store is atomic."""
+        if not self._absolute:
+            self._last = time.monotonic()
 
     def expect(
         self, limit: float | None, reason: str, *, deadline: bool = False
@@ -164,12 +169,7 @@ def _poller_for(fd: int) -> select.poll:
     return poller
 
 
-def _wait_for_input(poller: select.poll, liveness: Liveness) -> None:
-    """Until the descriptor is readable (data, end of file or an error to read);
-    TransportError when ``liveness`` expires first."""
-    while not poller.poll(int(Liveness.POLL * 1000)):
-        liveness.check()
-    liveness.touch()
+_RECEIVE_TIMEOUT = struct.pack("ll", 0, int(Liveness.POLL * 1_000_000))  # timeval
 
 
 # -- channels -------------------------------------------------------------------------
@@ -185,7 +185,7 @@ class SocketChannel:
         self.peer = peer
         # Set on a destination's channels: reads then give up on a silent source.
         self.liveness: Liveness | None = None
-        self._poller: select.poll | None = None
+        self._timed = False  # whether the kernel's receive timeout is set
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Records are a small header then a large payload; Nagle would hold the
             # header back waiting for an ACK the receiver delays.
@@ -203,20 +203,32 @@ class SocketChannel:
         view = into.cast("B") if into.format != "B" else into
         got = 0
         while got < view.nbytes:
-            self.wait_readable()
-            n = self.sock.recv_into(view[got:])
+            n = self.receive(functools.partial(self.sock.recv_into, view[got:]))
             if n == 0:
                 raise EOFError("peer closed the connection")
             got += n
 
-    def wait_readable(self) -> None:
-        """Before a read of the socket: with a liveness watch, wait until input (or
-        the end of the connection) is there, TransportError if the peer stays
-        silent too long; without one, return at once (the read blocks)."""
-        if self.liveness is not None:
-            if self._poller is None:
-                self._poller = _poller_for(self.sock.fileno())
-            _wait_for_input(self._poller, self.liveness)
+    def receive(self, read: Callable[[], T]) -> T:
+        """One read of the socket. With a liveness watch it waits at most POLL
+        seconds at a time in the kernel (SO_RCVTIMEO: nothing more per read than the
+        read itself) and raises SilentPeer once the peer has been silent too long;
+        without one it blocks."""
+        liveness = self.liveness
+        if liveness is None:
+            return read()
+        if not self._timed:
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, _RECEIVE_TIMEOUT
+            )
+            self._timed = True
+        while True:
+            try:
+                result = read()
+            except BlockingIOError:  # the receive timeout passed with nothing
+                liveness.check()
+                continue
+            liveness.touch()
+            return result
 
     def finish_with_drain(self, seconds: float) -> None:
         """Half-close after a last message, then discard input until the peer closes.
@@ -295,10 +307,13 @@ class PipeChannel:
         view = into.cast("B") if into.format != "B" else into
         got = 0
         while got < view.nbytes:
-            if self.liveness is not None:
+            liveness = self.liveness
+            if liveness is not None:  # a pipe has no receive timeout: poll first
                 if self._poller is None:
                     self._poller = _poller_for(self.read_fd)
-                _wait_for_input(self._poller, self.liveness)
+                while not self._poller.poll(int(Liveness.POLL * 1000)):
+                    liveness.check()
+                liveness.touch()
             n = os.readv(self.read_fd, [view[got:]])
             if n == 0:
                 raise EOFError("peer closed the pipe")
