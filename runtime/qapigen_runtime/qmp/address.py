@@ -29,6 +29,10 @@ _PORTS = range(1, 65536)
 _SHOWN_BYTES = 40  # of a peer that is not QMP, quoted in the message
 
 
+SYNTAX = "unix:PATH, a socket path, tcp:HOST:PORT or HOST:PORT (IPv6 as [HOST])"
+"""The accepted spellings, for command-line help."""
+
+
 class AddressError(ValueError):
     """A QMP address that cannot be read; the text quotes it and says why."""
 

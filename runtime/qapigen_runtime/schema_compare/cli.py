@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "address",
         metavar="QMP_ADDRESS",
-        help="unix socket path, unix:PATH, HOST:PORT or tcp:HOST:PORT",
+        help=address_syntax.SYNTAX,
     )
     parser.add_argument(
         "--timeout",

@@ -49,6 +49,7 @@ from qapigen_migration.types import (
     SocketAddress_Unix,
 )
 from qapigen_runtime.qmp import QMPClient, QMPCommandError, QMPConnectionError, QMPEvent
+from qapigen_runtime.qmp.address import SYNTAX as ADDRESS_SYNTAX
 from qapigen_runtime.qmp.address import Address, describe
 
 from .arguments import UsageError, parse_address, parse_capability, parse_parameters
@@ -140,11 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Live-migrate a VM from one QMP endpoint to another, showing "
         "progress; exit 0 when completed, 1 when failed or cancelled.",
     )
-    parser.add_argument("source", help="source QMP socket: unix:PATH or tcp:HOST:PORT")
+    parser.add_argument("source", help=f"the source's QMP address: {ADDRESS_SYNTAX}")
     parser.add_argument(
         "destination",
         nargs="?",
-        help="destination QMP socket: unix:PATH or tcp:HOST:PORT (optional with --uri)",
+        help="the destination's QMP address (optional with --uri)",
     )
     parser.add_argument(
         "--cap",
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout",
         type=float,
+        metavar="SECONDS",
         help="give up after this many seconds, setup included: every QMP call is "
         "bounded by it, and a migration still running then is cancelled",
     )
