@@ -45,7 +45,7 @@ from qapigen_vm_qmp.types import COLOExitReason, COLOMode
 from .colo_failover import last_failover
 from .colo_primary import ColoPrimary
 from .colo_secondary import ColoSecondary
-from .destination import IncomingMigration
+from .destination import IncomingMigration, IncomingTimeouts
 from .dirty import DirtyLog
 from .errors import (
     DEVICE_NOT_ACTIVE,
@@ -132,6 +132,8 @@ class MigrationEngine:
         self._on_incoming_failure = on_incoming_failure or (lambda text: None)
         self.source: OutgoingMigration | None = None
         self.incoming: IncomingMigration | None = None
+        # How long an incoming migration waits on a source that went silent.
+        self.incoming_timeouts = IncomingTimeouts()
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -437,6 +439,7 @@ class MigrationEngine:
             sink=self.sink,
             vm_uuid=self.vm_uuid,
             on_failure=self._on_incoming_failure,
+            timeouts=self.incoming_timeouts,
         )
         self._secure_listener(listener)
         self.incoming.start(listener)

@@ -4,8 +4,9 @@ Started with QEMU's command line (see :mod:`.cmdline`), it serves QMP on every `
 socket as QEMU 7.2 does for the VM schema (``schema/qapigen-vm.json``, served through
 the generated ``qapigen_vm_qmp`` dispatcher), and migrates its guest RAM for real.
 
-Process life, as QEMU's: a bad command line prints one ``qapigen-vm: ...`` line and
-exits 1; ``quit`` and SIGTERM/SIGINT/SIGHUP end the process with status 0; a failed
+Process life, as QEMU's: ``-h`` (``-help``, ``--help``) and ``-version`` print on stdout
+and exit 0; a bad command line, or RAM or an ``-incoming`` descriptor it cannot have,
+prints one ``qapigen-vm: ...`` line and exits 1; ``quit`` and SIGTERM/SIGINT/SIGHUP end the process with status 0; a failed
 incoming migration ends it with status 1; ``-daemonize`` returns once the VM is ready.
 
 Run it as ``qapigen-vm ...`` or ``python -m qapigen_vm.main ...``.
@@ -39,6 +40,7 @@ from .daemon import PidFile, PidFileError, daemonize
 from .dispatch import vm_dispatcher
 from .handlers import PACKAGE, QEMU_VERSION, VmCommandHandler
 from .machine import Machine, MachineError
+from .usage import help_text, version_text
 
 logger = logging.getLogger(__name__)
 
@@ -195,18 +197,6 @@ async def serve(config: VmConfig, ready: Callable[[], None]) -> int:
         await vm.close()
 
 
-def version_text() -> str:
-    """What `-version` prints, in QEMU's shape: the QEMU release this VM answers as
-    (query-version's `qemu`), then in parentheses the package (query-version's
-    `package`, where QEMU puts its distributor's version) with qapigen's version."""
-    major, minor, micro = QEMU_VERSION
-    return (
-        f"QEMU emulator version {major}.{minor}.{micro}"
-        f" ({PACKAGE} {distribution_version()})\n"
-        "Copyright (c) the qapigen developers (MIT license)\n"
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``qapigen-vm`` command; returns the exit status."""
     arguments = sys.argv[1:] if argv is None else list(argv)
@@ -215,8 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandLineError as exc:
         print(exc, file=sys.stderr)
         return 1
-    if config.print_version:
-        sys.stdout.write(version_text())
+    if config.show is not None:
+        show = help_text if config.show == "help" else version_text
+        sys.stdout.write(show(QEMU_VERSION))
         return 0
 
     def ready() -> None:
