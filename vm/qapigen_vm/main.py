@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from qapigen_runtime.codec import DecodeError
 from qapigen_runtime.qmp.protocol import qemu_version
 from qapigen_runtime.qmp.server import QMPServer
-from qapigen_runtime.version import distribution_version
 from qapigen_vm_qmp.commands import CommandDispatcher
 from qapigen_vm_qmp.events import decode_event
 
