@@ -7,9 +7,11 @@ QEMU 7.2, see tests/test_qmp_qemu.py).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from .errors import CommandNotFound, GenericError, QMPCommandError, QMPNegotiationError
+from .json_text import format_double
 
 OOB = "oob"
 """The only capability QMP defines: out-of-band command execution."""
@@ -18,9 +20,30 @@ NEGOTIATION_REFUSAL = "Expecting capabilities negotiation with 'qmp_capabilities
 ALREADY_NEGOTIATED = "Capabilities negotiation is already complete, command ignored"
 
 
+_encode = json.JSONEncoder().encode
+
+# A float as Python's encoder writes it (a digit then '.' or an exponent, or an
+# infinity or NaN); checked first so that replies without one are left alone.
+_FLOAT_HINT = re.compile(r"[0-9][.eE]|Infinity|NaN")
+_STRING_OR_NUMBER = re.compile(
+    r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN|-?[0-9][0-9]*(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)'
+)
+
+
+def _qemu_number(match: re.Match[str]) -> str:
+    number = match.group(1)
+    if number is None or number.isdigit() or number[1:].isdigit():
+        return match.group()  # a string, or an integer
+    return format_double(float(number))
+
+
 def encode(message: dict[str, object]) -> bytes:
-    """One message as QEMU writes it: ``json`` with spaces after separators, CRLF."""
-    return json.dumps(message).encode() + b"\r\n"
+    """One message as QEMU writes it: ``json`` with spaces after separators, doubles
+    with 17 significant digits (so 1.0 goes out as ``1``, -0.0 as ``-0``), CRLF."""
+    text = _encode(message)
+    if _FLOAT_HINT.search(text):
+        text = _STRING_OR_NUMBER.sub(_qemu_number, text)
+    return text.encode() + b"\r\n"
 
 
 @dataclass(frozen=True, slots=True)

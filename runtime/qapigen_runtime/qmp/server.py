@@ -293,11 +293,11 @@ class QMPSession(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         fds = None if self._fd_socket is None else self._fd_socket.claim_arrived()
-        continued = bool(fds) and self._parser.pending > 0
+        continued = bool(fds) and self._parser.held_bytes > 0
         items = self._parser.feed(data)
         # Where the descriptors go among the values read: see _FdsArrived.
         fds_before = 0
-        if continued and (len(items) > 1 or (items and self._parser.pending)):
+        if continued and (len(items) > 1 or (items and self._parser.held_bytes)):
             fds_before = 1  # the first value that began in `data`
         for index, item in enumerate(items):
             work = self._read_item(item)
