@@ -1,14 +1,26 @@
-"""An asyncio QMP client: many commands in flight, events, out-of-band, fd passing."""
+"""An asyncio QMP client: many commands in flight, events, out-of-band, fd passing.
+
+Replies are matched to requests strictly. QMP answers in-band commands in the order
+they came, and QEMU 7.2 reads its input one byte per main-loop turn (each request
+byte costs it ~4 us), so a command sent while no other in-band command is in flight
+goes without an id: its reply is the next one. A command sent while others are in
+flight carries a small id, as do out-of-band ones, so that a reply that does not
+fit (an extra one, one out of order, one to a request never sent) is caught instead
+of being handed to the wrong command. A message that is no reply, event or greeting,
+or a reply to nothing, ends the connection with a QMPProtocolError.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import heapq
 import json
 import os
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Final, Literal
 
 from .address import Address, describe
 from .errors import (
@@ -21,8 +33,8 @@ from .errors import (
     command_error_from_wire,
 )
 from .events import EventBacklog, QMPEvent, event_matches
-from .protocol import OOB, Greeting
-from .received_json import decode_line
+from .protocol import EVENT, GREETING, OOB, Greeting, message_kind, refusal
+from .received_json import MultiLineMessage, decode_line
 from .transport import EventPredicate
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
@@ -31,9 +43,23 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_EVENT_BACKLOG = 4096
 """Unconsumed events kept per client before the oldest are dropped."""
 
-# QEMU's monitor consumes its input one byte per main-loop iteration, so every byte
-# of a request costs server time: requests are sent compact, in-band ones without an
-# id (their replies come back in request order), out-of-band ones with small ids.
+DEFAULT_EVENT_BACKLOG_BYTES = 16 * 1024 * 1024
+"""Bytes (on the wire) of unconsumed events kept before the oldest are dropped."""
+
+DEFAULT_COMMAND_TIMEOUT = 60.0
+"""Seconds `execute` waits for a reply unless told otherwise (None: for ever)."""
+
+
+class _ClientDefault(enum.Enum):
+    TIMEOUT = "the client's command_timeout"
+
+
+CLIENT_TIMEOUT: Final = _ClientDefault.TIMEOUT
+"""`execute`'s default timeout: the client's `command_timeout`."""
+
+Timeout = float | None | Literal[_ClientDefault.TIMEOUT]
+"""A timeout in seconds, None for none, or CLIENT_TIMEOUT."""
+
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 _READ_BUFFER_SIZE = 64 * 1024
@@ -51,6 +77,27 @@ def bare_request(name: str) -> bytes:
     return _encode({"execute": name}).encode() + b"\n"
 
 
+def encode_request(
+    name: str, arguments: Mapping[str, object] | None, oob: bool, request_id: int | None
+) -> bytes:
+    """A request as the clients send it: compact, ``arguments`` only when given."""
+    message: dict[str, object] = {"exec-oob" if oob else "execute": name}
+    if arguments is not None:
+        message["arguments"] = arguments
+    if request_id is not None:
+        message["id"] = request_id
+    return _encode(message).encode() + b"\n"
+
+
+def check_reply_id(message: dict[str, object]) -> int:
+    """The id of a reply that carries one; QMPProtocolError unless it is one of ours
+    (the clients only ever send small integers)."""
+    request_id = message["id"]
+    if isinstance(request_id, int) and not isinstance(request_id, bool):
+        return request_id
+    raise QMPProtocolError(f"a reply with an id this client never sent: {message!r}")
+
+
 class _Waiter:
     __slots__ = ("future", "name", "predicate")
 
@@ -65,15 +112,30 @@ class _Waiter:
         self.future = future
 
 
+class _InBand:
+    """An in-band request awaiting its reply (its id, or None when sent without)."""
+
+    __slots__ = ("future", "request_id")
+
+    def __init__(self, future: asyncio.Future[object], request_id: int | None) -> None:
+        self.future = future
+        self.request_id = request_id
+
+
 class QMPClient(asyncio.BufferedProtocol):
     """Asynchronous QMP client (implements `AsyncTransport`).
 
     ``await client.connect(address)`` reads the greeting and negotiates capabilities
     (``oob`` when the server offers it and `negotiate_oob` is set). Any number of
-    `execute` calls may be in flight: in-band replies are matched to requests by
-    order (QMP answers in-band commands in the order they came), out-of-band ones by
-    ``id``. Events are kept in a bounded backlog, read with `events()` or
-    `wait_for()`. Input is read into one reused buffer (no allocation per read).
+    `execute` calls may be in flight (see the module docstring for how replies are
+    matched); each waits `command_timeout` seconds at most unless given its own
+    timeout (None: no limit). A server that does not read holds back further
+    requests (they wait, within their timeout, until it takes the earlier ones).
+
+    Events are kept in a backlog bounded by count (`event_backlog`) and by bytes
+    (`event_backlog_bytes`), dropping the oldest (`events_dropped` counts them),
+    and read with `events()` or `wait_for()`. Input is read into one reused buffer;
+    messages are one per line, or span lines as QEMU's ``-qmp-pretty`` writes them.
     """
 
     def __init__(
@@ -82,16 +144,20 @@ class QMPClient(asyncio.BufferedProtocol):
         negotiate_oob: bool = True,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         event_backlog: int = DEFAULT_EVENT_BACKLOG,
+        event_backlog_bytes: int = DEFAULT_EVENT_BACKLOG_BYTES,
+        command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
     ) -> None:
         self.negotiate_oob = negotiate_oob
         self.max_message_size = max_message_size
+        self.command_timeout = command_timeout
         self.greeting: Greeting | None = None
         self.oob_enabled = False
-        self._backlog = EventBacklog(event_backlog)
+        self._backlog = EventBacklog(event_backlog, event_backlog_bytes)
         self._waiters: list[_Waiter] = []
         self._event_arrived: asyncio.Event | None = None
-        self._pending: dict[int, asyncio.Future[object]] = {}  # out of band, by id
-        self._in_band: deque[asyncio.Future[object]] = deque()  # in request order
+        self._writable: asyncio.Event | None = None
+        self._pending: dict[int, asyncio.Future[object]] = {}  # by id
+        self._in_band: deque[_InBand] = deque()  # in request order
         self._greeting_future: asyncio.Future[Greeting] | None = None
         self._next_id = 0
         self._free_ids: list[int] = []  # ids whose reply came back, smallest first
@@ -101,6 +167,8 @@ class QMPClient(asyncio.BufferedProtocol):
         self._start = 0  # first byte not consumed yet
         self._end = 0  # end of the bytes received
         self._scan = 0  # where the search for the next newline resumes
+        self._multi_line: MultiLineMessage | None = None  # a message spanning lines
+        self._line_start = 0  # where the line being read of such a message begins
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
         self._failure: QMPConnectionError | None = None
@@ -117,6 +185,12 @@ class QMPClient(asyncio.BufferedProtocol):
         """Events discarded because the backlog was full."""
         return self._backlog.dropped
 
+    @property
+    def unsent_bytes(self) -> int:
+        """Requests written but not yet taken by the server's socket."""
+        transport = self._transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
     async def connect(self, address: Address, *, timeout: float | None = 10.0) -> None:
         """Connect, read the greeting and negotiate; QMPConnectionError on failure."""
         if self.is_connected:
@@ -126,9 +200,12 @@ class QMPClient(asyncio.BufferedProtocol):
         self._failure = None
         self._transport = None
         self._start = self._end = self._scan = 0
+        self._multi_line = None
         self._greeting_future = loop.create_future()
         self._closed_waiter = loop.create_future()
         self._event_arrived = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
         try:
             async with asyncio.timeout(timeout):
                 if isinstance(address, str):
@@ -139,7 +216,9 @@ class QMPClient(asyncio.BufferedProtocol):
                 enable = self.negotiate_oob and OOB in self.greeting.capabilities
                 try:
                     await self.execute(
-                        "qmp_capabilities", {"enable": [OOB]} if enable else {}
+                        "qmp_capabilities",
+                        {"enable": [OOB]} if enable else {},
+                        timeout=None,  # the connect timeout bounds it
                     )
                 except QMPConnectionError:
                     raise
@@ -149,10 +228,9 @@ class QMPClient(asyncio.BufferedProtocol):
                     ) from error
                 self.oob_enabled = enable
         except TimeoutError:
-            self._abort(QMPTimeoutError(f"connecting to {describe(address)} timed out"))
-            raise QMPTimeoutError(
-                f"connecting to {describe(address)} timed out"
-            ) from None
+            timed_out = QMPTimeoutError(f"connecting to {describe(address)} timed out")
+            self._abort(timed_out)
+            raise timed_out from None
         except OSError as error:
             self._abort(QMPDisconnectedError(str(error)))
             raise QMPDisconnectedError(
@@ -189,7 +267,7 @@ class QMPClient(asyncio.BufferedProtocol):
         error = self._failure
         pending, self._pending = self._pending, {}
         in_band, self._in_band = self._in_band, deque()
-        for future in (*pending.values(), *in_band):
+        for future in (*pending.values(), *(entry.future for entry in in_band)):
             if not future.done():
                 future.set_exception(error)
         if self._greeting_future is not None and not self._greeting_future.done():
@@ -203,6 +281,8 @@ class QMPClient(asyncio.BufferedProtocol):
                 waiter.future.set_exception(error)
         if self._event_arrived is not None:
             self._event_arrived.set()
+        if self._writable is not None:
+            self._writable.set()
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -218,6 +298,15 @@ class QMPClient(asyncio.BufferedProtocol):
         self._fail(QMPDisconnectedError(f"the server closed the connection{reason}"))
         if self._closed_waiter is not None and not self._closed_waiter.done():
             self._closed_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        # The server does not take our requests: further ones wait (see execute).
+        if self._writable is not None:
+            self._writable.clear()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None:
+            self._writable.set()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if len(self._buffer) - self._end < _MIN_READ:
@@ -237,8 +326,21 @@ class QMPClient(asyncio.BufferedProtocol):
         else:  # same length: allowed while asyncio holds a view of the buffer
             self._buffer[:pending] = self._view[start:end]
         self._start, self._end, self._scan = 0, pending, self._scan - start
+        self._line_start -= start
 
     def buffer_updated(self, nbytes: int) -> None:
+        try:
+            self._read_messages(nbytes)
+        except QMPConnectionError as error:
+            self._start = self._end = self._scan = 0
+            self._abort(error)
+        except Exception as error:  # whatever the input, never asyncio's fatal error
+            self._start = self._end = self._scan = 0
+            self._abort(
+                QMPProtocolError(f"unreadable message from the server: {error}")
+            )
+
+    def _read_messages(self, nbytes: int) -> None:
         end = self._end = self._end + nbytes
         buffer = self._buffer
         start = self._start
@@ -247,26 +349,55 @@ class QMPClient(asyncio.BufferedProtocol):
             if newline - start > self.max_message_size:
                 self._too_large()
                 return
-            try:
-                message = decode_line(self._view[start:newline])
-            except ValueError as error:
-                self._abort(QMPProtocolError(f"the server sent invalid JSON: {error}"))
-                return
-            start = newline + 1
-            if message is not None:
-                if not isinstance(message, dict):
-                    self._abort(
-                        QMPProtocolError(f"the server sent a non-object: {message!r}")
-                    )
-                    return
-                self._receive(message)
-            newline = buffer.find(b"\n", start, end)
+            if self._multi_line is not None:
+                message = self._continue_multi_line(start, newline)
+            else:
+                message = self._decode(start, newline)
+            if self._multi_line is None:
+                size = newline - start
+                start = self._start = newline + 1
+                if message is not None:
+                    self._receive(message, size)
+                    if self._failure is not None:
+                        return
+            newline = buffer.find(b"\n", newline + 1, end)
         if start == end:  # everything consumed: the next read starts at the front
             self._start = self._end = self._scan = 0
             return
         self._start, self._scan = start, end
         if end - start > self.max_message_size:
             self._too_large()
+
+    def _decode(self, start: int, newline: int) -> dict[str, object] | None:
+        """The message on the line [start, newline), or None for a blank line; a
+        line that opens a value it does not close starts a multi-line message."""
+        line = self._view[start:newline]
+        try:
+            message = decode_line(line)
+        except ValueError as error:
+            self._multi_line = MultiLineMessage.starting(line)
+            if self._multi_line is None:
+                raise QMPProtocolError(
+                    f"the server sent invalid JSON: {error}"
+                ) from None
+            self._line_start = newline + 1
+            return None
+        if message is not None and not isinstance(message, dict):
+            raise QMPProtocolError(f"the server sent a non-object: {message!r}")
+        return message
+
+    def _continue_multi_line(
+        self, start: int, newline: int
+    ) -> dict[str, object] | None:
+        multi_line = self._multi_line
+        assert multi_line is not None
+        line_start = self._line_start
+        closed_at = multi_line.feed_line(self._view[line_start:newline])
+        if closed_at is None:
+            self._line_start = newline + 1
+            return None
+        self._multi_line = None
+        return self._decode(start, newline)
 
     def _too_large(self) -> None:
         self._start = self._end = self._scan = 0
@@ -276,30 +407,40 @@ class QMPClient(asyncio.BufferedProtocol):
             )
         )
 
-    def _receive(self, message: dict[str, object]) -> None:
-        if "id" in message:
-            self._receive_out_of_band(message)
-        elif "return" in message or "error" in message:
-            if self._in_band:
-                self._resolve(self._in_band.popleft(), message)
-            # else: a reply nobody asked for (not to this client's requests): ignored
-        elif "event" in message:
-            self._deliver(QMPEvent.from_wire(message))
-        elif "QMP" in message and self._greeting_future is not None:
-            if not self._greeting_future.done():
-                try:
-                    self._greeting_future.set_result(Greeting.from_wire(message))
-                except QMPNegotiationError as error:
-                    self._greeting_future.set_exception(error)
+    def _receive(self, message: dict[str, object], size: int) -> None:
+        kind = message_kind(message)
+        greeting = self._greeting_future
+        if greeting is not None and not greeting.done():
+            if kind != GREETING:
+                raise refusal(message)
+            greeting.set_result(Greeting.from_wire(message))
+        elif kind == EVENT:
+            self._deliver(QMPEvent.from_wire(message), size)
+        elif kind == GREETING:
+            raise QMPProtocolError(f"the server sent a second greeting: {message!r}")
+        elif "id" in message:
+            self._receive_with_id(message)
+        else:
+            if not self._in_band:
+                raise QMPProtocolError(f"a reply to no command: {message!r}")
+            if self._in_band[0].request_id is not None:
+                raise QMPProtocolError(
+                    f"a reply without the id of its request: {message!r}"
+                )
+            self._resolve(self._in_band.popleft().future, message)
 
-    def _receive_out_of_band(self, message: dict[str, object]) -> None:
-        request_id = message["id"]
-        if isinstance(request_id, int):
-            future = self._pending.pop(request_id, None)
-            if future is not None:
-                heapq.heappush(self._free_ids, request_id)
-                self._resolve(future, message)
-        # Anything else is a reply to a request we no longer track: ignored.
+    def _receive_with_id(self, message: dict[str, object]) -> None:
+        request_id = check_reply_id(message)
+        future = self._pending.pop(request_id, None)
+        if future is None:
+            raise QMPProtocolError(f"a reply to no command: {message!r}")
+        heapq.heappush(self._free_ids, request_id)
+        in_band = self._in_band
+        if in_band and in_band[0].future is future:
+            in_band.popleft()
+        elif any(entry.future is future for entry in in_band):
+            raise QMPProtocolError(f"a reply out of order: {message!r}")
+        self._resolve(future, message)
 
     @staticmethod
     def _resolve(future: asyncio.Future[object], message: dict[str, object]) -> None:
@@ -307,12 +448,10 @@ class QMPClient(asyncio.BufferedProtocol):
             return
         if "return" in message:
             future.set_result(message["return"])
-        elif "error" in message:
-            future.set_exception(command_error_from_wire(message["error"]))
         else:
-            future.set_exception(QMPProtocolError(f"reply without result: {message!r}"))
+            future.set_exception(command_error_from_wire(message["error"]))
 
-    def _deliver(self, event: QMPEvent) -> None:
+    def _deliver(self, event: QMPEvent, size: int) -> None:
         for waiter in self._waiters:
             if waiter.future.done():
                 continue
@@ -325,11 +464,17 @@ class QMPClient(asyncio.BufferedProtocol):
                 waiter.future.set_result(event)
                 self._waiters = [w for w in self._waiters if not w.future.done()]
                 return
-        self._backlog.append(event)
+        self._backlog.append(event, size)
         if self._event_arrived is not None:
             self._event_arrived.set()
 
     # -- commands --------------------------------------------------------------
+
+    def _take_id(self) -> int:
+        if self._free_ids:
+            return heapq.heappop(self._free_ids)
+        self._next_id += 1
+        return self._next_id
 
     async def execute(
         self,
@@ -338,49 +483,61 @@ class QMPClient(asyncio.BufferedProtocol):
         *,
         oob: bool = False,
         fds: Sequence[int] = (),
-        timeout: float | None = None,
+        timeout: Timeout = CLIENT_TIMEOUT,
     ) -> object:
-        """Run a command; its ``return`` value, or QMPCommandError / QMPConnectionError."""
-        transport = self._transport
-        loop = self._loop
-        if transport is None or loop is None or self._failure is not None:
+        """Run a command; its ``return`` value, or QMPCommandError / QMPConnectionError.
+
+        `timeout` (seconds, None for none) defaults to the client's
+        `command_timeout`; it bounds sending the request too.
+        """
+        if timeout is CLIENT_TIMEOUT:
+            timeout = self.command_timeout
+        if self._loop is None or self._failure is not None:
             raise self._failure or QMPDisconnectedError("not connected")
-        future: asyncio.Future[object] = loop.create_future()
-        if oob:
-            if self._free_ids:
-                request_id = heapq.heappop(self._free_ids)
-            else:
-                self._next_id = request_id = self._next_id + 1
-            message: dict[str, object] = {"exec-oob": name}
-            if arguments is not None:
-                message["arguments"] = arguments
-            message["id"] = request_id
-            payload = _encode(message).encode() + b"\n"
-            self._pending[request_id] = future
-            queue = None
-        else:
-            if arguments is not None:
-                payload = _encode({"execute": name, "arguments": arguments}).encode()
-                payload += b"\n"
-            else:
-                payload = self._bare_request(name)
-            queue = self._in_band
-        if fds:
-            await self._send_with_fds(payload, fds, future, queue)
-        else:
-            if queue is not None:
-                queue.append(future)
-            transport.write(payload)
-        if timeout is None:
-            return await future
+        future: asyncio.Future[object] = self._loop.create_future()
+        request_id: int | None = None
+        sent = False
         try:
             async with asyncio.timeout(timeout):
+                transport = await self._writable_transport()
+                # An id when other in-band requests are in flight (or descriptors
+                # go along, which may wait): then every reply can be checked.
+                if oob or fds or self._in_band:
+                    request_id = self._take_id()
+                    self._pending[request_id] = future
+                    payload = encode_request(name, arguments, oob, request_id)
+                elif arguments is not None:
+                    payload = encode_request(name, arguments, False, None)
+                else:
+                    payload = self._bare_request(name)
+                entry = None if oob else _InBand(future, request_id)
+                if fds:
+                    await self._send_with_fds(payload, fds, entry)
+                else:
+                    if entry is not None:
+                        self._in_band.append(entry)
+                    transport.write(payload)
+                sent = True
                 return await future
         except TimeoutError:
-            # The request stays accounted for (its future is done) until the late
-            # reply comes: it is dropped then.
+            if not sent and request_id is not None:
+                del self._pending[request_id]
+                heapq.heappush(self._free_ids, request_id)
+            # A request that went out stays accounted for (its future is done)
+            # until the late reply comes: it is dropped then.
             future.cancel()
             raise QMPTimeoutError(f"no reply to {name} within {timeout} s") from None
+
+    async def _writable_transport(self) -> asyncio.Transport:
+        """The transport, once the server took what was written before (a server
+        that does not read holds further requests back)."""
+        writable = self._writable
+        if writable is not None and not writable.is_set():
+            await writable.wait()
+        transport = self._transport
+        if self._failure is not None or transport is None:
+            raise self._failure or QMPDisconnectedError("not connected")
+        return transport
 
     def _bare_request(self, name: str) -> bytes:
         payload = self._bare_requests.get(name)
@@ -391,16 +548,13 @@ class QMPClient(asyncio.BufferedProtocol):
         return payload
 
     async def _send_with_fds(
-        self,
-        payload: bytes,
-        fds: Sequence[int],
-        future: asyncio.Future[object],
-        queue: deque[asyncio.Future[object]] | None,
+        self, payload: bytes, fds: Sequence[int], entry: _InBand | None
     ) -> None:
         """Send `payload` with SCM_RIGHTS, after whatever the transport still holds.
 
-        An in-band request's `future` joins `queue` only as its bytes go out, so the
-        order of the queue stays the order of the requests on the wire."""
+        An in-band request joins the queue of awaited replies only as its bytes go
+        out, so the order of the queue stays the order of the requests on the wire.
+        """
         transport = self._transport
         assert transport is not None
         raw = transport.get_extra_info("socket")
@@ -421,8 +575,8 @@ class QMPClient(asyncio.BufferedProtocol):
                     raise QMPDisconnectedError(
                         f"sending file descriptors failed: {error}"
                     ) from error
-        if queue is not None:
-            queue.append(future)
+        if entry is not None:
+            self._in_band.append(entry)
         if sent < len(payload):
             transport.write(payload[sent:])
 

@@ -10,7 +10,13 @@ import json
 import re
 from dataclasses import dataclass
 
-from .errors import CommandNotFound, GenericError, QMPCommandError, QMPNegotiationError
+from .errors import (
+    CommandNotFound,
+    GenericError,
+    QMPCommandError,
+    QMPNegotiationError,
+    QMPProtocolError,
+)
 from .json_text import format_double
 
 OOB = "oob"
@@ -79,6 +85,40 @@ def qemu_version(
         "qemu": {"micro": micro, "minor": minor, "major": major},
         "package": package,
     }
+
+
+GREETING, REPLY, EVENT = "greeting", "reply", "event"
+
+
+def message_kind(message: object) -> str:
+    """What a message from a server is: `GREETING`, `REPLY` (success or error) or
+    `EVENT`. Anything else is not QMP: QMPProtocolError."""
+    if isinstance(message, dict):
+        if "return" in message or "error" in message:
+            return REPLY
+        if "event" in message:
+            return EVENT
+        if "QMP" in message:
+            return GREETING
+    raise QMPProtocolError(
+        f"the server sent a message that is no reply, event or greeting: "
+        f"{_shorten(message)}"
+    )
+
+
+def refusal(message: dict[str, object]) -> QMPNegotiationError:
+    """The error for a first message that is not the greeting."""
+    error = message.get("error")
+    if isinstance(error, dict) and isinstance(error.get("desc"), str):
+        return QMPNegotiationError(
+            f"the server refused the connection: {error['desc']}"
+        )
+    return QMPNegotiationError(f"expected a QMP greeting, got {_shorten(message)}")
+
+
+def _shorten(message: object, limit: int = 200) -> str:
+    text = repr(message)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,18 +4,32 @@ The command path is kept short on purpose (one ``sendall``, ``recv_into`` a reus
 buffer until a line, one JSON decode): it is benchmarked against a bare socket loop.
 A fresh ``recv(n)`` would allocate an n-byte object per read, which glibc serves
 with mmap/munmap for large n: a system call pair per reply.
+
+Commands go one at a time, in band without an id (see `client` for why): before
+each one, whatever the server sent unasked is read, so an extra reply is caught as a
+protocol error instead of being taken for the next command's.
 """
 
 from __future__ import annotations
 
-import json
+import select
 import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import NoReturn
 
 from .address import Address, describe, open_socket
-from .client import DEFAULT_EVENT_BACKLOG, DEFAULT_MAX_MESSAGE_SIZE, bare_request
+from .client import (
+    CLIENT_TIMEOUT,
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_EVENT_BACKLOG,
+    DEFAULT_EVENT_BACKLOG_BYTES,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Timeout,
+    bare_request,
+    check_reply_id,
+    encode_request,
+)
 from .errors import (
     QMPConnectionError,
     QMPDisconnectedError,
@@ -27,11 +41,9 @@ from .errors import (
     command_error_from_wire,
 )
 from .events import EventBacklog, QMPEvent
-from .protocol import OOB, Greeting
-from .received_json import decode_line
+from .protocol import EVENT, GREETING, OOB, Greeting, message_kind, refusal
+from .received_json import MultiLineMessage, decode_line
 from .transport import EventPredicate
-
-_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 _READ_BUFFER_SIZE = 64 * 1024
 """Initial size of the receive buffer (it grows for larger messages)."""
@@ -41,7 +53,13 @@ _MIN_READ = 4096
 
 
 class SyncQMPClient:
-    """Blocking QMP client (implements `SyncTransport`); not thread-safe."""
+    """Blocking QMP client (implements `SyncTransport`); not thread-safe.
+
+    `execute` waits `command_timeout` seconds at most (None: for ever) unless given
+    its own timeout, which bounds sending the request too: a request the server
+    does not take in time leaves the connection closed (half of it may have gone).
+    Events are kept as in `QMPClient`, bounded by count and by bytes.
+    """
 
     def __init__(
         self,
@@ -49,22 +67,28 @@ class SyncQMPClient:
         negotiate_oob: bool = True,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         event_backlog: int = DEFAULT_EVENT_BACKLOG,
+        event_backlog_bytes: int = DEFAULT_EVENT_BACKLOG_BYTES,
+        command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
     ) -> None:
         self.negotiate_oob = negotiate_oob
         self.max_message_size = max_message_size
+        self.command_timeout = command_timeout
         self.greeting: Greeting | None = None
         self.oob_enabled = False
-        self._backlog = EventBacklog(event_backlog)
+        self._backlog = EventBacklog(event_backlog, event_backlog_bytes)
         self._sock: socket.socket | None = None
         self._buffer = bytearray(_READ_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._start = 0  # first byte not consumed yet
         self._end = 0  # end of the bytes received
         self._scan = 0  # where the search for the next newline resumes
+        self._multi_line: MultiLineMessage | None = None  # a message spanning lines
+        self._line_start = 0  # where the line being read of such a message begins
         self._next_id = 0
         self._bare_requests: dict[str, bytes] = {}  # encoded argument-less requests
         self._stale_replies = 0  # in-band replies still owed to timed-out commands
-        self._timeout: float | None = None  # the socket's current timeout
+        self._stale_ids: set[int] = set()  # ids of timed-out out-of-band commands
+        self._last_size = 0  # bytes of the last message read
 
     @property
     def is_connected(self) -> bool:
@@ -72,15 +96,22 @@ class SyncQMPClient:
 
     @property
     def events_dropped(self) -> int:
+        """Events discarded because the backlog was full."""
         return self._backlog.dropped
 
     def connect(self, address: Address, *, timeout: float | None = 10.0) -> None:
-        """Connect, read the greeting and negotiate; QMPConnectionError on failure."""
+        """Connect, read the greeting and negotiate; QMPConnectionError on failure.
+
+        `timeout` bounds all of it, the answer to ``qmp_capabilities`` included.
+        """
         if self._sock is not None:
             raise QMPConnectionError("already connected")
         # a client may reconnect: nothing of the old session
         self._start = self._end = self._scan = 0
+        self._multi_line = None
         self._stale_replies = 0
+        self._stale_ids.clear()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             self._sock = open_socket(address, timeout)
         except TimeoutError:
@@ -91,21 +122,40 @@ class SyncQMPClient:
             raise QMPDisconnectedError(
                 f"cannot connect to {describe(address)}: {error}"
             ) from error
-        self._timeout = timeout
+        # Blocking from now on: deadlines are kept with poll() (see _receive, _send).
+        self._sock.settimeout(None)
         try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            self.greeting = Greeting.from_wire(self._read_message(deadline))
-            enable = self.negotiate_oob and OOB in self.greeting.capabilities
             try:
-                self.execute("qmp_capabilities", {"enable": [OOB]} if enable else {})
-            except QMPDisconnectedError:
+                first = self._read_message(deadline)
+            except QMPTimeoutError:
+                raise QMPTimeoutError(
+                    f"connecting to {describe(address)} timed out: no greeting"
+                ) from None
+            if message_kind(first) != GREETING:
+                raise refusal(first)
+            self.greeting = Greeting.from_wire(first)
+            enable = self.negotiate_oob and OOB in self.greeting.capabilities
+            remaining = None
+            if deadline is not None:
+                remaining = max(0.0, deadline - time.monotonic())
+            try:
+                self.execute(
+                    "qmp_capabilities",
+                    {"enable": [OOB]} if enable else {},
+                    timeout=remaining,
+                )
+            except QMPTimeoutError:
+                raise QMPTimeoutError(
+                    f"connecting to {describe(address)} timed out: "
+                    "no answer to qmp_capabilities"
+                ) from None
+            except QMPConnectionError:
                 raise
             except QMPError as error:
                 raise QMPNegotiationError(
                     f"qmp_capabilities failed: {error}"
                 ) from error
             self.oob_enabled = enable
-            self._set_timeout(None)
         except BaseException:
             self.close()
             raise
@@ -130,102 +180,210 @@ class SyncQMPClient:
         *,
         oob: bool = False,
         fds: Sequence[int] = (),
-        timeout: float | None = None,
+        timeout: Timeout = CLIENT_TIMEOUT,
     ) -> object:
-        """Run a command; its ``return`` value, or QMPCommandError / QMPConnectionError."""
+        """Run a command; its ``return`` value, or QMPCommandError / QMPConnectionError.
+
+        `timeout` (seconds, None for none) defaults to the client's
+        `command_timeout`.
+        """
+        if timeout is CLIENT_TIMEOUT:
+            timeout = self.command_timeout
         sock = self._sock
         if sock is None:
             raise QMPDisconnectedError("not connected")
-        # In-band replies come back in request order, so in-band requests go without
-        # an id (fewer bytes for QEMU to lex); only out-of-band ones need one.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._take_unasked()
         request_id: int | None = None
         if oob:
             self._next_id = request_id = self._next_id + 1
-            message: dict[str, object] = {"exec-oob": name}
-            if arguments is not None:
-                message["arguments"] = arguments
-            message["id"] = request_id
-            payload = _encode(message).encode() + b"\n"
+            payload = encode_request(name, arguments, True, request_id)
         elif arguments is not None:
-            message = {"execute": name, "arguments": arguments}
-            payload = _encode(message).encode() + b"\n"
+            payload = encode_request(name, arguments, False, None)
         else:
             cached = self._bare_requests.get(name)
             if cached is None:
                 cached = self._bare_requests[name] = bare_request(name)
             payload = cached
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            if fds:
-                self._send_with_fds(sock, payload, fds)
-            else:
-                sock.sendall(payload)
-        except OSError as error:
-            self.close()
-            raise QMPDisconnectedError(f"sending {name} failed: {error}") from error
+        self._send(sock, name, payload, fds, deadline)
         try:
             while True:
-                reply = self._read_message(deadline)
-                if "id" in reply:
-                    if request_id is None or reply["id"] != request_id:
-                        continue  # the late reply of an out-of-band command
-                elif "event" in reply:
-                    self._backlog.append(QMPEvent.from_wire(reply))
+                message = self._read_message(deadline)
+                if self._is_event(message):
                     continue
-                elif self._stale_replies:
-                    self._stale_replies -= 1  # answers a command that timed out
-                    continue
-                elif request_id is not None:
+                if "id" in message:
+                    reply_id = check_reply_id(message)
+                    if reply_id != request_id:
+                        self._stale_reply(message)
+                        continue
+                elif request_id is not None or self._stale_replies:
+                    self._stale_reply(message)
                     continue
                 try:
-                    return reply["return"]
+                    return message["return"]
                 except KeyError:
-                    raise command_error_from_wire(reply.get("error")) from None
+                    raise command_error_from_wire(message.get("error")) from None
         except QMPTimeoutError:
             if request_id is None:
                 self._stale_replies += 1
+            else:
+                self._stale_ids.add(request_id)
+            raise QMPTimeoutError(f"no reply to {name} within {timeout} s") from None
+        except QMPProtocolError:
+            self.close()
             raise
 
-    @staticmethod
-    def _send_with_fds(sock: socket.socket, payload: bytes, fds: Sequence[int]) -> None:
-        if sock.family != socket.AF_UNIX:
+    def _send(
+        self,
+        sock: socket.socket,
+        name: str,
+        payload: bytes,
+        fds: Sequence[int],
+        deadline: float | None,
+    ) -> None:
+        """Send a request within the deadline; a server that does not take it in
+        time costs the connection (part of the request may have gone out)."""
+        if fds and sock.family != socket.AF_UNIX:
             raise QMPDisconnectedError("passing file descriptors needs a unix socket")
-        sent = socket.send_fds(sock, [payload], list(fds))
-        if sent < len(payload):
-            sock.sendall(payload[sent:])
+        view = memoryview(payload)
+        sent = 0
+        try:
+            flags = 0 if deadline is None else socket.MSG_DONTWAIT
+            while sent < len(view):
+                try:
+                    if fds and not sent:
+                        sent += socket.send_fds(sock, [view], list(fds), flags)
+                    else:
+                        sent += sock.send(view[sent:], flags)
+                except BlockingIOError:  # only with a deadline
+                    assert deadline is not None
+                    self._wait(select.POLLOUT, deadline, f"sending {name}")
+        except QMPTimeoutError:
+            self.close()
+            raise QMPTimeoutError(
+                f"sending {name} timed out: the server does not read "
+                "(the connection was closed)"
+            ) from None
+        except OSError as error:
+            self.close()
+            raise QMPDisconnectedError(f"sending {name} failed: {error}") from error
+
+    def _wait(self, events: int, deadline: float, what: str) -> None:
+        """Wait until the socket is ready for `events`; QMPTimeoutError at `deadline`."""
+        sock = self._sock
+        if sock is None:
+            raise QMPDisconnectedError("not connected")
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            poller = select.poll()
+            poller.register(sock, events)
+            if poller.poll(remaining * 1000):
+                return
+        raise QMPTimeoutError(f"{what}: no progress in time")
+
+    def _stale_reply(self, message: dict[str, object]) -> None:
+        """Drop the late reply of a command that timed out; any other reply is not
+        to any command of this client."""
+        if "id" in message:
+            reply_id = check_reply_id(message)
+            if reply_id in self._stale_ids:
+                self._stale_ids.discard(reply_id)
+                return
+        elif self._stale_replies:
+            self._stale_replies -= 1
+            return
+        self.close()
+        raise QMPProtocolError(f"a reply to no command: {message!r}")
+
+    def _is_event(self, message: dict[str, object]) -> bool:
+        """Keep an event (True); a reply is False; anything else is not QMP."""
+        kind = self._kind(message)
+        if kind == EVENT:
+            self._backlog.append(QMPEvent.from_wire(message), self._last_size)
+            return True
+        return False
+
+    def _kind(self, message: dict[str, object]) -> str:
+        try:
+            kind = message_kind(message)
+        except QMPProtocolError:
+            self.close()
+            raise
+        if kind == GREETING:
+            self.close()
+            raise QMPProtocolError(f"the server sent a second greeting: {message!r}")
+        return kind
+
+    def _take_unasked(self) -> None:
+        """Read what the server sent since the last command, without waiting:
+        events are kept, a reply must be the late one of a timed-out command."""
+        while True:
+            try:
+                message = self._read_message(0.0)
+            except QMPTimeoutError:
+                return
+            if not self._is_event(message):
+                self._stale_reply(message)
 
     # -- input -----------------------------------------------------------------
 
     def _read_message(self, deadline: float | None) -> dict[str, object]:
+        """The next message (one line, or several for a pretty-printed one).
+
+        A `deadline` already past reads what is there without waiting (a timeout
+        of 0 is "only what already arrived").
+        """
         while True:
             newline = self._buffer.find(b"\n", self._scan, self._end)
             if newline < 0:
+                self._scan = self._end
                 self._receive(deadline)
                 continue
             start = self._start
             if newline - start > self.max_message_size:
                 self._too_large()
+            self._scan = newline + 1
+            if self._multi_line is not None:
+                line = self._view[self._line_start : newline]
+                if self._multi_line.feed_line(line) is None:
+                    self._line_start = newline + 1
+                    continue
+                self._multi_line = None
+            message = self._decode(start, newline)
+            if self._multi_line is not None:
+                continue
             if newline + 1 == self._end:  # all consumed: the next read goes in front
                 self._start = self._end = self._scan = 0
             else:
-                self._start = self._scan = newline + 1
-            try:
-                message = decode_line(self._view[start:newline])
-            except ValueError as error:
+                self._start = newline + 1
+            if message is None:  # a blank line
+                continue
+            self._last_size = newline - start
+            return message
+
+    def _decode(self, start: int, newline: int) -> dict[str, object] | None:
+        line = self._view[start:newline]
+        try:
+            message = decode_line(line)
+        except ValueError as error:
+            self._multi_line = MultiLineMessage.starting(line)
+            if self._multi_line is None:
                 self.close()
                 raise QMPProtocolError(
                     f"the server sent invalid JSON: {error}"
                 ) from None
-            if message is None:  # a blank line
-                continue
-            if not isinstance(message, dict):
-                self.close()
-                raise QMPProtocolError(f"the server sent a non-object: {message!r}")
-            return message
+            self._line_start = newline + 1
+            return None
+        if message is not None and not isinstance(message, dict):
+            self.close()
+            raise QMPProtocolError(f"the server sent a non-object: {message!r}")
+        return message
 
     def _receive(self, deadline: float | None) -> None:
-        """Read what the socket has (waiting until `deadline`) behind the buffer."""
-        self._scan = self._end
+        """Read what the socket has (waiting until `deadline`) behind the buffer.
+
+        A deadline already past reads only what already arrived.
+        """
         if self._end - self._start > self.max_message_size:
             self._too_large()
         if len(self._buffer) - self._end < _MIN_READ:
@@ -233,15 +391,18 @@ class SyncQMPClient:
         sock = self._sock
         if sock is None:
             raise QMPDisconnectedError("not connected")
+        flags = 0
         if deadline is not None:
-            # at or past the deadline: one non-blocking look (timeout 0)
-            self._set_timeout(max(0.0, deadline - time.monotonic()))
-        elif self._timeout is not None:
-            self._set_timeout(None)
+            if deadline > time.monotonic():
+                self._wait(select.POLLIN, deadline, "reading")
+            else:
+                flags = socket.MSG_DONTWAIT
         try:
-            received = sock.recv_into(self._view[self._end :])
-        except (TimeoutError, BlockingIOError):
+            received = sock.recv_into(self._view[self._end :], 0, flags)
+        except BlockingIOError:
             raise QMPTimeoutError("no reply in time") from None
+        except QMPTimeoutError:
+            raise
         except OSError as error:
             self.close()
             raise QMPDisconnectedError(f"the connection failed: {error}") from error
@@ -263,6 +424,7 @@ class SyncQMPClient:
         else:
             self._buffer[:pending] = self._view[start:end]
         self._start, self._end, self._scan = 0, pending, self._scan - start
+        self._line_start -= start
 
     def _too_large(self) -> NoReturn:
         self.close()
@@ -270,21 +432,16 @@ class SyncQMPClient:
             f"a message from the server exceeds {self.max_message_size} bytes"
         )
 
-    def _set_timeout(self, timeout: float | None) -> None:
-        if self._sock is not None:
-            self._sock.settimeout(timeout)
-        self._timeout = timeout
-
     # -- events ----------------------------------------------------------------
 
     def _poll_event(self, deadline: float | None) -> bool:
-        """Read one message (an event, or a stray late reply); False on timeout."""
+        """Read one message (an event, or a late reply); False on timeout."""
         try:
             message = self._read_message(deadline)
         except QMPTimeoutError:
             return False
-        if "event" in message:
-            self._backlog.append(QMPEvent.from_wire(message))
+        if not self._is_event(message):
+            self._stale_reply(message)
         return True
 
     def events(self, timeout: float | None = 0.0) -> Iterator[QMPEvent]:
