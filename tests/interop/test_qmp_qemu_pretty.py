@@ -4,11 +4,17 @@ message spans many lines, indented, ended by a closing brace on a line of its ow
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from qapigen_runtime.qmp import CommandNotFound, QMPClient, SyncQMPClient
+from qapigen_runtime.qmp import (
+    CommandNotFound,
+    QMPClient,
+    QMPDisconnectedError,
+    SyncQMPClient,
+)
 from qapigen_testing.qemu_fixtures import QemuLauncher
 from qapigen_testing.qmp_fixtures import wait_for_path
 
@@ -25,10 +31,27 @@ def pretty_monitor() -> Iterator[str]:
             extra_args=["-S", "-qmp-pretty", f"unix:{path},server=on,wait=off"],
         )
         wait_for_path(path)
+        _until_it_greets(path)
         yield path
 
 
+def _until_it_greets(path: str, timeout: float = 20.0) -> None:
+    """Wait until the monitor serves a client: it serves one at a time, and its
+    listen backlog may still hold the probe of wait_for_path (EAGAIN)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with SyncQMPClient() as probe:
+                probe.connect(path, timeout=10)
+            return
+        except QMPDisconnectedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_sync_client_reads_pretty_output(pretty_monitor: str) -> None:
+    _until_it_greets(pretty_monitor)
     with SyncQMPClient() as client:
         client.connect(pretty_monitor, timeout=30)
         assert client.greeting is not None
@@ -48,6 +71,8 @@ def test_sync_client_reads_pretty_output(pretty_monitor: str) -> None:
 
 
 def test_async_client_reads_pretty_output(pretty_monitor: str) -> None:
+    _until_it_greets(pretty_monitor)
+
     async def scenario() -> None:
         async with QMPClient() as client:
             await client.connect(pretty_monitor, timeout=30)
@@ -69,6 +94,7 @@ def test_qemu_qmp_cannot_read_pretty_output(pretty_monitor: str) -> None:
     """qemu.qmp (not this project's) reads one message per line: it refuses the
     greeting, so there is no connection for the qemu.qmp adapter to carry."""
     qmp = pytest.importorskip("qemu.qmp")
+    _until_it_greets(pretty_monitor)
 
     async def scenario() -> str:
         client = qmp.QMPClient("pretty")

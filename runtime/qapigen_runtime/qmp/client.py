@@ -98,6 +98,10 @@ def check_reply_id(message: dict[str, object]) -> int:
     raise QMPProtocolError(f"a reply with an id this client never sent: {message!r}")
 
 
+def _timed_out(name: str, timeout: float | None) -> QMPTimeoutError:
+    return QMPTimeoutError(f"no reply to {name} within {timeout} s")
+
+
 class _Waiter:
     __slots__ = ("future", "name", "predicate")
 
@@ -156,7 +160,13 @@ class QMPClient(asyncio.BufferedProtocol):
         self._waiters: list[_Waiter] = []
         self._event_arrived: asyncio.Event | None = None
         self._writable: asyncio.Event | None = None
-        self._pending: dict[int, asyncio.Future[object]] = {}  # by id
+        # awaited replies by id: the future and whether the request was in band
+        self._pending: dict[int, tuple[asyncio.Future[object], bool]] = {}
+        # commands under the default timeout, in the order sent (so in the order
+        # of their deadlines), and the one timer that expires the oldest
+        self._deadlines: deque[tuple[float, asyncio.Future[object], str]] = deque()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._greeted = False
         self._in_band: deque[_InBand] = deque()  # in request order
         self._greeting_future: asyncio.Future[Greeting] | None = None
         self._next_id = 0
@@ -206,6 +216,7 @@ class QMPClient(asyncio.BufferedProtocol):
         self._event_arrived = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
+        self._greeted = False
         try:
             async with asyncio.timeout(timeout):
                 if isinstance(address, str):
@@ -267,7 +278,14 @@ class QMPClient(asyncio.BufferedProtocol):
         error = self._failure
         pending, self._pending = self._pending, {}
         in_band, self._in_band = self._in_band, deque()
-        for future in (*pending.values(), *(entry.future for entry in in_band)):
+        self._deadlines.clear()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for future in (
+            *(future for future, _in_band in pending.values()),
+            *(entry.future for entry in in_band),
+        ):
             if not future.done():
                 future.set_exception(error)
         if self._greeting_future is not None and not self._greeting_future.done():
@@ -408,12 +426,27 @@ class QMPClient(asyncio.BufferedProtocol):
         )
 
     def _receive(self, message: dict[str, object], size: int) -> None:
+        in_band = self._in_band
+        if "return" in message and in_band:
+            # the common cases first: the reply to the oldest in-band command
+            request_id = message.get("id")
+            oldest = in_band[0]
+            if request_id is None and "id" not in message:
+                if oldest.request_id is None:
+                    self._resolve(in_band.popleft().future, message)
+                    return
+            elif request_id == oldest.request_id and type(request_id) is int:
+                del self._pending[request_id]
+                heapq.heappush(self._free_ids, request_id)
+                self._resolve(in_band.popleft().future, message)
+                return
         kind = message_kind(message)
-        greeting = self._greeting_future
-        if greeting is not None and not greeting.done():
-            if kind != GREETING:
+        if not self._greeted:
+            greeting = self._greeting_future
+            if kind != GREETING or greeting is None or greeting.done():
                 raise refusal(message)
             greeting.set_result(Greeting.from_wire(message))
+            self._greeted = True
         elif kind == EVENT:
             self._deliver(QMPEvent.from_wire(message), size)
         elif kind == GREETING:
@@ -421,35 +454,39 @@ class QMPClient(asyncio.BufferedProtocol):
         elif "id" in message:
             self._receive_with_id(message)
         else:
-            if not self._in_band:
+            if not in_band:
                 raise QMPProtocolError(f"a reply to no command: {message!r}")
-            if self._in_band[0].request_id is not None:
+            if in_band[0].request_id is not None:
                 raise QMPProtocolError(
                     f"a reply without the id of its request: {message!r}"
                 )
-            self._resolve(self._in_band.popleft().future, message)
+            self._resolve(in_band.popleft().future, message)
 
     def _receive_with_id(self, message: dict[str, object]) -> None:
         request_id = check_reply_id(message)
-        future = self._pending.pop(request_id, None)
-        if future is None:
+        pending = self._pending.pop(request_id, None)
+        if pending is None:
             raise QMPProtocolError(f"a reply to no command: {message!r}")
+        future, is_in_band = pending
         heapq.heappush(self._free_ids, request_id)
-        in_band = self._in_band
-        if in_band and in_band[0].future is future:
+        if is_in_band:
+            in_band = self._in_band
+            if not in_band or in_band[0].future is not future:
+                raise QMPProtocolError(f"a reply out of order: {message!r}")
             in_band.popleft()
-        elif any(entry.future is future for entry in in_band):
-            raise QMPProtocolError(f"a reply out of order: {message!r}")
         self._resolve(future, message)
 
-    @staticmethod
-    def _resolve(future: asyncio.Future[object], message: dict[str, object]) -> None:
-        if future.done():  # cancelled or timed out: nobody wants the reply
-            return
-        if "return" in message:
-            future.set_result(message["return"])
-        else:
-            future.set_exception(command_error_from_wire(message["error"]))
+    def _resolve(
+        self, future: asyncio.Future[object], message: dict[str, object]
+    ) -> None:
+        if not future.done():  # else cancelled or timed out: nobody wants it
+            if "return" in message:
+                future.set_result(message["return"])
+            else:
+                future.set_exception(command_error_from_wire(message["error"]))
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1].done():
+            deadlines.popleft()
 
     def _deliver(self, event: QMPEvent, size: int) -> None:
         for waiter in self._waiters:
@@ -490,54 +527,141 @@ class QMPClient(asyncio.BufferedProtocol):
         `timeout` (seconds, None for none) defaults to the client's
         `command_timeout`; it bounds sending the request too.
         """
-        if timeout is CLIENT_TIMEOUT:
+        default_timeout = timeout is CLIENT_TIMEOUT
+        if default_timeout:
             timeout = self.command_timeout
-        if self._loop is None or self._failure is not None:
+        assert not isinstance(timeout, _ClientDefault)
+        loop = self._loop
+        writable = self._writable
+        if loop is None or writable is None or self._failure is not None:
             raise self._failure or QMPDisconnectedError("not connected")
+        deadline = None if timeout is None else loop.time() + timeout
+        if not writable.is_set() or fds:
+            # the slow paths: waiting for the server to read, passing descriptors
+            return await self._execute_waiting(
+                name, arguments, oob, fds, timeout, deadline
+            )
+        transport = self._transport
+        if transport is None:
+            raise QMPDisconnectedError("not connected")
+        future = self._send(transport, name, arguments, oob)
+        if deadline is None:
+            return await future
+        if default_timeout:
+            # one timer for all such commands (see _watch), not one per command
+            self._watch(future, name, deadline)
+            return await future
+        assert timeout is not None
+        return await self._await_reply(future, name, timeout, deadline)
+
+    def _send(
+        self,
+        transport: asyncio.Transport,
+        name: str,
+        arguments: Mapping[str, object] | None,
+        oob: bool,
+    ) -> asyncio.Future[object]:
+        """Write the request; the future of its reply.
+
+        An in-band request sent while other in-band requests are in flight gets
+        an id, as do out-of-band ones: then every reply can be checked.
+        """
+        assert self._loop is not None
         future: asyncio.Future[object] = self._loop.create_future()
         request_id: int | None = None
-        sent = False
+        if oob or self._in_band:
+            request_id = new_id = self._take_id()
+            self._pending[new_id] = (future, not oob)
+            if arguments is None and not oob:
+                payload = self._bare_request_with_id(name, new_id)
+            else:
+                payload = encode_request(name, arguments, oob, new_id)
+        else:
+            if arguments is not None:
+                payload = encode_request(name, arguments, False, None)
+            else:
+                payload = self._bare_request(name)
+        if not oob:
+            self._in_band.append(_InBand(future, request_id))
+        transport.write(payload)
+        return future
+
+    async def _await_reply(
+        self, future: asyncio.Future[object], name: str, timeout: float, deadline: float
+    ) -> object:
         try:
-            async with asyncio.timeout(timeout):
-                transport = await self._writable_transport()
-                # An id when other in-band requests are in flight (or descriptors
-                # go along, which may wait): then every reply can be checked.
-                if oob or fds or self._in_band:
-                    request_id = self._take_id()
-                    self._pending[request_id] = future
-                    payload = encode_request(name, arguments, oob, request_id)
-                elif arguments is not None:
-                    payload = encode_request(name, arguments, False, None)
-                else:
-                    payload = self._bare_request(name)
-                entry = None if oob else _InBand(future, request_id)
-                if fds:
-                    await self._send_with_fds(payload, fds, entry)
-                else:
-                    if entry is not None:
-                        self._in_band.append(entry)
-                    transport.write(payload)
-                sent = True
+            async with asyncio.timeout_at(deadline):
                 return await future
         except TimeoutError:
-            if not sent and request_id is not None:
-                del self._pending[request_id]
-                heapq.heappush(self._free_ids, request_id)
-            # A request that went out stays accounted for (its future is done)
-            # until the late reply comes: it is dropped then.
+            # The request stays accounted for (its future is done) until the late
+            # reply comes: it is dropped then.
             future.cancel()
-            raise QMPTimeoutError(f"no reply to {name} within {timeout} s") from None
+            raise _timed_out(name, timeout) from None
 
-    async def _writable_transport(self) -> asyncio.Transport:
-        """The transport, once the server took what was written before (a server
-        that does not read holds further requests back)."""
-        writable = self._writable
-        if writable is not None and not writable.is_set():
-            await writable.wait()
-        transport = self._transport
-        if self._failure is not None or transport is None:
-            raise self._failure or QMPDisconnectedError("not connected")
-        return transport
+    def _watch(
+        self, future: asyncio.Future[object], name: str, deadline: float
+    ) -> None:
+        """Fail `future` with QMPTimeoutError at `deadline` unless it is done.
+
+        Commands under the default timeout are sent in the order of their deadlines,
+        so one timer, set for the oldest, serves them all.
+        """
+        self._deadlines.append((deadline, future, name))
+        if self._watchdog is None:
+            assert self._loop is not None
+            self._watchdog = self._loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._watchdog = None
+        loop = self._loop
+        assert loop is not None
+        deadlines = self._deadlines
+        now = loop.time()
+        while deadlines:
+            deadline, future, name = deadlines[0]
+            if not future.done():
+                if deadline > now:
+                    self._watchdog = loop.call_at(deadline, self._expire)
+                    return
+                # as for an explicit timeout: the late reply will be dropped
+                future.set_exception(_timed_out(name, self.command_timeout))
+            deadlines.popleft()
+
+    async def _execute_waiting(
+        self,
+        name: str,
+        arguments: Mapping[str, object] | None,
+        oob: bool,
+        fds: Sequence[int],
+        timeout: float | None,
+        deadline: float | None,
+    ) -> object:
+        """`execute` when the server has not taken what was written before (a
+        server that does not read holds further requests back), or with
+        descriptors to pass."""
+        future: asyncio.Future[object] | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                writable = self._writable
+                assert writable is not None
+                await writable.wait()
+                transport = self._transport
+                if self._failure is not None or transport is None:
+                    raise self._failure or QMPDisconnectedError("not connected")
+                if fds:
+                    future = await self._send_with_fds(name, arguments, oob, fds)
+                else:
+                    future = self._send(transport, name, arguments, oob)
+                return await future
+        except TimeoutError:
+            if future is not None:
+                future.cancel()
+            raise _timed_out(name, timeout) from None
+
+    def _bare_request_with_id(self, name: str, request_id: int) -> bytes:
+        """`_bare_request` with ``"id"`` appended (the same bytes encode_request
+        would give, from a cached prefix)."""
+        return self._bare_request(name)[:-2] + b',"id":%d}\n' % request_id
 
     def _bare_request(self, name: str) -> bytes:
         payload = self._bare_requests.get(name)
@@ -548,20 +672,29 @@ class QMPClient(asyncio.BufferedProtocol):
         return payload
 
     async def _send_with_fds(
-        self, payload: bytes, fds: Sequence[int], entry: _InBand | None
-    ) -> None:
-        """Send `payload` with SCM_RIGHTS, after whatever the transport still holds.
+        self,
+        name: str,
+        arguments: Mapping[str, object] | None,
+        oob: bool,
+        fds: Sequence[int],
+    ) -> asyncio.Future[object]:
+        """Send a request with SCM_RIGHTS, after whatever the transport still holds;
+        the future of its reply. It always carries an id (others may be sent
+        while it waits).
 
         An in-band request joins the queue of awaited replies only as its bytes go
         out, so the order of the queue stays the order of the requests on the wire.
         """
         transport = self._transport
-        assert transport is not None
+        assert transport is not None and self._loop is not None
         raw = transport.get_extra_info("socket")
         if raw is None or raw.family != socket.AF_UNIX:
             raise QMPConnectionError("passing file descriptors needs a unix socket")
         while transport.get_write_buffer_size():
             await asyncio.sleep(0.001)
+        future: asyncio.Future[object] = self._loop.create_future()
+        request_id = self._take_id()
+        payload = encode_request(name, arguments, oob, request_id)
         # asyncio does not expose sendmsg: use a duplicate of the socket's descriptor.
         with socket.socket(fileno=os.dup(raw.fileno())) as sock:
             sock.setblocking(False)
@@ -572,13 +705,16 @@ class QMPClient(asyncio.BufferedProtocol):
                 except BlockingIOError:
                     await asyncio.sleep(0.001)
                 except OSError as error:
+                    heapq.heappush(self._free_ids, request_id)
                     raise QMPDisconnectedError(
                         f"sending file descriptors failed: {error}"
                     ) from error
-        if entry is not None:
-            self._in_band.append(entry)
+        self._pending[request_id] = (future, not oob)
+        if not oob:
+            self._in_band.append(_InBand(future, request_id))
         if sent < len(payload):
             transport.write(payload[sent:])
+        return future
 
     # -- events ----------------------------------------------------------------
 

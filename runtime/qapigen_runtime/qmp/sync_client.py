@@ -6,14 +6,19 @@ A fresh ``recv(n)`` would allocate an n-byte object per read, which glibc serves
 with mmap/munmap for large n: a system call pair per reply.
 
 Commands go one at a time, in band without an id (see `client` for why): before
-each one, whatever the server sent unasked is read, so an extra reply is caught as a
-protocol error instead of being taken for the next command's.
+each one, what the server sent unasked and the client already read is looked at, so
+an extra reply that came with the previous one is caught as a protocol error instead
+of being taken for the next command's.
+
+Deadlines are kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO on the blocking socket),
+changed only when a deadline needs a shorter wait than the one set: no poll() and
+no extra system call per command.
 """
 
 from __future__ import annotations
 
-import select
 import socket
+import struct
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import NoReturn
@@ -89,6 +94,7 @@ class SyncQMPClient:
         self._stale_replies = 0  # in-band replies still owed to timed-out commands
         self._stale_ids: set[int] = set()  # ids of timed-out out-of-band commands
         self._last_size = 0  # bytes of the last message read
+        self._socket_timeouts = {socket.SO_RCVTIMEO: 0.0, socket.SO_SNDTIMEO: 0.0}
 
     @property
     def is_connected(self) -> bool:
@@ -122,8 +128,9 @@ class SyncQMPClient:
             raise QMPDisconnectedError(
                 f"cannot connect to {describe(address)}: {error}"
             ) from error
-        # Blocking from now on: deadlines are kept with poll() (see _receive, _send).
+        # Blocking from now on, deadlines kept by the kernel (see _socket_timeout).
         self._sock.settimeout(None)
+        self._socket_timeouts = dict.fromkeys(self._socket_timeouts, 0.0)
         try:
             try:
                 first = self._read_message(deadline)
@@ -193,7 +200,7 @@ class SyncQMPClient:
         if sock is None:
             raise QMPDisconnectedError("not connected")
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._take_unasked()
+        self._take_unasked(deadline)
         request_id: int | None = None
         if oob:
             self._next_id = request_id = self._next_id + 1
@@ -209,6 +216,13 @@ class SyncQMPClient:
         try:
             while True:
                 message = self._read_message(deadline)
+                if (
+                    "return" in message
+                    and request_id is None
+                    and "id" not in message
+                    and not self._stale_replies
+                ):
+                    return message["return"]  # the common case, checked first
                 if self._is_event(message):
                     continue
                 if "id" in message:
@@ -245,20 +259,15 @@ class SyncQMPClient:
         time costs the connection (part of the request may have gone out)."""
         if fds and sock.family != socket.AF_UNIX:
             raise QMPDisconnectedError("passing file descriptors needs a unix socket")
-        view = memoryview(payload)
-        sent = 0
         try:
-            flags = 0 if deadline is None else socket.MSG_DONTWAIT
-            while sent < len(view):
-                try:
-                    if fds and not sent:
-                        sent += socket.send_fds(sock, [view], list(fds), flags)
-                    else:
-                        sent += sock.send(view[sent:], flags)
-                except BlockingIOError:  # only with a deadline
-                    assert deadline is not None
-                    self._wait(select.POLLOUT, deadline, f"sending {name}")
-        except QMPTimeoutError:
+            self._socket_timeout(socket.SO_SNDTIMEO, deadline)
+            if fds:
+                sent = socket.send_fds(sock, [payload], list(fds))
+                if sent < len(payload):
+                    sock.sendall(payload[sent:])
+            else:
+                sock.sendall(payload)
+        except (BlockingIOError, QMPTimeoutError):
             self.close()
             raise QMPTimeoutError(
                 f"sending {name} timed out: the server does not read "
@@ -268,18 +277,39 @@ class SyncQMPClient:
             self.close()
             raise QMPDisconnectedError(f"sending {name} failed: {error}") from error
 
-    def _wait(self, events: int, deadline: float, what: str) -> None:
-        """Wait until the socket is ready for `events`; QMPTimeoutError at `deadline`."""
+    def _socket_timeout(self, option: int, deadline: float | None) -> None:
+        """Make the kernel give up a blocking send or receive at `deadline` (or
+        not at all); QMPTimeoutError when it is already past.
+
+        The option is changed only when it would wait past the deadline, or much
+        less than it could; it is set a little short of the deadline, so that the
+        next command's (a little later) keeps it. A wait that ends early is retried
+        by the caller.
+        """
+        current = self._socket_timeouts[option]  # 0: no limit
+        if deadline is None:
+            wanted = 0.0
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise QMPTimeoutError("the deadline passed")
+            if current and remaining / 2 <= current <= remaining:
+                return
+            wanted = remaining * 0.8 if remaining > 0.01 else remaining
+        if wanted == current:
+            return
         sock = self._sock
         if sock is None:
             raise QMPDisconnectedError("not connected")
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            poller = select.poll()
-            poller.register(sock, events)
-            if poller.poll(remaining * 1000):
-                return
-        raise QMPTimeoutError(f"{what}: no progress in time")
+        seconds, fraction = divmod(wanted, 1.0)
+        sock.setsockopt(
+            socket.SOL_SOCKET,
+            option,
+            struct.pack(
+                "ll", int(seconds), max(1, int(fraction * 1e6)) if wanted else 0
+            ),
+        )
+        self._socket_timeouts[option] = wanted
 
     def _stale_reply(self, message: dict[str, object]) -> None:
         """Drop the late reply of a command that timed out; any other reply is not
@@ -314,14 +344,12 @@ class SyncQMPClient:
             raise QMPProtocolError(f"the server sent a second greeting: {message!r}")
         return kind
 
-    def _take_unasked(self) -> None:
-        """Read what the server sent since the last command, without waiting:
-        events are kept, a reply must be the late one of a timed-out command."""
-        while True:
-            try:
-                message = self._read_message(0.0)
-            except QMPTimeoutError:
-                return
+    def _take_unasked(self, deadline: float | None) -> None:
+        """Look at what the server sent unasked and the client already read (no
+        system call): events are kept, a reply must be the late one of a
+        timed-out command."""
+        while self._buffer.find(b"\n", self._scan, self._end) >= 0:
+            message = self._read_message(deadline)
             if not self._is_event(message):
                 self._stale_reply(message)
 
@@ -392,17 +420,16 @@ class SyncQMPClient:
         if sock is None:
             raise QMPDisconnectedError("not connected")
         flags = 0
-        if deadline is not None:
-            if deadline > time.monotonic():
-                self._wait(select.POLLIN, deadline, "reading")
-            else:
-                flags = socket.MSG_DONTWAIT
+        if deadline is not None and deadline <= time.monotonic():
+            flags = socket.MSG_DONTWAIT  # only what already arrived
+        else:
+            self._socket_timeout(socket.SO_RCVTIMEO, deadline)
         try:
             received = sock.recv_into(self._view[self._end :], 0, flags)
         except BlockingIOError:
-            raise QMPTimeoutError("no reply in time") from None
-        except QMPTimeoutError:
-            raise
+            if deadline is None or deadline <= time.monotonic():
+                raise QMPTimeoutError("no reply in time") from None
+            return  # the kernel's wait ended early (see _socket_timeout)
         except OSError as error:
             self.close()
             raise QMPDisconnectedError(f"the connection failed: {error}") from error
