@@ -547,7 +547,8 @@ class QMPClient(asyncio.BufferedProtocol):
         future = self._send(transport, name, arguments, oob)
         if deadline is None:
             return await future
-        if default_timeout:
+        deadlines = self._deadlines
+        if default_timeout and (not deadlines or deadlines[-1][0] <= deadline):
             # one timer for all such commands (see _watch), not one per command
             self._watch(future, name, deadline)
             return await future
@@ -603,8 +604,8 @@ class QMPClient(asyncio.BufferedProtocol):
     ) -> None:
         """Fail `future` with QMPTimeoutError at `deadline` unless it is done.
 
-        Commands under the default timeout are sent in the order of their deadlines,
-        so one timer, set for the oldest, serves them all.
+        Commands under the default timeout are sent in the order of their deadlines
+        (`execute` sees to it), so one timer, set for the oldest, serves them all.
         """
         self._deadlines.append((deadline, future, name))
         if self._watchdog is None:

@@ -54,14 +54,16 @@ class JsonInputError:
     desc: str
 
 
-@dataclass(frozen=True, slots=True)
 class StreamItem:
     """One value (or `JsonInputError`) and where it lay in the stream: `start` is the
     offset of its first byte, `end` the offset just past its last."""
 
-    value: object
-    start: int
-    end: int
+    __slots__ = ("end", "start", "value")
+
+    def __init__(self, value: object, start: int, end: int) -> None:
+        self.value = value
+        self.start = start
+        self.end = end
 
     @property
     def size(self) -> int:
@@ -176,12 +178,20 @@ class JsonStreamParser:
 
     # -- public ----------------------------------------------------------------
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes | bytearray | memoryview) -> None:
         """Append input (it is lexed by `take`)."""
         self._buf += data
 
     def take(self) -> StreamItem | None:
         """The next value or error the input holds, or None until more is pushed."""
+        if (
+            self._mode == _START
+            and not self._tokens
+            and self._slow_until < self._pos < len(self._buf)
+        ):
+            fast = self._take_fast_line()  # a request on a line of its own, at once
+            if fast is not None:
+                return fast
         while True:
             mode = self._mode
             item: StreamItem | _NeedMore | None

@@ -91,8 +91,11 @@ _Work = Request | bytes | _FdsArrived
 """In-band work: a request, an encoded answer to write, descriptors to hand over."""
 
 
-class QMPSession(asyncio.Protocol):
+class QMPSession(asyncio.BufferedProtocol):
     """One client connection of a `QMPServer`.
+
+    Input is read into one buffer of the session's (a fresh 256 KiB object per
+    read, as asyncio's plain protocols get, costs an mmap/munmap pair each).
 
     `listener` is the unix listener that accepted it, through which the session
     finds the descriptors passed along with its input (None: no descriptors).
@@ -114,6 +117,7 @@ class QMPSession(asyncio.Protocol):
         self._parser = JsonStreamParser(
             max_depth=server.max_depth, max_value_size=server.max_value_size
         )
+        self._read_buffer = memoryview(bytearray(_BYTES_PER_TURN))
         self._inbox: deque[bytes] = deque()  # reads not handed to the parser yet
         self._inbox_bytes = 0
         self._received = 0  # stream offset of the end of what was read
@@ -132,6 +136,9 @@ class QMPSession(asyncio.Protocol):
         self._busy = False  # an in-band command is running
         self._reading_paused = False
         self._pump_scheduled = False
+        # the server's limits, looked up on every input value
+        self._budget = server.connection_budget
+        self._max_queued = server.max_queued_requests
 
     # -- what the connection holds ---------------------------------------------
 
@@ -161,14 +168,17 @@ class QMPSession(asyncio.Protocol):
         Descriptors waiting for a command are not counted here: only input can
         bring the command that takes them (and QEMU's rule keeps one message's).
         """
-        held = self.unsent_bytes + self._queued_bytes
-        held += self._queued_fds * PASSED_FD_COST
-        queued = len(self._queue) + len(self._oob_tasks)
-        return held >= self.server.connection_budget or (
-            queued >= self.server.max_queued_requests
-        )
+        if len(self._queue) + len(self._oob_tasks) >= self._max_queued:
+            return True
+        transport = self._transport
+        held = self._queued_bytes + self._queued_fds * PASSED_FD_COST
+        if transport is not None:
+            held += transport.get_write_buffer_size()
+        # over the budget exactly when the transport has paused writing, if nothing
+        # is queued: its high-water mark is the budget (see connection_made)
+        return held > self._budget
 
-    # -- asyncio.Protocol ------------------------------------------------------
+    # -- asyncio.BufferedProtocol ----------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -227,16 +237,24 @@ class QMPSession(asyncio.Protocol):
         self._writable.set()
         self._pump()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self.closed:
             return
+        data = self._read_buffer[:nbytes]
         start = self._received
-        self._received += len(data)
+        self._received += nbytes
         fds = None if self._fd_socket is None else self._fd_socket.claim_arrived()
         if fds:
             self._fd_batches.append(_FdBatch(start, self._received, fds))
-        self._inbox.append(data)
-        self._inbox_bytes += len(data)
+        if not self._inbox and self._parser_drained:
+            self._parser.push(data)  # the usual case: straight to the parser
+            self._parser_drained = False
+        else:
+            self._inbox.append(bytes(data))
+            self._inbox_bytes += nbytes
         self._pump()
 
     # -- input -----------------------------------------------------------------
@@ -248,30 +266,48 @@ class QMPSession(asyncio.Protocol):
     def _pump(self) -> None:
         """Handle input values while the budget allows, a turn's worth at most."""
         self._pump_scheduled = False
+        if self._gone():
+            return
+        parser = self._parser
         items = 0
         pushed = 0
-        while not self._gone() and not self._over_budget():
-            if items >= _ITEMS_PER_TURN or pushed >= _BYTES_PER_TURN:
-                self._pump_scheduled = True
-                asyncio.get_running_loop().call_soon(self._pump)
-                break
-            item = self._parser.take()
+        while not self._over_budget():
+            item = parser.take()
             if item is None:
                 if not self._inbox:
                     self._parser_drained = True
-                    self._place_fds(None, oob=False)
+                    if self._fd_batches:
+                        self._place_fds(None, oob=False)
+                    break
+                if pushed >= _BYTES_PER_TURN:
+                    self._continue_later()
                     break
                 pushed += self._push_input()
                 continue
-            items += 1
             work = self._read_item(item.value)
-            oob = isinstance(work, Request) and work.oob and self.negotiated
-            self._place_fds(item, oob=oob)
+            if self._fd_batches:
+                oob = isinstance(work, Request) and work.oob and self.negotiated
+                self._place_fds(item, oob=oob)
             if isinstance(work, Request):
                 self._accept(work, item.size)
             else:
                 self._answer_in_order(work)
+            if self._gone():
+                return
+            items += 1
+            if items >= _ITEMS_PER_TURN:
+                self._continue_later()
+                break
         self._update_reading()
+
+    def _continue_later(self) -> None:
+        """Let other connections have the event loop; go on with the next turn."""
+        self._pump_scheduled = True
+        asyncio.get_running_loop().call_soon(self._pump)
+
+    def _input_waiting(self) -> bool:
+        """Whether input read from the client is not handled yet (or not read)."""
+        return self._reading_paused or bool(self._inbox) or not self._parser_drained
 
     def _push_input(self) -> int:
         """Hand the parser the next slice of what was read; its length.
@@ -420,11 +456,13 @@ class QMPSession(asyncio.Protocol):
                 if self.closed:
                     return
                 self._wakeup.clear()
-                self._pump()  # the queue is empty: room for more input
+                if self._input_waiting() and not self._pump_scheduled:
+                    self._pump()  # the queue is empty: room for more input
                 await self._wakeup.wait()
             # No new work while the client has not taken its replies (QEMU
             # suspends the monitor): this is what bounds a client that never reads.
-            await self._writable.wait()
+            if not self._writable.is_set():
+                await self._writable.wait()
             if self.closed:
                 return
             work = self._dequeue()
@@ -438,7 +476,7 @@ class QMPSession(asyncio.Protocol):
                     await self._run(work)
                 finally:
                     self._busy = False
-            if not self._pump_scheduled:
+            if self._input_waiting() and not self._pump_scheduled:
                 self._pump()
 
     async def _run(self, request: Request) -> None:
