@@ -162,18 +162,13 @@ class ShutdownEvent:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class MigrationEvent:
-    """Emitted when a migration event happens
+    """The migration status changed (with capability events).
 
     Attributes:
-        status: @MigrationStatus describing the current migration status.
+        status: the new status
         timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 2.4
-
-    Example:
-        <- {"timestamp": {"seconds": 1432121972, "microseconds": 744001},
-            "event": "MIGRATION",
-            "data": {"status": "completed"} }
     """
 
     NAME: ClassVar[str] = "MIGRATION"
@@ -218,18 +213,13 @@ class MigrationEvent:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class MigrationPassEvent:
-    """Emitted from the source side of a migration at the start of each pass
-    (when it syncs the dirty bitmap)
+    """A pass over the dirty RAM starts (with capability events).
 
     Attributes:
-        pass_: An incrementing count (starting at 1 on the first pass)
+        pass_: the pass number, from 1
         timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 2.6
-
-    Example:
-        { "timestamp": {"seconds": 1449669631, "microseconds": 239225},
-          "event": "MIGRATION_PASS", "data": {"pass": 2} }
     """
 
     NAME: ClassVar[str] = "MIGRATION_PASS"
@@ -272,19 +262,14 @@ class MigrationPassEvent:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class ColoExitEvent:
-    """Emitted when VM finishes COLO mode due to some errors happening or
-    at the request of users.
+    """This VM left COLO.
 
     Attributes:
-        mode: report COLO mode when COLO exited.
-        reason: describes the reason for the COLO exit.
+        mode: the role it had
+        reason: why it left
         timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
 
     Since: 3.1
-
-    Example:
-        <- { "timestamp": {"seconds": 2032141960, "microseconds": 417172},
-             "event": "COLO_EXIT", "data": {"mode": "primary", "reason": "request" } }
     """
 
     NAME: ClassVar[str] = "COLO_EXIT"
@@ -332,61 +317,6 @@ class ColoExitEvent:
         return wire
 
 
-@dataclasses.dataclass(slots=True, kw_only=True)
-class UnplugPrimaryEvent:
-    """Emitted from source side of a migration when migration state is
-    WAIT_UNPLUG. Device was unplugged by guest operating system.
-    Device resources in QEMU are kept on standby to be able to re-plug it in case
-    of migration failure.
-
-    Attributes:
-        device_id: QEMU device id of the unplugged device
-        timestamp: the server's stamp (NO_TIMESTAMP: built here, not received)
-
-    Since: 4.2
-
-    Example:
-        {"event": "UNPLUG_PRIMARY", "data": {"device-id": "hostdev0"} }
-    """
-
-    NAME: ClassVar[str] = "UNPLUG_PRIMARY"
-    device_id: str
-    extra: dict[str, object] = dataclasses.field(default_factory=dict)
-    # from the QMP envelope, not the data: events with equal data compare equal
-    timestamp: Timestamp = dataclasses.field(default=NO_TIMESTAMP, compare=False)
-    _MEMBERS: ClassVar[frozenset[str]] = frozenset({"device-id"})
-
-    @classmethod
-    def from_wire(
-        cls, value: object, path: str = "", strict: bool = False
-    ) -> UnplugPrimaryEvent:
-        """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data: dict[str, object] = (
-            value if type(value) is dict else _c.object_(value, path)
-        )
-        get = data.get
-        device_id = get("device-id")
-        if type(device_id) is not str:
-            device_id = _c.required(data, "device-id", path, strict, _c.string)
-        if strict or not cls._MEMBERS.issuperset(data):
-            extra = _c.extra_members(
-                data, cls._MEMBERS, path, strict, "UnplugPrimaryEvent"
-            )
-        else:
-            extra = {}
-        decoded = object.__new__(cls)
-        decoded.device_id = device_id
-        decoded.extra = extra
-        decoded.timestamp = NO_TIMESTAMP
-        return decoded
-
-    def to_wire(self) -> dict[str, object]:
-        """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"device-id": self.device_id}
-        wire.update(self.extra)
-        return wire
-
-
 Event: TypeAlias = (
     StopEvent
     | ResumeEvent
@@ -394,7 +324,6 @@ Event: TypeAlias = (
     | MigrationEvent
     | MigrationPassEvent
     | ColoExitEvent
-    | UnplugPrimaryEvent
 )
 """Any event of the schema."""
 
@@ -405,7 +334,6 @@ EVENT_DECODERS: dict[str, _c.Decoder[Event]] = {
     "MIGRATION": MigrationEvent.from_wire,
     "MIGRATION_PASS": MigrationPassEvent.from_wire,
     "COLO_EXIT": ColoExitEvent.from_wire,
-    "UNPLUG_PRIMARY": UnplugPrimaryEvent.from_wire,
 }
 
 EVENT_CONDITIONS: dict[str, object] = {}

@@ -253,26 +253,23 @@ _SocketAddressType_VALUES: dict[str, SocketAddressType] = {
 
 
 class MigrationStatus(enum.StrEnum):
-    """An enumeration of migration status.
+    """Where a migration is.
 
     Values:
-        NONE: no migration has ever happened.
-        SETUP: migration process has been initiated.
-        CANCELLING: in the process of cancelling migration.
-        CANCELLED: cancelling migration is finished.
-        ACTIVE: in the process of doing migration.
-        POSTCOPY_ACTIVE: like active, but now in postcopy mode. (since 2.5)
-        POSTCOPY_PAUSED: during postcopy but paused. (since 3.0)
-        POSTCOPY_RECOVER: trying to recover from a paused postcopy. (since 3.0)
-        COMPLETED: migration is finished.
-        FAILED: some error occurred during migration process.
-        COLO: VM is in the process of fault tolerance, VM can not get into this
-            state unless colo capability is enabled for migration. (since 2.8)
-        PRE_SWITCHOVER: Paused before device serialisation. (since 2.11)
-        DEVICE: During device serialisation when pause-before-switchover is enabled
-            (since 2.11)
-        WAIT_UNPLUG: wait for device unplug request by guest OS to be completed.
-            (since 4.2)
+        NONE: no migration has started
+        SETUP: connecting and preparing
+        CANCELLING: being cancelled
+        CANCELLED: cancelled
+        ACTIVE: copying RAM while the guest runs
+        POSTCOPY_ACTIVE: the destination runs and pulls the pages it lacks
+        POSTCOPY_PAUSED: postcopy lost its connection and waits for recovery
+        POSTCOPY_RECOVER: postcopy is reconnecting
+        COMPLETED: finished
+        FAILED: failed (query-migrate's error-desc may say why)
+        COLO: exchanging COLO checkpoints
+        PRE_SWITCHOVER: paused before switching over (pause-before-switchover)
+        DEVICE: copying the device state, guest stopped
+        WAIT_UNPLUG: waiting for devices to be unplugged
 
     Since: 2.3
     """
@@ -310,62 +307,31 @@ _MigrationStatus_VALUES: dict[str, MigrationStatus] = {
 
 
 class MigrationCapability(enum.StrEnum):
-    """Migration capabilities enumeration
+    """Migration features that are switched on or off.  The VM has the
+    capabilities of QEMU 7.2 up to validate-uuid, in QEMU 7.2's order.
 
     Values:
-        XBZRLE: Migration supports xbzrle (Xor Based Zero Run Length Encoding).
-            This feature allows us to minimize migration traffic for certain work
-            loads, by sending compressed difference of the pages
-        RDMA_PIN_ALL: Controls whether or not the entire VM memory footprint is
-            mlock()'d on demand or all at once. Refer to docs/rdma.txt for usage.
-            Disabled by default. (since 2.0)
-        AUTO_CONVERGE: If enabled, QEMU will automatically throttle down the guest
-            to speed up convergence of RAM migration. (since 1.6)
-        ZERO_BLOCKS: During storage migration encode blocks of zeroes efficiently. This
-            essentially saves 1MB of zeroes per block on the wire. Enabling requires
-            source and target VM to support this feature. To enable it is sufficient
-            to enable the capability on the source VM. The feature is disabled by
-            default. (since 1.6)
-        COMPRESS: Use multiple compression threads to accelerate live migration.
-            This feature can help to reduce the migration traffic, by sending
-            compressed pages. Please note that if compress and xbzrle are both
-            on, compress only takes effect in the ram bulk stage, after that,
-            it will be disabled and only xbzrle takes effect, this can help to
-            minimize migration traffic. The feature is disabled by default.
-            (since 2.4 )
-        EVENTS: generate events for each migration state change
-            (since 2.4 )
-        POSTCOPY_RAM: Start executing on the migration target before all of RAM has
-            been migrated, pulling the remaining pages along as needed. The
-            capacity must have the same setting on both source and target
-            or migration will not even start. NOTE: If the migration fails during
-            postcopy the VM will fail.  (since 2.6)
-        X_COLO: If enabled, migration will never end, and the state of the VM on the
-            primary side will be migrated continuously to the VM on secondary
-            side, this process is called COarse-Grain LOck Stepping (COLO) for
-            Non-stop Service. (since 2.8)
-        RELEASE_RAM: if enabled, qemu will free the migrated ram pages on the source
-            during postcopy-ram migration. (since 2.9)
-        BLOCK: If enabled, QEMU will also migrate the contents of all block
-            devices.  Default is disabled.  A possible alternative uses
-            mirror jobs to a builtin NBD server on the destination, which
-            offers more flexibility.
-            (Since 2.10)
-        RETURN_PATH: If enabled, migration will use the return path even
-            for precopy. (since 2.10)
-        PAUSE_BEFORE_SWITCHOVER: Pause outgoing migration before serialising device
-            state and before disabling block IO (since 2.11)
-        MULTIFD: Use more than one fd for migration (since 4.0)
-        DIRTY_BITMAPS: If enabled, QEMU will migrate named dirty bitmaps.
-            (since 2.12)
-        POSTCOPY_BLOCKTIME: Calculate downtime for postcopy live migration
-            (since 3.0)
-        LATE_BLOCK_ACTIVATE: If enabled, the destination will not activate block
-            devices (and thus take locks) immediately at the end of migration.
-            (since 3.0)
-        X_IGNORE_SHARED: If enabled, QEMU will not migrate shared memory (since 4.0)
-        VALIDATE_UUID: Send the UUID of the source to allow the destination
-            to ensure it is the same. (since 4.2)
+        XBZRLE: send changed pages as deltas against a page cache
+        RDMA_PIN_ALL: pin all guest memory for RDMA
+        AUTO_CONVERGE: throttle the guest when the migration does not converge
+        ZERO_BLOCKS: skip zeroed disk blocks in block migration
+        COMPRESS: compress pages in several threads
+        EVENTS: send MIGRATION events
+        POSTCOPY_RAM: allow switching to postcopy
+        X_COLO: continue with COLO checkpoints after the migration
+        RELEASE_RAM: free source RAM as postcopy sends it
+        BLOCK: migrate disks too
+        RETURN_PATH: the destination answers on the migration connection
+        PAUSE_BEFORE_SWITCHOVER: pause in pre-switchover before the device state
+        MULTIFD: send pages over several connections
+        DIRTY_BITMAPS: migrate dirty bitmaps
+        POSTCOPY_BLOCKTIME: measure postcopy blocktime
+        LATE_BLOCK_ACTIVATE: activate disks only when the destination starts
+        X_IGNORE_SHARED: do not migrate shared memory
+        VALIDATE_UUID: the destination checks that the source has its UUID
+
+    Features:
+        unstable: x-colo and x-ignore-shared are experimental.
 
     Since: 1.2
     """
@@ -407,12 +373,12 @@ _MigrationCapability_VALUES: dict[str, MigrationCapability] = {
 
 
 class MultiFDCompression(enum.StrEnum):
-    """An enumeration of multifd compression methods.
+    """How multifd compresses pages.
 
     Values:
-        NONE: no compression.
-        ZLIB: use zlib compression method.
-        ZSTD: use zstd compression method. (if CONFIG_ZSTD)
+        NONE: no compression
+        ZLIB: zlib
+        ZSTD: zstd (only where the VM has the zstandard package) (if CONFIG_ZSTD)
 
     Since: 5.0
     """
@@ -438,157 +404,17 @@ _MultiFDCompression_VALUES: dict[str, MultiFDCompression] = {
 }
 
 
-class MigrationParameter(enum.StrEnum):
-    """Migration parameters enumeration
-
-    Values:
-        ANNOUNCE_INITIAL: Initial delay (in milliseconds) before sending the first
-            announce (Since 4.0)
-        ANNOUNCE_MAX: Maximum delay (in milliseconds) between packets in the
-            announcement (Since 4.0)
-        ANNOUNCE_ROUNDS: Number of self-announce packets sent after migration
-            (Since 4.0)
-        ANNOUNCE_STEP: Increase in delay (in milliseconds) between subsequent
-            packets in the announcement (Since 4.0)
-        COMPRESS_LEVEL: Set the compression level to be used in live migration,
-            the compression level is an integer between 0 and 9, where 0 means
-            no compression, 1 means the best compression speed, and 9 means best
-            compression ratio which will consume more CPU.
-        COMPRESS_THREADS: Set compression thread count to be used in live migration,
-            the compression thread count is an integer between 1 and 255.
-        DECOMPRESS_THREADS: Set decompression thread count to be used in live
-            migration, the decompression thread count is an integer between 1
-            and 255. Usually, decompression is at least 4 times as fast as
-            compression, so set the decompress-threads to the number about 1/4
-            of compress-threads is adequate.
-        COMPRESS_WAIT_THREAD: Controls behavior when all compression threads are
-            currently busy. If true (default), wait for a free
-            compression thread to become available; otherwise,
-            send the page uncompressed. (Since 3.1)
-        THROTTLE_TRIGGER_THRESHOLD: The ratio of bytes_dirty_period and bytes_xfer_period
-            to trigger throttling. It is expressed as percentage.
-            The default value is 50. (Since 5.0)
-        CPU_THROTTLE_INITIAL: Initial percentage of time guest cpus are throttled
-            when migration auto-converge is activated. The
-            default value is 20. (Since 2.7)
-        CPU_THROTTLE_INCREMENT: throttle percentage increase each time
-            auto-converge detects that migration is not making
-            progress. The default value is 10. (Since 2.7)
-        TLS_CREDS: ID of the 'tls-creds' object that provides credentials for
-            establishing a TLS connection over the migration data channel.
-            On the outgoing side of the migration, the credentials must
-            be for a 'client' endpoint, while for the incoming side the
-            credentials must be for a 'server' endpoint. Setting this
-            will enable TLS for all migrations. The default is unset,
-            resulting in unsecured migration at the QEMU level. (Since 2.7)
-        TLS_HOSTNAME: hostname of the target host for the migration. This is
-            required when using x509 based TLS credentials and the
-            migration URI does not already include a hostname. For
-            example if using fd: or exec: based migration, the
-            hostname must be provided so that the server's x509
-            certificate identity can be validated. (Since 2.7)
-        TLS_AUTHZ: ID of the 'authz' object subclass that provides access control
-            checking of the TLS x509 certificate distinguished name.
-            This object is only resolved at time of use, so can be deleted
-            and recreated on the fly while the migration server is active.
-            If missing, it will default to denying access (Since 4.0)
-        MAX_BANDWIDTH: to set maximum speed for migration. maximum speed in
-            bytes per second. (Since 2.8)
-        DOWNTIME_LIMIT: set maximum tolerated downtime for migration. maximum
-            downtime in milliseconds (Since 2.8)
-        X_CHECKPOINT_DELAY: The delay time (in ms) between two COLO checkpoints in
-            periodic mode. (Since 2.8)
-        BLOCK_INCREMENTAL: Affects how much storage is migrated when the
-            block migration capability is enabled.  When false, the entire
-            storage backing chain is migrated into a flattened image at
-            the destination; when true, only the active qcow2 layer is
-            migrated and the destination must already have access to the
-            same backing chain as was used on the source.  (since 2.10)
-        MULTIFD_CHANNELS: Number of channels used to migrate data in
-            parallel. This is the same number that the
-            number of sockets used for migration.  The
-            default value is 2 (since 4.0)
-        XBZRLE_CACHE_SIZE: cache size to be used by XBZRLE migration.  It
-            needs to be a multiple of the target page size
-            and a power of 2
-            (Since 2.11)
-        MAX_POSTCOPY_BANDWIDTH: Background transfer bandwidth during postcopy.
-            Defaults to 0 (unlimited).  In bytes per second.
-            (Since 3.0)
-        MAX_CPU_THROTTLE: maximum cpu throttle percentage.
-            Defaults to 99. (Since 3.1)
-        MULTIFD_COMPRESSION: Which compression method to use.
-            Defaults to none. (Since 5.0)
-        MULTIFD_ZLIB_LEVEL: Set the compression level to be used in live
-            migration, the compression level is an integer between 0
-            and 9, where 0 means no compression, 1 means the best
-            compression speed, and 9 means best compression ratio which
-            will consume more CPU.
-            Defaults to 1. (Since 5.0)
-        MULTIFD_ZSTD_LEVEL: Set the compression level to be used in live
-            migration, the compression level is an integer between 0
-            and 20, where 0 means no compression, 1 means the best
-            compression speed, and 20 means best compression ratio which
-            will consume more CPU.
-            Defaults to 1. (Since 5.0)
-
-    Since: 2.4
-    """
-
-    ANNOUNCE_INITIAL = "announce-initial"
-    ANNOUNCE_MAX = "announce-max"
-    ANNOUNCE_ROUNDS = "announce-rounds"
-    ANNOUNCE_STEP = "announce-step"
-    COMPRESS_LEVEL = "compress-level"
-    COMPRESS_THREADS = "compress-threads"
-    DECOMPRESS_THREADS = "decompress-threads"
-    COMPRESS_WAIT_THREAD = "compress-wait-thread"
-    THROTTLE_TRIGGER_THRESHOLD = "throttle-trigger-threshold"
-    CPU_THROTTLE_INITIAL = "cpu-throttle-initial"
-    CPU_THROTTLE_INCREMENT = "cpu-throttle-increment"
-    TLS_CREDS = "tls-creds"
-    TLS_HOSTNAME = "tls-hostname"
-    TLS_AUTHZ = "tls-authz"
-    MAX_BANDWIDTH = "max-bandwidth"
-    DOWNTIME_LIMIT = "downtime-limit"
-    X_CHECKPOINT_DELAY = "x-checkpoint-delay"
-    BLOCK_INCREMENTAL = "block-incremental"
-    MULTIFD_CHANNELS = "multifd-channels"
-    XBZRLE_CACHE_SIZE = "xbzrle-cache-size"
-    MAX_POSTCOPY_BANDWIDTH = "max-postcopy-bandwidth"
-    MAX_CPU_THROTTLE = "max-cpu-throttle"
-    MULTIFD_COMPRESSION = "multifd-compression"
-    MULTIFD_ZLIB_LEVEL = "multifd-zlib-level"
-    MULTIFD_ZSTD_LEVEL = "multifd-zstd-level"
-
-    @classmethod
-    def from_wire(
-        cls, value: object, path: str = "", strict: bool = False
-    ) -> MigrationParameter:
-        """Decode a wire value; lenient mode keeps values a newer QEMU sends."""
-        return _c.enum_value(cls, value, path, strict)
-
-    @classmethod
-    def _missing_(cls, value: object) -> MigrationParameter | None:
-        return _c.open_enum_missing(cls, value)
-
-
-_MigrationParameter_VALUES: dict[str, MigrationParameter] = {
-    member.value: member for member in MigrationParameter
-}
-
-
 class COLOMessage(enum.StrEnum):
-    """The message transmission between Primary side and Secondary side.
+    """The messages of the COLO checkpoint protocol.
 
     Values:
-        CHECKPOINT_READY: Secondary VM (SVM) is ready for checkpointing
-        CHECKPOINT_REQUEST: Primary VM (PVM) tells SVM to prepare for checkpointing
-        CHECKPOINT_REPLY: SVM gets PVM's checkpoint request
-        VMSTATE_SEND: VM's state will be sent by PVM.
-        VMSTATE_SIZE: The total size of VMstate.
-        VMSTATE_RECEIVED: VM's state has been received by SVM.
-        VMSTATE_LOADED: VM's state has been loaded by SVM.
+        CHECKPOINT_READY: the secondary is ready for checkpoints
+        CHECKPOINT_REQUEST: the primary starts a checkpoint
+        CHECKPOINT_REPLY: the secondary answers the request
+        VMSTATE_SEND: the primary sends the state
+        VMSTATE_SIZE: the size of the state sent
+        VMSTATE_RECEIVED: the secondary received the state
+        VMSTATE_LOADED: the secondary loaded the state
 
     Since: 2.8
     """
@@ -619,12 +445,12 @@ _COLOMessage_VALUES: dict[str, COLOMessage] = {
 
 
 class COLOMode(enum.StrEnum):
-    """The COLO current mode.
+    """The COLO role of a VM.
 
     Values:
-        NONE: COLO is disabled.
-        PRIMARY: COLO node in primary side.
-        SECONDARY: COLO node in slave side.
+        NONE: not in COLO
+        PRIMARY: the COLO primary
+        SECONDARY: the COLO secondary
 
     Since: 2.8
     """
@@ -646,52 +472,14 @@ class COLOMode(enum.StrEnum):
 _COLOMode_VALUES: dict[str, COLOMode] = {member.value: member for member in COLOMode}
 
 
-class FailoverStatus(enum.StrEnum):
-    """An enumeration of COLO failover status
-
-    Values:
-        NONE: no failover has ever happened
-        REQUIRE: got failover requirement but not handled
-        ACTIVE: in the process of doing failover
-        COMPLETED: finish the process of failover
-        RELAUNCH: restart the failover process, from 'none' -> 'completed' (Since 2.9)
-
-    Since: 2.8
-    """
-
-    NONE = "none"
-    REQUIRE = "require"
-    ACTIVE = "active"
-    COMPLETED = "completed"
-    RELAUNCH = "relaunch"
-
-    @classmethod
-    def from_wire(
-        cls, value: object, path: str = "", strict: bool = False
-    ) -> FailoverStatus:
-        """Decode a wire value; lenient mode keeps values a newer QEMU sends."""
-        return _c.enum_value(cls, value, path, strict)
-
-    @classmethod
-    def _missing_(cls, value: object) -> FailoverStatus | None:
-        return _c.open_enum_missing(cls, value)
-
-
-_FailoverStatus_VALUES: dict[str, FailoverStatus] = {
-    member.value: member for member in FailoverStatus
-}
-
-
 class COLOExitReason(enum.StrEnum):
-    """The reason for a COLO exit.
+    """Why COLO ended.
 
     Values:
-        NONE: failover has never happened. This state does not occur
-            in the COLO_EXIT event, and is only visible in the result of
-            query-colo-status.
-        REQUEST: COLO exit is due to an external request.
-        ERROR: COLO exit is due to an internal error.
-        PROCESSING: COLO is currently handling a failover (since 4.0).
+        NONE: it did not end
+        REQUEST: a failover was asked for
+        ERROR: an error ended it
+        PROCESSING: a failover is under way
 
     Since: 3.1
     """
@@ -2601,29 +2389,25 @@ class SocketAddress_Fd:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class MigrationStats:
-    """Detailed migration status.
+    """RAM counters of a migration.
 
     Attributes:
-        transferred: amount of bytes already transferred to the target VM
-        remaining: amount of bytes remaining to be transferred to the target VM
-        total: total amount of bytes involved in the migration process
-        duplicate: number of duplicate (zero) pages (since 1.2)
-        skipped: number of skipped zero pages (since 1.5)
-        normal: number of normal pages (since 1.2)
-        normal_bytes: number of normal bytes sent (since 1.2)
-        dirty_pages_rate: number of pages dirtied by second by the
-            guest (since 1.3)
-        mbps: throughput in megabits/sec. (since 1.6)
-        dirty_sync_count: number of times that dirty ram was synchronized (since 2.1)
-        postcopy_requests: The number of page requests received from the destination
-            (since 2.7)
-        page_size: The number of bytes per page for the various page-based
-            statistics (since 2.10)
-        multifd_bytes: The number of bytes sent through multifd (since 3.0)
-        pages_per_second: the number of memory pages transferred per second
-            (Since 4.0)
+        transferred: bytes sent so far
+        remaining: bytes still to send
+        total: guest RAM size in bytes
+        duplicate: pages found to hold a single repeated byte (sent as such)
+        skipped: pages skipped (always 0)
+        normal: pages sent whole
+        normal_bytes: bytes of the pages sent whole
+        dirty_pages_rate: pages the guest dirties per second
+        mbps: throughput, in megabits per second
+        dirty_sync_count: how many times the dirty log was synchronised
+        postcopy_requests: page requests the destination sent during postcopy
+        page_size: the target page size in bytes
+        multifd_bytes: bytes sent over the multifd channels
+        pages_per_second: pages sent per second
 
-    Since: 0.14.0
+    Since: 0.14
     """
 
     transferred: int
@@ -2776,15 +2560,15 @@ class MigrationStats:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class XBZRLECacheStats:
-    """Detailed XBZRLE migration cache statistics
+    """Counters of XBZRLE delta encoding.
 
     Attributes:
-        cache_size: XBZRLE cache size
-        bytes_: amount of bytes already transferred to the target VM
-        pages: amount of pages transferred to the target VM
-        cache_miss: number of cache miss
-        cache_miss_rate: rate of cache miss (since 2.1)
-        overflow: number of overflows
+        cache_size: the page cache size in bytes
+        bytes_: bytes sent as deltas
+        pages: pages sent as deltas
+        cache_miss: pages that were not in the cache
+        cache_miss_rate: share of cache misses since the last dirty sync
+        overflow: pages whose delta was too large to send as one
 
     Since: 1.2
     """
@@ -2863,14 +2647,14 @@ class XBZRLECacheStats:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class CompressionStats:
-    """Detailed migration compression statistics
+    """Counters of the compress capability's page compression.
 
     Attributes:
-        pages: amount of pages compressed and transferred to the target VM
-        busy: count of times that no free thread was available to compress data
-        busy_rate: rate of thread busy
-        compressed_size: amount of bytes after compression
-        compression_rate: rate of compressed size
+        pages: pages compressed
+        busy: times no compression thread was free
+        busy_rate: share of busy times
+        compressed_size: bytes of compressed output
+        compression_rate: compression ratio
 
     Since: 3.1
     """
@@ -2947,52 +2731,28 @@ class CompressionStats:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class MigrationInfo:
-    """Information about current migration process.
+    """The state of the migration, as query-migrate reports it.  Members
+    are present when they mean something for the current status.
 
     Attributes:
-        status: @MigrationStatus describing the current migration status.
-            If this field is not returned, no migration process
-            has been initiated
-        ram: @MigrationStats containing detailed migration
-            status, only returned if status is 'active' or
-            'completed'(since 1.2)
-        disk: @MigrationStats containing detailed disk migration
-            status, only returned if status is 'active' and it is a block
-            migration
-        xbzrle_cache: @XBZRLECacheStats containing detailed XBZRLE
-            migration statistics, only returned if XBZRLE feature is on and
-            status is 'active' or 'completed' (since 1.2)
-        total_time: total amount of milliseconds since migration started.
-            If migration has ended, it returns the total migration
-            time. (since 1.2)
-        expected_downtime: only present while migration is active
-            expected downtime in milliseconds for the guest in last walk
-            of the dirty bitmap. (since 1.3)
-        downtime: only present when migration finishes correctly
-            total downtime in milliseconds for the guest.
-            (since 1.3)
-        setup_time: amount of setup time in milliseconds *before* the
-            iterations begin but *after* the QMP command is issued. This is designed
-            to provide an accounting of any activities (such as RDMA pinning) which
-            may be expensive, but do not actually occur during the iterative
-            migration rounds themselves. (since 1.6)
-        cpu_throttle_percentage: percentage of time guest cpus are being
-            throttled during auto-converge. This is only present when auto-converge
-            has started throttling guest cpus. (Since 2.7)
-        error_desc: the human readable error description string, when
-            @status is 'failed'. Clients should not attempt to parse the
-            error strings. (Since 2.7)
-        postcopy_blocktime: total time when all vCPU were blocked during postcopy
-            live migration. This is only present when the postcopy-blocktime
-            migration capability is enabled. (Since 3.0)
-        postcopy_vcpu_blocktime: list of the postcopy blocktime per vCPU.  This is
-            only present when the postcopy-blocktime migration capability
-            is enabled. (Since 3.0)
-        compression: migration compression statistics, only returned if compression
-            feature is on and status is 'active' or 'completed' (Since 3.1)
-        socket_address: Only used for tcp, to know what the real port is (Since 4.0)
+        status: where the migration is
+        ram: RAM counters
+        disk: block migration counters
+        xbzrle_cache: XBZRLE counters, with capability xbzrle
+        total_time: milliseconds since the migration started (or until it
+            ended)
+        expected_downtime: the downtime expected now, in milliseconds
+        downtime: the measured downtime in milliseconds, once completed
+        setup_time: milliseconds spent in setup
+        cpu_throttle_percentage: the current auto-converge throttle
+        error_desc: why the migration failed
+        postcopy_blocktime: vCPU time spent waiting for pages in postcopy, in
+            milliseconds
+        postcopy_vcpu_blocktime: the same per vCPU
+        compression: counters of the compress capability
+        socket_address: the addresses an incoming migration listens on
 
-    Since: 0.14.0
+    Since: 0.14
     """
 
     status: MigrationStatus | None = None
@@ -3189,11 +2949,11 @@ class MigrationInfo:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class MigrationCapabilityStatus:
-    """Migration capability information
+    """One capability and whether it is on.
 
     Attributes:
-        capability: capability enum
-        state: capability state bool
+        capability: the capability
+        state: true when on
 
     Since: 1.2
     """
@@ -3250,91 +3010,49 @@ class MigrationCapabilityStatus:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class MigrateSetParameters:
-    """QAPI struct MigrateSetParameters.
+    """The parameters to change, with QEMU 7.2's member types: a value
+    outside a member's type is refused before any rule is checked.
 
     Attributes:
-        announce_initial: Initial delay (in milliseconds) before sending the first
-            announce (Since 4.0)
-        announce_max: Maximum delay (in milliseconds) between packets in the
-            announcement (Since 4.0)
-        announce_rounds: Number of self-announce packets sent after migration
-            (Since 4.0)
-        announce_step: Increase in delay (in milliseconds) between subsequent
-            packets in the announcement (Since 4.0)
-        compress_level: compression level
-        compress_threads: compression thread count
-        compress_wait_thread: Controls behavior when all compression threads are
-            currently busy. If true (default), wait for a free
-            compression thread to become available; otherwise,
-            send the page uncompressed. (Since 3.1)
-        decompress_threads: decompression thread count
-        throttle_trigger_threshold: The ratio of bytes_dirty_period and bytes_xfer_period
-            to trigger throttling. It is expressed as percentage.
-            The default value is 50. (Since 5.0)
-        cpu_throttle_initial: Initial percentage of time guest cpus are
-            throttled when migration auto-converge is activated.
-            The default value is 20. (Since 2.7)
-        cpu_throttle_increment: throttle percentage increase each time
-            auto-converge detects that migration is not making
-            progress. The default value is 10. (Since 2.7)
-        tls_creds: ID of the 'tls-creds' object that provides credentials
-            for establishing a TLS connection over the migration data
-            channel. On the outgoing side of the migration, the credentials
-            must be for a 'client' endpoint, while for the incoming side the
-            credentials must be for a 'server' endpoint. Setting this
-            to a non-empty string enables TLS for all migrations.
-            An empty string means that QEMU will use plain text mode for
-            migration, rather than TLS (Since 2.9)
-            Previously (since 2.7), this was reported by omitting
-            tls-creds instead.
-        tls_hostname: hostname of the target host for the migration. This
-            is required when using x509 based TLS credentials and the
-            migration URI does not already include a hostname. For
-            example if using fd: or exec: based migration, the
-            hostname must be provided so that the server's x509
-            certificate identity can be validated. (Since 2.7)
-            An empty string means that QEMU will use the hostname
-            associated with the migration URI, if any. (Since 2.9)
-            Previously (since 2.7), this was reported by omitting
-            tls-hostname instead.
-        max_bandwidth: to set maximum speed for migration. maximum speed in
-            bytes per second. (Since 2.8)
-        downtime_limit: set maximum tolerated downtime for migration. maximum
-            downtime in milliseconds (Since 2.8)
-        x_checkpoint_delay: the delay time between two COLO checkpoints. (Since 2.8)
-        block_incremental: Affects how much storage is migrated when the
-            block migration capability is enabled.  When false, the entire
-            storage backing chain is migrated into a flattened image at
-            the destination; when true, only the active qcow2 layer is
-            migrated and the destination must already have access to the
-            same backing chain as was used on the source.  (since 2.10)
-        multifd_channels: Number of channels used to migrate data in
-            parallel. This is the same number that the
-            number of sockets used for migration.  The
-            default value is 2 (since 4.0)
-        xbzrle_cache_size: cache size to be used by XBZRLE migration.  It
-            needs to be a multiple of the target page size
-            and a power of 2
-            (Since 2.11)
-        max_postcopy_bandwidth: Background transfer bandwidth during postcopy.
-            Defaults to 0 (unlimited).  In bytes per second.
-            (Since 3.0)
-        max_cpu_throttle: maximum cpu throttle percentage.
-            The default value is 99. (Since 3.1)
-        multifd_compression: Which compression method to use.
-            Defaults to none. (Since 5.0)
-        multifd_zlib_level: Set the compression level to be used in live
-            migration, the compression level is an integer between 0
-            and 9, where 0 means no compression, 1 means the best
-            compression speed, and 9 means best compression ratio which
-            will consume more CPU.
-            Defaults to 1. (Since 5.0)
-        multifd_zstd_level: Set the compression level to be used in live
-            migration, the compression level is an integer between 0
-            and 20, where 0 means no compression, 1 means the best
-            compression speed, and 20 means best compression ratio which
-            will consume more CPU.
-            Defaults to 1. (Since 5.0)
+        announce_initial: milliseconds before the first self-announcement
+        announce_max: longest delay between self-announcements, in
+            milliseconds
+        announce_rounds: how many self-announcements to send
+        announce_step: how much the delay grows per announcement, in
+            milliseconds
+        compress_level: zlib level of the compress capability (0 to 9)
+        compress_threads: compression threads
+        compress_wait_thread: wait for a free compression thread instead of
+            sending the page uncompressed
+        decompress_threads: decompression threads on the destination
+        throttle_trigger_threshold: auto-converge throttles when the
+            bytes dirtied in a period exceed this
+            percentage of the bytes sent
+        cpu_throttle_initial: first throttle percentage of auto-converge
+        cpu_throttle_increment: throttle percentage added at each step
+        cpu_throttle_tailslow: make the last throttle steps smaller
+        tls_creds: id of the tls-creds object to secure the migration with
+            (an empty string or null: no TLS)
+        tls_hostname: the host name the destination's certificate is checked
+            against (an empty string or null: the host of a tcp:
+            URI)
+        tls_authz: id of the authz object that admits clients on the
+            destination (an empty string or null: any client)
+        max_bandwidth: bandwidth limit in bytes per second
+        downtime_limit: longest acceptable downtime in milliseconds
+        x_checkpoint_delay: milliseconds between COLO checkpoints
+        block_incremental: block migration copies only the top image
+        multifd_channels: connections multifd uses
+        xbzrle_cache_size: XBZRLE page cache size in bytes (a power of two)
+        max_postcopy_bandwidth: bandwidth limit of postcopy's background
+            transfer in bytes per second (0: none)
+        max_cpu_throttle: highest throttle percentage of auto-converge
+        multifd_compression: how multifd compresses pages
+        multifd_zlib_level: zlib level of multifd (0 to 9)
+        multifd_zstd_level: zstd level of multifd (0 to 20)
+
+    Features:
+        unstable: x-checkpoint-delay is experimental.
 
     Since: 2.4
     """
@@ -3350,6 +3068,7 @@ class MigrateSetParameters:
     throttle_trigger_threshold: int | None = None
     cpu_throttle_initial: int | None = None
     cpu_throttle_increment: int | None = None
+    cpu_throttle_tailslow: bool | None = None
     tls_creds: StrOrNull | None = None
     tls_hostname: StrOrNull | None = None
     tls_authz: StrOrNull | None = None
@@ -3378,6 +3097,7 @@ class MigrateSetParameters:
             "throttle-trigger-threshold",
             "cpu-throttle-initial",
             "cpu-throttle-increment",
+            "cpu-throttle-tailslow",
             "tls-creds",
             "tls-hostname",
             "tls-authz",
@@ -3399,442 +3119,6 @@ class MigrateSetParameters:
     def from_wire(
         cls, value: object, path: str = "", strict: bool = False
     ) -> MigrateSetParameters:
-        """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
-        data: dict[str, object] = (
-            value if type(value) is dict else _c.object_(value, path)
-        )
-        get = data.get
-        announce_initial = get("announce-initial")
-        if type(announce_initial) is not int or not 0 <= announce_initial < 2**64:
-            if announce_initial is not None or "announce-initial" in data:
-                announce_initial = _c.required(
-                    data, "announce-initial", path, strict, _c.size
-                )
-        announce_max = get("announce-max")
-        if type(announce_max) is not int or not 0 <= announce_max < 2**64:
-            if announce_max is not None or "announce-max" in data:
-                announce_max = _c.required(data, "announce-max", path, strict, _c.size)
-        announce_rounds = get("announce-rounds")
-        if type(announce_rounds) is not int or not 0 <= announce_rounds < 2**64:
-            if announce_rounds is not None or "announce-rounds" in data:
-                announce_rounds = _c.required(
-                    data, "announce-rounds", path, strict, _c.size
-                )
-        announce_step = get("announce-step")
-        if type(announce_step) is not int or not 0 <= announce_step < 2**64:
-            if announce_step is not None or "announce-step" in data:
-                announce_step = _c.required(
-                    data, "announce-step", path, strict, _c.size
-                )
-        compress_level = get("compress-level")
-        if type(compress_level) is not int or not -(2**63) <= compress_level < 2**63:
-            if compress_level is not None or "compress-level" in data:
-                compress_level = _c.required(
-                    data, "compress-level", path, strict, _c.int_
-                )
-        compress_threads = get("compress-threads")
-        if (
-            type(compress_threads) is not int
-            or not -(2**63) <= compress_threads < 2**63
-        ):
-            if compress_threads is not None or "compress-threads" in data:
-                compress_threads = _c.required(
-                    data, "compress-threads", path, strict, _c.int_
-                )
-        compress_wait_thread = get("compress-wait-thread")
-        if type(compress_wait_thread) is not bool:
-            if compress_wait_thread is not None or "compress-wait-thread" in data:
-                compress_wait_thread = _c.required(
-                    data, "compress-wait-thread", path, strict, _c.boolean
-                )
-        decompress_threads = get("decompress-threads")
-        if (
-            type(decompress_threads) is not int
-            or not -(2**63) <= decompress_threads < 2**63
-        ):
-            if decompress_threads is not None or "decompress-threads" in data:
-                decompress_threads = _c.required(
-                    data, "decompress-threads", path, strict, _c.int_
-                )
-        throttle_trigger_threshold = get("throttle-trigger-threshold")
-        if (
-            type(throttle_trigger_threshold) is not int
-            or not -(2**63) <= throttle_trigger_threshold < 2**63
-        ):
-            if (
-                throttle_trigger_threshold is not None
-                or "throttle-trigger-threshold" in data
-            ):
-                throttle_trigger_threshold = _c.required(
-                    data, "throttle-trigger-threshold", path, strict, _c.int_
-                )
-        cpu_throttle_initial = get("cpu-throttle-initial")
-        if (
-            type(cpu_throttle_initial) is not int
-            or not -(2**63) <= cpu_throttle_initial < 2**63
-        ):
-            if cpu_throttle_initial is not None or "cpu-throttle-initial" in data:
-                cpu_throttle_initial = _c.required(
-                    data, "cpu-throttle-initial", path, strict, _c.int_
-                )
-        cpu_throttle_increment = get("cpu-throttle-increment")
-        if (
-            type(cpu_throttle_increment) is not int
-            or not -(2**63) <= cpu_throttle_increment < 2**63
-        ):
-            if cpu_throttle_increment is not None or "cpu-throttle-increment" in data:
-                cpu_throttle_increment = _c.required(
-                    data, "cpu-throttle-increment", path, strict, _c.int_
-                )
-        tls_creds = get("tls-creds")
-        if tls_creds is not None or "tls-creds" in data:
-            tls_creds = _c.required(data, "tls-creds", path, strict, decode_str_or_null)
-        tls_hostname = get("tls-hostname")
-        if tls_hostname is not None or "tls-hostname" in data:
-            tls_hostname = _c.required(
-                data, "tls-hostname", path, strict, decode_str_or_null
-            )
-        tls_authz = get("tls-authz")
-        if tls_authz is not None or "tls-authz" in data:
-            tls_authz = _c.required(data, "tls-authz", path, strict, decode_str_or_null)
-        max_bandwidth = get("max-bandwidth")
-        if type(max_bandwidth) is not int or not -(2**63) <= max_bandwidth < 2**63:
-            if max_bandwidth is not None or "max-bandwidth" in data:
-                max_bandwidth = _c.required(
-                    data, "max-bandwidth", path, strict, _c.int_
-                )
-        downtime_limit = get("downtime-limit")
-        if type(downtime_limit) is not int or not -(2**63) <= downtime_limit < 2**63:
-            if downtime_limit is not None or "downtime-limit" in data:
-                downtime_limit = _c.required(
-                    data, "downtime-limit", path, strict, _c.int_
-                )
-        x_checkpoint_delay = get("x-checkpoint-delay")
-        if (
-            type(x_checkpoint_delay) is not int
-            or not -(2**63) <= x_checkpoint_delay < 2**63
-        ):
-            if x_checkpoint_delay is not None or "x-checkpoint-delay" in data:
-                x_checkpoint_delay = _c.required(
-                    data, "x-checkpoint-delay", path, strict, _c.int_
-                )
-        block_incremental = get("block-incremental")
-        if type(block_incremental) is not bool:
-            if block_incremental is not None or "block-incremental" in data:
-                block_incremental = _c.required(
-                    data, "block-incremental", path, strict, _c.boolean
-                )
-        multifd_channels = get("multifd-channels")
-        if (
-            type(multifd_channels) is not int
-            or not -(2**63) <= multifd_channels < 2**63
-        ):
-            if multifd_channels is not None or "multifd-channels" in data:
-                multifd_channels = _c.required(
-                    data, "multifd-channels", path, strict, _c.int_
-                )
-        xbzrle_cache_size = get("xbzrle-cache-size")
-        if type(xbzrle_cache_size) is not int or not 0 <= xbzrle_cache_size < 2**64:
-            if xbzrle_cache_size is not None or "xbzrle-cache-size" in data:
-                xbzrle_cache_size = _c.required(
-                    data, "xbzrle-cache-size", path, strict, _c.size
-                )
-        max_postcopy_bandwidth = get("max-postcopy-bandwidth")
-        if (
-            type(max_postcopy_bandwidth) is not int
-            or not 0 <= max_postcopy_bandwidth < 2**64
-        ):
-            if max_postcopy_bandwidth is not None or "max-postcopy-bandwidth" in data:
-                max_postcopy_bandwidth = _c.required(
-                    data, "max-postcopy-bandwidth", path, strict, _c.size
-                )
-        max_cpu_throttle = get("max-cpu-throttle")
-        if (
-            type(max_cpu_throttle) is not int
-            or not -(2**63) <= max_cpu_throttle < 2**63
-        ):
-            if max_cpu_throttle is not None or "max-cpu-throttle" in data:
-                max_cpu_throttle = _c.required(
-                    data, "max-cpu-throttle", path, strict, _c.int_
-                )
-        multifd_compression = get("multifd-compression")
-        if (
-            strict
-            or type(multifd_compression) is not str
-            or multifd_compression not in _MultiFDCompression_VALUES
-        ):
-            if multifd_compression is not None or "multifd-compression" in data:
-                multifd_compression = _c.required(
-                    data,
-                    "multifd-compression",
-                    path,
-                    strict,
-                    MultiFDCompression.from_wire,
-                )
-        else:
-            multifd_compression = _MultiFDCompression_VALUES[multifd_compression]
-        multifd_zlib_level = get("multifd-zlib-level")
-        if (
-            type(multifd_zlib_level) is not int
-            or not -(2**63) <= multifd_zlib_level < 2**63
-        ):
-            if multifd_zlib_level is not None or "multifd-zlib-level" in data:
-                multifd_zlib_level = _c.required(
-                    data, "multifd-zlib-level", path, strict, _c.int_
-                )
-        multifd_zstd_level = get("multifd-zstd-level")
-        if (
-            type(multifd_zstd_level) is not int
-            or not -(2**63) <= multifd_zstd_level < 2**63
-        ):
-            if multifd_zstd_level is not None or "multifd-zstd-level" in data:
-                multifd_zstd_level = _c.required(
-                    data, "multifd-zstd-level", path, strict, _c.int_
-                )
-        if strict or not cls._MEMBERS.issuperset(data):
-            extra = _c.extra_members(
-                data, cls._MEMBERS, path, strict, "MigrateSetParameters"
-            )
-        else:
-            extra = {}
-        decoded = object.__new__(cls)
-        decoded.announce_initial = announce_initial
-        decoded.announce_max = announce_max
-        decoded.announce_rounds = announce_rounds
-        decoded.announce_step = announce_step
-        decoded.compress_level = compress_level
-        decoded.compress_threads = compress_threads
-        decoded.compress_wait_thread = compress_wait_thread
-        decoded.decompress_threads = decompress_threads
-        decoded.throttle_trigger_threshold = throttle_trigger_threshold
-        decoded.cpu_throttle_initial = cpu_throttle_initial
-        decoded.cpu_throttle_increment = cpu_throttle_increment
-        decoded.tls_creds = tls_creds
-        decoded.tls_hostname = tls_hostname
-        decoded.tls_authz = tls_authz
-        decoded.max_bandwidth = max_bandwidth
-        decoded.downtime_limit = downtime_limit
-        decoded.x_checkpoint_delay = x_checkpoint_delay
-        decoded.block_incremental = block_incremental
-        decoded.multifd_channels = multifd_channels
-        decoded.xbzrle_cache_size = xbzrle_cache_size
-        decoded.max_postcopy_bandwidth = max_postcopy_bandwidth
-        decoded.max_cpu_throttle = max_cpu_throttle
-        decoded.multifd_compression = multifd_compression
-        decoded.multifd_zlib_level = multifd_zlib_level
-        decoded.multifd_zstd_level = multifd_zstd_level
-        decoded.extra = extra
-        return decoded
-
-    def to_wire(self) -> dict[str, object]:
-        """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {}
-        if self.announce_initial is not None:
-            wire["announce-initial"] = self.announce_initial
-        if self.announce_max is not None:
-            wire["announce-max"] = self.announce_max
-        if self.announce_rounds is not None:
-            wire["announce-rounds"] = self.announce_rounds
-        if self.announce_step is not None:
-            wire["announce-step"] = self.announce_step
-        if self.compress_level is not None:
-            wire["compress-level"] = self.compress_level
-        if self.compress_threads is not None:
-            wire["compress-threads"] = self.compress_threads
-        if self.compress_wait_thread is not None:
-            wire["compress-wait-thread"] = self.compress_wait_thread
-        if self.decompress_threads is not None:
-            wire["decompress-threads"] = self.decompress_threads
-        if self.throttle_trigger_threshold is not None:
-            wire["throttle-trigger-threshold"] = self.throttle_trigger_threshold
-        if self.cpu_throttle_initial is not None:
-            wire["cpu-throttle-initial"] = self.cpu_throttle_initial
-        if self.cpu_throttle_increment is not None:
-            wire["cpu-throttle-increment"] = self.cpu_throttle_increment
-        if self.tls_creds is not None:
-            wire["tls-creds"] = encode_str_or_null(self.tls_creds)
-        if self.tls_hostname is not None:
-            wire["tls-hostname"] = encode_str_or_null(self.tls_hostname)
-        if self.tls_authz is not None:
-            wire["tls-authz"] = encode_str_or_null(self.tls_authz)
-        if self.max_bandwidth is not None:
-            wire["max-bandwidth"] = self.max_bandwidth
-        if self.downtime_limit is not None:
-            wire["downtime-limit"] = self.downtime_limit
-        if self.x_checkpoint_delay is not None:
-            wire["x-checkpoint-delay"] = self.x_checkpoint_delay
-        if self.block_incremental is not None:
-            wire["block-incremental"] = self.block_incremental
-        if self.multifd_channels is not None:
-            wire["multifd-channels"] = self.multifd_channels
-        if self.xbzrle_cache_size is not None:
-            wire["xbzrle-cache-size"] = self.xbzrle_cache_size
-        if self.max_postcopy_bandwidth is not None:
-            wire["max-postcopy-bandwidth"] = self.max_postcopy_bandwidth
-        if self.max_cpu_throttle is not None:
-            wire["max-cpu-throttle"] = self.max_cpu_throttle
-        if self.multifd_compression is not None:
-            wire["multifd-compression"] = self.multifd_compression.value
-        if self.multifd_zlib_level is not None:
-            wire["multifd-zlib-level"] = self.multifd_zlib_level
-        if self.multifd_zstd_level is not None:
-            wire["multifd-zstd-level"] = self.multifd_zstd_level
-        wire.update(self.extra)
-        return wire
-
-
-@dataclasses.dataclass(slots=True, kw_only=True)
-class MigrationParameters:
-    """The optional members aren't actually optional.
-
-    Attributes:
-        announce_initial: Initial delay (in milliseconds) before sending the
-            first announce (Since 4.0)
-        announce_max: Maximum delay (in milliseconds) between packets in the
-            announcement (Since 4.0)
-        announce_rounds: Number of self-announce packets sent after migration
-            (Since 4.0)
-        announce_step: Increase in delay (in milliseconds) between subsequent
-            packets in the announcement (Since 4.0)
-        compress_level: compression level
-        compress_threads: compression thread count
-        compress_wait_thread: Controls behavior when all compression threads are
-            currently busy. If true (default), wait for a free
-            compression thread to become available; otherwise,
-            send the page uncompressed. (Since 3.1)
-        decompress_threads: decompression thread count
-        throttle_trigger_threshold: The ratio of bytes_dirty_period and bytes_xfer_period
-            to trigger throttling. It is expressed as percentage.
-            The default value is 50. (Since 5.0)
-        cpu_throttle_initial: Initial percentage of time guest cpus are
-            throttled when migration auto-converge is activated.
-            (Since 2.7)
-        cpu_throttle_increment: throttle percentage increase each time
-            auto-converge detects that migration is not making
-            progress. (Since 2.7)
-        tls_creds: ID of the 'tls-creds' object that provides credentials
-            for establishing a TLS connection over the migration data
-            channel. On the outgoing side of the migration, the credentials
-            must be for a 'client' endpoint, while for the incoming side the
-            credentials must be for a 'server' endpoint.
-            An empty string means that QEMU will use plain text mode for
-            migration, rather than TLS (Since 2.7)
-            Note: 2.8 reports this by omitting tls-creds instead.
-        tls_hostname: hostname of the target host for the migration. This
-            is required when using x509 based TLS credentials and the
-            migration URI does not already include a hostname. For
-            example if using fd: or exec: based migration, the
-            hostname must be provided so that the server's x509
-            certificate identity can be validated. (Since 2.7)
-            An empty string means that QEMU will use the hostname
-            associated with the migration URI, if any. (Since 2.9)
-            Note: 2.8 reports this by omitting tls-hostname instead.
-        tls_authz: ID of the 'authz' object subclass that provides access control
-            checking of the TLS x509 certificate distinguished name. (Since
-            4.0)
-        max_bandwidth: to set maximum speed for migration. maximum speed in
-            bytes per second. (Since 2.8)
-        downtime_limit: set maximum tolerated downtime for migration. maximum
-            downtime in milliseconds (Since 2.8)
-        x_checkpoint_delay: the delay time between two COLO checkpoints. (Since 2.8)
-        block_incremental: Affects how much storage is migrated when the
-            block migration capability is enabled.  When false, the entire
-            storage backing chain is migrated into a flattened image at
-            the destination; when true, only the active qcow2 layer is
-            migrated and the destination must already have access to the
-            same backing chain as was used on the source.  (since 2.10)
-        multifd_channels: Number of channels used to migrate data in
-            parallel. This is the same number that the
-            number of sockets used for migration.
-            The default value is 2 (since 4.0)
-        xbzrle_cache_size: cache size to be used by XBZRLE migration.  It
-            needs to be a multiple of the target page size
-            and a power of 2
-            (Since 2.11)
-        max_postcopy_bandwidth: Background transfer bandwidth during postcopy.
-            Defaults to 0 (unlimited).  In bytes per second.
-            (Since 3.0)
-        max_cpu_throttle: maximum cpu throttle percentage.
-            Defaults to 99.
-            (Since 3.1)
-        multifd_compression: Which compression method to use.
-            Defaults to none. (Since 5.0)
-        multifd_zlib_level: Set the compression level to be used in live
-            migration, the compression level is an integer between 0
-            and 9, where 0 means no compression, 1 means the best
-            compression speed, and 9 means best compression ratio which
-            will consume more CPU.
-            Defaults to 1. (Since 5.0)
-        multifd_zstd_level: Set the compression level to be used in live
-            migration, the compression level is an integer between 0
-            and 20, where 0 means no compression, 1 means the best
-            compression speed, and 20 means best compression ratio which
-            will consume more CPU.
-            Defaults to 1. (Since 5.0)
-
-    Since: 2.4
-    """
-
-    announce_initial: int | None = None
-    announce_max: int | None = None
-    announce_rounds: int | None = None
-    announce_step: int | None = None
-    compress_level: int | None = None
-    compress_threads: int | None = None
-    compress_wait_thread: bool | None = None
-    decompress_threads: int | None = None
-    throttle_trigger_threshold: int | None = None
-    cpu_throttle_initial: int | None = None
-    cpu_throttle_increment: int | None = None
-    tls_creds: str | None = None
-    tls_hostname: str | None = None
-    tls_authz: str | None = None
-    max_bandwidth: int | None = None
-    downtime_limit: int | None = None
-    x_checkpoint_delay: int | None = None
-    block_incremental: bool | None = None
-    multifd_channels: int | None = None
-    xbzrle_cache_size: int | None = None
-    max_postcopy_bandwidth: int | None = None
-    max_cpu_throttle: int | None = None
-    multifd_compression: MultiFDCompression | None = None
-    multifd_zlib_level: int | None = None
-    multifd_zstd_level: int | None = None
-    extra: dict[str, object] = dataclasses.field(default_factory=dict)
-    _MEMBERS: ClassVar[frozenset[str]] = frozenset(
-        {
-            "announce-initial",
-            "announce-max",
-            "announce-rounds",
-            "announce-step",
-            "compress-level",
-            "compress-threads",
-            "compress-wait-thread",
-            "decompress-threads",
-            "throttle-trigger-threshold",
-            "cpu-throttle-initial",
-            "cpu-throttle-increment",
-            "tls-creds",
-            "tls-hostname",
-            "tls-authz",
-            "max-bandwidth",
-            "downtime-limit",
-            "x-checkpoint-delay",
-            "block-incremental",
-            "multifd-channels",
-            "xbzrle-cache-size",
-            "max-postcopy-bandwidth",
-            "max-cpu-throttle",
-            "multifd-compression",
-            "multifd-zlib-level",
-            "multifd-zstd-level",
-        }
-    )
-
-    @classmethod
-    def from_wire(
-        cls, value: object, path: str = "", strict: bool = False
-    ) -> MigrationParameters:
         """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
         data: dict[str, object] = (
             value if type(value) is dict else _c.object_(value, path)
@@ -3916,20 +3200,23 @@ class MigrationParameters:
                 cpu_throttle_increment = _c.required(
                     data, "cpu-throttle-increment", path, strict, _c.uint8
                 )
-        tls_creds = get("tls-creds")
-        if type(tls_creds) is not str:
-            if tls_creds is not None or "tls-creds" in data:
-                tls_creds = _c.required(data, "tls-creds", path, strict, _c.string)
-        tls_hostname = get("tls-hostname")
-        if type(tls_hostname) is not str:
-            if tls_hostname is not None or "tls-hostname" in data:
-                tls_hostname = _c.required(
-                    data, "tls-hostname", path, strict, _c.string
+        cpu_throttle_tailslow = get("cpu-throttle-tailslow")
+        if type(cpu_throttle_tailslow) is not bool:
+            if cpu_throttle_tailslow is not None or "cpu-throttle-tailslow" in data:
+                cpu_throttle_tailslow = _c.required(
+                    data, "cpu-throttle-tailslow", path, strict, _c.boolean
                 )
+        tls_creds = get("tls-creds")
+        if tls_creds is not None or "tls-creds" in data:
+            tls_creds = _c.required(data, "tls-creds", path, strict, decode_str_or_null)
+        tls_hostname = get("tls-hostname")
+        if tls_hostname is not None or "tls-hostname" in data:
+            tls_hostname = _c.required(
+                data, "tls-hostname", path, strict, decode_str_or_null
+            )
         tls_authz = get("tls-authz")
-        if type(tls_authz) is not str:
-            if tls_authz is not None or "tls-authz" in data:
-                tls_authz = _c.required(data, "tls-authz", path, strict, _c.string)
+        if tls_authz is not None or "tls-authz" in data:
+            tls_authz = _c.required(data, "tls-authz", path, strict, decode_str_or_null)
         max_bandwidth = get("max-bandwidth")
         if type(max_bandwidth) is not int or not 0 <= max_bandwidth < 2**64:
             if max_bandwidth is not None or "max-bandwidth" in data:
@@ -4011,7 +3298,7 @@ class MigrationParameters:
                 )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
-                data, cls._MEMBERS, path, strict, "MigrationParameters"
+                data, cls._MEMBERS, path, strict, "MigrateSetParameters"
             )
         else:
             extra = {}
@@ -4027,6 +3314,7 @@ class MigrationParameters:
         decoded.throttle_trigger_threshold = throttle_trigger_threshold
         decoded.cpu_throttle_initial = cpu_throttle_initial
         decoded.cpu_throttle_increment = cpu_throttle_increment
+        decoded.cpu_throttle_tailslow = cpu_throttle_tailslow
         decoded.tls_creds = tls_creds
         decoded.tls_hostname = tls_hostname
         decoded.tls_authz = tls_authz
@@ -4069,12 +3357,14 @@ class MigrationParameters:
             wire["cpu-throttle-initial"] = self.cpu_throttle_initial
         if self.cpu_throttle_increment is not None:
             wire["cpu-throttle-increment"] = self.cpu_throttle_increment
+        if self.cpu_throttle_tailslow is not None:
+            wire["cpu-throttle-tailslow"] = self.cpu_throttle_tailslow
         if self.tls_creds is not None:
-            wire["tls-creds"] = self.tls_creds
+            wire["tls-creds"] = encode_str_or_null(self.tls_creds)
         if self.tls_hostname is not None:
-            wire["tls-hostname"] = self.tls_hostname
+            wire["tls-hostname"] = encode_str_or_null(self.tls_hostname)
         if self.tls_authz is not None:
-            wire["tls-authz"] = self.tls_authz
+            wire["tls-authz"] = encode_str_or_null(self.tls_authz)
         if self.max_bandwidth is not None:
             wire["max-bandwidth"] = self.max_bandwidth
         if self.downtime_limit is not None:
@@ -4102,15 +3392,332 @@ class MigrationParameters:
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
+class MigrationParameters:
+    """The current migration parameters.  The VM always reports every one
+    of them, so here they are not optional (QEMU 7.2 marks them optional
+    for a member the VM does not have, block-bitmap-mapping).
+
+    Attributes:
+        announce_initial: milliseconds before the first self-announcement
+        announce_max: longest delay between self-announcements, in
+            milliseconds
+        announce_rounds: how many self-announcements to send
+        announce_step: how much the delay grows per announcement, in
+            milliseconds
+        compress_level: zlib level of the compress capability
+        compress_threads: compression threads
+        compress_wait_thread: wait for a free compression thread instead of
+            sending the page uncompressed
+        decompress_threads: decompression threads on the destination
+        throttle_trigger_threshold: auto-converge throttles when the
+            bytes dirtied in a period exceed this
+            percentage of the bytes sent
+        cpu_throttle_initial: first throttle percentage of auto-converge
+        cpu_throttle_increment: throttle percentage added at each step
+        cpu_throttle_tailslow: whether the last throttle steps are smaller
+        tls_creds: id of the tls-creds object ("" without TLS)
+        tls_hostname: the host name certificates are checked against ("":
+            the host of a tcp: URI)
+        tls_authz: id of the authz object that admits clients ("": any)
+        max_bandwidth: bandwidth limit in bytes per second
+        downtime_limit: longest acceptable downtime in milliseconds
+        x_checkpoint_delay: milliseconds between COLO checkpoints
+        block_incremental: block migration copies only the top image
+        multifd_channels: connections multifd uses
+        xbzrle_cache_size: XBZRLE page cache size in bytes
+        max_postcopy_bandwidth: bandwidth limit of postcopy's background
+            transfer in bytes per second (0: none)
+        max_cpu_throttle: highest throttle percentage of auto-converge
+        multifd_compression: how multifd compresses pages
+        multifd_zlib_level: zlib level of multifd
+        multifd_zstd_level: zstd level of multifd
+
+    Features:
+        unstable: x-checkpoint-delay is experimental.
+
+    Since: 2.4
+    """
+
+    announce_initial: int
+    announce_max: int
+    announce_rounds: int
+    announce_step: int
+    compress_level: int
+    compress_threads: int
+    compress_wait_thread: bool
+    decompress_threads: int
+    throttle_trigger_threshold: int
+    cpu_throttle_initial: int
+    cpu_throttle_increment: int
+    cpu_throttle_tailslow: bool
+    tls_creds: str
+    tls_hostname: str
+    tls_authz: str
+    max_bandwidth: int
+    downtime_limit: int
+    x_checkpoint_delay: int
+    block_incremental: bool
+    multifd_channels: int
+    xbzrle_cache_size: int
+    max_postcopy_bandwidth: int
+    max_cpu_throttle: int
+    multifd_compression: MultiFDCompression
+    multifd_zlib_level: int
+    multifd_zstd_level: int
+    extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    _MEMBERS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "announce-initial",
+            "announce-max",
+            "announce-rounds",
+            "announce-step",
+            "compress-level",
+            "compress-threads",
+            "compress-wait-thread",
+            "decompress-threads",
+            "throttle-trigger-threshold",
+            "cpu-throttle-initial",
+            "cpu-throttle-increment",
+            "cpu-throttle-tailslow",
+            "tls-creds",
+            "tls-hostname",
+            "tls-authz",
+            "max-bandwidth",
+            "downtime-limit",
+            "x-checkpoint-delay",
+            "block-incremental",
+            "multifd-channels",
+            "xbzrle-cache-size",
+            "max-postcopy-bandwidth",
+            "max-cpu-throttle",
+            "multifd-compression",
+            "multifd-zlib-level",
+            "multifd-zstd-level",
+        }
+    )
+
+    @classmethod
+    def from_wire(
+        cls, value: object, path: str = "", strict: bool = False
+    ) -> MigrationParameters:
+        """Decode the wire (JSON) form; `strict` rejects members the schema lacks."""
+        data: dict[str, object] = (
+            value if type(value) is dict else _c.object_(value, path)
+        )
+        get = data.get
+        announce_initial = get("announce-initial")
+        if type(announce_initial) is not int or not 0 <= announce_initial < 2**64:
+            announce_initial = _c.required(
+                data, "announce-initial", path, strict, _c.size
+            )
+        announce_max = get("announce-max")
+        if type(announce_max) is not int or not 0 <= announce_max < 2**64:
+            announce_max = _c.required(data, "announce-max", path, strict, _c.size)
+        announce_rounds = get("announce-rounds")
+        if type(announce_rounds) is not int or not 0 <= announce_rounds < 2**64:
+            announce_rounds = _c.required(
+                data, "announce-rounds", path, strict, _c.size
+            )
+        announce_step = get("announce-step")
+        if type(announce_step) is not int or not 0 <= announce_step < 2**64:
+            announce_step = _c.required(data, "announce-step", path, strict, _c.size)
+        compress_level = get("compress-level")
+        if type(compress_level) is not int or not 0 <= compress_level < 2**8:
+            compress_level = _c.required(data, "compress-level", path, strict, _c.uint8)
+        compress_threads = get("compress-threads")
+        if type(compress_threads) is not int or not 0 <= compress_threads < 2**8:
+            compress_threads = _c.required(
+                data, "compress-threads", path, strict, _c.uint8
+            )
+        compress_wait_thread = get("compress-wait-thread")
+        if type(compress_wait_thread) is not bool:
+            compress_wait_thread = _c.required(
+                data, "compress-wait-thread", path, strict, _c.boolean
+            )
+        decompress_threads = get("decompress-threads")
+        if type(decompress_threads) is not int or not 0 <= decompress_threads < 2**8:
+            decompress_threads = _c.required(
+                data, "decompress-threads", path, strict, _c.uint8
+            )
+        throttle_trigger_threshold = get("throttle-trigger-threshold")
+        if (
+            type(throttle_trigger_threshold) is not int
+            or not 0 <= throttle_trigger_threshold < 2**8
+        ):
+            throttle_trigger_threshold = _c.required(
+                data, "throttle-trigger-threshold", path, strict, _c.uint8
+            )
+        cpu_throttle_initial = get("cpu-throttle-initial")
+        if (
+            type(cpu_throttle_initial) is not int
+            or not 0 <= cpu_throttle_initial < 2**8
+        ):
+            cpu_throttle_initial = _c.required(
+                data, "cpu-throttle-initial", path, strict, _c.uint8
+            )
+        cpu_throttle_increment = get("cpu-throttle-increment")
+        if (
+            type(cpu_throttle_increment) is not int
+            or not 0 <= cpu_throttle_increment < 2**8
+        ):
+            cpu_throttle_increment = _c.required(
+                data, "cpu-throttle-increment", path, strict, _c.uint8
+            )
+        cpu_throttle_tailslow = get("cpu-throttle-tailslow")
+        if type(cpu_throttle_tailslow) is not bool:
+            cpu_throttle_tailslow = _c.required(
+                data, "cpu-throttle-tailslow", path, strict, _c.boolean
+            )
+        tls_creds = get("tls-creds")
+        if type(tls_creds) is not str:
+            tls_creds = _c.required(data, "tls-creds", path, strict, _c.string)
+        tls_hostname = get("tls-hostname")
+        if type(tls_hostname) is not str:
+            tls_hostname = _c.required(data, "tls-hostname", path, strict, _c.string)
+        tls_authz = get("tls-authz")
+        if type(tls_authz) is not str:
+            tls_authz = _c.required(data, "tls-authz", path, strict, _c.string)
+        max_bandwidth = get("max-bandwidth")
+        if type(max_bandwidth) is not int or not 0 <= max_bandwidth < 2**64:
+            max_bandwidth = _c.required(data, "max-bandwidth", path, strict, _c.size)
+        downtime_limit = get("downtime-limit")
+        if type(downtime_limit) is not int or not 0 <= downtime_limit < 2**64:
+            downtime_limit = _c.required(
+                data, "downtime-limit", path, strict, _c.uint64
+            )
+        x_checkpoint_delay = get("x-checkpoint-delay")
+        if type(x_checkpoint_delay) is not int or not 0 <= x_checkpoint_delay < 2**32:
+            x_checkpoint_delay = _c.required(
+                data, "x-checkpoint-delay", path, strict, _c.uint32
+            )
+        block_incremental = get("block-incremental")
+        if type(block_incremental) is not bool:
+            block_incremental = _c.required(
+                data, "block-incremental", path, strict, _c.boolean
+            )
+        multifd_channels = get("multifd-channels")
+        if type(multifd_channels) is not int or not 0 <= multifd_channels < 2**8:
+            multifd_channels = _c.required(
+                data, "multifd-channels", path, strict, _c.uint8
+            )
+        xbzrle_cache_size = get("xbzrle-cache-size")
+        if type(xbzrle_cache_size) is not int or not 0 <= xbzrle_cache_size < 2**64:
+            xbzrle_cache_size = _c.required(
+                data, "xbzrle-cache-size", path, strict, _c.size
+            )
+        max_postcopy_bandwidth = get("max-postcopy-bandwidth")
+        if (
+            type(max_postcopy_bandwidth) is not int
+            or not 0 <= max_postcopy_bandwidth < 2**64
+        ):
+            max_postcopy_bandwidth = _c.required(
+                data, "max-postcopy-bandwidth", path, strict, _c.size
+            )
+        max_cpu_throttle = get("max-cpu-throttle")
+        if type(max_cpu_throttle) is not int or not 0 <= max_cpu_throttle < 2**8:
+            max_cpu_throttle = _c.required(
+                data, "max-cpu-throttle", path, strict, _c.uint8
+            )
+        multifd_compression = get("multifd-compression")
+        if (
+            strict
+            or type(multifd_compression) is not str
+            or multifd_compression not in _MultiFDCompression_VALUES
+        ):
+            multifd_compression = _c.required(
+                data, "multifd-compression", path, strict, MultiFDCompression.from_wire
+            )
+        else:
+            multifd_compression = _MultiFDCompression_VALUES[multifd_compression]
+        multifd_zlib_level = get("multifd-zlib-level")
+        if type(multifd_zlib_level) is not int or not 0 <= multifd_zlib_level < 2**8:
+            multifd_zlib_level = _c.required(
+                data, "multifd-zlib-level", path, strict, _c.uint8
+            )
+        multifd_zstd_level = get("multifd-zstd-level")
+        if type(multifd_zstd_level) is not int or not 0 <= multifd_zstd_level < 2**8:
+            multifd_zstd_level = _c.required(
+                data, "multifd-zstd-level", path, strict, _c.uint8
+            )
+        if strict or not cls._MEMBERS.issuperset(data):
+            extra = _c.extra_members(
+                data, cls._MEMBERS, path, strict, "MigrationParameters"
+            )
+        else:
+            extra = {}
+        decoded = object.__new__(cls)
+        decoded.announce_initial = announce_initial
+        decoded.announce_max = announce_max
+        decoded.announce_rounds = announce_rounds
+        decoded.announce_step = announce_step
+        decoded.compress_level = compress_level
+        decoded.compress_threads = compress_threads
+        decoded.compress_wait_thread = compress_wait_thread
+        decoded.decompress_threads = decompress_threads
+        decoded.throttle_trigger_threshold = throttle_trigger_threshold
+        decoded.cpu_throttle_initial = cpu_throttle_initial
+        decoded.cpu_throttle_increment = cpu_throttle_increment
+        decoded.cpu_throttle_tailslow = cpu_throttle_tailslow
+        decoded.tls_creds = tls_creds
+        decoded.tls_hostname = tls_hostname
+        decoded.tls_authz = tls_authz
+        decoded.max_bandwidth = max_bandwidth
+        decoded.downtime_limit = downtime_limit
+        decoded.x_checkpoint_delay = x_checkpoint_delay
+        decoded.block_incremental = block_incremental
+        decoded.multifd_channels = multifd_channels
+        decoded.xbzrle_cache_size = xbzrle_cache_size
+        decoded.max_postcopy_bandwidth = max_postcopy_bandwidth
+        decoded.max_cpu_throttle = max_cpu_throttle
+        decoded.multifd_compression = multifd_compression
+        decoded.multifd_zlib_level = multifd_zlib_level
+        decoded.multifd_zstd_level = multifd_zstd_level
+        decoded.extra = extra
+        return decoded
+
+    def to_wire(self) -> dict[str, object]:
+        """The wire (JSON) form, with `extra` members merged back."""
+        wire: dict[str, object] = {
+            "announce-initial": self.announce_initial,
+            "announce-max": self.announce_max,
+            "announce-rounds": self.announce_rounds,
+            "announce-step": self.announce_step,
+            "compress-level": self.compress_level,
+            "compress-threads": self.compress_threads,
+            "compress-wait-thread": self.compress_wait_thread,
+            "decompress-threads": self.decompress_threads,
+            "throttle-trigger-threshold": self.throttle_trigger_threshold,
+            "cpu-throttle-initial": self.cpu_throttle_initial,
+            "cpu-throttle-increment": self.cpu_throttle_increment,
+            "cpu-throttle-tailslow": self.cpu_throttle_tailslow,
+            "tls-creds": self.tls_creds,
+            "tls-hostname": self.tls_hostname,
+            "tls-authz": self.tls_authz,
+            "max-bandwidth": self.max_bandwidth,
+            "downtime-limit": self.downtime_limit,
+            "x-checkpoint-delay": self.x_checkpoint_delay,
+            "block-incremental": self.block_incremental,
+            "multifd-channels": self.multifd_channels,
+            "xbzrle-cache-size": self.xbzrle_cache_size,
+            "max-postcopy-bandwidth": self.max_postcopy_bandwidth,
+            "max-cpu-throttle": self.max_cpu_throttle,
+            "multifd-compression": self.multifd_compression.value,
+            "multifd-zlib-level": self.multifd_zlib_level,
+            "multifd-zstd-level": self.multifd_zstd_level,
+        }
+        wire.update(self.extra)
+        return wire
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
 class ReplicationStatus:
-    """The result format for 'query-xen-replication-status'.
+    """Whether replication is in error.
 
     Only if CONFIG_REPLICATION.
 
     Attributes:
-        error: true if an error happened, false if replication is normal.
-        desc: the human readable error description string, when
-            @error is 'true'.
+        error: true when it is
+        desc: what the error is
 
     Since: 2.9
     """
@@ -4159,15 +3766,12 @@ class ReplicationStatus:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class COLOStatus:
-    """The result format for 'query-colo-status'.
+    """The COLO state of this VM.
 
     Attributes:
-        mode: COLO running mode. If COLO is running, this field will return
-            'primary' or 'secondary'.
-        last_mode: COLO last running mode. If COLO is running, this field
-            will return same like mode field, after failover we can
-            use this field to get last colo mode. (since 4.0)
-        reason: describes the reason for the COLO exit.
+        mode: its role now
+        last_mode: its role before the last failover
+        reason: why COLO ended last
 
     Since: 3.1
     """

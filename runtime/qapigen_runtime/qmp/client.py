@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Final, Literal
 
-from .address import Address, describe
+from .address import Address, describe, not_qmp, timed_out
 from .errors import (
     QMPConnectionError,
     QMPDisconnectedError,
@@ -169,6 +169,7 @@ class QMPClient(asyncio.BufferedProtocol):
         self._greeted = False
         self._in_band: deque[_InBand] = deque()  # in request order
         self._greeting_future: asyncio.Future[Greeting] | None = None
+        self._address: Address | None = None  # the last one connect() was given
         self._next_id = 0
         self._free_ids: list[int] = []  # ids whose reply came back, smallest first
         self._bare_requests: dict[str, bytes] = {}
@@ -217,13 +218,17 @@ class QMPClient(asyncio.BufferedProtocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._greeted = False
+        self._address = address
+        waiting_for = "the connection"  # what a timeout interrupted, for its message
         try:
             async with asyncio.timeout(timeout):
                 if isinstance(address, str):
                     await loop.create_unix_connection(lambda: self, address)
                 else:
                     await loop.create_connection(lambda: self, address[0], address[1])
+                waiting_for = "the QMP greeting"
                 self.greeting = await self._greeting_future
+                waiting_for = "the reply to qmp_capabilities"
                 enable = self.negotiate_oob and OOB in self.greeting.capabilities
                 try:
                     await self.execute(
@@ -239,9 +244,9 @@ class QMPClient(asyncio.BufferedProtocol):
                     ) from error
                 self.oob_enabled = enable
         except TimeoutError:
-            timed_out = QMPTimeoutError(f"connecting to {describe(address)} timed out")
-            self._abort(timed_out)
-            raise timed_out from None
+            timeout_error = QMPTimeoutError(timed_out(address, waiting_for, timeout))
+            self._abort(timeout_error)
+            raise timeout_error from None
         except OSError as error:
             self._abort(QMPDisconnectedError(str(error)))
             raise QMPDisconnectedError(
@@ -373,11 +378,14 @@ class QMPClient(asyncio.BufferedProtocol):
                 message = self._decode(start, newline)
             if self._multi_line is None:
                 size = newline - start
-                start = self._start = newline + 1
                 if message is not None:
-                    self._receive(message, size)
+                    if self._greeted:
+                        self._receive(message, size)
+                    else:
+                        self._greeting(message, self._view[start:newline])
                     if self._failure is not None:
                         return
+                start = self._start = newline + 1
             newline = buffer.find(b"\n", newline + 1, end)
         if start == end:  # everything consumed: the next read starts at the front
             self._start = self._end = self._scan = 0
@@ -395,12 +403,16 @@ class QMPClient(asyncio.BufferedProtocol):
         except ValueError as error:
             self._multi_line = MultiLineMessage.starting(line)
             if self._multi_line is None:
+                if not self._greeted:
+                    raise self._not_qmp(line) from None
                 raise QMPProtocolError(
                     f"the server sent invalid JSON: {error}"
                 ) from None
             self._line_start = newline + 1
             return None
         if message is not None and not isinstance(message, dict):
+            if not self._greeted:
+                raise self._not_qmp(line)
             raise QMPProtocolError(f"the server sent a non-object: {message!r}")
         return message
 
@@ -416,6 +428,23 @@ class QMPClient(asyncio.BufferedProtocol):
             return None
         self._multi_line = None
         return self._decode(start, newline)
+
+    def _greeting(self, message: dict[str, object], received: memoryview) -> None:
+        """The first message: the greeting, a refusal (a server over its connection
+        limit says so instead), or proof that the peer does not speak QMP."""
+        greeting = self._greeting_future
+        if "QMP" in message and greeting is not None and not greeting.done():
+            greeting.set_result(Greeting.from_wire(message))
+            self._greeted = True
+        elif "error" in message:
+            raise refusal(message)
+        else:
+            raise self._not_qmp(received)
+
+    def _not_qmp(self, received: memoryview) -> QMPProtocolError:
+        """The error for a peer whose first message is not a greeting."""
+        address = self._address if self._address is not None else "?"
+        return QMPProtocolError(not_qmp(address, bytes(received)))
 
     def _too_large(self) -> None:
         self._start = self._end = self._scan = 0
@@ -441,13 +470,7 @@ class QMPClient(asyncio.BufferedProtocol):
                 self._resolve(in_band.popleft().future, message)
                 return
         kind = message_kind(message)
-        if not self._greeted:
-            greeting = self._greeting_future
-            if kind != GREETING or greeting is None or greeting.done():
-                raise refusal(message)
-            greeting.set_result(Greeting.from_wire(message))
-            self._greeted = True
-        elif kind == EVENT:
+        if kind == EVENT:
             self._deliver(QMPEvent.from_wire(message), size)
         elif kind == GREETING:
             raise QMPProtocolError(f"the server sent a second greeting: {message!r}")

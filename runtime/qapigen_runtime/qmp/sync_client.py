@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import NoReturn
 
-from .address import Address, describe, open_socket
+from .address import Address, describe, not_qmp, open_socket, timed_out
 from .client import (
     CLIENT_TIMEOUT,
     DEFAULT_COMMAND_TIMEOUT,
@@ -122,7 +122,7 @@ class SyncQMPClient:
             self._sock = open_socket(address, timeout)
         except TimeoutError:
             raise QMPTimeoutError(
-                f"connecting to {describe(address)} timed out"
+                timed_out(address, "the connection", timeout)
             ) from None
         except OSError as error:
             raise QMPDisconnectedError(
@@ -131,31 +131,18 @@ class SyncQMPClient:
         # Blocking from now on, deadlines kept by the kernel (see _socket_timeout).
         self._sock.settimeout(None)
         self._socket_timeouts = dict.fromkeys(self._socket_timeouts, 0.0)
+        waiting_for = "the QMP greeting"  # what a timeout interrupted, for its message
         try:
-            try:
-                first = self._read_message(deadline)
-            except QMPTimeoutError:
-                raise QMPTimeoutError(
-                    f"connecting to {describe(address)} timed out: no greeting"
-                ) from None
-            if message_kind(first) != GREETING:
-                raise refusal(first)
-            self.greeting = Greeting.from_wire(first)
+            self.greeting = self._read_greeting(address, deadline)
+            waiting_for = "the reply to qmp_capabilities"
             enable = self.negotiate_oob and OOB in self.greeting.capabilities
-            remaining = None
-            if deadline is not None:
-                remaining = max(0.0, deadline - time.monotonic())
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 self.execute(
                     "qmp_capabilities",
                     {"enable": [OOB]} if enable else {},
-                    timeout=remaining,
+                    timeout=left,
                 )
-            except QMPTimeoutError:
-                raise QMPTimeoutError(
-                    f"connecting to {describe(address)} timed out: "
-                    "no answer to qmp_capabilities"
-                ) from None
             except QMPConnectionError:
                 raise
             except QMPError as error:
@@ -163,9 +150,29 @@ class SyncQMPClient:
                     f"qmp_capabilities failed: {error}"
                 ) from error
             self.oob_enabled = enable
+        except QMPTimeoutError:
+            self.close()
+            raise QMPTimeoutError(timed_out(address, waiting_for, timeout)) from None
         except BaseException:
             self.close()
             raise
+
+    def _read_greeting(self, address: Address, deadline: float | None) -> Greeting:
+        """The first message: the greeting, a refusal (a server over its connection
+        limit says so instead), or proof that the peer does not speak QMP."""
+        start = self._start
+        try:
+            message = self._read_message(deadline)
+        except QMPProtocolError:
+            raise QMPProtocolError(
+                not_qmp(address, bytes(self._view[start : self._end]))
+            ) from None
+        if "QMP" in message:
+            return Greeting.from_wire(message)
+        if "error" in message:
+            raise refusal(message)
+        line = bytes(self._view[start : start + self._last_size])  # still there
+        raise QMPProtocolError(not_qmp(address, line))
 
     def close(self) -> None:
         sock, self._sock = self._sock, None
