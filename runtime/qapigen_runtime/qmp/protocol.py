@@ -1,7 +1,7 @@
 """QMP message shapes: greeting, requests, replies, and the checks QEMU applies.
 
 The texts of the refusals are the ones QEMU 7.2 answers with (observed on a real
-QEMU 7.2, see tests/test_qmp_qemu.py).
+QEMU 7.2, see tests/interop/test_qmp_qemu.py).
 """
 
 from __future__ import annotations
