@@ -8,6 +8,10 @@ Four ways to run the same command in a loop, one command at a time, on one QEMU:
 - raw socket: a bare loop (sendall, readline, json.loads): the floor
 - raw {} args (diagnostic): the same loop sending ``"arguments": {}`` as the generated
   clients do for commands without arguments; QEMU 7.2 pays for every request byte
+- raw no id / raw id, and raw 16 no id / raw 16 id (diagnostics): compact requests
+  without and with a small id (``,"id":1``), one at a time and 16 at a time: what
+  an id costs against QEMU 7.2 (the clients send in-band requests without one
+  when alone, with one when others are in flight)
 
 Targets: typed async >= 2x qemu.qmp, typed sync >= 0.9x raw socket.
 
@@ -101,6 +105,9 @@ RAW_REQUEST = json.dumps({"execute": COMMAND, "id": 1}).encode() + b"\n"
 RAW_REQUEST_EMPTY_ARGUMENTS = (
     json.dumps({"execute": COMMAND, "arguments": {}, "id": 1}).encode() + b"\n"
 )
+COMPACT_REQUEST = b'{"execute":"%s"}\n' % COMMAND.encode()
+COMPACT_REQUEST_ID = b'{"execute":"%s","id":1}\n' % COMMAND.encode()
+WINDOW = 16
 
 
 def raw_socket(address: str, count: int, watch: Stopwatch) -> None:
@@ -112,7 +119,26 @@ def raw_socket_empty_arguments(address: str, count: int, watch: Stopwatch) -> No
     _raw_loop(address, count, watch, RAW_REQUEST_EMPTY_ARGUMENTS)
 
 
-def _raw_loop(address: str, count: int, watch: Stopwatch, request: bytes) -> None:
+def raw_no_id(address: str, count: int, watch: Stopwatch) -> None:
+    _raw_loop(address, count, watch, COMPACT_REQUEST)
+
+
+def raw_id(address: str, count: int, watch: Stopwatch) -> None:
+    _raw_loop(address, count, watch, COMPACT_REQUEST_ID)
+
+
+def raw_window_no_id(address: str, count: int, watch: Stopwatch) -> None:
+    _raw_loop(address, count, watch, COMPACT_REQUEST, WINDOW)
+
+
+def raw_window_id(address: str, count: int, watch: Stopwatch) -> None:
+    _raw_loop(address, count, watch, COMPACT_REQUEST_ID, WINDOW)
+
+
+def _raw_loop(
+    address: str, count: int, watch: Stopwatch, request: bytes, window: int = 1
+) -> None:
+    """`count` commands, `window` of them sent at once, then their replies read."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(address)
         reader = sock.makefile("rb")
@@ -120,10 +146,12 @@ def _raw_loop(address: str, count: int, watch: Stopwatch, request: bytes) -> Non
         sock.sendall(b'{"execute": "qmp_capabilities"}\n')
         reader.readline()
         with watch:
-            for _ in range(count):
-                sock.sendall(request)
-                reply = json.loads(reader.readline())
-                assert "return" in reply
+            for first in range(0, count, window):
+                batch = min(window, count - first)
+                sock.sendall(request * batch)
+                for _ in range(batch):
+                    reply = json.loads(reader.readline())
+                    assert "return" in reply
 
 
 def typed_sync(address: str, count: int, watch: Stopwatch) -> None:
@@ -171,8 +199,12 @@ LOOPS: dict[str, Loop] = {
     "qemu.qmp": qemu_qmp,
     "raw socket": raw_socket,
     "raw {} args": raw_socket_empty_arguments,
+    "raw no id": raw_no_id,
+    "raw id": raw_id,
+    "raw 16 no id": raw_window_no_id,
+    "raw 16 id": raw_window_id,
 }
-"""The contenders; the last one is a diagnostic, not a target."""
+"""The contenders; the last five are diagnostics, not targets."""
 
 
 def measure(address: str, qemu_pid: int, count: int, rounds: int) -> dict[str, Round]:
@@ -247,6 +279,20 @@ def report(best: dict[str, Round]) -> None:
         f'  raw loop with "arguments": {{}} ({extra_bytes} more bytes): '
         f"{extra_wall:+.1f} us wall, {extra_wall / extra_bytes:.1f} us per request byte"
     )
+    # What an id costs: one command at a time, and 16 in flight (per command).
+    extra_bytes = len(COMPACT_REQUEST_ID) - len(COMPACT_REQUEST)
+    for label, without, with_id in (
+        ("one at a time", "raw no id", "raw id"),
+        (f"{WINDOW} in flight", "raw 16 no id", "raw 16 id"),
+    ):
+        base, cost = (
+            best[without].wall_us,
+            best[with_id].wall_us - best[without].wall_us,
+        )
+        print(
+            f'  an id ({extra_bytes} bytes, ","id":1"), {label}: {cost:+.1f} us '
+            f"per command ({cost / base * 100:+.1f} %; {base:.1f} us without)"
+        )
     # A sequential client waits for QEMU every time: the raw loop's wall time minus
     # its own CPU is QEMU's turnaround, which no client can go below. Hence the best
     # any client could do against qemu.qmp on this QEMU:

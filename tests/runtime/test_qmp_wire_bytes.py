@@ -1,6 +1,7 @@
 """What the QMP clients put on the wire and how they read it back: compact requests,
-no "arguments" member when there are none, in-band requests without an id (matched
-by order), out-of-band ones with small ids; replies split across reads, several in
+no "arguments" member when there are none, in-band requests without an id when
+alone (matched by order) and with small ids when others are in flight, out-of-band
+ones with small ids; replies split across reads, several in
 one read, and larger than the receive buffer."""
 
 from __future__ import annotations
@@ -141,9 +142,18 @@ def test_requests_are_compact_without_empty_arguments(tmp_path: Path) -> None:
     assert sync_sent == expected
 
 
+def _reply(request: dict[str, object], result: object) -> bytes:
+    """A reply as QEMU sends it: the request's id echoed when it had one."""
+    message: dict[str, object] = {"return": result}
+    if "id" in request:
+        message["id"] = request["id"]
+    return json.dumps(message).encode() + b"\r\n"
+
+
 def test_in_band_replies_match_by_order_out_of_band_by_id(tmp_path: Path) -> None:
-    """Out-of-band replies overtake in-band ones; a timed-out command's late reply
-    is dropped and the next command gets its own."""
+    """Out-of-band replies overtake in-band ones; in-band requests sent while others
+    are in flight carry ids; a timed-out command's late reply is dropped and the
+    next command gets its own."""
 
     def script(conn: socket.socket, requests: Requests) -> None:
         slow = requests.next()  # in band: answered last
@@ -151,14 +161,16 @@ def test_in_band_replies_match_by_order_out_of_band_by_id(tmp_path: Path) -> Non
         conn.sendall(b'{"return": "oob", "id": %d}\r\n' % int(str(oob["id"])))
         fast = requests.next()  # in band, behind `slow`
         late = requests.next()  # in band, times out on the client
+        # sent while others were in flight, they carry ids (the first did not)
+        assert "id" not in slow and "id" in fast and "id" in late
         conn.sendall(
-            b'{"return": "slow"}\r\n{"return": "fast"}\r\n'
-            b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "E"}\r\n'
+            b'{"return": "slow"}\r\n'
+            + _reply(fast, "fast")
+            + b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "E"}\r\n'
         )
         assert (slow["execute"], fast["execute"], late["execute"]) == ("a", "b", "c")
         after = requests.next()
-        name = str(after["execute"]).encode()
-        conn.sendall(b'{"return": "late"}\r\n{"return": "%s"}\r\n' % name)
+        conn.sendall(_reply(late, "late") + _reply(after, after["execute"]))
 
     path = str(tmp_path / "q.sock")
     fake = FakeQemu(path, script)

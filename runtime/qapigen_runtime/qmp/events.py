@@ -136,37 +136,58 @@ class EventBacklog:
     """Events received but not consumed yet, oldest first.
 
     Bounded so that a program that never reads its events cannot grow without limit:
-    when full, the oldest event is dropped and counted in `dropped`.
+    by count (`limit`) and by the bytes the events took on the wire (`limit_bytes`,
+    the newest event is kept even when it alone is larger); the oldest events are
+    dropped and counted in `dropped`.
     """
 
-    def __init__(self, limit: int) -> None:
-        self._events: deque[QMPEvent] = deque()
+    def __init__(self, limit: int, limit_bytes: int | None = None) -> None:
+        self._events: deque[tuple[QMPEvent, int]] = deque()
         self._limit = limit
+        self._limit_bytes = limit_bytes
+        self._bytes = 0
         self.dropped = 0
 
     def __len__(self) -> int:
         return len(self._events)
 
-    def append(self, event: QMPEvent) -> None:
-        if len(self._events) >= self._limit:
-            self._events.popleft()
+    @property
+    def size(self) -> int:
+        """The bytes the events kept took on the wire."""
+        return self._bytes
+
+    def append(self, event: QMPEvent, size: int = 0) -> None:
+        """Keep `event`, which took `size` bytes on the wire."""
+        self._events.append((event, size))
+        self._bytes += size
+        limit_bytes = self._limit_bytes
+        while len(self._events) > self._limit or (
+            limit_bytes is not None
+            and self._bytes > limit_bytes
+            and len(self._events) > 1
+        ):
+            _dropped, dropped_size = self._events.popleft()
+            self._bytes -= dropped_size
             self.dropped += 1
-        self._events.append(event)
 
     def popleft(self) -> QMPEvent:
-        return self._events.popleft()
+        event, size = self._events.popleft()
+        self._bytes -= size
+        return event
 
     def take(
         self, name: str, predicate: Callable[[QMPEvent], bool] | None
     ) -> QMPEvent | None:
         """Remove and return the oldest matching event; others stay queued."""
-        for index, event in enumerate(self._events):
+        for index, (event, size) in enumerate(self._events):
             if event_matches(event, name, predicate):
                 del self._events[index]
+                self._bytes -= size
                 return event
         return None
 
     def clear(self) -> list[QMPEvent]:
-        events = list(self._events)
+        events = [event for event, _size in self._events]
         self._events.clear()
+        self._bytes = 0
         return events

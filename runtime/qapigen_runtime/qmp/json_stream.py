@@ -1,16 +1,25 @@
 """Cutting a QMP input stream into JSON values, with QEMU's dialect, limits and errors.
 
 QEMU does not frame QMP input by lines: it lexes the byte stream and hands a value to
-its parser as soon as the brackets balance, so ``{...}{...}`` on one line are two
+its parser as soon as its brackets balance, so ``{...}{...}`` on one line are two
 commands and one command may span lines. Its JSON dialect also accepts single-quoted
 strings. Errors are answered with fixed texts ("JSON parse error, stray '@'", ...),
-after which the lexer skips to the next bracket or control character and carries on.
-This module reproduces that behaviour (the texts were observed on QEMU 7.2) with its
-own code.
+after which the lexer skips input up to a structural character, a control character
+other than tab, or a byte 0xFE/0xFF, and carries on. This module reproduces that
+behaviour (observed on QEMU 7.2: the texts, the recovery points, when a value is
+complete, the order of the limit checks) with its own code.
 
-Speed matters only for well-formed input, so a complete line that Python's C JSON
-decoder accepts, and that cannot break a limit, is taken whole; anything else goes
-through the token-by-token path below.
+Memory: the tokens of an unfinished value are kept as their bytes, back to back
+(whitespace dropped, a NUL between two adjacent numbers or keywords), so a value
+costs what its tokens weigh on the wire; `max_value_size` bounds that, plus the
+token being read. A value that would need more is answered as QEMU answers a value
+over its own limit (64 MiB): "JSON token size limit exceeded". The value is parsed
+when it is complete.
+
+Values are pulled one at a time (`take`), so a reader that stops taking them (a
+server whose client does not read its replies) holds no more than the bytes it was
+given. Speed matters only for well-formed input: a complete line that Python's C
+JSON decoder reads the way QEMU would, and that cannot break a limit, is taken whole.
 """
 
 from __future__ import annotations
@@ -19,21 +28,23 @@ import json
 import re
 from dataclasses import dataclass
 
+from .json_parser import ParseError, parse
+from .json_text import integer, might_differ_in_python, shown
+
 MAX_NESTING_DEPTH = 1024
 """Deepest nesting QEMU accepts; one level more is refused."""
 
 MAX_VALUE_SIZE = 64 * 1024 * 1024
-"""Most bytes of tokens one value may have (QEMU's "token size" limit, counted over
-all the tokens of a value, whitespace excluded)."""
+"""QEMU's limit on the bytes of one value's tokens (whitespace excluded)."""
 
 MAX_TOKEN_COUNT = 2 * 1024 * 1024
-"""Most tokens one value may have."""
+"""Most tokens one value may have (QEMU's limit)."""
 
-# A complete line shorter than this holds fewer tokens and smaller tokens than the
-# limits allow, so the fast path never has to count them.
+# A complete line shorter than this holds fewer tokens than the count limit allows.
 _FAST_LINE_LIMIT = 1024 * 1024
 
 _PARSE_ERROR = "JSON parse error, "
+TOO_LARGE = "JSON token size limit exceeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,22 @@ class JsonInputError:
     """Input that produced no value; `desc` is the text QEMU answers it with."""
 
     desc: str
+
+
+class StreamItem:
+    """One value (or `JsonInputError`) and where it lay in the stream: `start` is the
+    offset of its first byte, `end` the offset just past its last."""
+
+    __slots__ = ("end", "start", "value")
+
+    def __init__(self, value: object, start: int, end: int) -> None:
+        self.value = value
+        self.start = start
+        self.end = end
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
 
 
 class _DuplicateKey(ValueError):
@@ -62,57 +89,61 @@ def _reject_constant(name: str) -> object:
     raise _BadConstant(name)
 
 
-_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
-
-
-def _integer(text: str) -> int | float:
-    value = int(text)
-    if _INT64_MIN <= value <= _UINT64_MAX:
-        return value
-    return float(value)  # QEMU keeps integers beyond 64 bits as doubles
-
-
 _fast_decoder = json.JSONDecoder(
     object_pairs_hook=_pairs_to_dict,
     parse_constant=_reject_constant,
-    parse_int=_integer,
+    parse_int=lambda text: integer(int(text)),
 )
-
-# Token kinds.
-_LBRACE, _RBRACE, _LBRACKET, _RBRACKET, _COLON, _COMMA = "{", "}", "[", "]", ":", ","
-_STRING, _NUMBER, _KEYWORD = "string", "number", "keyword"
 
 _STRUCTURAL = frozenset(b"{}[]:,")
 _WHITESPACE = frozenset(b" \t\n\r")
 _DIGITS = frozenset(b"0123456789")
 _LOWER = frozenset(b"abcdefghijklmnopqrstuvwxyz")
-# Bytes that never occur in UTF-8: QEMU's lexer refuses them outright.
-_IMPOSSIBLE_UTF8 = b"\xc0\xc1\xf5\xf6\xf7\xf8\xf9\xfa\xfb\xfc\xfd\xfe\xff"
+# Inside a string: any byte from 0x20 to 0xFD but the quote and the backslash, or a
+# backslash and any byte from 0x20 to 0xFD (the parser checks the escape later).
 _STRING_BODY = {
     quote: re.compile(
-        rb"(?:[^\\\x00-\x1f"
-        + re.escape(_IMPOSSIBLE_UTF8)
-        + quote
-        + rb"]|\\[^\x00-\x1f])*"
+        rb"(?:[^\\\x00-\x1f\xfe\xff" + quote + rb"]|\\[^\x00-\x1f\xfe\xff])*"
     )
     for quote in (b'"', b"'")
 }
-_KEYWORD_RE = re.compile(rb"[a-z]+")
-# Where lexing restarts after an error: brackets and control characters (not tab).
-_RECOVERY_RE = re.compile(rb"[{}\[\]\x00-\x08\x0a-\x1f\xfe\xff]")
+_KEYWORD_RE = re.compile(rb"[a-z]*")
+# One whole token (after whitespace) that needs no byte-by-byte care: a structural
+# character, a complete string, or a number or keyword with the byte after it in
+# the buffer and not one that would continue it or make it an error (QEMU takes no
+# exponent right after a lone zero). Anything else goes through `_start_token`.
+_SIMPLE_TOKEN = re.compile(
+    rb"[ \t\r\n]*(?:"
+    rb"([{}\[\]:,])"
+    rb'|("(?:[^"\\\x00-\x1f\xfe\xff]|\\[^\x00-\x1f\xfe\xff])*"'
+    rb"|'(?:[^'\\\x00-\x1f\xfe\xff]|\\[^\x00-\x1f\xfe\xff])*')"
+    rb"|(-?(?:0(?![0-9.])|[1-9][0-9]*(?![0-9.eE])|(?:0|[1-9][0-9]*)\.[0-9]+(?![0-9eE])"
+    rb"|(?:0\.[0-9]+|[1-9][0-9]*(?:\.[0-9]+)?)[eE][+-]?[0-9]+(?![0-9]))(?=[\s\S]))"
+    rb"|([a-z]+(?=[^a-z]))"
+    rb")"
+)
+_NOT_WHITESPACE = re.compile(rb"[^ \t\n\r]")
+# Where lexing restarts after an error.
+_RECOVERY_RE = re.compile(rb"[{}\[\]:,\x00-\x08\x0a-\x1f\xfe\xff]")
 
-_Token = tuple[str, bytes]
+# Token kinds: a structural token is its byte; the others (the group numbers of
+# _SIMPLE_TOKEN for the scalars).
+_STRING, _NUMBER, _KEYWORD, _ERROR = 2, 3, 4, -1
+_LBRACE, _RBRACE, _LBRACKET, _RBRACKET = b"{}[]"
+
+# Lexer modes.
+_START, _RECOVERY, _IN_STRING, _IN_NUMBER, _IN_KEYWORD = range(5)
 
 
 def _stray(text: bytes) -> JsonInputError:
-    return JsonInputError(f"{_PARSE_ERROR}stray '{text.decode('utf-8', 'replace')}'")
+    return JsonInputError(f"{_PARSE_ERROR}stray '{shown(text)}'")
 
 
 class JsonStreamParser:
-    """Incremental splitter and parser: `feed` bytes, get values and errors back.
+    """Incremental splitter and parser: `push` bytes, `take` values.
 
-    Each item returned is either a parsed JSON value or a `JsonInputError`, in the
-    order the input produced them.
+    Each item taken is a parsed JSON value or a `JsonInputError`, in the order the
+    input produced them. `feed` does both for callers that want every value at once.
     """
 
     def __init__(
@@ -126,215 +157,396 @@ class JsonStreamParser:
         self._max_value_size = max_value_size
         self._max_token_count = max_token_count
         self._buf = bytearray()
+        self._base = 0  # stream offset of self._buf[0]
         self._pos = 0  # next byte to lex
-        self._tokens: list[_Token] = []  # tokens of the value being collected
-        self._depth = 0
-        self._size = 0  # bytes of self._tokens
-        self._recovering = False
-        self._string_resume = 0  # how far an unfinished string was already checked
-        self._fast_ok = max_depth >= 64
+        self._mode = _START
+        # the token being read: where it began, how far it was checked
+        self._token_start = 0
+        self._scan = 0
+        self._number_state = 0
+        self._quote = 0x22
+        self._dropped = 0  # bytes of a refused token already let go
+        self._refused = False  # the token being read was refused for its size
+        self._slow_until = -1  # the fast path failed on the line ending here
+        # the value being collected
+        self._value = bytearray()  # its tokens, see the module docstring
+        self._value_start: int | None = None
+        self._braces = 0
+        self._brackets = 0
+        self._tokens = 0
+        self._last_scalar = False
 
-    @property
-    def pending(self) -> int:
-        """Bytes received that have not produced a value yet."""
-        return len(self._buf) - self._pos + self._size
+    # -- public ----------------------------------------------------------------
+
+    def push(self, data: bytes | bytearray | memoryview) -> None:
+        """Append input (it is lexed by `take`)."""
+        self._buf += data
+
+    def take(self) -> StreamItem | None:
+        """The next value or error the input holds, or None until more is pushed."""
+        if (
+            self._mode == _START
+            and not self._tokens
+            and self._slow_until < self._pos < len(self._buf)
+        ):
+            fast = self._take_fast_line()  # a request on a line of its own, at once
+            if fast is not None:
+                return fast
+        while True:
+            mode = self._mode
+            item: StreamItem | _NeedMore | None
+            if mode == _START:
+                item = self._simple_tokens()
+                if item is None:
+                    item = self._start_token()
+            elif mode == _RECOVERY:
+                match = _RECOVERY_RE.search(self._buf, self._pos)
+                if match is None:
+                    self._pos = len(self._buf)
+                    return self._need_more()
+                self._pos = match.start()
+                self._mode = _START
+                continue
+            else:
+                item = self._continue_token()
+            if item is _NEED_MORE:
+                return self._need_more()
+            if item is not None:
+                assert isinstance(item, StreamItem)
+                return item
 
     def feed(self, data: bytes) -> list[object]:
-        """Take more input; return the values and errors it completed."""
-        self._buf += data
+        """Push `data` and take every value it completes."""
+        self.push(data)
         out: list[object] = []
-        while True:
-            if self._fast_ok and not self._tokens and not self._recovering:
-                self._take_fast_lines(out)
-            if not self._lex(out):
-                break
-        # Drop consumed input so the buffer only holds the unfinished token.
-        if self._pos:
-            del self._buf[: self._pos]
-            self._string_resume = max(0, self._string_resume - self._pos)
-            self._pos = 0
+        while (item := self.take()) is not None:
+            out.append(item.value)
         return out
 
-    # -- fast path -------------------------------------------------------------
+    @property
+    def held_bytes(self) -> int:
+        """Bytes held: input not lexed yet, the token being read, and the tokens of
+        the unfinished value."""
+        return len(self._buf) - self._keep_from() + len(self._value)
 
-    def _take_fast_lines(self, out: list[object]) -> None:
-        buf = self._buf
-        while True:
-            end = buf.find(b"\n", self._pos)
-            if end < 0:
-                return
-            line = bytes(buf[self._pos : end])
-            value = self._decode_line(line)
-            if value is _NOT_FAST:
-                return
-            out.append(value)
-            self._pos = end + 1
+    @property
+    def stream_offset(self) -> int:
+        """Offset of the end of the input pushed so far."""
+        return self._base + len(self._buf)
 
-    def _decode_line(self, line: bytes) -> object:
-        stripped = line.strip()
-        if (
-            not stripped.startswith(b"{")
-            or len(line) > _FAST_LINE_LIMIT
-            or stripped.count(b"{") + stripped.count(b"[") > self._max_depth
-            or b"\\ud" in stripped  # surrogate escapes need QEMU's stricter check
-            or b"\\uD" in stripped
-        ):
-            return _NOT_FAST
-        try:
-            return _fast_decoder.decode(stripped.decode("utf-8"))
-        except (ValueError, RecursionError):
-            return _NOT_FAST
-
-    # -- token path ------------------------------------------------------------
-
-    def _lex(self, out: list[object]) -> bool:
-        """Lex what the buffer holds; True when the fast path may be tried again."""
-        buf = self._buf
-        size = len(buf)
-        while self._pos < size:
-            if self._recovering:
-                match = _RECOVERY_RE.search(buf, self._pos)
-                if match is None:
-                    self._pos = size
-                    return False
-                self._pos = match.start()
-                self._recovering = False
-            start = self._pos
-            byte = buf[start]
-            if byte in _WHITESPACE:
-                self._pos += 1
-                if byte == 0x0A and not self._tokens:
-                    return True
-                continue
-            if byte in _STRUCTURAL:
-                self._pos += 1
-                self._token(chr(byte), bytes((byte,)), out)
-                continue
-            if byte == 0x22 or byte == 0x27:
-                token = self._lex_string(start, byte, out)
-            elif byte == 0x2D or byte in _DIGITS:
-                token = self._lex_number(start, out)
-            elif byte in _LOWER:
-                match = _KEYWORD_RE.match(buf, start)
-                assert match is not None
-                if match.end() == size:
-                    token = self._partial(start, out)
-                else:
-                    token = (_KEYWORD, bytes(buf[start : match.end()]))
-                    self._pos = match.end()
-            else:
-                # QEMU reports the one byte it could not lex, even inside UTF-8
-                self._pos = start + 1
-                self._lexer_error(bytes(buf[start : self._pos]), out)
-                continue
-            if token is None:
-                return False  # wait for the rest of the token
-            if token[0]:
-                self._token(token[0], token[1], out)
-        return False
-
-    def _partial(self, start: int, out: list[object]) -> _Token | None:
-        """An unfinished token at the end of the buffer: wait, unless it is too big."""
-        if self._size + len(self._buf) - start > self._max_value_size:
-            self._pos = len(self._buf)
-            self._string_resume = 0
-            self._reset()
-            self._recovering = True
-            out.append(JsonInputError("JSON token size limit exceeded"))
-            return ("", b"")
+    def value_start(self) -> int | None:
+        """Offset where the unfinished value (or token) began; None when none is."""
+        if self._value_start is not None:
+            return self._value_start
+        if self._mode in (_IN_STRING, _IN_NUMBER, _IN_KEYWORD):
+            return self._base + self._token_start
         return None
 
-    def _lex_string(self, start: int, quote: int, out: list[object]) -> _Token | None:
+    def next_start(self) -> int | None:
+        """Offset of the next byte pushed but not lexed that is not whitespace."""
+        match = _NOT_WHITESPACE.search(self._buf, self._pos)
+        return None if match is None else self._base + match.start()
+
+    # -- lexing ----------------------------------------------------------------
+
+    def _keep_from(self) -> int:
+        """The first byte still needed: the token being read, or the next byte."""
+        if self._mode in (_IN_STRING, _IN_NUMBER, _IN_KEYWORD):
+            return self._token_start
+        return self._pos
+
+    def _need_more(self) -> StreamItem | None:
+        """At the end of the input: refuse a token that outgrew the budget, drop
+        what was consumed, and wait."""
+        item = None
+        if self._mode in (_IN_STRING, _IN_NUMBER, _IN_KEYWORD):
+            item = self._check_token_size(self._scan)
+        keep = self._keep_from()
+        if keep:
+            del self._buf[:keep]
+            self._base += keep
+            self._pos = max(0, self._pos - keep)  # inside a token it is unused
+            self._scan = max(0, self._scan - keep)
+            self._token_start -= keep
+            self._slow_until -= keep
+        return item
+
+    def _start_token(self) -> StreamItem | _NeedMore | None:
         buf = self._buf
-        body = _STRING_BODY[bytes((quote,))]
-        resume = max(start + 1, self._string_resume)
-        match = body.match(buf, resume)
+        pos = self._pos
+        if pos >= len(buf):
+            return _NEED_MORE
+        if not self._tokens and pos > self._slow_until:
+            item = self._take_fast_line()
+            if item is not None:
+                return item
+        byte = buf[pos]
+        if byte in _WHITESPACE:
+            match = _NOT_WHITESPACE.search(buf, pos)
+            self._pos = len(buf) if match is None else match.start()
+            return None
+        if byte in _STRUCTURAL:
+            self._pos = pos + 1
+            return self._token(byte, bytes((byte,)), pos)
+        self._token_start = self._scan = pos
+        self._dropped = 0
+        self._refused = False
+        if byte == 0x22 or byte == 0x27:
+            self._mode = _IN_STRING
+            self._quote = byte
+            self._scan = pos + 1
+        elif byte == 0x2D or byte in _DIGITS:
+            self._mode = _IN_NUMBER
+            self._number_state = _NUMBER_START
+        elif byte in _LOWER:
+            self._mode = _IN_KEYWORD
+        else:
+            # QEMU reports the one byte it could not lex, even inside UTF-8
+            self._pos = pos + 1
+            self._mode = _RECOVERY
+            return self._error(bytes((byte,)), pos)
+        return self._continue_token()
+
+    def _continue_token(self) -> StreamItem | _NeedMore | None:
+        """Lex on in the token being read; a token that ends is processed."""
+        mode = self._mode
+        if mode == _IN_STRING:
+            end, outcome = self._scan_string()
+        elif mode == _IN_NUMBER:
+            end, outcome = self._scan_number()
+        else:
+            match = _KEYWORD_RE.match(self._buf, self._scan)
+            assert match is not None
+            end = match.end()
+            outcome = _NEED_MORE if end == len(self._buf) else _KEYWORD
+        cut = self._qemu_cut(end)
+        if not isinstance(cut, _NotCut):
+            return cut
+        if outcome is _NEED_MORE:
+            self._scan = end
+            return _NEED_MORE
+        start = self._token_start
+        self._pos = end
+        self._mode = _START if outcome != _ERROR else _RECOVERY
+        if self._refused:  # already answered with the size error
+            return None
+        text = bytes(self._buf[start:end])
+        if outcome == _ERROR:
+            return self._error(text, start)
+        assert isinstance(outcome, int)
+        return self._token(outcome, text, start)
+
+    def _scan_string(self) -> tuple[int, int | _NeedMore]:
+        buf = self._buf
+        quote = self._quote
+        match = _STRING_BODY[bytes((quote,))].match(buf, self._scan)
         assert match is not None
         end = match.end()
         if end >= len(buf) or (buf[end] == 0x5C and end + 1 >= len(buf)):
-            self._string_resume = end
-            return self._partial(start, out)
-        self._string_resume = 0
+            return end, _NEED_MORE
         if buf[end] == quote:
-            self._pos = end + 1
-            return (_STRING, bytes(buf[start : end + 1]))
-        # A control character or a byte that cannot be UTF-8 inside the string.
-        stop = end + (1 if buf[end] != 0x5C else 2)
-        self._pos = stop
-        self._lexer_error(bytes(buf[start:stop]), out)
-        return ("", b"")
+            return end + 1, _STRING
+        # a control character or 0xFE/0xFF, alone or after a backslash
+        return end + (2 if buf[end] == 0x5C else 1), _ERROR
 
-    def _lex_number(self, start: int, out: list[object]) -> _Token | None:
+    def _scan_number(self) -> tuple[int, int | _NeedMore]:
         buf = self._buf
-        state = _NUMBER_START
-        pos = start
+        state = self._number_state
+        pos = self._scan
         size = len(buf)
         while pos < size:
             step = _number_step(state, buf[pos])
             if step is None:  # the number ended before this byte
-                if state not in _NUMBER_FINAL:
-                    break
-                self._pos = pos
-                return (_NUMBER, bytes(buf[start:pos]))
+                return pos, _NUMBER
             if step == _NUMBER_ERROR:
-                self._pos = pos + 1
-                self._lexer_error(bytes(buf[start : pos + 1]), out)
-                return ("", b"")
+                return pos + 1, _ERROR
             state = step
             pos += 1
-        if pos >= size:
-            return self._partial(start, out)
-        # A byte that cannot continue an incomplete number ('-', '1.', '1e').
-        self._pos = pos + 1
-        self._lexer_error(bytes(buf[start : self._pos]), out)
-        return ("", b"")
+        self._number_state = state
+        return pos, _NEED_MORE
 
-    def _lexer_error(self, text: bytes, out: list[object]) -> None:
+    def _qemu_cut(self, end: int) -> StreamItem | _NotCut | None:
+        """QEMU's lexer hands a token over as soon as it outgrows the size limit,
+        then starts afresh with the next byte: do the same."""
+        length = self._dropped + end - self._token_start
+        if length <= self._max_value_size:
+            return _NOT_CUT
+        cut = self._token_start + self._max_value_size + 1 - self._dropped
+        refused = self._refused
+        start = self._base + self._token_start
+        self._pos = cut
+        self._mode = _START
+        self._refused = False
+        if refused:
+            return None
+        return self._refuse(start, self._base + cut)
+
+    def _check_token_size(self, end: int) -> StreamItem | None:
+        """Refuse the unfinished token once the value cannot take it any more; its
+        remaining bytes are then skipped without being kept."""
+        if self._refused:
+            self._dropped += end - self._token_start
+            self._token_start = self._scan = end
+            return None
+        length = end - self._token_start
+        if len(self._value) + length + 1 <= self._max_value_size:
+            return None
+        item = self._refuse(self._base + self._token_start, self._base + end)
+        self._refused = True
+        self._dropped = length
+        self._token_start = self._scan = end
+        return item
+
+    # -- the fast path ---------------------------------------------------------
+
+    def _take_fast_line(self) -> StreamItem | None:
+        buf = self._buf
+        pos = self._pos
+        newline = buf.find(b"\n", pos)
+        if newline < 0:
+            self._slow_until = len(buf)  # this line goes the token path
+            return None
+        line = bytes(buf[pos:newline])
+        stripped = line.strip()
+        if (
+            not stripped.startswith(b"{")
+            or len(stripped)
+            >= min(_FAST_LINE_LIMIT, self._max_value_size, self._max_token_count)
+            or stripped.count(b"{") + stripped.count(b"[") > self._max_depth
+            or might_differ_in_python(stripped)
+        ):
+            self._slow_until = newline
+            return None
+        try:
+            value = _fast_decoder.decode(stripped.decode("utf-8"))
+        except (ValueError, RecursionError):
+            self._slow_until = newline
+            return None
+        self._pos = newline + 1
+        start = self._base + pos + line.find(b"{")
+        return StreamItem(value, start, self._base + newline)
+
+    # -- the streamer: tokens to values ----------------------------------------
+
+    def _error(self, text: bytes, start: int) -> StreamItem:
+        """A lexer error: the value being collected is dropped with it."""
+        return self._emit(_stray(text), start, start + len(text))
+
+    def _refuse(self, start: int, end: int) -> StreamItem:
+        return self._emit(JsonInputError(TOO_LARGE), start, end, absolute=True)
+
+    def _emit(
+        self, value: object, start: int, end: int, *, absolute: bool = False
+    ) -> StreamItem:
+        if not absolute:
+            start += self._base
+            end += self._base
+        if self._value_start is not None:
+            start = self._value_start
         self._reset()
-        self._recovering = True
-        out.append(_stray(text))
+        return StreamItem(value, start, end)
 
     def _reset(self) -> None:
-        self._tokens = []
-        self._depth = 0
-        self._size = 0
+        self._value = bytearray()
+        self._value_start = None
+        self._braces = self._brackets = self._tokens = 0
+        self._last_scalar = False
 
-    def _token(self, kind: str, text: bytes, out: list[object]) -> None:
-        if kind in (_LBRACE, _LBRACKET):
-            self._depth += 1
-        elif kind in (_RBRACE, _RBRACKET):
-            self._depth -= 1
-        self._tokens.append((kind, text))
-        self._size += len(text)
-        if self._size > self._max_value_size:
-            self._reset()
-            out.append(JsonInputError("JSON token size limit exceeded"))
-            return
-        if self._depth > self._max_depth:
-            self._reset()
-            out.append(JsonInputError("JSON nesting depth limit exceeded"))
-            return
-        if len(self._tokens) > self._max_token_count:
-            self._reset()
-            out.append(JsonInputError("JSON token count limit exceeded"))
-            return
-        if self._depth <= 0:
+    def _simple_tokens(self) -> StreamItem | None:
+        """Take the tokens `_SIMPLE_TOKEN` matches, up to the first item."""
+        if not self._tokens and self._pos > self._slow_until:
+            return None  # let `_start_token` try the whole line first
+        buf = self._buf
+        match_token = _SIMPLE_TOKEN.match
+        value = self._value
+        # with room for a separator (see _token's checks)
+        max_size = self._max_value_size - 1
+        max_tokens = self._max_token_count - 1
+        pos = self._pos
+        while (match := match_token(buf, pos)) is not None:
+            kind = match.lastindex
+            assert kind is not None
+            text = match.group(kind)
+            pos = self._pos = match.end()
             tokens = self._tokens
-            self._reset()
-            out.append(parse_tokens(tokens))
+            if (
+                tokens
+                and tokens < max_tokens
+                and len(value) + len(text) <= max_size
+                and (kind != 1 or text == b"," or text == b":")
+            ):
+                # Inside a value, a scalar, comma or colon changes no count and
+                # completes nothing: _token's work, inlined (most tokens are these).
+                scalar = kind >= _NUMBER
+                if scalar and self._last_scalar:
+                    value.append(0)
+                value += text
+                self._last_scalar = scalar
+                self._tokens = tokens + 1
+                continue
+            item = self._token(text[0] if kind == 1 else kind, text, match.start(kind))
+            if item is not None:
+                return item
+            value = self._value
+        return None
+
+    def _token(self, kind: int, text: bytes, start: int) -> StreamItem | None:
+        """Add a token to the value; the value, or an error, once it is complete."""
+        if kind == _LBRACE:
+            self._braces += 1
+        elif kind == _RBRACE:
+            self._braces -= 1
+        elif kind == _LBRACKET:
+            self._brackets += 1
+        elif kind == _RBRACKET:
+            self._brackets -= 1
+        end = start + len(text)
+        # QEMU's checks, in its order (a scalar's separator counts as its byte)
+        if len(self._value) + len(text) + 1 > self._max_value_size:
+            return self._emit(JsonInputError(TOO_LARGE), start, end)
+        if self._tokens + 1 > self._max_token_count:
+            return self._emit(
+                JsonInputError("JSON token count limit exceeded"), start, end
+            )
+        if self._braces + self._brackets > self._max_depth:
+            return self._emit(
+                JsonInputError("JSON nesting depth limit exceeded"), start, end
+            )
+        scalar = kind in (_NUMBER, _KEYWORD)
+        if scalar and self._last_scalar:
+            self._value.append(0)
+        self._last_scalar = scalar
+        self._value += text
+        self._tokens += 1
+        if self._value_start is None:
+            self._value_start = self._base + start
+        braces, brackets = self._braces, self._brackets
+        if (braces > 0 or brackets > 0) and braces >= 0 and brackets >= 0:
+            return None
+        try:
+            value = parse(self._value)
+        except ParseError as error:
+            value = JsonInputError(_PARSE_ERROR + error.desc)
+        return self._emit(value, start, end)
 
 
-class _NotFast:
+class _NeedMore:
     pass
 
 
-_NOT_FAST = _NotFast()
+_NEED_MORE = _NeedMore()
 
 
-# Number lexer states (JSON number grammar).
+class _NotCut:
+    pass
+
+
+_NOT_CUT = _NotCut()
+
+
+# Number lexer states (the JSON number grammar, as QEMU's lexer walks it).
 _NUMBER_START, _MINUS, _ZERO, _INT, _DOT, _FRAC, _EXP_MARK, _EXP_SIGN, _EXP = range(9)
 _NUMBER_ERROR = -1
-_NUMBER_FINAL = frozenset((_ZERO, _INT, _FRAC, _EXP))
 
 
 def _number_step(state: int, byte: int) -> int | None:
@@ -344,10 +556,12 @@ def _number_step(state: int, byte: int) -> int | None:
         return _MINUS if byte == 0x2D else _ZERO if byte == 0x30 else _INT
     if state == _MINUS:
         return _ZERO if byte == 0x30 else _INT if digit else _NUMBER_ERROR
-    if state in (_ZERO, _INT, _FRAC):
+    if state == _ZERO:  # QEMU takes no exponent right after a lone zero
+        return _NUMBER_ERROR if digit else _DOT if byte == 0x2E else None
+    if state in (_INT, _FRAC):
         if digit:
-            return _NUMBER_ERROR if state == _ZERO else state
-        if byte == 0x2E and state != _FRAC:
+            return state
+        if byte == 0x2E and state == _INT:
             return _DOT
         if byte in (0x65, 0x45):
             return _EXP_MARK
@@ -359,189 +573,3 @@ def _number_step(state: int, byte: int) -> int | None:
     if state == _EXP_SIGN:
         return _EXP if digit else _NUMBER_ERROR
     return _EXP if digit else None
-
-
-# -- parser --------------------------------------------------------------------
-
-
-class _ParseError(Exception):
-    def __init__(self, desc: str) -> None:
-        super().__init__(desc)
-        self.desc = desc
-
-
-def parse_tokens(tokens: list[_Token]) -> object:
-    """Parse one balanced token sequence; a `JsonInputError` when it is invalid."""
-    try:
-        return _Parser(tokens).parse()
-    except _ParseError as error:
-        return JsonInputError(_PARSE_ERROR + error.desc)
-
-
-_ESCAPES = {
-    ord('"'): '"',
-    ord("'"): "'",
-    ord("\\"): "\\",
-    ord("/"): "/",
-    ord("b"): "\b",
-    ord("f"): "\f",
-    ord("n"): "\n",
-    ord("r"): "\r",
-    ord("t"): "\t",
-}
-_HEX4 = re.compile(rb"[0-9a-fA-F]{4}")
-
-_Container = dict[str, object] | list[object]
-
-
-class _Parser:
-    """Iterative descent over tokens (values may nest 1024 deep, deeper than Python's
-    recursion limit allows)."""
-
-    def __init__(self, tokens: list[_Token]) -> None:
-        self._tokens = tokens
-        self._index = 0
-
-    def _next(self) -> _Token:
-        if self._index >= len(self._tokens):
-            raise _ParseError("expecting value")
-        token = self._tokens[self._index]
-        self._index += 1
-        return token
-
-    def _peek(self) -> str:
-        return self._tokens[self._index][0] if self._index < len(self._tokens) else ""
-
-    def parse(self) -> object:
-        # Each frame: the open container and, for an object, the key being filled.
-        stack: list[tuple[_Container, str]] = []
-        while True:
-            kind, text = self._next()
-            value: object
-            if kind == _LBRACE and self._peek() != _RBRACE:
-                stack.append(({}, self._key()))
-                continue
-            if kind == _LBRACKET and self._peek() != _RBRACKET:
-                stack.append(([], ""))
-                continue
-            if kind in (_LBRACE, _LBRACKET):
-                self._index += 1
-                value = {} if kind == _LBRACE else []
-            else:
-                value = _scalar(kind, text)
-            # Store the value, closing every container it completes.
-            while stack:
-                container, key = stack[-1]
-                separator = self._store(container, key, value)
-                if separator == _COMMA:
-                    if isinstance(container, dict):
-                        stack[-1] = (container, self._key())
-                    break
-                stack.pop()
-                value = container
-            else:
-                return value
-
-    def _store(self, container: _Container, key: str, value: object) -> str:
-        """Add `value`; return the separator that follows (',' or the closer)."""
-        kind = self._next()[0]
-        if isinstance(container, dict):
-            if key in container:
-                raise _ParseError("duplicate key")
-            container[key] = value
-            if kind != _COMMA and kind != _RBRACE:
-                raise _ParseError("expected separator in dict")
-        else:
-            container.append(value)
-            if kind != _COMMA and kind != _RBRACKET:
-                raise _ParseError("expected separator in list")
-        return kind
-
-    def _key(self) -> str:
-        kind, text = self._next()
-        if kind != _STRING:
-            if kind in (_NUMBER, _KEYWORD, _LBRACE, _LBRACKET):
-                if kind == _KEYWORD:
-                    _scalar(kind, text)  # an invalid keyword is reported as such
-                raise _ParseError("key is not a string in object")
-            raise _ParseError("expecting value")
-        if self._next()[0] != _COLON:
-            raise _ParseError("missing : in object pair")
-        return _decode_string(text)
-
-
-def _scalar(kind: str, text: bytes) -> object:
-    if kind == _STRING:
-        return _decode_string(text)
-    if kind == _NUMBER:
-        return _decode_number(text)
-    if kind == _KEYWORD:
-        if text == b"true":
-            return True
-        if text == b"false":
-            return False
-        if text == b"null":
-            return None
-        raise _ParseError(f"invalid keyword '{text.decode()}'")
-    raise _ParseError("expecting value")
-
-
-def _decode_string(token: bytes) -> str:
-    body = token[1:-1]
-    if b"\\" not in body:
-        try:
-            return body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _ParseError("invalid UTF-8 sequence in string") from None
-    parts: list[str] = []
-    pos = 0
-    while True:
-        slash = body.find(b"\\", pos)
-        chunk = body[pos : len(body) if slash < 0 else slash]
-        try:
-            parts.append(chunk.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise _ParseError("invalid UTF-8 sequence in string") from None
-        if slash < 0:
-            return "".join(parts)
-        escape = body[slash + 1]
-        if escape == ord("u"):
-            code, pos = _unicode_escape(token, body, slash)
-            parts.append(chr(code))
-            continue
-        replacement = _ESCAPES.get(escape)
-        if replacement is None:
-            raise _ParseError("invalid escape sequence in string")
-        parts.append(replacement)
-        pos = slash + 2
-
-
-def _unicode_escape(token: bytes, body: bytes, slash: int) -> tuple[int, int]:
-    """Decode ``\\uXXXX`` (a surrogate pair takes two); return code point, next pos."""
-
-    def bad() -> _ParseError:
-        shown = token[slash + 1 : slash + 7].decode("utf-8", "replace")
-        return _ParseError(f"{shown} is not a valid Unicode character")
-
-    if not _HEX4.fullmatch(body, slash + 2, slash + 6):
-        raise bad()
-    code = int(body[slash + 2 : slash + 6], 16)
-    if 0xDC00 <= code <= 0xDFFF:
-        raise bad()
-    if 0xD800 <= code <= 0xDBFF:
-        low_at = slash + 6
-        if body[low_at : low_at + 2] != b"\\u" or not _HEX4.fullmatch(
-            body, low_at + 2, low_at + 6
-        ):
-            raise bad()
-        low = int(body[low_at + 2 : low_at + 6], 16)
-        if not 0xDC00 <= low <= 0xDFFF:
-            raise bad()
-        return 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00), low_at + 6
-    return code, slash + 6
-
-
-def _decode_number(text: bytes) -> int | float:
-    if b"." in text or b"e" in text or b"E" in text:
-        return float(text)
-    return _integer(text.decode())

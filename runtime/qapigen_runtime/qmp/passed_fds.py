@@ -7,7 +7,7 @@ accept `FdReceivingSocket`s: sockets whose ``recv`` is a ``recvmsg`` that keeps 
 arrived until the session claims it along with the bytes.
 
 What happens to the descriptors then follows QEMU 7.2 (observed with
-tests/test_qmp_server_fds.py's ``qemu`` test):
+tests/runtime/test_qmp_server_fds.py's ``qemu`` test):
 
 - at most `MAX_FDS_PER_MESSAGE` descriptors arrive with one message; the kernel closes
   the others;

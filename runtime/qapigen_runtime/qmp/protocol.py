@@ -1,15 +1,23 @@
 """QMP message shapes: greeting, requests, replies, and the checks QEMU applies.
 
 The texts of the refusals are the ones QEMU 7.2 answers with (observed on a real
-QEMU 7.2, see tests/test_qmp_qemu.py).
+QEMU 7.2, see tests/interop/test_qmp_qemu.py).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
-from .errors import CommandNotFound, GenericError, QMPCommandError, QMPNegotiationError
+from .errors import (
+    CommandNotFound,
+    GenericError,
+    QMPCommandError,
+    QMPNegotiationError,
+    QMPProtocolError,
+)
+from .json_text import format_double
 
 OOB = "oob"
 """The only capability QMP defines: out-of-band command execution."""
@@ -18,9 +26,30 @@ NEGOTIATION_REFUSAL = "Expecting capabilities negotiation with 'qmp_capabilities
 ALREADY_NEGOTIATED = "Capabilities negotiation is already complete, command ignored"
 
 
+_encode = json.JSONEncoder().encode
+
+# A float as Python's encoder writes it (a digit then '.' or an exponent, or an
+# infinity or NaN); checked first so that replies without one are left alone.
+_FLOAT_HINT = re.compile(r"[0-9][.eE]|Infinity|NaN")
+_STRING_OR_NUMBER = re.compile(
+    r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN|-?[0-9][0-9]*(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)'
+)
+
+
+def _qemu_number(match: re.Match[str]) -> str:
+    number = match.group(1)
+    if number is None or number.isdigit() or number[1:].isdigit():
+        return match.group()  # a string, or an integer
+    return format_double(float(number))
+
+
 def encode(message: dict[str, object]) -> bytes:
-    """One message as QEMU writes it: ``json`` with spaces after separators, CRLF."""
-    return json.dumps(message).encode() + b"\r\n"
+    """One message as QEMU writes it: ``json`` with spaces after separators, doubles
+    with 17 significant digits (so 1.0 goes out as ``1``, -0.0 as ``-0``), CRLF."""
+    text = _encode(message)
+    if _FLOAT_HINT.search(text):
+        text = _STRING_OR_NUMBER.sub(_qemu_number, text)
+    return text.encode() + b"\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +85,40 @@ def qemu_version(
         "qemu": {"micro": micro, "minor": minor, "major": major},
         "package": package,
     }
+
+
+GREETING, REPLY, EVENT = "greeting", "reply", "event"
+
+
+def message_kind(message: object) -> str:
+    """What a message from a server is: `GREETING`, `REPLY` (success or error) or
+    `EVENT`. Anything else is not QMP: QMPProtocolError."""
+    if isinstance(message, dict):
+        if "return" in message or "error" in message:
+            return REPLY
+        if "event" in message:
+            return EVENT
+        if "QMP" in message:
+            return GREETING
+    raise QMPProtocolError(
+        f"the server sent a message that is no reply, event or greeting: "
+        f"{_shorten(message)}"
+    )
+
+
+def refusal(message: dict[str, object]) -> QMPNegotiationError:
+    """The error for a first message that is not the greeting."""
+    error = message.get("error")
+    if isinstance(error, dict) and isinstance(error.get("desc"), str):
+        return QMPNegotiationError(
+            f"the server refused the connection: {error['desc']}"
+        )
+    return QMPNegotiationError(f"expected a QMP greeting, got {_shorten(message)}")
+
+
+def _shorten(message: object, limit: int = 200) -> str:
+    text = repr(message)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(frozen=True, slots=True)

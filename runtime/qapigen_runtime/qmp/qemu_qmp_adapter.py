@@ -3,6 +3,10 @@
 `qemu.qmp` is imported only when an adapter is used, so the runtime does not depend
 on it. Its ExecuteError becomes this runtime's QMPCommandError (same class and
 description), its disconnect errors become QMPDisconnectedError.
+
+What the adapter carries is what qemu.qmp reads: qemu.qmp takes one message per
+line, so it cannot talk to a QEMU started with ``-qmp-pretty`` (its connect fails
+with "Did not understand Greeting"); this runtime's own clients can.
 """
 
 from __future__ import annotations

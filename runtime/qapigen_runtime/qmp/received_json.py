@@ -18,6 +18,7 @@ QEMU's dialect and limits (see `json_stream`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 _std_decode: Callable[[str], object] = json.JSONDecoder().decode
@@ -43,9 +44,9 @@ def using_fast_parser() -> bool:
 
 
 def decode_line(line: bytes | bytearray | memoryview) -> object | None:
-    """The JSON value of one line a server sent (without its newline), or None for a
-    blank line. Raises ValueError (UnicodeDecodeError or JSONDecodeError) for a line
-    that is not UTF-8 JSON."""
+    """The JSON value of one message a server sent (without its final newline), or
+    None for a blank line. Raises ValueError for text that is not UTF-8 JSON, or
+    nested deeper than Python's parser goes (QEMU never nests beyond 1024)."""
     fast = _fast_loads
     if fast is not None:
         try:
@@ -55,4 +56,46 @@ def decode_line(line: bytes | bytearray | memoryview) -> object | None:
     text = str(line, "utf-8")
     if not text or text.isspace():
         return None
-    return _std_decode(text)
+    try:
+        return _std_decode(text)
+    except RecursionError:
+        raise ValueError("the message is nested too deeply") from None
+
+
+_BRACKET_OR_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_OPENING = frozenset(b"[{")
+
+
+class MultiLineMessage:
+    """Finds where a message that spans lines ends: QEMU started with ``-qmp-pretty``
+    writes each one indented over many lines.
+
+    Fed the complete lines of the message one by one, it counts the brackets that
+    are not inside strings (JSON strings never span lines) and tells where the
+    brackets opened by the first line close.
+    """
+
+    __slots__ = ("depth",)
+
+    def __init__(self) -> None:
+        self.depth = 0
+
+    def feed_line(self, line: bytes | bytearray | memoryview) -> int | None:
+        """The offset in `line` just past the bracket that closes the message, or
+        None when it goes on."""
+        for match in _BRACKET_OR_STRING.finditer(line):
+            byte = line[match.start()]
+            if byte == 0x22:
+                continue
+            self.depth += 1 if byte in _OPENING else -1
+            if self.depth <= 0:
+                return match.end()
+        return None
+
+    @classmethod
+    def starting(cls, line: bytes | bytearray | memoryview) -> MultiLineMessage | None:
+        """A tracker when `line` opens a value it does not close, else None."""
+        tracker = cls()
+        if tracker.feed_line(line) is None and tracker.depth > 0:
+            return tracker
+        return None

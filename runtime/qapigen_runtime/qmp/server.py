@@ -4,7 +4,8 @@ Each connection starts in negotiation mode (only ``qmp_capabilities``), then run
 in-band commands one at a time in order, and ``exec-oob`` commands at once when the
 client enabled ``oob``. Input is cut and parsed like QEMU does (json_stream) and bad
 input is answered with QEMU's texts; one client's bad input, disconnect or unread
-output never affects another client.
+output never affects another client: each connection works within a budget
+(see :mod:`.session`), and there is a limit on connections.
 
 On unix sockets the server also receives the file descriptors clients pass with
 SCM_RIGHTS (``getfd``): see :mod:`.passed_fds` for QEMU's rules it follows and
@@ -15,47 +16,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
-import socket
-from collections import deque
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from .address import Address
-from .errors import CommandNotFound, GenericError, QMPCommandError
+from .errors import CommandNotFound
 from .events import QMPEvent
-from .json_stream import (
-    MAX_NESTING_DEPTH,
-    MAX_VALUE_SIZE,
-    JsonInputError,
-    JsonStreamParser,
-)
-from .passed_fds import (
-    FdListeningSocket,
-    FdReceivingSocket,
-    PassedFds,
-    bind_unix_listener,
-    close_fds,
-    done_serving,
-    serving,
-)
+from .json_stream import MAX_NESTING_DEPTH
+from .passed_fds import bind_unix_listener
 from .protocol import (
     ALREADY_NEGOTIATED,
     OOB,
     Greeting,
     Request,
-    RequestRefused,
-    capabilities_arguments,
     encode,
-    error_reply,
-    not_negotiated,
-    parse_request,
     qemu_version,
-    reply,
 )
+from .session import PASSED_FD_COST, QMPSession
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_CONNECTION_BUDGET",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_VALUE_SIZE",
+    "PASSED_FD_COST",
+    "Dispatcher",
+    "QMPServer",
+    "QMPSession",
+]
 
 QMP_CAPABILITIES = "qmp_capabilities"
 QUERY_COMMANDS = "query-commands"
@@ -77,13 +65,34 @@ class Dispatcher(Protocol):
         ...
 
 
+DEFAULT_CONNECTION_BUDGET = 1024 * 1024
+"""Bytes one connection may hold before the server stops reading from it."""
+
+DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
+"""Bytes the parser may hold for one unfinished input value (QEMU allows 64 MiB)."""
+
+DEFAULT_MAX_CONNECTIONS = 100
+"""Connections served at once; further ones are refused."""
+
+
 class QMPServer:
     """Serves QMP on any number of unix and TCP listeners.
 
-    Limits, per connection: `max_depth` and `max_value_size` bound one input value
-    (QEMU's values); at most `max_queued_requests` in-band requests wait before the
-    server stops reading from that client; events are dropped (and counted) for a
-    client whose unsent output exceeds `event_backlog_bytes`.
+    Limits, per connection (see :mod:`.session`):
+
+    - `max_depth` and `max_value_size` bound one input value: its nesting (QEMU's
+      1024) and the bytes its tokens hold while it is read (QEMU allows 64 MiB, the
+      default here is 1 MiB); a larger value is answered as QEMU answers one over
+      its limit, "JSON token size limit exceeded";
+    - the server stops reading from a client while `max_queued_requests` in-band
+      requests wait (QEMU's 8), or while the client holds more than
+      `connection_budget` bytes: replies it has not taken, work queued for it, and
+      descriptors it passed (`PASSED_FD_COST` bytes each);
+    - events are dropped (and counted) for a client whose unsent output exceeds
+      `event_backlog_bytes`.
+
+    At most `max_connections` clients are served at once; one more gets an error
+    message ("too many QMP connections") instead of the greeting, and is closed.
     """
 
     def __init__(
@@ -93,9 +102,11 @@ class QMPServer:
         version: dict[str, object] | None = None,
         capabilities: Sequence[str] = (OOB,),
         max_depth: int = MAX_NESTING_DEPTH,
-        max_value_size: int = MAX_VALUE_SIZE,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
         max_queued_requests: int = 8,
+        connection_budget: int = DEFAULT_CONNECTION_BUDGET,
         event_backlog_bytes: int = 1024 * 1024,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         serialize_commands: bool = True,
     ) -> None:
         self.dispatcher = dispatcher
@@ -106,7 +117,9 @@ class QMPServer:
         self.max_depth = max_depth
         self.max_value_size = max_value_size
         self.max_queued_requests = max_queued_requests
+        self.connection_budget = connection_budget
         self.event_backlog_bytes = event_backlog_bytes
+        self.max_connections = max_connections
         # QEMU runs in-band commands of all monitors one at a time on its main loop;
         # the lock gives handlers the same atomicity.
         self._command_lock = asyncio.Lock() if serialize_commands else None
@@ -222,271 +235,3 @@ class QMPServer:
 
     def allows_oob(self, name: str) -> bool:
         return name in self._oob_commands
-
-
-class QMPSession(asyncio.Protocol):
-    """One client connection.
-
-    `listener` is the unix listener that accepted it, through which the session
-    finds the descriptors passed along with its input (None: no descriptors).
-    """
-
-    def __init__(
-        self, server: QMPServer, listener: FdListeningSocket | None = None
-    ) -> None:
-        self.server = server
-        self.passed_fds = PassedFds()
-        self._listener = listener
-        self._fd_socket: FdReceivingSocket | None = None
-        self.negotiated = False
-        self.oob_enabled = False
-        self.dropped_events = 0
-        self.closed = False
-        self._transport: asyncio.Transport | None = None
-        self._parser = JsonStreamParser(
-            max_depth=server.max_depth, max_value_size=server.max_value_size
-        )
-        # In-band work in arrival order: requests, answers to write, and the
-        # descriptors that arrived before the request they came with.
-        self._queue: deque[Request | dict[str, object] | _FdsArrived] = deque()
-        self._wakeup = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
-        self._oob_tasks: set[asyncio.Task[None]] = set()
-        self._busy = False  # an in-band command is running
-        self._reading_paused = False
-        self._writing_paused = False
-
-    # -- asyncio.Protocol ------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if sock is not None and self._listener is not None:
-            self._fd_socket = self._listener.connection(sock.fileno())
-        self.server.sessions.add(self)
-        transport.write(encode(self.server.greeting.to_wire()))
-        self._worker = asyncio.get_running_loop().create_task(self._serve_in_band())
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        # A command already running finishes (as in QEMU, a disconnect does not
-        # abort it); its reply and the rest of the queue are dropped.
-        self.closed = True
-        self.server.sessions.discard(self)
-        for item in self._queue:
-            if isinstance(item, _FdsArrived):
-                close_fds(item.fds)
-        self._queue.clear()
-        self.passed_fds.close()
-        self._wakeup.set()
-
-    def pause_writing(self) -> None:
-        # The client does not read its replies: stop reading its requests.
-        self._writing_paused = True
-        self._update_reading()
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        self._update_reading()
-
-    def data_received(self, data: bytes) -> None:
-        fds = None if self._fd_socket is None else self._fd_socket.claim_arrived()
-        continued = bool(fds) and self._parser.pending > 0
-        items = self._parser.feed(data)
-        # Where the descriptors go among the values read: see _FdsArrived.
-        fds_before = 0
-        if continued and (len(items) > 1 or (items and self._parser.pending)):
-            fds_before = 1  # the first value that began in `data`
-        for index, item in enumerate(items):
-            work = self._read_item(item)
-            if fds and index == fds_before:
-                oob = isinstance(work, Request) and work.oob and self.negotiated
-                self._fds_arrived(fds, at_once=oob)
-            if isinstance(work, Request):
-                self._accept(work)
-            else:
-                self._answer_in_order(work)
-        if fds and fds_before >= len(items):
-            self._fds_arrived(fds, at_once=False)
-        self._update_reading()
-
-    def _read_item(self, item: object) -> Request | dict[str, object]:
-        """The request an input value makes, or the error answering it."""
-        if isinstance(item, JsonInputError):
-            return error_reply(GenericError(item.desc), False, None)
-        try:
-            return parse_request(item, self.oob_enabled)
-        except RequestRefused as refused:
-            return error_reply(refused.error, refused.has_id, refused.id)
-
-    def _fds_arrived(self, fds: list[int], *, at_once: bool) -> None:
-        """Hand descriptors over when the commands before them are done.
-
-        An out-of-band command runs as soon as it is read, so its descriptors are
-        handed over at once, as QEMU does for whatever it reads.
-        """
-        if at_once or not (self._queue or self._busy):
-            self.passed_fds.arrive(fds)
-        else:
-            self._queue.append(_FdsArrived(fds))
-            self._wakeup.set()
-
-    # -- requests --------------------------------------------------------------
-
-    def _accept(self, request: Request) -> None:
-        if not self.negotiated:
-            self._answer_in_order(self._negotiate(request))
-        elif request.oob:
-            self._start_oob(request)
-        else:
-            self._queue.append(request)
-            self._wakeup.set()
-
-    def _negotiate(self, request: Request) -> dict[str, object]:
-        if request.name != "qmp_capabilities":
-            return error_reply(not_negotiated(), request.has_id, request.id)
-        try:
-            oob = capabilities_arguments(
-                request.arguments, self.server.greeting.capabilities
-            )
-        except QMPCommandError as error:
-            return error_reply(error, request.has_id, request.id)
-        self.negotiated = True
-        self.oob_enabled = oob
-        return reply({}, request.has_id, request.id)
-
-    def _answer_in_order(self, message: dict[str, object]) -> None:
-        """Queue an answer behind the in-band commands that came before it."""
-        if self._queue or self._busy:
-            self._queue.append(message)
-            self._wakeup.set()
-        else:
-            self.write(message)
-
-    def _start_oob(self, request: Request) -> None:
-        server = self.server
-        if not server.knows(request.name):
-            error: QMPCommandError = CommandNotFound(
-                f"The command {request.name} has not been found"
-            )
-            self.write(error_reply(error, request.has_id, request.id))
-        elif not server.allows_oob(request.name):
-            error = GenericError(f"The command {request.name} does not support OOB")
-            self.write(error_reply(error, request.has_id, request.id))
-        else:
-            task = asyncio.get_running_loop().create_task(self._run(request))
-            self._oob_tasks.add(task)
-            task.add_done_callback(self._oob_tasks.discard)
-
-    async def _serve_in_band(self) -> None:
-        queue = self._queue
-        while True:
-            while not queue:
-                if self.closed:
-                    return
-                self._wakeup.clear()
-                self._update_reading()
-                await self._wakeup.wait()
-            item = queue.popleft()
-            if isinstance(item, dict):
-                self.write(item)
-            elif isinstance(item, _FdsArrived):
-                self.passed_fds.arrive(item.fds)
-            else:
-                self._busy = True
-                try:
-                    await self._run(item)
-                finally:
-                    self._busy = False
-
-    async def _run(self, request: Request) -> None:
-        token = serving(self.passed_fds)
-        try:
-            result = await self.server.run_command(request)
-        except QMPCommandError as error:
-            self.write(error_reply(error, request.has_id, request.id))
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # a handler bug must not take the server down
-            logger.exception("QMP command %s failed", request.name)
-            failure = GenericError(f"internal error in {request.name}: {error}")
-            self.write(error_reply(failure, request.has_id, request.id))
-        else:
-            self.write(reply(result, request.has_id, request.id))
-        finally:
-            done_serving(token)
-
-    # -- output ----------------------------------------------------------------
-
-    def write(self, message: dict[str, object]) -> None:
-        if self._transport is not None and not self.closed:
-            try:
-                payload = encode(message)
-            except (TypeError, ValueError) as error:
-                logger.error("unencodable QMP reply %r: %s", message, error)
-                payload = encode(
-                    error_reply(
-                        GenericError(f"reply is not JSON: {error}"),
-                        "id" in message,
-                        message.get("id"),
-                    )
-                )
-            self._transport.write(payload)
-
-    @property
-    def unsent_bytes(self) -> int:
-        """Output accepted for this client but not yet taken by its socket."""
-        transport = self._transport
-        return 0 if transport is None else transport.get_write_buffer_size()
-
-    def send_event(self, payload: bytes) -> None:
-        transport = self._transport
-        if transport is None or self.closed or not self.negotiated:
-            return
-        if transport.get_write_buffer_size() > self.server.event_backlog_bytes:
-            self.dropped_events += 1  # bounded output for a client that does not read
-            return
-        transport.write(payload)
-
-    def _update_reading(self) -> None:
-        transport = self._transport
-        if transport is None or self.closed:
-            return
-        pause = (
-            self._writing_paused or len(self._queue) >= self.server.max_queued_requests
-        )
-        if pause and not self._reading_paused:
-            transport.pause_reading()
-            self._reading_paused = True
-        elif not pause and self._reading_paused:
-            transport.resume_reading()
-            self._reading_paused = False
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def tasks(self) -> list[asyncio.Task[None]]:
-        """The tasks serving this client (its in-band worker, running oob commands)."""
-        worker = [] if self._worker is None else [self._worker]
-        return worker + list(self._oob_tasks)
-
-
-class _FdsArrived:
-    """Descriptors waiting in the in-band queue for the request they came with.
-
-    The kernel tells which read brought descriptors, not at which byte: a read ends
-    with the message that carried them, but may begin with earlier input. They are
-    taken to come with the first request that begins in that read (or, when none
-    does, the one it continues), since a client sends them with the start of a
-    request. When an earlier request ends in the same read, the descriptors are
-    offered from that request on; as they stay until taken, only a descriptor-taking
-    command sent without descriptors just before could take them early.
-    """
-
-    __slots__ = ("fds",)
-
-    def __init__(self, fds: list[int]) -> None:
-        self.fds = fds
