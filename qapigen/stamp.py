@@ -93,7 +93,8 @@ def is_current(folder: Path, options: dict[str, str]) -> bool:
         return False
     # A module that is there but was not generated (left from another schema) would be
     # removed by a real run.
-    if {path.name for path in folder.glob("*.py")} - set(stamp.outputs):
+    on_disk = {path.relative_to(folder).as_posix() for path in folder.rglob("*.py")}
+    if on_disk - set(stamp.outputs):
         return False
     return all(
         file_digest(folder / name) == digest for name, digest in stamp.outputs.items()

@@ -47,6 +47,8 @@ class TypeUse:
     qapi_name: str = ""
     enum_table: str | None = None
     deprecated_tables: tuple[str, ...] = ()
+    # the same as this module's code spells them (see TypeMapper.import_deprecated_values)
+    deprecated_refs: tuple[str, ...] = ()
 
     def encode_expr(self, value: str) -> str:
         return self.encode.format(value)
@@ -142,22 +144,25 @@ class Member:
     @property
     def annotation(self) -> str:
         if self.fixed_tag is not None:
-            return f"Literal[{self.fixed_tag}]"
+            return f"_typing.Literal[{self.fixed_tag}]"
         if self.optional:
             return f"{self.type.annotation} | None"
         return self.type.annotation
 
     @property
     def declaration(self) -> Node:
-        """The dataclass field line."""
+        """The class-body line: an annotated slot, or for a union branch's tag a class
+        constant (the tag is fixed, so no instance holds it)."""
         if self.fixed_tag is not None:
-            field = Group(
-                "dataclasses.field(", [f"default={self.fixed_tag}", "init=False"], ")"
-            )
-            return Assign(f"{self.attr}: {self.annotation}", field)
-        if self.optional:
-            return Field(self.attr, self.annotation, "None")
+            return Assign(f"{self.attr}: {self.annotation}", self.fixed_tag)
         return Field(self.attr, self.annotation)
+
+    @property
+    def parameter(self) -> str:
+        """The member as a keyword parameter of ``__init__``."""
+        if self.optional:
+            return f"{self.attr}: {self.annotation} = None"
+        return f"{self.attr}: {self.annotation}"
 
     @property
     def fetches(self) -> bool:
@@ -265,7 +270,7 @@ class Member:
         if self.deprecated and self.fixed_tag is None:  # a fixed tag is not set
             message = py_string(f"{where} is deprecated")
             warn = Group(
-                "warnings.warn(",
+                "_warnings.warn(",
                 [message, "DeprecationWarning", f"stacklevel={stacklevel}"],
                 ")",
             )
@@ -273,8 +278,8 @@ class Member:
                 lines.append(f"{indent}if {value} is not None:")
                 inner = indent + INDENT
             lines.append(lay_out(warn, inner))
-        if self.type.deprecated_tables:
-            tables = " | ".join(self.type.deprecated_tables)
+        if self.type.deprecated_refs:
+            tables = " | ".join(self.type.deprecated_refs)
             call = Group(
                 "_c.warn_deprecated_values(",
                 [value, tables, py_string(where), str(stacklevel)],
@@ -339,7 +344,7 @@ class Enum:
 
 @dataclass
 class Struct:
-    """A dataclass with a codec: a struct, a union branch, or an event's data."""
+    """A class with a codec: a struct, a union branch, or an event."""
 
     name: str
     qapi_name: str
@@ -350,12 +355,77 @@ class Struct:
     deprecated: bool = False
 
     @property
+    def base(self) -> str:
+        return "_Struct" if self.event_name is None else "_Event"
+
+    @property
+    def settable(self) -> list[Member]:
+        """The members an instance holds (a branch's fixed tag is the class's)."""
+        return [m for m in self.members if m.fixed_tag is None]
+
+    @property
+    def fixed(self) -> list[Member]:
+        return [m for m in self.members if m.fixed_tag is not None]
+
+    @property
+    def own_attributes(self) -> list[str]:
+        """Every attribute an instance holds, in order (an event's `timestamp` is
+        its base class's)."""
+        return [m.attr for m in self.settable] + ["extra"]
+
+    @property
+    def slots(self) -> Node:
+        return Assign("__slots__", _tuple_literal(self.own_attributes))
+
+    @property
+    def fixed_fields(self) -> Node | None:
+        if not self.fixed:
+            return None
+        names = [m.attr for m in self.fixed]
+        return Assign(
+            "_FIXED: _typing.ClassVar[tuple[str, ...]]", _tuple_literal(names)
+        )
+
+    @property
     def known_members(self) -> Node:
         """The class constant listing the wire names of its members."""
         items: list[Node] = [py_string(m.wire) for m in self.members]
         members = Group("{", items, "}", literal=True) if items else "()"
         value = Group("frozenset(", [members], ")")
-        return Assign("_MEMBERS: ClassVar[frozenset[str]]", value)
+        return Assign("_MEMBERS: _typing.ClassVar[frozenset[str]]", value)
+
+    @property
+    def init_signature(self) -> Node:
+        params: list[Node] = ["self", "*"]
+        params += [m.parameter for m in self.settable]
+        params.append("extra: dict[str, object] | None = None")
+        if self.event_name is not None:
+            params.append("timestamp: _Timestamp = _NO_TIMESTAMP")
+        return Group("def __init__(", params, ") -> None:", is_def=True)
+
+    @property
+    def init_body(self) -> str:
+        """Set each attribute; then warn about each deprecated member a program sets
+        and each deprecated enum value it gives. `from_wire` bypasses ``__init__``, so
+        a client is told what it sends, never what it receives. Event classes do not
+        warn: a program builds events only to serve them."""
+        indent = INDENT * 2
+        lines = [
+            _statement(
+                indent, f"self.{m.attr} = {m.attr}", Assign(f"self.{m.attr}", m.attr)
+            )
+            for m in self.settable
+        ]
+        lines.append(f"{indent}self.extra = {{}} if extra is None else extra")
+        if self.event_name is not None:
+            lines.append(f"{indent}self.timestamp = timestamp")
+            return "\n".join(lines)
+        for m in self.members:
+            where = f"member '{m.wire}' of {self.qapi_name}"
+            value = m.attr if m.fixed_tag is None else f"self.{m.attr}"
+            # stack: warnings.warn, __init__, the caller
+            lines += m.deprecation_lines(value, where, indent, 2)
+        return "\n".join(lines)
 
     @property
     def from_wire_body(self) -> str:
@@ -364,7 +434,7 @@ class Struct:
         members looked for only when some key is not a member, then the instance,
         its slots filled directly."""
         indent = INDENT * 2
-        decoded = [m for m in self.members if m.fixed_tag is None]
+        decoded = self.settable
         locals_ = _local_names(decoded)
         lines = [
             f"{indent}data: dict[str, object] = (",
@@ -384,34 +454,18 @@ class Struct:
         lines.append(lay_out(extra, indent + INDENT))
         lines.append(f"{indent}else:")
         lines.append(f"{indent}{INDENT}extra = {{}}")
-        # Filling the slots directly skips the keyword matching of the dataclass's
-        # __init__, which costs more than all the checks above (it sets nothing else).
+        # Filling the slots directly skips the keyword matching of __init__, which
+        # costs more than all the checks above (it sets nothing else).
         lines.append(f"{indent}decoded = object.__new__(cls)")
-        for m in self.members:
-            value = m.fixed_tag if m.fixed_tag is not None else locals_[m.attr]
+        for m in decoded:
+            value = locals_[m.attr]
             assign = f"decoded.{m.attr} = {value}"
             lines.append(_statement(indent, assign, Assign(f"decoded.{m.attr}", value)))
         lines.append(f"{indent}decoded.extra = extra")
         if self.event_name is not None:
             # the data member carries no stamp: the decode paths set the envelope's
-            lines.append(f"{indent}decoded.timestamp = NO_TIMESTAMP")
+            lines.append(f"{indent}decoded.timestamp = _NO_TIMESTAMP")
         lines.append(f"{indent}return decoded")
-        return "\n".join(lines)
-
-    @property
-    def post_init_body(self) -> str:
-        """The statements of ``__post_init__`` (empty: the class needs none): warn
-        about each deprecated member a program sets and each deprecated enum value it
-        gives. Only constructing runs it (`from_wire` bypasses ``__init__``), so a
-        client is told what it sends, never what it receives. Event classes have
-        none: a program builds events only to serve them."""
-        if self.event_name is not None:
-            return ""
-        lines: list[str] = []
-        for m in self.members:
-            where = f"member '{m.wire}' of {self.qapi_name}"
-            # stack: warnings.warn, __post_init__, the dataclass's __init__, caller
-            lines += m.deprecation_lines("self." + m.attr, where, INDENT * 2, 3)
         return "\n".join(lines)
 
     @property
@@ -432,6 +486,14 @@ class Struct:
         return Assign("wire: dict[str, object]", Group("{", items, "}", literal=True))
 
 
+def _tuple_literal(names: list[str]) -> Node:
+    """``("a", "b")``; a one-element tuple keeps its comma."""
+    items: list[Node] = [py_string(name) for name in names]
+    if len(items) == 1:
+        return f"({flat(items[0])},)"
+    return Group("(", items, ")", literal=True)
+
+
 # Names `from_wire` binds or reads besides its members' variables.
 _CODEC_NAMES = frozenset(
     {
@@ -446,7 +508,13 @@ _CODEC_NAMES = frozenset(
         "object",
         "type",
         "float",
+        "dict",
+        "str",
+        "int",
+        "bool",
+        "list",
         "_c",
+        "_NO_TIMESTAMP",
     }
 )
 
@@ -579,6 +647,57 @@ class Alternate:
         elif steps:
             steps[-1].test = None
         return steps
+
+
+@dataclass
+class FacadeExports:
+    """What a lazy facade (`types/__init__.py`, `events/__init__.py`) names: every
+    name with the module of the package that defines it, in the package's modules'
+    order (`modules`)."""
+
+    locations: dict[str, str]
+    modules: list[str]
+    # names the facade itself defines that a program uses
+    also: tuple[str, ...] = ()
+
+    @property
+    def public(self) -> list[str]:
+        """``__all__``: the names a program uses (tables are the package's own)."""
+        listed = [name for name in self.locations if not name.startswith("_")]
+        return sorted({*listed, *self.also})
+
+    def type_checking_imports(self, indent: str) -> list[str]:
+        """``from .module import (Name as Name, ...)``, a statement per module, so
+        type checkers and IDEs see every name where it is defined."""
+        statements: list[str] = []
+        for module in sorted(self.modules):
+            names = sorted(n for n, m in self.locations.items() if m == module)
+            if not names:
+                continue
+            items: list[Node] = [f"{name} as {name}" for name in names]
+            group = Group(f"from .{module} import (", items, ")", explode=True)
+            statements.append(lay_out(group, indent))
+        return statements
+
+    @property
+    def all_list(self) -> Node:
+        items: list[Node] = [py_string(name) for name in self.public]
+        if not items:
+            return "__all__: list[str] = []"
+        return Assign("__all__", Group("[", items, "]", literal=True, explode=True))
+
+    @property
+    def locations_table(self) -> Node:
+        items: list[Node] = [
+            f"{py_string(name)}: {py_string(self.locations[name])}"
+            for name in sorted(self.locations)
+        ]
+        if not items:
+            return "_LOCATIONS: dict[str, str] = {}"
+        return Assign(
+            "_LOCATIONS: dict[str, str]",
+            Group("{", items, "}", literal=True, explode=True),
+        )
 
 
 @dataclass
