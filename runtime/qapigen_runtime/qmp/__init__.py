@@ -97,7 +97,29 @@ _LOCATIONS = {
 }
 
 __all__ = [
-    *_LOCATIONS,
+    "Address",
+    "AsyncTransport",
+    "CommandNotFound",
+    "DeviceNotActive",
+    "DeviceNotFound",
+    "Dispatcher",
+    "GenericError",
+    "KVMMissingCap",
+    "MAX_FDS_PER_MESSAGE",
+    "QMPClient",
+    "QMPCommandError",
+    "QMPConnectionError",
+    "QMPDisconnectedError",
+    "QMPError",
+    "QMPEvent",
+    "QMPMessageTooLargeError",
+    "QMPNegotiationError",
+    "QMPProtocolError",
+    "QMPServer",
+    "QMPTimeoutError",
+    "SyncQMPClient",
+    "SyncTransport",
+    "take_passed_fd",
 ]
 
 if not TYPE_CHECKING:
