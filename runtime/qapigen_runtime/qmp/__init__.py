@@ -97,6 +97,7 @@ _LOCATIONS = {
 }
 
 __all__ = [
+    "MAX_FDS_PER_MESSAGE",
     "Address",
     "AsyncTransport",
     "CommandNotFound",
@@ -105,7 +106,6 @@ __all__ = [
     "Dispatcher",
     "GenericError",
     "KVMMissingCap",
-    "MAX_FDS_PER_MESSAGE",
     "QMPClient",
     "QMPCommandError",
     "QMPConnectionError",
