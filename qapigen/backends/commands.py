@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import naming
-from ..layout import INDENT, Assign, Group, Node, lay_out
+from ..layout import INDENT, Assign, Group, Node, Return, lay_out
 from ..render import header, py_string, render
 from ..schema import Command, Schema
 from .common import (
@@ -60,10 +60,7 @@ class CommandView:
             params += [f"arguments: {self.boxed.annotation}", "/"]
         elif self.params:
             params.append("*")
-            for p in self.params:
-                params.append(
-                    f"{p.attr}: {p.annotation}" + (" = None" if p.optional else "")
-                )
+            params += [p.parameter for p in self.params]
             if self.open_arguments:
                 params.append(f"{OPEN_ARGUMENTS}: dict[str, object] | None = None")
         returns = self.returns.annotation if self.returns else "None"
@@ -115,10 +112,8 @@ class CommandView:
             lines.append(lay_out(call, I2))
         else:
             lines.append(lay_out(Assign("_reply", call), I2))
-            decode = Group(
-                f"return {self.returns.decoder}(", ["_reply", '""', "False"], ")"
-            )
-            lines.append(lay_out(decode, I2))
+            decode = self.returns.decode_call(["_reply", '""', "False"])
+            lines.append(lay_out(Return(decode), I2))
         return "\n".join(lines)
 
     @property
@@ -133,7 +128,7 @@ class CommandView:
             for p in self.params:
                 helper = "_c.optional" if p.optional else "_c.required"
                 args: list[Node] = ["_arguments", py_string(p.wire), '""', "True"]
-                value = Group(f"{helper}(", [*args, p.type.decoder], ")")
+                value = Group(f"{helper}(", [*args, p.type.decoder_node], ")")
                 lines.append(lay_out(Assign(p.attr, value), INDENT))
             strict = "False" if self.open_arguments else "True"
             # a set display, not frozenset(): a decoded argument may be named so
@@ -157,7 +152,7 @@ class CommandView:
             lines.append(INDENT + "return {}")
         else:
             lines.append(lay_out(Assign("_reply", call), INDENT))
-            lines.append(lay_out(_return(self.returns.encode_node("_reply")), INDENT))
+            lines.append(lay_out(Return(self.returns.encode_node("_reply")), INDENT))
         return "\n".join(lines)
 
     @property
@@ -182,15 +177,6 @@ def _item(key: str, value: Node) -> Node:
         )
     assert isinstance(value, str)
     return f"{py_string(key)}: {value}"
-
-
-def _return(value: Node) -> Node:
-    if isinstance(value, Group):
-        return Group(
-            "return " + value.opening, value.items, value.closing, literal=value.literal
-        )
-    assert isinstance(value, str)
-    return "return " + value
 
 
 def command_view(

@@ -102,9 +102,10 @@ def generate_events(
         )
         target.events.append(view)
         locations[view.name] = module
-        catalog.append(
-            f"{py_string(event.name)}: ({py_string(module)}, {py_string(view.name)})"
+        location = Group(
+            "(", [py_string(module), py_string(view.name)], ")", literal=True
         )
+        catalog.append(keyed(event.name, location))
         if event.ifcond.to_json() is not None:
             conditions.append(keyed(event.name, json_node(event.ifcond.to_json())))
         if view.deprecated:

@@ -50,6 +50,20 @@ class TypeUse:
     # the same as this module's code spells them (see TypeMapper.import_deprecated_values)
     deprecated_refs: tuple[str, ...] = ()
 
+    @property
+    def decoder_node(self) -> Node:
+        """The decoder expression as a layout node (``_c.array_of(...)`` can be split
+        inside its brackets)."""
+        return _call_node(self.decoder)
+
+    def decode_call(self, arguments: list[Node]) -> Node:
+        """A call of the decoder with `arguments`: directly when it is a name, through
+        ``_c.decode`` when it is itself a call (black lays ``f(x)(y)`` out its own
+        way; generated code does not use that shape)."""
+        if "(" in self.decoder:
+            return Group("_c.decode(", [self.decoder_node, *arguments], ")")
+        return Group(f"{self.decoder}(", arguments, ")")
+
     def encode_expr(self, value: str) -> str:
         return self.encode.format(value)
 
@@ -60,7 +74,19 @@ class TypeUse:
         if text.startswith("[") and text.endswith("]"):
             element, loop = text[1:-1].split(" for ", 1)
             return Group("[", [Split([element, "for " + loop])], "]", literal=True)
+        if self.encode.endswith("({})"):
+            # a call of an encoder function (an alternate's): black splits inside its
+            # brackets, as it does any call whose opening line fits
+            return Group(self.encode[: -len("{})")], [value], ")")
         return text
+
+
+def _call_node(expression: str) -> Node:
+    """``f(g(x))`` as nested groups; a name as itself."""
+    if not expression.endswith(")") or "(" not in expression:
+        return expression
+    head, _, inner = expression.partition("(")
+    return Group(head + "(", [_call_node(inner[:-1])], ")")
 
 
 def _prefixed(prefix: str, node: Node) -> Node:
@@ -121,6 +147,15 @@ def _statement(indent: str, text: str, node: Node) -> str:
     return lay_out(node, indent)
 
 
+def _if_given(indent: str, value: str) -> str:
+    """``if value is not None:`` at `indent`."""
+    return _statement(
+        indent,
+        f"if {value} is not None:",
+        Chain("if ", [value, "None"], "is not", ":"),
+    )
+
+
 def _condition(indent: str, operands: list[str]) -> str:
     """``if a or b:`` at `indent`."""
     return _statement(
@@ -151,18 +186,20 @@ class Member:
 
     @property
     def declaration(self) -> Node:
-        """The class-body line: an annotated slot, or for a union branch's tag a class
-        constant (the tag is fixed, so no instance holds it)."""
-        if self.fixed_tag is not None:
-            return Assign(f"{self.attr}: {self.annotation}", self.fixed_tag)
+        """The class-body line: an annotated slot (a union branch's tag too: fixed,
+        set by ``__init__`` and ``from_wire``, never a parameter)."""
         return Field(self.attr, self.annotation)
 
     @property
-    def parameter(self) -> str:
-        """The member as a keyword parameter of ``__init__``."""
-        if self.optional:
-            return f"{self.attr}: {self.annotation} = None"
-        return f"{self.attr}: {self.annotation}"
+    def value(self) -> str:
+        """What ``__init__`` sets the attribute to: its parameter, or the fixed tag."""
+        return self.fixed_tag or self.attr
+
+    @property
+    def parameter(self) -> Node:
+        """The member as a keyword parameter (black parenthesizes a long annotation
+        as it does a field's)."""
+        return Field(self.attr, self.annotation, "None" if self.optional else None)
 
     @property
     def fetches(self) -> bool:
@@ -202,7 +239,9 @@ class Member:
         lines += self._call_helper(local, inner, wire, operands)
         if self.type.enum_table is not None:
             lines.append(f"{indent}else:")
-            lines.append(f"{inner}{local} = {self.type.enum_table}[{local}]")
+            table = self.type.enum_table
+            lookup = Assign(local, Group(f"{table}[", [local], "]"))
+            lines.append(_statement(inner, f"{local} = {table}[{local}]", lookup))
         return lines
 
     def _object_lines(self, local: str, indent: str, wire: str) -> list[str]:
@@ -212,13 +251,11 @@ class Member:
         members, so the two paths report alike."""
         inner = indent + INDENT
         path = f"path + {py_string('.' + self.wire)} if path else {wire}"
-        if len(inner) + len(INDENT) + len(path) + 1 > LINE_LENGTH:
-            # black would parenthesize the conditional on lines of its own: a call
-            path = f"_c.at(path, {wire})"
         call = f"{local} = {self.type.decoder}({local}, {path}, strict)"
-        node = Assign(
-            local, Group(f"{self.type.decoder}(", [local, path, "strict"], ")")
-        )
+        # split, the path is a call (black would split a long conditional its own
+        # way); on one line, the cheaper conditional
+        at: Node = Group("_c.at(", ["path", wire], ")")
+        node = Assign(local, Group(f"{self.type.decoder}(", [local, at, "strict"], ")"))
         lines = [f"{indent}if type({local}) is dict:", _statement(inner, call, node)]
         if self.optional:
             present = [f"{local} is not None", f"{wire} in data"]
@@ -237,8 +274,9 @@ class Member:
         """``local = _c.required(data, "wire", path, strict, decoder)``."""
         arguments = ["data", wire, "path", "strict", self.type.decoder]
         text = f"{local} = _c.required({', '.join(arguments)})"
+        items: list[Node] = [*arguments[:-1], self.type.decoder_node]
         return _statement(
-            indent, text, Assign(local, Group("_c.required(", list(arguments), ")"))
+            indent, text, Assign(local, Group("_c.required(", items, ")"))
         )
 
     def _call_helper(
@@ -275,7 +313,7 @@ class Member:
                 ")",
             )
             if self.optional:
-                lines.append(f"{indent}if {value} is not None:")
+                lines.append(_if_given(indent, value))
                 inner = indent + INDENT
             lines.append(lay_out(warn, inner))
         if self.type.deprecated_refs:
@@ -293,7 +331,7 @@ class Member:
         assign = Assign(
             f"{target}[{py_string(self.wire)}]", self.type.encode_node(value)
         )
-        return f"{indent}if {value} is not None:\n" + lay_out(assign, indent + INDENT)
+        return _if_given(indent, value) + "\n" + lay_out(assign, indent + INDENT)
 
 
 @dataclass
@@ -371,7 +409,7 @@ class Struct:
     def own_attributes(self) -> list[str]:
         """Every attribute an instance holds, in order (an event's `timestamp` is
         its base class's)."""
-        return [m.attr for m in self.settable] + ["extra"]
+        return [m.attr for m in self.members] + ["extra"]
 
     @property
     def slots(self) -> Node:
@@ -412,9 +450,9 @@ class Struct:
         indent = INDENT * 2
         lines = [
             _statement(
-                indent, f"self.{m.attr} = {m.attr}", Assign(f"self.{m.attr}", m.attr)
+                indent, f"self.{m.attr} = {m.value}", Assign(f"self.{m.attr}", m.value)
             )
-            for m in self.settable
+            for m in self.members
         ]
         lines.append(f"{indent}self.extra = {{}} if extra is None else extra")
         if self.event_name is not None:
@@ -422,9 +460,8 @@ class Struct:
             return "\n".join(lines)
         for m in self.members:
             where = f"member '{m.wire}' of {self.qapi_name}"
-            value = m.attr if m.fixed_tag is None else f"self.{m.attr}"
             # stack: warnings.warn, __init__, the caller
-            lines += m.deprecation_lines(value, where, indent, 2)
+            lines += m.deprecation_lines(m.value, where, indent, 2)
         return "\n".join(lines)
 
     @property
@@ -457,8 +494,8 @@ class Struct:
         # Filling the slots directly skips the keyword matching of __init__, which
         # costs more than all the checks above (it sets nothing else).
         lines.append(f"{indent}decoded = object.__new__(cls)")
-        for m in decoded:
-            value = locals_[m.attr]
+        for m in self.members:
+            value = m.fixed_tag or locals_[m.attr]
             assign = f"decoded.{m.attr} = {value}"
             lines.append(_statement(indent, assign, Assign(f"decoded.{m.attr}", value)))
         lines.append(f"{indent}decoded.extra = extra")
@@ -490,7 +527,8 @@ def _tuple_literal(names: list[str]) -> Node:
     """``("a", "b")``; a one-element tuple keeps its comma."""
     items: list[Node] = [py_string(name) for name in names]
     if len(items) == 1:
-        return f"({flat(items[0])},)"
+        # the comma makes it a tuple, on one line or split
+        return Group("(", [f"{flat(items[0])},"], ")", literal=True)
     return Group("(", items, ")", literal=True)
 
 
@@ -519,16 +557,21 @@ _CODEC_NAMES = frozenset(
 )
 
 
+# Longer attribute names are decoded into ``m<position>``: the decoding statements
+# then stay short, and laid out only in the few shapes the layout rules know.
+_MAX_LOCAL = 20
+
+
 def _local_names(members: list[Member]) -> dict[str, str]:
-    """The variable each member is decoded into: its attribute name, unless that is a
-    name the codec uses (``data``, ``value``, a class it refers to, ...)."""
+    """The variable each member is decoded into: its attribute name, unless that is
+    long or a name the codec uses (``data``, ``value``, a class it refers to, ...)."""
     taken = set(_CODEC_NAMES)
     for m in members:
         taken.update(_referenced_names(m.type))
     attrs = {m.attr for m in members}
     names: dict[str, str] = {}
-    for m in members:
-        name = m.attr
+    for position, m in enumerate(members):
+        name = m.attr if len(m.attr) <= _MAX_LOCAL else f"m{position}"
         while name in taken or (name != m.attr and name in attrs):
             name += "_"
         taken.add(name)
@@ -614,8 +657,8 @@ class EncodeStep:
     """One `if isinstance(...): return ...` of an alternate's encoder (test None: the
     final unconditional return)."""
 
-    test: str | None
-    expr: str
+    test: Node | None
+    expr: Node
 
 
 @dataclass
@@ -640,8 +683,8 @@ class Alternate:
             if alt.type.isinstance is None:
                 plain = True
                 continue
-            test = f"isinstance(value, {alt.type.isinstance})"
-            steps.append(EncodeStep(test, alt.type.encode_expr("value")))
+            test = Group("if isinstance(", ["value", alt.type.isinstance], "):")
+            steps.append(EncodeStep(test, alt.type.encode_node("value")))
         if plain:
             steps.append(EncodeStep(None, "value"))
         elif steps:

@@ -335,6 +335,14 @@ def array_of(decode: Decoder[T]) -> Decoder[list[T]]:
     return decode_array
 
 
+def decode(
+    decoder: Decoder[T], value: object, path: str = "", strict: bool = False
+) -> T:
+    """`decoder` applied to `value`: how generated code calls a decoder it builds
+    (``decode(array_of(X.from_wire), value)``) rather than calling the built one."""
+    return decoder(value, path, strict)
+
+
 def required(
     data: JSONObject, member: str, path: str, strict: bool, decode: Decoder[T]
 ) -> T:

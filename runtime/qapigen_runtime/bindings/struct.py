@@ -72,10 +72,11 @@ class Struct:
     lacks (what a newer QEMU sent), `from_wire`/`to_wire` generated per class.
 
     A subclass's `__slots__` are its attributes (members in order, then `extra`); a
-    union branch lists its fixed tag members in `_FIXED`, an event its `timestamp` in
-    `_UNCOMPARED`. `_FIELDS`, the slots but those, is what equality compares: two
-    values are equal when every member and `extra` are (events with equal data are
-    equal whenever they came).
+    union branch lists its fixed tag members in `_FIXED` (set by its own `__init__`,
+    not taken as arguments), an event its `timestamp` in `_UNCOMPARED`. `_FIELDS`,
+    the slots but those, is what `__init__` takes and equality compares: two values
+    are equal when every member and `extra` are (the tags are the class's, and events
+    with equal data are equal whenever they came).
     """
 
     __slots__ = ()
@@ -89,7 +90,8 @@ class Struct:
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         slots = cls.__dict__.get("__slots__", ())
-        cls._FIELDS = tuple(name for name in slots if name not in cls._UNCOMPARED)
+        others = {*cls._UNCOMPARED, *cls._FIXED}
+        cls._FIELDS = tuple(name for name in slots if name not in others)
 
     def __repr__(self) -> str:
         shown = (*self._FIXED, *self._FIELDS, *self._UNCOMPARED)
