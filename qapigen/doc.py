@@ -14,13 +14,16 @@ The parser (qapigen.parser) collects the lines of one `##` … `##` block and ha
   Returns, Errors, Since and TODO (Note and Example sections are rejected in favour of
   rST directives), a heading must come first in a free-form block and members must be
   documented unless the schema's `documentation-exceptions` pragma names the definition.
-* PERMISSIVE reads like 5.2/7.2 (so its output matches QEMU's test dumps), but what
-  only some releases reject becomes a `QAPIWarning` and is accepted: continuation
-  lines indented less than 5.2/7.2 want (one warning per file when they follow the
-  10.0 style, i.e. share their own indentation, since a 10.0-era schema does that
-  everywhere; a warning each otherwise), and Note/Example sections, which 10.0 rejects.
-  It also reads what only 10.0 accepts the way 10.0 does: an `Errors:` section, and an
-  unindented paragraph after a tagged section's indented text as a new paragraph.
+* PERMISSIVE (the default) accepts a block that any release accepts; what only some
+  releases reject is a `QAPIWarning` (see qapigen.rules). It reads each block like
+  5.2/7.2 (so its output matches QEMU's test dumps), leniently: continuation lines
+  indented less than 5.2/7.2 want (the 10.0 style, where they share their own
+  indentation, or QEMU 5.1's looser one) are read as continuations, an `Errors:`
+  section and an unindented paragraph after a tagged section's indented text the
+  way 10.0 reads them. It also reads the block the 10.0 way: a block only 10.0
+  accepts (a paragraph between the descriptions and "Features:", ...) takes 10.0's
+  reading, with its indentation taken out, and what 10.0 rejects in a block the
+  other reading accepts ('Note:' and 'Example:' sections, ...) is a warning.
 
 The IR stage then calls `connect_member` / `connect_feature` for every member and
 feature of the documented definition, `check_expr` with the definition, and `check()`
@@ -30,12 +33,14 @@ to report descriptions of members that do not exist.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from . import rules
 from .level import Level
-from .source import QAPIError, QAPIWarning, SourceInfo
+from .source import Note, QAPIError, QAPIWarning, SourceInfo, excerpt
 
 if TYPE_CHECKING:
     from .parser import Expression
@@ -128,6 +133,8 @@ class QAPIDoc:
         self.sections: list[DocSection] = []
         # every section in source order, body first
         self.all_sections: list[DocSection] = [self.body]
+        # where the default level's warnings go (the schema's, once parsed)
+        self.warnings: list[QAPIWarning] = []
 
     def __repr__(self) -> str:
         return f"<QAPIDoc {self.symbol or 'free-form'} at {self.info.location()}>"
@@ -151,11 +158,15 @@ class QAPIDoc:
         section = self.args.get(member.name)
         if section is None:
             minfo = member.info or self.info
-            # Not a layout rule, so no warning under PERMISSIVE: QEMU's own schemas
-            # leave hundreds of members undocumented (9.1+ list them as exceptions).
-            if self.level is Level.V10_0 and not self._documentation_excepted(minfo):
+            if not self._documentation_excepted(minfo):
                 role = str(getattr(member, "role", "member"))
-                raise QAPIError(minfo, f"{role} '{member.name}' lacks documentation")
+                rules.enforce(
+                    rules.UNDOCUMENTED_MEMBER,
+                    self.level,
+                    minfo,
+                    f"{role} '{member.name}' lacks documentation",
+                    self.warnings,
+                )
             section = DocSection(self.info, "member", member.name)
             self.args[member.name] = section
             self.all_sections.append(section)
@@ -196,6 +207,23 @@ class QAPIDoc:
             return
         if returns is not None and "command" not in keys:
             raise QAPIError(self.info, "'Returns:' is only valid for commands")
+        if self.level is not Level.PERMISSIVE:
+            return
+        # what only 10.0 rejects ('Errors:' is a paragraph to 5.2 and 7.2)
+        if returns is not None and "returns" not in keys:
+            self._warn_section_place(
+                returns, "'Returns' section, but command doesn't return anything"
+            )
+        errors = self.section("Errors")
+        if errors is not None and "command" not in keys:
+            self._warn_section_place(
+                errors, "'Errors' section is only valid for commands"
+            )
+
+    def _warn_section_place(self, section: DocSection, message: str) -> None:
+        self.warnings.append(
+            QAPIWarning(section.info, message, rules.DOC_SECTION_PLACE)
+        )
 
     def check(self) -> None:
         """After connecting: descriptions of members/features that do not exist."""
@@ -210,7 +238,7 @@ class QAPIDoc:
         if not bogus:
             return
         plural = len(bogus) > 1
-        names = "', '".join(bogus)
+        names = "', '".join(excerpt(name) for name in bogus)
         msg = (
             f"documented {what}{'s' if plural else ''} '{names}' "
             f"{'do' if plural else 'does'} not exist"
@@ -223,12 +251,28 @@ class QAPIDoc:
         return pragma is not None and self.symbol in pragma.documentation_exceptions
 
 
+def _tab_notes(val: str) -> tuple[Note, ...]:
+    """A note for an error on a doc comment line that a tab may explain: doc
+    comments count a tab as one character."""
+    if val[1:2] == "\t":
+        return (Note(None, "'#' is followed by a tab: write '# ' (a space)"),)
+    indent = val[1 : len(val) - len(val[1:].lstrip())]
+    if "\t" not in indent:
+        return ()
+    return (
+        Note(
+            None,
+            "this line is indented with a tab, which counts as one space here:"
+            " indent doc comments with spaces",
+        ),
+    )
+
+
 def parse_doc_block(
     lines: list[DocLine],
     end_error: QAPIError | None,
     level: Level,
     warnings: list[QAPIWarning],
-    file_state: DocFileState | None = None,
 ) -> list[QAPIDoc]:
     """Parse one doc block.
 
@@ -237,27 +281,74 @@ def parse_doc_block(
     the "must end with '##'" error, raised once the lines before it are checked (so
     the first problem in reading order is the one reported).
     Returns the docs of the block: one, or (5.2/7.2) several when a free-form block
-    holds several headings. `file_state` is shared by the blocks of one file.
+    holds several headings. The default level's warnings go to `warnings`, now and
+    when the IR stage checks the docs against their definitions.
     """
     if lines[0].val != "##":
         raise QAPIError(
             lines[0].info(), "junk after '##' at start of documentation comment"
         )
     if level is Level.V10_0:
-        return [_ModernReader(lines, end_error, level).read()]
-    state = file_state if file_state is not None else DocFileState()
-    return _LegacyReader(lines, end_error, level, warnings, state).read()
+        docs = [_ModernReader(lines, end_error, level).read()]
+    elif level is Level.PERMISSIVE:
+        docs = _read_either_way(lines, end_error, warnings)
+    else:
+        docs = _LegacyReader(lines, end_error, level, warnings).read()
+    for doc in docs:
+        doc.warnings = warnings
+    return docs
 
 
-@dataclass
-class DocFileState:
-    """What the permissive level remembers across the doc blocks of one file."""
+def _read_either_way(
+    lines: list[DocLine], end_error: QAPIError | None, warnings: list[QAPIWarning]
+) -> list[QAPIDoc]:
+    """The default level: the block as 5.2/7.2 read it (leniently), or as 10.0
+    reads it when only 10.0 accepts it; an error when neither accepts it."""
+    level = Level.PERMISSIVE
+    found: list[QAPIWarning] = []
+    try:
+        docs = _LegacyReader(lines, end_error, level, found).read()
+    except QAPIError as legacy_error:
+        try:
+            doc = _ModernReader(lines, end_error, level).read()
+        except QAPIError as modern_error:
+            raise _further(legacy_error, modern_error) from None
+        _take_out_indentation(doc)
+        assert legacy_error.info is not None
+        warnings.append(
+            QAPIWarning(legacy_error.info, legacy_error.message, rules.DOC_LAYOUT_10)
+        )
+        return [doc]
+    try:
+        _ModernReader(lines, end_error, level, check_only=True).read()
+    except QAPIError as modern_error:
+        assert modern_error.info is not None
+        found.append(
+            QAPIWarning(
+                modern_error.info, modern_error.message, rules.DOC_REJECTED_BY_10
+            )
+        )
+    warnings.extend(found)
+    return docs
 
-    # a 10.0-style indentation (which 5.2 and 7.2 reject) was reported already
-    indent_style_reported: bool = False
-    # Note/Example sections (which 10.0 rejects) seen, and the warning that counts them
-    retired_sections: int = 0
-    retired_warning: QAPIWarning | None = None
+
+def _further(first: QAPIError, second: QAPIError) -> QAPIError:
+    """Of two readings' errors, the one that got further into the block (the
+    reading more likely meant); the first when they stop on the same line."""
+    assert first.info is not None and second.info is not None
+    return second if second.info.line > first.info.line else first
+
+
+def _take_out_indentation(doc: QAPIDoc) -> None:
+    """10.0 keeps a description's indentation in its text (its rST renderer takes
+    it out); the default level's texts have it taken out, as 5.2/7.2 do."""
+    for section in doc.all_sections:
+        text = section.text
+        if section.kind in ("body", "plain"):
+            section.text = textwrap.dedent(text)
+        elif "\n" in text:
+            first, rest = text.split("\n", 1)
+            section.text = first + "\n" + textwrap.dedent(rest)
 
 
 # ---------------------------------------------------------------------------
@@ -267,11 +358,9 @@ _LEGACY_TAGS = frozenset(
     ["Returns:", "Since:", "Note:", "Notes:", "Example:", "Examples:", "TODO:"]
 )
 _PERMISSIVE_TAGS = _LEGACY_TAGS | {"Errors:"}
-_RETIRED_TAGS = frozenset(["Note", "Notes", "Example", "Examples"])
 _AT_NAME_COLON_FREEFORM = re.compile(r"(@\S+:)")
 _AT_NAME_HEADER = re.compile(r"@\S*:\s*")
 _TAG_HEADER = re.compile(r"\S*:\s*")
-_LEADING_SPACE = re.compile(r"\s*")
 
 
 class _LegacyReader:
@@ -281,13 +370,11 @@ class _LegacyReader:
         end_error: QAPIError | None,
         level: Level,
         warnings: list[QAPIWarning],
-        file_state: DocFileState,
     ) -> None:
         self.lines = lines
         self.end_error = end_error
         self.level = level
         self.warnings = warnings
-        self.file_state = file_state
         self.permissive = level is Level.PERMISSIVE
         # the permissive level also knows 10.0's new tag
         self.tags = _PERMISSIVE_TAGS if self.permissive else _LEGACY_TAGS
@@ -303,7 +390,7 @@ class _LegacyReader:
         self.state: Callable[[str], None] = self._body_line
 
     def error(self, msg: str) -> QAPIError:
-        return QAPIError(self.cur.info(), msg)
+        return QAPIError(self.cur.info(), msg, _tab_notes(self.cur.val))
 
     def read(self) -> list[QAPIDoc]:
         for line in self.lines[1:]:
@@ -406,7 +493,7 @@ class _LegacyReader:
         word = line.split(" ", 1)[0]
         if word.startswith("@") and word.endswith(":"):
             first = self.doc.sections[0].name if self.doc.sections else None
-            raise self.error(f"'{word}' can't follow '{first}' section")
+            raise self.error(f"'{excerpt(word)}' can't follow '{first}' section")
         if word in self.tags:
             line, indent = self._strip_header(line, _TAG_HEADER)
             self._start_section(word[:-1], indent)
@@ -446,7 +533,7 @@ class _LegacyReader:
         if not name:
             raise self.error("invalid parameter name")
         if name in described:
-            raise self.error(f"'{name}' parameter name duplicated")
+            raise self.error(f"'{excerpt(name)}' parameter name duplicated")
         self._end_section()
         self.section = DocSection(self.cur.line_info(), kind, name, _indent=indent)
         described[name] = self.section
@@ -460,23 +547,6 @@ class _LegacyReader:
         self.section = DocSection(self.cur.line_info(), kind, name, _indent=indent)
         self.doc.sections.append(self.section)
         self.doc.all_sections.append(self.section)
-        if self.permissive and name in _RETIRED_TAGS:
-            self._warn_retired_section()
-
-    def _warn_retired_section(self) -> None:
-        """10.0 rejects Note(s)/Example(s) sections; 5.x-7.x schemas are full of them,
-        so the permissive level says so once per file, with a count."""
-        state = self.file_state
-        state.retired_sections += 1
-        if state.retired_warning is None:
-            state.retired_warning = QAPIWarning(self.cur.info(), "")
-            self.warnings.append(state.retired_warning)
-        count = state.retired_sections
-        state.retired_warning.message = (
-            "'Note:' and 'Example:' sections are rejected by QEMU 9.2+ "
-            "(use rST directives instead)"
-            + (f"; {count} in this file, the first here" if count > 1 else "")
-        )
 
     def _end_section(self) -> None:
         section = self.section
@@ -492,7 +562,7 @@ class _LegacyReader:
             match = _AT_NAME_COLON_FREEFORM.match(line)
             if match:
                 raise self.error(
-                    f"'{match.group(1)}' not allowed in free-form documentation"
+                    f"'{excerpt(match.group(1))}' not allowed in free-form documentation"
                 )
         section = self.section
         assert section is not None
@@ -517,28 +587,17 @@ class _LegacyReader:
             raise self.error(
                 f"unexpected de-indent (expected at least {section._indent} spaces)"
             )
+        message = f"unexpected de-indent (expected at least {expected} spaces)"
         if indent > 0 and section._cont_indent is None:
-            # 10.0 style: continuation lines share their own indentation. Say once
-            # per file that 5.2 and 7.2 reject it: a 10.0-era schema does it on
-            # nearly every description.
+            # 10.0 style: continuation lines share their own indentation (one
+            # warning for the section)
             section._cont_indent = indent
-            if not self.file_state.indent_style_reported:
-                self.file_state.indent_style_reported = True
-                self.warnings.append(
-                    QAPIWarning(
-                        self.cur.info(),
-                        f"unexpected de-indent (expected at least {expected} "
-                        "spaces): QEMU 5.2 and 7.2 reject this (further cases in "
-                        "this file not reported)",
-                    )
-                )
+            self.warnings.append(
+                QAPIWarning(self.cur.info(), message, rules.DOC_LAYOUT_10)
+            )
             return indent
         self.warnings.append(
-            QAPIWarning(
-                self.cur.info(),
-                f"unexpected de-indent (expected at least {expected} spaces; "
-                "QEMU 5.2+ reject this)",
-            )
+            QAPIWarning(self.cur.info(), message, rules.DOC_INDENT_5_0)
         )
         return indent
 
@@ -547,51 +606,74 @@ class _LegacyReader:
 # QEMU 10.0 reading
 
 _AT_NAME_COLON = re.compile(r"@([^:]*): *")
+# the location of what a check-only reading builds and throws away
+_NOWHERE = SourceInfo("", 0)
 _MODERN_TAG = re.compile(r"(Returns|Errors|Since|Notes?|Examples?|TODO)(?!::): *")
 
 
 class _ModernReader:
+    """Reads a block the 10.0 way. `check_only`: only whether 10.0 accepts it
+    matters (the default level's second reading), so sections are not given
+    locations of their own unless an error needs one."""
+
     def __init__(
         self,
         lines: list[DocLine],
         end_error: QAPIError | None,
         level: Level,
+        check_only: bool = False,
     ) -> None:
         self.lines = lines
         self.end_error = end_error
         self.level = level
         self.pos = 0
         self.cur = lines[0]
+        self.check_only = check_only
+        # check_only: no doc is kept, so its location is not worth building
+        self.block_info = _NOWHERE if check_only else lines[0].line_info()
+        # check_only: the line each section starts on, by id of the section
+        self.section_lines: dict[int, DocLine] = {}
 
     def error(self, msg: str) -> QAPIError:
-        return QAPIError(self.cur.info(), msg)
+        return QAPIError(self.cur.info(), msg, _tab_notes(self.cur.val))
 
     def here(self) -> SourceInfo:
         """The current line, without column (QEMU reports doc semantics there)."""
         return self.cur.line_info()
 
+    def new_section(self, kind: str, name: str | None = None) -> DocSection:
+        if not self.check_only:
+            return DocSection(self.here(), kind, name)
+        section = DocSection(self.block_info, kind, name)
+        self.section_lines[id(section)] = self.cur
+        return section
+
+    def section_info(self, section: DocSection) -> SourceInfo:
+        line = self.section_lines.get(id(section))
+        return section.info if line is None else line.line_info()
+
     def next_line(self) -> str | None:
         """Advance to the next line: its text after "# ", "" for a blank comment
         line, None at the closing "##"."""
-        self.pos += 1
-        if self.pos >= len(self.lines):
+        pos = self.pos = self.pos + 1
+        if pos >= len(self.lines):
             assert self.end_error is not None
             raise self.end_error
-        line = self.lines[self.pos]
-        self.cur = line
+        line = self.cur = self.lines[pos]
         val = line.val
-        if val.startswith("##"):
+        second = val[1:2]
+        if second == " ":
+            return val[2:].rstrip()
+        if not second:
+            return ""  # "#"
+        if second == "#":
             if val != "##":
                 raise self.error("junk after '##' at end of documentation comment")
             return None
-        if val == "#":
-            return ""
-        if val[1] != " ":
-            raise self.error("missing space after #")
-        return val[2:].rstrip()
+        raise self.error("missing space after #")
 
     def read(self) -> QAPIDoc:
-        block_info = self.cur.line_info()
+        block_info = self.block_info
         line = self.next_line()
         if line is not None and line.startswith("@"):
             if not line.endswith(":"):
@@ -614,7 +696,8 @@ class _ModernReader:
             match = _AT_NAME_COLON.match(line)
             if match:
                 raise self.error(
-                    f"'@{match.group(1)}:' not allowed in free-form documentation"
+                    f"'@{excerpt(match.group(1))}:' not allowed in free-form"
+                    " documentation"
                 )
             if line.startswith("=") and not first:
                 raise self.error("'=' heading must come first in a comment block")
@@ -647,7 +730,8 @@ class _ModernReader:
             elif match := _AT_NAME_COLON.match(line):
                 if no_more_args:
                     raise self.error(
-                        f"description of '@{match.group(1)}:' follows a section"
+                        f"description of '@{excerpt(match.group(1))}:' follows a"
+                        " section"
                     )
                 while line is not None and (m := _AT_NAME_COLON.match(line)):
                     self._new_described(doc, doc.args, "member", m.group(1))
@@ -697,7 +781,7 @@ class _ModernReader:
             line = self.next_line()
         if line is None:
             return None
-        indent = _LEADING_SPACE.match(line).end()  # type: ignore[union-attr]
+        indent = len(line) - len(line.lstrip())
         if not indent:
             return line
         self._append(doc, line)
@@ -706,9 +790,9 @@ class _ModernReader:
             line = self.next_line()
             if line is None:
                 return None
-            if _AT_NAME_COLON.match(line):
+            if line[:1] == "@" and _AT_NAME_COLON.match(line):
                 return line
-            cur = _LEADING_SPACE.match(line).end()  # type: ignore[union-attr]
+            cur = len(line) - len(line.lstrip())
             if line != "" and cur < indent:
                 if second_line_read:
                     return line
@@ -725,25 +809,28 @@ class _ModernReader:
                 return line
             self._append(doc, line)
 
-    @staticmethod
-    def _append(doc: QAPIDoc, line: str) -> None:
-        doc.all_sections[-1].text += line + "\n"
+    def _append(self, doc: QAPIDoc, line: str) -> None:
+        if not self.check_only:
+            doc.all_sections[-1].text += line + "\n"
+        elif line:
+            # check_only: only whether a section has text matters
+            doc.all_sections[-1].text = "+"
 
     def _ensure_plain(self, doc: QAPIDoc) -> None:
         last = doc.all_sections[-1]
         if last.kind in ("body", "plain"):
-            if not last.text:
+            if not last.text and not self.check_only:
                 last.info = self.here()
             last.text += "\n"
             return
-        section = DocSection(self.here(), "plain")
+        section = self.new_section("plain")
         doc.sections.append(section)
         doc.all_sections.append(section)
 
     def _new_tagged(self, doc: QAPIDoc, tag: str) -> None:
         if tag in ("Returns", "Errors", "Since") and doc.has_section(tag):
             raise QAPIError(self.here(), f"duplicated '{tag}' section")
-        section = DocSection(self.here(), "tagged", tag)
+        section = self.new_section("tagged", tag)
         doc.sections.append(section)
         doc.all_sections.append(section)
 
@@ -753,16 +840,18 @@ class _ModernReader:
         if not name:
             raise QAPIError(self.here(), "invalid parameter name")
         if name in described:
-            raise QAPIError(self.here(), f"'{name}' parameter name duplicated")
-        section = DocSection(self.here(), kind, name)
+            raise QAPIError(self.here(), f"'{excerpt(name)}' parameter name duplicated")
+        section = self.new_section(kind, name)
         described[name] = section
         doc.all_sections.append(section)
 
-    @staticmethod
-    def _finish(doc: QAPIDoc) -> None:
+    def _finish(self, doc: QAPIDoc) -> None:
         for section in doc.all_sections:
             section.text = section.text.strip("\n")
             if section.kind in ("body", "plain") or section.text:
                 continue
-            what = section.name if section.kind == "tagged" else f"@{section.name}"
-            raise QAPIError(section.info, f"text required after '{what}:'")
+            name = excerpt(section.name or "")
+            what = name if section.kind == "tagged" else f"@{name}"
+            raise QAPIError(
+                self.section_info(section), f"text required after '{what}:'"
+            )

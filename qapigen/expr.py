@@ -17,20 +17,25 @@ The language level selects the rules:
 - V7_2, V10_0: `if` is an identifier or an all/any/not object; unions need 'base'
   and 'discriminator'; types are CamelCase, events UPPER_CASE, commands and members
   lower-case with '-' (pragma exceptions aside); 'unstable' is special too.
-- PERMISSIVE: what either accepts (legacy and modern `if`, simple unions, 5.2 naming).
+- PERMISSIVE: what any of them accepts (legacy and modern `if`, simple unions, any
+  case in names, ...). What only some releases reject is a warning (see
+  qapigen.rules); what all of them reject is an error.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from . import rules
 from .doc import QAPIDoc
-from .ifcond import ALWAYS, IDENTIFIER, IfCond
+from .ifcond import ALWAYS, IDENTIFIER, ConditionSyntaxError, IfCond
 from .level import Level
 from .parser import Expression
-from .source import QAPIError, SourceInfo
+from .rules import Rule, enforce
+from .source import Note, QAPIError, QAPIWarning, SourceInfo, excerpt
 
 META_TYPES = ("enum", "struct", "union", "alternate", "command", "event")
 
@@ -173,10 +178,16 @@ def c_name(name: str) -> str:
 class _Checker:
     """Checks the expressions of one schema at one language level."""
 
-    def __init__(self, level: Level) -> None:
+    def __init__(self, level: Level, warnings: list[QAPIWarning]) -> None:
         self.level = level
         self.legacy = level is Level.V5_2
         self.modern = level in (Level.V7_2, Level.V10_0)
+        self.permissive = level is Level.PERMISSIVE
+        self.warnings = warnings
+
+    def breach(self, rule: Rule, info: SourceInfo, message: str) -> None:
+        """A rule only some releases enforce is broken (see qapigen.rules)."""
+        enforce(rule, self.level, info, message, self.warnings)
 
     # ---- generic helpers
 
@@ -196,41 +207,74 @@ class _Checker:
         source: str,
         permit_upper: bool = False,
         permit_underscore: bool = False,
+        legacy_rule: bool = True,
+        modern_rule: bool = True,
     ) -> None:
+        """QEMU 7.2+ want lower-case words joined by '-' after the prefixes
+        (`modern_rule`); 5.2 wants no upper-case letter anywhere (`legacy_rule`).
+        What both reject is an error at every level."""
         stem = self.stem(name, info, source)
-        if self.modern:
-            if (not permit_upper and _UPPER.search(stem)) or (
-                not permit_underscore and "_" in stem
-            ):
-                raise QAPIError(
-                    info, f"name of {source} must be lower-case words joined by '-'"
-                )
-        elif not permit_upper and name.lower() != name:
-            raise QAPIError(info, f"{source} must not contain upper-case letters")
+        # a release level checks only its own rule; the default level both
+        modern_bad = (
+            modern_rule
+            and not self.legacy
+            and (
+                (not permit_upper and _UPPER.search(stem) is not None)
+                or (not permit_underscore and "_" in stem)
+            )
+        )
+        legacy_bad = (
+            legacy_rule
+            and not self.modern
+            and not permit_upper
+            and name.lower() != name
+        )
+        if not (modern_bad or legacy_bad):
+            return
+        modern_msg = f"name of {source} must be lower-case words joined by '-'"
+        if modern_bad and legacy_bad:
+            raise QAPIError(info, modern_msg)  # no release accepts it
+        if modern_bad:
+            self.breach(rules.NAME_CASE, info, modern_msg)
+        else:
+            self.breach(
+                rules.NAME_UPPER_CASE,
+                info,
+                f"{source} must not contain upper-case letters",
+            )
 
     def check_definition_name(self, name: str, meta: str, info: SourceInfo) -> None:
         stem = self.stem(name, info, meta)
-        if self.modern:
-            if meta == "event":
-                if re.search(r"[a-z-]", stem):
-                    raise QAPIError(
-                        info, "name of an event must be upper-case words joined by '_'"
-                    )
-            elif meta == "command":
-                pragma = info.pragma
-                excepted = pragma is not None and name in pragma.command_name_exceptions
-                self.check_lower(name, info, meta, permit_underscore=excepted)
-            elif not _CAMEL.fullmatch(stem):
-                article = "an" if meta[0] in "aeiou" else "a"
-                raise QAPIError(info, f"name of {article} {meta} must be CamelCase")
-        suffixes = ("List", "Kind") if self.legacy else ("List",)
-        for suffix in suffixes:
-            if name.endswith(suffix):
-                raise QAPIError(
+        if self.legacy:
+            pass  # QEMU 5.2 has no case rules for definitions
+        elif meta == "event":
+            if re.search(r"[a-z-]", stem):
+                self.breach(
+                    rules.NAME_CASE,
                     info,
-                    f"{meta} name must not end in '{suffix}'"
-                    " (the generator reserves it)",
+                    "name of an event must be upper-case words joined by '_'",
                 )
+        elif meta == "command":
+            pragma = info.pragma
+            excepted = pragma is not None and name in pragma.command_name_exceptions
+            self.check_lower(
+                name, info, meta, permit_underscore=excepted, legacy_rule=False
+            )
+        elif not _CAMEL.fullmatch(stem):
+            article = "an" if meta[0] in "aeiou" else "a"
+            self.breach(
+                rules.NAME_CASE, info, f"name of {article} {meta} must be CamelCase"
+            )
+        if name.endswith("List"):
+            raise QAPIError(
+                info, f"{meta} name must not end in 'List' (the generator reserves it)"
+            )
+        if name.endswith("Kind"):
+            self.breach(
+                rules.NAME_KIND_SUFFIX,
+                info,
+                f"{meta} name must not end in 'Kind' (the generator reserves it)",
+            )
 
     @staticmethod
     def require_str(value: object, info: SourceInfo, source: str) -> str:
@@ -249,17 +293,21 @@ class _Checker:
         if not isinstance(value, dict):
             raise QAPIError(info, f"{source} must be an object")
         missing = [k for k in required if k not in value]
+        unknown = [k for k in value if k not in required and k not in optional]
         if missing:
             raise QAPIError(
-                info, f"{source} lacks required key{_s(missing)} {_quoted(missing)}"
+                info,
+                f"{source} lacks required key{_s(missing)} {_quoted(missing)}",
+                _misspelling_notes(unknown, missing),
             )
-        unknown = [k for k in value if k not in required and k not in optional]
         if unknown:
             valid = sorted([*required, *optional])
             raise QAPIError(
                 info,
-                f"{source} has unknown key{_s(unknown)} {_quoted(unknown)}\n"
+                f"{source} has unknown key{_s(unknown)}"
+                f" {_quoted([excerpt(k) for k in unknown])}\n"
                 f"Valid keys are {_quoted(valid)}.",
+                _misspelling_notes(unknown, valid),
             )
         return value
 
@@ -274,12 +322,29 @@ class _Checker:
         if self.legacy:
             return self._legacy_if(raw, info, source)
         if self.modern:
-            self._modern_if(raw, info, source, allow_legacy=False)
+            self._modern_if(raw, info, source)
             return IfCond.modern(raw)
-        if isinstance(raw, list):
-            return self._legacy_if(raw, info, source)
-        self._modern_if(raw, info, source, allow_legacy=True)
-        return IfCond.mixed(raw)
+        # the default level: either spelling, but not both in one condition
+        if isinstance(raw, str) and IDENTIFIER.fullmatch(raw):
+            return IfCond.modern(raw)  # the same in both
+        if isinstance(raw, (str, list)):
+            # kept as written (QEMU 5.2 turns a lone string into a list)
+            cond = IfCond(self._legacy_if(raw, info, source).expr, raw)
+            self.breach(
+                rules.LEGACY_IF,
+                info,
+                f"'if' condition of {source} is a C preprocessor expression"
+                " (write an identifier or an all/any/not object)",
+            )
+            return cond
+        self._modern_if(raw, info, source)
+        self.breach(
+            rules.MODERN_IF,
+            info,
+            f"'if' condition of {source} is an object"
+            " (QEMU 5.x wants C preprocessor expressions)",
+        )
+        return IfCond.modern(raw)
 
     def _legacy_if(self, raw: object, info: SourceInfo, source: str) -> IfCond:
         items = raw if isinstance(raw, list) else [raw]
@@ -295,23 +360,32 @@ class _Checker:
                 )
             if not item.strip():
                 raise QAPIError(
-                    info, f"'if' condition '{item}' of {source} makes no sense"
+                    info, f"'if' condition '{excerpt(item)}' of {source} makes no sense"
                 )
             texts.append(item)
-        return IfCond.legacy(texts)
+        try:
+            return IfCond.legacy(texts)
+        except ConditionSyntaxError as exc:
+            raise QAPIError(
+                info,
+                f"'if' condition '{excerpt(exc.text)}' of {source} is not a C"
+                f" preprocessor expression: {exc.reason}",
+            ) from None
 
-    def _modern_if(
-        self, cond: object, info: SourceInfo, source: str, allow_legacy: bool
-    ) -> None:
+    def _modern_if(self, cond: object, info: SourceInfo, source: str) -> None:
         if isinstance(cond, str):
             if IDENTIFIER.fullmatch(cond):
                 return
-            if allow_legacy and cond.strip():
-                return
+            hint = ""
+            if self.permissive and cond.strip():
+                hint = (
+                    "; a C preprocessor expression (QEMU 5.x) cannot be part of an"
+                    " all/any/not object (QEMU 6.0+)"
+                )
             raise QAPIError(
                 info,
-                f"'if' condition '{cond}' of {source} is not a valid identifier"
-                " (upper-case letters, digits and '_')",
+                f"'if' condition '{excerpt(cond)}' of {source} is not a valid"
+                f" identifier (upper-case letters, digits and '_'){hint}",
             )
         if not isinstance(cond, dict):
             raise QAPIError(
@@ -328,14 +402,14 @@ class _Checker:
             )
         ((key, value),) = cond.items()
         if key == "not":
-            self._modern_if(value, info, source, allow_legacy)
+            self._modern_if(value, info, source)
             return
         if not isinstance(value, list):
             raise QAPIError(info, f"'{key}' condition of {source} must be an array")
         if not value:
             raise QAPIError(info, f"'if' condition [] of {source} is useless")
         for operand in value:
-            self._modern_if(operand, info, source, allow_legacy)
+            self._modern_if(operand, info, source)
 
     # ---- features
 
@@ -350,7 +424,7 @@ class _Checker:
             source = "'features' member"
             self.check_keys(feat, info, source, ["name"], ["if"])
             name = self.require_str(feat["name"], info, source)
-            source = f"'features' member '{name}'"
+            source = f"'features' member '{excerpt(name)}'"
             self.check_lower(name, info, source)
             features.append(FeatureDef(name, self.check_if(feat, info, source)))
         return features
@@ -389,7 +463,7 @@ class _Checker:
         )
         members: list[MemberDef] = []
         for key, arg in value.items():
-            key_source = f"{source} member '{key}'"
+            key_source = f"{source} member '{excerpt(key)}'"
             optional = key.startswith("*")
             name = key[1:] if optional else key
             self.check_lower(
@@ -428,20 +502,26 @@ class _Checker:
         self,
         value: object,
         info: SourceInfo,
-        allow_array: bool,
+        allow_array: bool | Rule,
         check_name: bool,
+        modern_name_rule: bool = True,
     ) -> list[BranchDef]:
+        """Union branches or alternatives. `allow_array` may be the rule that only
+        some releases allow arrays by; `modern_name_rule` False checks branch names
+        by QEMU 5.2's rule only."""
         if not isinstance(value, dict):
             raise QAPIError(info, "'data' must be an object")
         branches: list[BranchDef] = []
         for key, arg in value.items():
-            source = f"'data' member '{key}'"
+            source = f"'data' member '{excerpt(key)}'"
             if check_name:
-                self.check_lower(key, info, source)
+                self.check_lower(key, info, source, modern_rule=modern_name_rule)
             spec = arg if isinstance(arg, dict) else {"type": arg}
             self.check_keys(spec, info, source, ["type"], ["if"])
             ifcond = self.check_if(spec, info, source)
-            typ = self.check_type_ref(spec["type"], info, source, allow_array)
+            typ = self.check_type_ref(spec["type"], info, source, bool(allow_array))
+            if typ.is_array and isinstance(allow_array, Rule):
+                self.breach(allow_array, info, f"{source} cannot be an array")
             branches.append(BranchDef(key, typ, ifcond))
         return branches
 
@@ -483,6 +563,7 @@ class _Checker:
                 info,
                 "a definition needs exactly one of the keys "
                 + ", ".join(f"'{m}'" for m in META_TYPES),
+                _misspelling_notes(list(expr), META_TYPES) if not metas else (),
             )
         meta = metas[0]
         name = self.require_str(expr[meta], info, f"'{meta}'")
@@ -492,7 +573,8 @@ class _Checker:
         if doc is not None:
             if doc.symbol != name:
                 raise QAPIError(
-                    info, f"the documentation comment above is for '{doc.symbol}'"
+                    info,
+                    f"the documentation comment above is for '{excerpt(doc.symbol or '')}'",
                 )
             doc.check_expr(expr)
         elif info.pragma is not None and info.pragma.doc_required:
@@ -534,13 +616,20 @@ class _Checker:
             source = "'data' member"
             self.check_keys(spec, info, source, ["name"], value_keys)
             value = self.require_str(spec["name"], info, source)
-            source = f"'data' member '{value}'"
+            source = f"'data' member '{excerpt(value)}'"
             # values may start with a digit: C prefixes them with the enum's name
             checked = "d" + value if value[:1].isdigit() else value
             self.check_lower(
                 checked, info, source, permit_upper=excepted, permit_underscore=excepted
             )
             ifcond = self.check_if(spec, info, source)
+            if "features" in spec:
+                self.breach(
+                    rules.ENUM_VALUE_FEATURES,
+                    info,
+                    f"{source} has unknown key 'features' (enum values have"
+                    " features from QEMU 6.0)",
+                )
             features = self.check_features(spec.get("features"), info)
             values.append(EnumValueDef(value, ifcond, features))
         return EnumDef(
@@ -592,6 +681,12 @@ class _Checker:
             # a QEMU 5.x simple union
             if raw_base is not None:
                 raise QAPIError(info, "'base' needs 'discriminator' (a flat union)")
+            self.breach(
+                rules.SIMPLE_UNION,
+                info,
+                "a union without 'base' and 'discriminator' is a simple union"
+                " (QEMU 5.x only)",
+            )
         else:
             if raw_base is None:
                 raise QAPIError(info, "'discriminator' needs 'base'")
@@ -604,11 +699,13 @@ class _Checker:
                 if base is None and not self.modern:
                     raise QAPIError(info, "'discriminator' needs a non-empty 'base'")
             discriminator = self.require_str(discriminator, info, "'discriminator'")
+        # QEMU 5.2 checks the names of a flat union's branches too
         branches = self.check_branches(
             expr["data"],
             info,
             allow_array=discriminator is None,
-            check_name=discriminator is None or self.legacy,
+            check_name=discriminator is None or not self.modern,
+            modern_name_rule=discriminator is None,
         )
         return UnionDef(
             name=name,
@@ -630,7 +727,7 @@ class _Checker:
         if not data:
             raise QAPIError(info, "'data' of an alternate must not be empty")
         branches = self.check_branches(
-            data, info, allow_array=not self.legacy, check_name=True
+            data, info, allow_array=rules.ARRAY_ALTERNATIVE, check_name=True
         )
         return AlternateDef(
             name=name,
@@ -727,6 +824,20 @@ class _Checker:
         )
 
 
+def _misspelling_notes(
+    written: Sequence[str], meant: Sequence[str]
+) -> tuple[Note, ...]:
+    """ "did you mean" notes: each written key close to one it could have been."""
+    notes: list[Note] = []
+    for key in written:
+        close = difflib.get_close_matches(key, meant, n=1, cutoff=0.6)
+        if close:
+            notes.append(
+                Note(None, f"is '{excerpt(key)}' a misspelling of '{close[0]}'?")
+            )
+    return tuple(notes)
+
+
 def _s(items: Sequence[str]) -> str:
     return "s" if len(items) > 1 else ""
 
@@ -735,7 +846,12 @@ def _quoted(items: Sequence[str]) -> str:
     return ", ".join(f"'{item}'" for item in items)
 
 
-def check_exprs(exprs: Sequence[Expression], level: Level) -> list[CheckedExpr]:
-    """Check and desugar every expression, in order. Raises QAPIError."""
-    checker = _Checker(level)
+def check_exprs(
+    exprs: Sequence[Expression],
+    level: Level,
+    warnings: list[QAPIWarning] | None = None,
+) -> list[CheckedExpr]:
+    """Check and desugar every expression, in order. Raises QAPIError; at the
+    default level, appends to `warnings` what only some releases reject."""
+    checker = _Checker(level, warnings if warnings is not None else [])
     return [checker.check(expression) for expression in exprs]

@@ -1,8 +1,10 @@
 """The front end in one call: parse → expression checks → schema IR (checked).
 
 `load_schema(fname, level)` returns the checked `Schema`; its `warnings` holds what
-the permissive level let through with a warning (from the parser, the doc comments
-and the IR checks). Anything wrong raises `QAPIError` with a location.
+the default level let through with a warning (from the parser, the doc comments,
+the expression and the IR checks: rules only some releases enforce, see
+qapigen.rules, whose `report_warnings` groups them rule by rule). Anything wrong
+raises `QAPIError` with a location.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .source import QAPIError
 
 def schema_from_parsed(parsed: ParsedSchema, fname: str, level: Level) -> Schema:
     """Check the expressions of an already parsed schema and build the IR."""
-    checked = check_exprs(parsed.exprs, level)
+    checked = check_exprs(parsed.exprs, level, parsed.warnings)
     try:
         return Schema.build(
             checked, level, main_fname=fname, docs=parsed.docs, warnings=parsed.warnings

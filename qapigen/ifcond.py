@@ -13,9 +13,11 @@ Two spellings exist:
 
 Both become the same tree of `IfName`, `IfAll`, `IfAny`, `IfNot`. The value as written
 (`raw`) is kept too, because QEMU's test dump prints it verbatim. A legacy expression
-this module cannot parse (arithmetic, macros compared with numbers, ...) becomes one
-opaque `IfName` holding the whole text: it is true only when that exact text is among
-the defined symbols, which keeps it visible and never silently true.
+beyond `defined`, `!`, `&&`, `||` (arithmetic, macros compared with numbers, ...)
+becomes one opaque `IfName` holding the whole text: it is true only when that exact
+text is among the defined symbols, which keeps it visible and never silently true.
+Text that is no C preprocessor expression at all (`'defined(CONFIG_A'`) is refused:
+no release's build would accept it.
 """
 
 from __future__ import annotations
@@ -130,11 +132,6 @@ class IfCond:
         tree = trees[0] if len(trees) == 1 else IfAll(tuple(trees))
         return IfCond(tree, raw)
 
-    @staticmethod
-    def mixed(raw: object) -> IfCond:
-        """From a condition in either spelling (the permissive level)."""
-        return IfCond(_mixed_tree(raw), raw)
-
 
 ALWAYS = IfCond()
 
@@ -153,102 +150,160 @@ def _modern_tree(raw: object) -> IfExpr:
     return IfAll(operands) if key == "all" else IfAny(operands)
 
 
-def _mixed_tree(raw: object) -> IfExpr:
-    if isinstance(raw, str):
-        return IfName(raw) if IDENTIFIER.fullmatch(raw) else parse_legacy(raw)
-    if isinstance(raw, list):
-        trees = tuple(_mixed_tree(v) for v in raw)
-        return trees[0] if len(trees) == 1 else IfAll(trees)
-    assert isinstance(raw, dict) and len(raw) == 1
-    ((key, value),) = raw.items()
-    if key == "not":
-        return IfNot(_mixed_tree(value))
-    assert isinstance(value, list)
-    operands = tuple(_mixed_tree(v) for v in value)
-    return IfAll(operands) if key == "all" else IfAny(operands)
+# Legacy C preprocessor expressions. QEMU 5.x pastes the string into `#if`, so any
+# C constant expression is valid; this reads the whole grammar (so what a C compiler
+# would refuse is an error here too) and builds a tree from the part conditions are
+# made of: `defined(X)`, `defined X`, a bare macro name (true when defined: QEMU's
+# config macros are 1), `!`, `&&`, `||` and parentheses.
+_TOKEN = re.compile(
+    r"\s*(\|\||&&|==|!=|<=|>=|<<|>>|[!()~+\-*/%<>&|^?:]"
+    r"|[A-Za-z_][A-Za-z0-9_]*|[0-9][A-Za-z0-9_]*|\S)"
+)
+_NUMBER = re.compile(r"(?:0[xX][0-9a-fA-F]+|[0-9]+)[uUlL]*")
+# binary operators by precedence, loosest first (`?:`, `||`, `&&` are parsed apart)
+_BINARY = (
+    ("|",),
+    ("^",),
+    ("&",),
+    ("==", "!="),
+    ("<", ">", "<=", ">="),
+    ("<<", ">>"),
+    ("+", "-"),
+    ("*", "/", "%"),
+)
 
 
-# Legacy C preprocessor expressions: `||`, `&&`, `!`, parentheses, `defined(X)`,
-# `defined X` and a bare macro name (true when defined: QEMU's config macros are 1).
-_TOKEN = re.compile(r"\s*(\|\||&&|!|\(|\)|defined\b|[A-Za-z_][A-Za-z0-9_]*)")
+class ConditionSyntaxError(ValueError):
+    """A legacy condition that is not a C preprocessor expression; `reason` says
+    why, in words for an error message."""
+
+    def __init__(self, reason: str, text: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        # the condition as written (set by parse_legacy)
+        self.text = text
 
 
 class _LegacyParser:
+    """Each method returns the tree of what it read, or None when that part is valid
+    C but beyond what conditions are made of (arithmetic, comparisons, numbers)."""
+
     def __init__(self, text: str) -> None:
-        self.tokens: list[str] = []
-        pos = 0
-        text = text.rstrip()
-        while pos < len(text):
-            match = _TOKEN.match(text, pos)
-            if match is None:
-                raise ValueError(text)
-            self.tokens.append(match.group(1))
-            pos = match.end()
+        self.tokens = [m.group(1) for m in _TOKEN.finditer(text.rstrip())]
         self.pos = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
-    def take(self) -> str:
+    def take(self, what: str) -> str:
         token = self.peek()
         if token is None:
-            raise ValueError("unexpected end")
+            raise ConditionSyntaxError(f"it ends where {what} should follow")
         self.pos += 1
         return token
 
-    def expect(self, token: str) -> None:
-        if self.take() != token:
-            raise ValueError(token)
+    def expect(self, token: str, what: str) -> None:
+        found = self.take(what)
+        if found != token:
+            raise ConditionSyntaxError(f"'{found}' where {what} should be")
 
-    def parse(self) -> IfExpr:
-        tree = self.disjunction()
-        if self.peek() is not None:
-            raise ValueError("trailing tokens")
+    def parse(self) -> IfExpr | None:
+        if not self.tokens:
+            raise ConditionSyntaxError("it is empty")
+        tree = self.conditional()
+        token = self.peek()
+        if token is not None:
+            raise ConditionSyntaxError(
+                f"unexpected '{token}' after a complete expression"
+            )
         return tree
 
-    def disjunction(self) -> IfExpr:
+    def conditional(self) -> IfExpr | None:
+        tree = self.disjunction()
+        if self.peek() == "?":
+            self.take("")
+            self.conditional()
+            self.expect(":", "the ':' of '?:'")
+            self.conditional()
+            return None
+        return tree
+
+    def disjunction(self) -> IfExpr | None:
         operands = [self.conjunction()]
         while self.peek() == "||":
-            self.take()
+            self.take("")
             operands.append(self.conjunction())
-        return operands[0] if len(operands) == 1 else IfAny(tuple(operands))
+        return _combine(IfAny, operands)
 
-    def conjunction(self) -> IfExpr:
-        operands = [self.unary()]
+    def conjunction(self) -> IfExpr | None:
+        operands = [self.binary(0)]
         while self.peek() == "&&":
-            self.take()
-            operands.append(self.unary())
-        return operands[0] if len(operands) == 1 else IfAll(tuple(operands))
+            self.take("")
+            operands.append(self.binary(0))
+        return _combine(IfAll, operands)
 
-    def unary(self) -> IfExpr:
-        token = self.take()
+    def binary(self, rank: int) -> IfExpr | None:
+        if rank == len(_BINARY):
+            return self.unary()
+        tree = self.binary(rank + 1)
+        while self.peek() in _BINARY[rank]:
+            self.take("")
+            self.binary(rank + 1)
+            tree = None
+        return tree
+
+    def unary(self) -> IfExpr | None:
+        token = self.take("an operand")
         if token == "!":
-            return IfNot(self.unary())
+            operand = self.unary()
+            return None if operand is None else IfNot(operand)
+        if token in ("~", "+", "-"):
+            self.unary()
+            return None
         if token == "(":
-            tree = self.disjunction()
-            self.expect(")")
+            tree = self.conditional()
+            self.expect(")", "a ')'")
             return tree
         if token == "defined":
-            if self.peek() == "(":
-                self.take()
-                name = self.name()
-                self.expect(")")
-                return IfName(name)
-            return IfName(self.name())
-        if token[0].isalpha() or token[0] == "_":
+            parenthesized = self.peek() == "("
+            if parenthesized:
+                self.take("")
+            name = self.take("a macro name")
+            if not _is_name(name) or name == "defined":
+                raise ConditionSyntaxError(
+                    f"'defined' needs a macro name, not '{name}'"
+                )
+            if parenthesized:
+                self.expect(")", "the ')' of 'defined('")
+            return IfName(name)
+        if _is_name(token):
             return IfName(token)
-        raise ValueError(token)
+        if _NUMBER.fullmatch(token):
+            return None
+        raise ConditionSyntaxError(f"unexpected '{token}'")
 
-    def name(self) -> str:
-        token = self.take()
-        if not (token[0].isalpha() or token[0] == "_") or token == "defined":
-            raise ValueError(token)
-        return token
+
+def _is_name(token: str) -> bool:
+    return token[0].isalpha() or token[0] == "_"
+
+
+def _combine(
+    kind: type[IfAll] | type[IfAny], operands: list[IfExpr | None]
+) -> IfExpr | None:
+    if len(operands) == 1:
+        return operands[0]
+    if any(op is None for op in operands):
+        return None
+    return kind(tuple(op for op in operands if op is not None))
 
 
 def parse_legacy(text: str) -> IfExpr:
-    """Parse one legacy condition; unparseable text becomes an opaque `IfName`."""
+    """Parse one legacy condition. A valid C expression beyond what conditions are
+    made of (`CONFIG_X > 2`) becomes an opaque `IfName` of the whole text; text that
+    is no C expression at all (`defined(X`) raises `ConditionSyntaxError`."""
     try:
-        return _LegacyParser(text).parse()
-    except ValueError:
-        return IfName(text.strip())
+        tree = _LegacyParser(text).parse()
+    except ConditionSyntaxError as exc:
+        exc.text = text
+        raise
+    return IfName(text.strip()) if tree is None else tree

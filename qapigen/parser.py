@@ -10,6 +10,12 @@ included file's expressions), every doc comment, and the warnings the permissive
 collected. Expressions are not checked here beyond what the grammar and the two
 directives need: that is qapigen.expr's job.
 
+A syntax error is QEMU's message at QEMU's place, with notes that say why and where
+else to look (the `{` of an object that is not closed, a trailing comma, `"` for `'`,
+...). Text an error quotes from the input goes through `excerpt` (short, escaped), and
+a file with a NUL character is refused without quoting it: an `include` of a binary
+or secret file (`/proc/self/environ`) must not replay it.
+
 Include paths are relative to the including file; `SourceInfo.fname` of an included
 file's expressions is the including file's directory joined with the path as written
 (so errors read `include/sub-module.json:3: …` the way QEMU prints them). A file is
@@ -33,15 +39,17 @@ import re
 import stat
 from dataclasses import dataclass, field
 
-from .doc import DocFileState, DocLine, QAPIDoc, parse_doc_block
+from .doc import DocLine, QAPIDoc, parse_doc_block
 from .level import Level
 from .pragma import Pragma, apply_pragma
-from .source import QAPIError, QAPIWarning, SourceInfo
+from .source import Note, QAPIError, QAPIWarning, SourceInfo, excerpt
 
 # Refuse absurd inputs with a clear message instead of exhausting memory or the stack.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_NESTING = 64
 MAX_INCLUDE_DEPTH = 100
+# how much of a file name a message quotes
+_PATH_CHARS = 200
 
 
 @dataclass
@@ -113,12 +121,13 @@ class _SchemaReader:
             # ValueError: a path with a NUL character
             reason = getattr(exc, "strerror", None) or str(exc)
             raise QAPIError(
-                incl_info, f"can't read {what} file '{fname}': {reason}"
+                incl_info,
+                f"can't read {what} file '{excerpt(fname, _PATH_CHARS)}': {reason}",
             ) from None
         if len(data) > MAX_FILE_BYTES:
             raise QAPIError(
                 incl_info,
-                f"{what} file '{fname}' is too large "
+                f"{what} file '{excerpt(fname, _PATH_CHARS)}' is too large "
                 f"(more than {MAX_FILE_BYTES} bytes)",
             )
         try:
@@ -136,6 +145,17 @@ class _SchemaReader:
 
     def read_source(self, text: str, fname: str, incl_info: SourceInfo | None) -> None:
         self.included.add(os.path.abspath(fname))
+        nul = text.find("\0")
+        if nul >= 0:
+            # a binary file, or a file such as /proc/self/environ included by
+            # mistake: say so without quoting any of it
+            line = text.count("\n", 0, nul) + 1
+            line_start = text.rfind("\n", 0, nul) + 1
+            info = SourceInfo(fname, line, _column(text[line_start:nul]), incl_info)
+            raise QAPIError(
+                info,
+                "NUL character: this is not a QAPI schema (a schema is text)",
+            )
         _FileParser(self, text, fname, incl_info).parse()
 
 
@@ -150,6 +170,38 @@ _NEXT = re.compile(
     r"(?:([{}:,\[\]])|'((?:[ -&(-\[\]-~]|\\\\)*)'|(true)|(false))?"
 )
 _STRAY_WORD = re.compile(r"""[^\[\]{}:,\s'"]+""")
+_NUMBER_LIKE = re.compile(r"[-+]?[0-9][0-9.eExXa-fA-F]*")
+_WORD_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def _stray_hint(word: str) -> str | None:
+    """What a stray token usually means, for a note under the error."""
+    if word == '"':
+        return "QAPI strings use single quotes: 'like this'"
+    if word.lower() in ("true", "false"):
+        return f"booleans are lower-case: {word.lower()}"
+    if word in ("null", "None", "NULL", "nil"):
+        return "QAPI has no null: leave the member out"
+    if word.startswith(("//", "/*")):
+        return "comments start with '#' and run to the end of the line"
+    if _NUMBER_LIKE.fullmatch(word):
+        return "QAPI has no numbers: a type is named ('int'), a value is a string"
+    if _WORD_LIKE.fullmatch(word):
+        return f"names are strings: '{excerpt(word)}'"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in word):
+        return "a control character: is this file a QAPI schema?"
+    return None
+
+
+def _describe_char(ch: str) -> str:
+    """A character as a message names it: "U+0009 (a tab)", "U+00E9 'é'"."""
+    names = {"\t": "a tab", "\r": "a carriage return", "\x7f": "DEL"}
+    code = f"U+{ord(ch):04X}"
+    if ch in names:
+        return f"{code} ({names[ch]})"
+    if ch.isprintable():
+        return f"{code} '{ch}'"
+    return f"{code} (a control character)"
 
 
 def _column(before: str) -> int:
@@ -189,7 +241,6 @@ class _FileParser:
         self.tok: str | None = None
         self.val: object = None
         self.depth = 0
-        self.doc_state = DocFileState()
 
     # ---- locations and errors ----
 
@@ -206,8 +257,23 @@ class _FileParser:
             pragma=self.reader.schema.pragma,
         )
 
-    def error(self, msg: str) -> QAPIError:
-        return QAPIError(self.here(), msg)
+    def error(self, msg: str, *notes: Note) -> QAPIError:
+        return QAPIError(self.here(), msg, notes)
+
+    def info_at(self, line: int, line_pos: int, pos: int) -> SourceInfo:
+        """The location of an earlier token (from the numbers `mark()` gave)."""
+        return SourceInfo(
+            self.fname,
+            line,
+            _column(self.src[line_pos:pos]),
+            self.incl_info,
+            pragma=self.reader.schema.pragma,
+        )
+
+    def mark(self) -> tuple[int, int, int]:
+        """Where the current token is, cheaply: a location is only built from it
+        when an error needs one."""
+        return self.line, self.line_pos, self.pos
 
     # ---- lexer ----
 
@@ -277,8 +343,11 @@ class _FileParser:
                 self.cursor = pos + 1
                 self.val = self.scan_string()
             else:
-                word = _STRAY_WORD.match(src, pos)
-                raise self.error(f"stray '{word.group() if word else ch}'")
+                match = _STRAY_WORD.match(src, pos)
+                word = match.group() if match else ch
+                hint = _stray_hint(word)
+                notes = (Note(None, hint),) if hint else ()
+                raise self.error(f"stray '{excerpt(word)}'", *notes)
 
     def scan_string(self) -> str:
         """The slow path for a string the fast pattern refused: find the first
@@ -291,10 +360,16 @@ class _FileParser:
             ch = src[i]
             i += 1
             if ch == "\n":
-                raise self.error('missing terminating "\'"')
+                raise self.error(
+                    'missing terminating "\'"',
+                    Note(None, "a string ends on the line it starts on"),
+                )
             if escaped:
                 if ch != "\\":
-                    raise self.error(f"unknown escape \\{ch}")
+                    raise self.error(
+                        f"unknown escape \\{excerpt(ch)}",
+                        Note(None, "the only escape in a string is '\\\\'"),
+                    )
                 escaped = False
             elif ch == "\\":
                 escaped = True
@@ -303,47 +378,74 @@ class _FileParser:
                 self.cursor = i
                 return "".join(out)
             if ord(ch) < 32 or ord(ch) >= 127:
-                raise self.error("funny character in string")
+                raise self.error(
+                    "funny character in string",
+                    Note(
+                        self.info_at(self.line, self.line_pos, i - 1),
+                        f"{_describe_char(ch)}: strings hold printable ASCII only",
+                    ),
+                )
             out.append(ch)
 
     # ---- grammar ----
 
-    def get_members(self) -> dict[str, object]:
+    def get_members(self, opened: tuple[int, int, int]) -> dict[str, object]:
+        """The members of an object whose `{` is at `opened` (see `mark`)."""
         members: dict[str, object] = {}
         if self.tok == "}":
             self.accept()
             return members
         if self.tok != "'":
-            raise self.error("expected string or '}'")
+            raise self.error(
+                "expected string or '}'", *self.unclosed_notes(opened, "object")
+            )
         while True:
             key = self.val
             assert isinstance(key, str)
             self.accept()
             if self.tok != ":":
-                raise self.error("expected ':'")
+                notes = self.unclosed_notes(opened, "object")
+                if self.tok == "'":
+                    notes = (Note(None, "is a ':' missing before this?"),)
+                raise self.error("expected ':'", *notes)
             self.accept()
             if key in members:
-                raise self.error(f"duplicate key '{key}'")
+                raise self.error(f"duplicate key '{excerpt(key)}'")
             members[key] = self.get_value()
             if self.tok == "}":
                 self.accept()
                 return members
             if self.tok != ",":
-                raise self.error("expected ',' or '}'")
+                raise self.error(
+                    "expected ',' or '}'",
+                    *self.unclosed_notes(opened, "object", after_value=True),
+                )
+            comma = self.mark()
             self.accept()
             if self.tok != "'":
-                raise self.error("expected string")
+                notes = self.unclosed_notes(opened, "object")
+                if self.tok == "}":
+                    notes = (
+                        Note(
+                            self.info_at(*comma), "no ',' after an object's last member"
+                        ),
+                    )
+                raise self.error("expected string", *notes)
 
-    def get_values(self) -> list[object]:
+    def get_values(self, opened: tuple[int, int, int]) -> list[object]:
+        """The values of an array whose `[` is at `opened` (see `mark`)."""
         values: list[object] = []
         if self.tok == "]":
             self.accept()
             return values
         if self.tok is None or self.tok not in "{['tf":
             raise self.error(
-                "expected '{', '[', ']', string, boolean or 'null'"
-                if self.level is Level.V5_2
-                else "expected '{', '[', ']', string, or boolean"
+                (
+                    "expected '{', '[', ']', string, boolean or 'null'"
+                    if self.level is Level.V5_2
+                    else "expected '{', '[', ']', string, or boolean"
+                ),
+                *self.unclosed_notes(opened, "array"),
             )
         while True:
             values.append(self.get_value())
@@ -351,8 +453,16 @@ class _FileParser:
                 self.accept()
                 return values
             if self.tok != ",":
-                raise self.error("expected ',' or ']'")
+                raise self.error(
+                    "expected ',' or ']'",
+                    *self.unclosed_notes(opened, "array", after_value=True),
+                )
+            comma = self.mark()
             self.accept()
+            if self.tok == "]":
+                raise self.value_expected(
+                    Note(self.info_at(*comma), "no ',' after an array's last value")
+                )
 
     def get_value(self) -> object:
         if self.tok == "{" or self.tok == "[":
@@ -360,19 +470,53 @@ class _FileParser:
                 raise self.error(f"nesting too deep (more than {MAX_NESTING} levels)")
             self.depth += 1
             opener = self.tok
+            opened = self.mark()
             self.accept()
-            value: object = self.get_members() if opener == "{" else self.get_values()
+            value: object = (
+                self.get_members(opened) if opener == "{" else self.get_values(opened)
+            )
             self.depth -= 1
             return value
         if self.tok is not None and self.tok in "'tf":
             value = self.val
             self.accept()
             return value
-        raise self.error(
-            "expected '{', '[', string, boolean or 'null'"
-            if self.level is Level.V5_2
-            else "expected '{', '[', string, or boolean"
+        raise self.value_expected()
+
+    def value_expected(self, *notes: Note) -> QAPIError:
+        return self.error(
+            (
+                "expected '{', '[', string, boolean or 'null'"
+                if self.level is Level.V5_2
+                else "expected '{', '[', string, or boolean"
+            ),
+            *notes,
         )
+
+    def unclosed_notes(
+        self, opened: tuple[int, int, int], what: str, after_value: bool = False
+    ) -> tuple[Note, ...]:
+        """Notes for a syntax error inside an object or array opened at `opened`:
+        the likely cause, and where it opened when that is on another line.
+        `after_value`: the error is where a ',' or the closing bracket should be."""
+        tok = self.tok
+        close = "}" if what == "object" else "]"
+        if tok is None or (tok in "{[" and self.pos == self.line_pos):
+            # the end of the file, or what starts a line like a new definition
+            return (
+                Note(
+                    self.info_at(*opened),
+                    f"this {what} is not closed: is a '{close}' missing?",
+                ),
+            )
+        notes: list[Note] = []
+        if tok in "]}" and tok != close:
+            notes.append(Note(None, f"is a '{close}' missing before this '{tok}'?"))
+        elif after_value and tok in "'tf{[":
+            notes.append(Note(None, "is a ',' missing before this?"))
+        if opened[0] != self.line:
+            notes.append(Note(self.info_at(*opened), f"the {what} opened here"))
+        return tuple(notes)
 
     # ---- top level ----
 
@@ -390,6 +534,15 @@ class _FileParser:
                 schema.docs.extend(docs)
                 cur_doc = docs[-1]
                 continue
+            if self.tok in (",", "}", "]"):
+                hint = (
+                    "definitions are not separated by ','"
+                    if self.tok == ","
+                    else f"this '{self.tok}' closes nothing"
+                )
+                if self.level is Level.V5_2:
+                    raise self.error("expected '{'", Note(None, hint))
+                raise self.value_expected(Note(None, hint))
             if self.level is Level.V5_2 and self.tok != "{":
                 raise self.error("expected '{'")
             value = self.get_value()
@@ -413,7 +566,8 @@ class _FileParser:
         if doc is not None and doc.symbol is not None:
             raise QAPIError(
                 doc.info,
-                f"documentation for '{doc.symbol}' is not followed by the definition",
+                f"documentation for '{excerpt(doc.symbol)}' is not followed by the"
+                " definition",
             )
 
     def include(self, value: dict[str, object], info: SourceInfo) -> None:
@@ -449,7 +603,14 @@ class _FileParser:
         if not isinstance(pragmas, dict):
             raise QAPIError(info, "value of 'pragma' must be an object")
         for name, setting in pragmas.items():
-            apply_pragma(self.reader.schema.pragma, name, setting, info, self.level)
+            apply_pragma(
+                self.reader.schema.pragma,
+                name,
+                setting,
+                info,
+                self.level,
+                self.reader.schema.warnings,
+            )
 
     def get_doc(self) -> list[QAPIDoc]:
         """Collect the lines of the doc block at the current token, then parse them.
@@ -510,7 +671,7 @@ class _FileParser:
                 else:
                     end_error = self.error("documentation comment must end with '##'")
         docs = parse_doc_block(
-            lines, end_error, self.level, self.reader.schema.warnings, self.doc_state
+            lines, end_error, self.level, self.reader.schema.warnings
         )
         self.accept()
         return docs

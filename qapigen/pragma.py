@@ -20,14 +20,17 @@ name-case-whitelist       command_name_exceptions and member_name_exceptions
 
 (5.2's single name-case list exempted both command names and member names.)
 `documentation-exceptions` is a QEMU 9.1+ pragma: accepted under 10.0 and PERMISSIVE.
+The default level (PERMISSIVE) takes every name, with a warning for a name some
+release does not know (see qapigen.rules).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import rules
 from .level import Level
-from .source import QAPIError, SourceInfo
+from .source import QAPIError, QAPIWarning, SourceInfo, excerpt
 
 
 @dataclass(eq=False)
@@ -74,16 +77,47 @@ def known_pragmas(level: Level) -> _Spec:
     return {**_LEGACY, **_LATEST}
 
 
+_MODERN_NAMES = {
+    "returns-whitelist": "'command-returns-exceptions'",
+    "name-case-whitelist": "'command-name-exceptions' and 'member-name-exceptions'",
+}
+
+
+def _warn_unknown_somewhere(
+    name: str, info: SourceInfo, warnings: list[QAPIWarning]
+) -> None:
+    """The default level takes every release's pragma names; say which ones some
+    release does not know ('doc-required' is the same in all of them)."""
+    if name in _MODERN_NAMES:
+        message = f"pragma '{name}' is QEMU 5.x's name for {_MODERN_NAMES[name]}"
+        warnings.append(QAPIWarning(info, message, rules.LEGACY_PRAGMA))
+    elif name in _LATEST and name not in _MODERN:
+        message = f"pragma '{name}' is new in QEMU 9.1"
+        warnings.append(QAPIWarning(info, message, rules.NEW_PRAGMA))
+    elif name not in _LEGACY:
+        old = next(k for k, v in _MODERN_NAMES.items() if f"'{name}'" in v)
+        message = f"pragma '{name}' is QEMU 6.0's name for QEMU 5.x's '{old}'"
+        warnings.append(QAPIWarning(info, message, rules.MODERN_PRAGMA))
+
+
 def apply_pragma(
-    pragma: Pragma, name: str, value: object, info: SourceInfo, level: Level
+    pragma: Pragma,
+    name: str,
+    value: object,
+    info: SourceInfo,
+    level: Level,
+    warnings: list[QAPIWarning] | None = None,
 ) -> None:
     """Check one `name: value` pair of a pragma directive and record it.
 
-    Raises QAPIError at `info` (the directive) for an unknown name or a bad value.
+    Raises QAPIError at `info` (the directive) for an unknown name or a bad value;
+    at the default level, a name only some releases know is added to `warnings`.
     """
     spec = known_pragmas(level).get(name)
     if spec is None:
-        raise QAPIError(info, f"unknown pragma '{name}'")
+        raise QAPIError(info, f"unknown pragma '{excerpt(name)}'")
+    if level is Level.PERMISSIVE and warnings is not None:
+        _warn_unknown_somewhere(name, info, warnings)
     attrs, is_bool = spec
     if is_bool:
         if not isinstance(value, bool):

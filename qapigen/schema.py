@@ -57,10 +57,12 @@ members and features and lets `QAPIDoc.check()` find stale descriptions.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
+from . import rules
 from .doc import QAPIDoc
 from .expr import (
     AlternateDef,
@@ -80,7 +82,7 @@ from .expr import (
 )
 from .ifcond import ALWAYS, IfCond
 from .level import Level
-from .source import QAPIError, QAPIWarning, SourceInfo
+from .source import Note, QAPIError, QAPIWarning, SourceInfo, excerpt
 
 __all__ = [
     "ALWAYS",
@@ -410,11 +412,15 @@ class Type(Entity):
         super().check(schema)
         for feature in self.features:
             if feature.is_special:
-                raise QAPIError(
-                    self.info,
+                message = (
                     f"feature '{feature.name}' is only for commands, events,"
-                    " members and enum values, not for types",
+                    " members and enum values, not for types"
                 )
+                if feature.name != "unstable":
+                    raise QAPIError(self.info, message)
+                # an ordinary feature before QEMU 6.2
+                assert self.info is not None
+                schema.breach(rules.SPECIAL_FEATURE_ON_TYPE, self.info, message)
 
     def describe(self) -> str:
         return f"{self.meta} type '{self.name}'"
@@ -518,7 +524,7 @@ class ArrayType(Type):
         return True
 
     def describe(self) -> str:
-        return f"array type ['{self.element_type_name}']"
+        return f"array type ['{excerpt(self.element_type_name)}']"
 
     def check(self, schema: Schema) -> None:
         super().check(schema)
@@ -648,7 +654,7 @@ class ObjectType(Type):
             if not isinstance(found, ObjectMember) or found.name != variants.tag_name:
                 raise QAPIError(
                     self.info,
-                    f"discriminator '{variants.tag_name}' is not a member of {where}",
+                    f"discriminator '{excerpt(variants.tag_name)}' is not a member of {where}",
                 )
             owner = schema.lookup_type(found.defined_in)
             if owner is not None and not owner.is_implicit:
@@ -692,15 +698,21 @@ class ObjectType(Type):
                     f"branch '{variant.name}' is not a value of {tag_type.describe()}",
                 )
             vtype = variant.type
-            nested_union = isinstance(vtype, ObjectType) and vtype.variants is not None
-            if not isinstance(vtype, ObjectType) or (
-                nested_union and not schema.unions_in_unions
-            ):
+            if not isinstance(vtype, ObjectType):
                 kinds = "struct or union" if schema.unions_in_unions else "struct"
                 raise QAPIError(
                     self.info,
                     f"{variant.describe(self.info)} cannot have {vtype.describe()}"
                     f" (a branch must be a {kinds} type)",
+                )
+            if vtype.variants is not None:
+                # QEMU 9.1+ allow a union as a branch
+                assert self.info is not None
+                schema.breach(
+                    rules.UNION_BRANCH_UNION,
+                    self.info,
+                    f"{variant.describe(self.info)} cannot have {vtype.describe()}"
+                    " (a branch must be a struct type)",
                 )
             vtype.check(schema)
 
@@ -856,12 +868,11 @@ class Command(Entity):
                     " be an object type or an array of one (or the command must"
                     " be listed in pragma 'command-returns-exceptions')"
                 )
-                if schema.level is not Level.PERMISSIVE:
-                    raise QAPIError(self.info, msg)
-                # a file of a bigger schema (like the bundled migration.json) may
-                # rely on the pragma of the file that includes it
+                # every release rejects it, but under the default level a file of
+                # a bigger schema (like the bundled migration.json) may rely on the
+                # pragma of the file that includes it: a warning then
                 assert self.info is not None
-                schema.warnings.append(QAPIWarning(self.info, msg))
+                schema.breach(rules.RETURNS_TYPE, self.info, msg)
             self.ret_type = ret
 
     def connect_doc(self, doc: QAPIDoc | None = None) -> None:
@@ -922,9 +933,13 @@ def _check_arg_type(
             info, f"{meta}'s 'data' can be {typ.describe()} only with 'boxed': true"
         )
     typ.check(schema)
-    if schema.level is Level.V10_0 and not boxed and typ.has_conditional_members():
+    if not boxed and info is not None and typ.has_conditional_members():
         # QEMU 8.0+: unboxed arguments become C parameters, which cannot be #if'ed
-        raise QAPIError(info, f"conditional {meta} arguments need 'boxed': true")
+        schema.breach(
+            rules.CONDITIONAL_UNBOXED_ARGS,
+            info,
+            f"conditional {meta} arguments need 'boxed': true",
+        )
     return typ
 
 
@@ -992,6 +1007,8 @@ class Schema:
         self.level = level
         self.docs: list[QAPIDoc] = docs or []
         self.warnings: list[QAPIWarning] = warnings if warnings is not None else []
+        # a union as a union's branch: QEMU 9.1+ (so 10.0 and the default level)
+        self.unions_in_unions = level in (Level.V10_0, Level.PERMISSIVE)
         self.entities: list[Entity] = []
         self._entity_dict: dict[str, Entity] = {}
         self._includes: list[tuple[int, Include]] = []
@@ -1008,7 +1025,6 @@ class Schema:
             sorted(self._special_features)
         )
         # QEMU 8.1+ let a union branch be a union itself
-        self.unions_in_unions = level in (Level.V10_0, Level.PERMISSIVE)
         self._define_predefined()
 
     @classmethod
@@ -1064,7 +1080,10 @@ class Schema:
         typ = self._entity_dict.get(name)
         if not isinstance(typ, Type):
             who = what if isinstance(what, str) else what()
-            raise QAPIError(info, f"{who} uses unknown type '{name}'")
+            types = [n for n, e in self._entity_dict.items() if isinstance(e, Type)]
+            close = difflib.get_close_matches(name, types, n=1, cutoff=0.6)
+            notes = [Note(None, f"did you mean '{close[0]}'?")] if close else []
+            raise QAPIError(info, f"{who} uses unknown type '{excerpt(name)}'", notes)
         return typ
 
     def commands(self) -> Iterator[Command]:
@@ -1370,19 +1389,25 @@ class Schema:
         if docs_last:
             for doc in self.docs:
                 doc.check()
-            self._check_feature_count()
+        self._check_feature_count()
 
     MAX_FEATURES: ClassVar[int] = 64
+
+    def breach(self, rule: rules.Rule, info: SourceInfo, message: str) -> None:
+        """A rule only some releases enforce is broken (see qapigen.rules)."""
+        rules.enforce(rule, self.level, info, message, self.warnings)
 
     def _check_feature_count(self) -> None:
         names = list(self._feature_names.items())
         if len(names) > self.MAX_FEATURES:
             name, info = names[self.MAX_FEATURES]
-            raise QAPIError(
-                info,
+            message = (
                 f"feature '{name}' is one too many: a schema may use at most"
-                f" {self.MAX_FEATURES} distinct feature names",
+                f" {self.MAX_FEATURES} distinct feature names"
             )
+            if info is None:
+                raise QAPIError(info, message)
+            self.breach(rules.FEATURE_COUNT, info, message)
 
     def _assign_modules(self) -> None:
         includes = iter(self._includes)

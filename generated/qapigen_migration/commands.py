@@ -184,7 +184,9 @@ class AsyncClient(_AsyncClientBase):
                ]}
         """
         _reply = await self._transport.execute("query-migrate-capabilities")
-        return _c.array_of(_t.MigrationCapabilityStatus.from_wire)(_reply, "", False)
+        return _c.decode(
+            _c.array_of(_t.MigrationCapabilityStatus.from_wire), _reply, "", False
+        )
 
     async def migrate_set_parameters(
         self, arguments: _t.MigrateSetParameters, /
@@ -809,7 +811,9 @@ class SyncClient(_SyncClientBase):
                ]}
         """
         _reply = self._transport.execute("query-migrate-capabilities")
-        return _c.array_of(_t.MigrationCapabilityStatus.from_wire)(_reply, "", False)
+        return _c.decode(
+            _c.array_of(_t.MigrationCapabilityStatus.from_wire), _reply, "", False
+        )
 
     def migrate_set_parameters(self, arguments: _t.MigrateSetParameters, /) -> None:
         """Set various migration parameters.

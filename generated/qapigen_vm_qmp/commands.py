@@ -58,7 +58,7 @@ class AsyncClient(_AsyncClientBase):
         Since: 0.14
         """
         _reply = await self._transport.execute("query-commands")
-        return _c.array_of(_t.CommandInfo.from_wire)(_reply, "", False)
+        return _c.decode(_c.array_of(_t.CommandInfo.from_wire), _reply, "", False)
 
     async def quit(self) -> None:
         """End the emulator process at once.
@@ -124,124 +124,15 @@ class AsyncClient(_AsyncClientBase):
         Since: 2.5
         """
         _reply = await self._transport.execute("query-qmp-schema")
-        return _c.array_of(_t.decode_schema_info)(_reply, "", False)
+        return _c.decode(_c.array_of(_t.decode_schema_info), _reply, "", False)
 
     async def query_migrate(self) -> _t.MigrationInfo:
-        """Returns information about current migration process. If migration
-        is active there will be another json-object with RAM migration
-        status and if block migration is active another one with block
-        migration status.
+        """Tell the state of the current (or last) migration; on a destination,
+        of the incoming one.
 
-        Returns: @MigrationInfo
+        Returns: the state, as MigrationInfo
 
-        Since: 0.14.0
-
-        Example:
-            1. Before the first migration
-
-            -> { "execute": "query-migrate" }
-            <- { "return": {} }
-
-            2. Migration is done and has succeeded
-
-            -> { "execute": "query-migrate" }
-            <- { "return": {
-                    "status": "completed",
-                    "total-time":12345,
-                    "setup-time":12345,
-                    "downtime":12345,
-                    "ram":{
-                      "transferred":123,
-                      "remaining":123,
-                      "total":246,
-                      "duplicate":123,
-                      "normal":123,
-                      "normal-bytes":123456,
-                      "dirty-sync-count":15
-                    }
-                 }
-               }
-
-            3. Migration is done and has failed
-
-            -> { "execute": "query-migrate" }
-            <- { "return": { "status": "failed" } }
-
-            4. Migration is being performed and is not a block migration:
-
-            -> { "execute": "query-migrate" }
-            <- {
-                  "return":{
-                     "status":"active",
-                     "total-time":12345,
-                     "setup-time":12345,
-                     "expected-downtime":12345,
-                     "ram":{
-                        "transferred":123,
-                        "remaining":123,
-                        "total":246,
-                        "duplicate":123,
-                        "normal":123,
-                        "normal-bytes":123456,
-                        "dirty-sync-count":15
-                     }
-                  }
-               }
-
-            5. Migration is being performed and is a block migration:
-
-            -> { "execute": "query-migrate" }
-            <- {
-                  "return":{
-                     "status":"active",
-                     "total-time":12345,
-                     "setup-time":12345,
-                     "expected-downtime":12345,
-                     "ram":{
-                        "total":1057024,
-                        "remaining":1053304,
-                        "transferred":3720,
-                        "duplicate":123,
-                        "normal":123,
-                        "normal-bytes":123456,
-                        "dirty-sync-count":15
-                     },
-                     "disk":{
-                        "total":20971520,
-                        "remaining":20880384,
-                        "transferred":91136
-                     }
-                  }
-               }
-
-            6. Migration is being performed and XBZRLE is active:
-
-            -> { "execute": "query-migrate" }
-            <- {
-                  "return":{
-                     "status":"active",
-                     "total-time":12345,
-                     "setup-time":12345,
-                     "expected-downtime":12345,
-                     "ram":{
-                        "total":1057024,
-                        "remaining":1053304,
-                        "transferred":3720,
-                        "duplicate":10,
-                        "normal":3333,
-                        "normal-bytes":3412992,
-                        "dirty-sync-count":15
-                     },
-                     "xbzrle-cache":{
-                        "cache-size":67108864,
-                        "bytes":20971520,
-                        "pages":2444343,
-                        "cache-miss":2244,
-                        "cache-miss-rate":0.123,
-                        "overflow":34434
-                     }
-                  }
-               }
+        Since: 0.14
         """
         _reply = await self._transport.execute("query-migrate")
         return _t.MigrationInfo.from_wire(_reply, "", False)
@@ -249,16 +140,14 @@ class AsyncClient(_AsyncClientBase):
     async def migrate_set_capabilities(
         self, *, capabilities: list[_t.MigrationCapabilityStatus]
     ) -> None:
-        """Enable/Disable the following migration capabilities (like xbzrle)
+        """Switch capabilities on or off; refused while a migration runs.  The
+        request is checked with the capabilities already set, and applies
+        wholly or not at all.
 
         Args:
-            capabilities: json array of capability modifications to make
+            capabilities: the capabilities to change
 
         Since: 1.2
-
-        Example:
-            -> { "execute": "migrate-set-capabilities" , "arguments":
-                 { "capabilities": [ { "capability": "xbzrle", "state": true } ] } }
         """
         _arguments: dict[str, object] = {
             "capabilities": [element.to_wire() for element in capabilities]
@@ -266,61 +155,35 @@ class AsyncClient(_AsyncClientBase):
         await self._transport.execute("migrate-set-capabilities", _arguments)
 
     async def query_migrate_capabilities(self) -> list[_t.MigrationCapabilityStatus]:
-        """Returns information about the current migration capabilities status
+        """Tell every capability and whether it is on.
 
-        Returns: @MigrationCapabilitiesStatus
+        Returns: one MigrationCapabilityStatus per capability
 
         Since: 1.2
-
-        Example:
-            -> { "execute": "query-migrate-capabilities" }
-            <- { "return": [
-                  {"state": false, "capability": "xbzrle"},
-                  {"state": false, "capability": "rdma-pin-all"},
-                  {"state": false, "capability": "auto-converge"},
-                  {"state": false, "capability": "zero-blocks"},
-                  {"state": false, "capability": "compress"},
-                  {"state": true, "capability": "events"},
-                  {"state": false, "capability": "postcopy-ram"},
-                  {"state": false, "capability": "x-colo"}
-               ]}
         """
         _reply = await self._transport.execute("query-migrate-capabilities")
-        return _c.array_of(_t.MigrationCapabilityStatus.from_wire)(_reply, "", False)
+        return _c.decode(
+            _c.array_of(_t.MigrationCapabilityStatus.from_wire), _reply, "", False
+        )
 
     async def migrate_set_parameters(
         self, arguments: _t.MigrateSetParameters, /
     ) -> None:
-        """Set various migration parameters.
+        """Change migration parameters; allowed while a migration runs.  The
+        new values are checked together with the current ones, and apply
+        wholly or not at all.
 
         Since: 2.4
-
-        Example:
-            -> { "execute": "migrate-set-parameters" ,
-                 "arguments": { "compress-level": 1 } }
         """
         _arguments = arguments.to_wire()
         await self._transport.execute("migrate-set-parameters", _arguments)
 
     async def query_migrate_parameters(self) -> _t.MigrationParameters:
-        """Returns information about the current migration parameters
+        """Tell the current migration parameters.
 
-        Returns: @MigrationParameters
+        Returns: the parameters, as MigrationParameters
 
         Since: 2.4
-
-        Example:
-            -> { "execute": "query-migrate-parameters" }
-            <- { "return": {
-                     "decompress-threads": 2,
-                     "cpu-throttle-increment": 10,
-                     "compress-threads": 8,
-                     "compress-level": 1,
-                     "cpu-throttle-initial": 20,
-                     "max-bandwidth": 33554432,
-                     "downtime-limit": 300
-                  }
-               }
         """
         _reply = await self._transport.execute("query-migrate-parameters")
         return _t.MigrationParameters.from_wire(_reply, "", False)
@@ -334,25 +197,17 @@ class AsyncClient(_AsyncClientBase):
         tls_port: int | None = None,
         cert_subject: str | None = None,
     ) -> None:
-        """Set migration information for remote display.  This makes the server
-        ask the client to automatically reconnect using the new parameters
-        once migration finished successfully.  Only implemented for SPICE.
+        """Tell a SPICE display where its clients are to reconnect after the
+        migration.  The VM has no SPICE display, so it always refuses.
 
         Args:
-            protocol: must be "spice"
-            hostname: migration target hostname
-            port: spice tcp port for plaintext channels
-            tls_port: spice tcp port for tls-secured channels
-            cert_subject: server certificate subject
+            protocol: the display protocol, "spice"
+            hostname: the destination's host name
+            port: the destination's display port
+            tls_port: the destination's display TLS port
+            cert_subject: the subject of the destination's certificate
 
-        Since: 0.14.0
-
-        Example:
-            -> { "execute": "client_migrate_info",
-                 "arguments": { "protocol": "spice",
-                                "hostname": "virt42.lab.kraxel.org",
-                                "port": 1234 } }
-            <- { "return": {} }
+        Since: 0.14
         """
         _arguments: dict[str, object] = {"protocol": protocol, "hostname": hostname}
         if port is not None:
@@ -364,85 +219,54 @@ class AsyncClient(_AsyncClientBase):
         await self._transport.execute("client_migrate_info", _arguments)
 
     async def migrate_start_postcopy(self) -> None:
-        """Followup to a migration command to switch the migration to postcopy mode.
-        The postcopy-ram capability must be set on both source and destination
-        before the original migration command.
+        """Switch the running migration to postcopy (needs capability
+        postcopy-ram or dirty-bitmaps, set before the migration started).
 
         Since: 2.5
-
-        Example:
-            -> { "execute": "migrate-start-postcopy" }
-            <- { "return": {} }
         """
         await self._transport.execute("migrate-start-postcopy")
 
     async def x_colo_lost_heartbeat(self) -> None:
-        """Tell qemu that heartbeat is lost, request it to do takeover procedures.
-        If this command is sent to the PVM, the Primary side will exit COLO mode.
-        If sent to the Secondary, the Secondary side will run failover work,
-        then takes over server operation to become the service VM.
+        """Fail over: this side of a COLO pair goes on alone.
+
+        Features:
+            unstable: this command is experimental.
 
         Since: 2.8
-
-        Example:
-            -> { "execute": "x-colo-lost-heartbeat" }
-            <- { "return": {} }
         """
         await self._transport.execute("x-colo-lost-heartbeat")
 
     async def migrate_cancel(self) -> None:
-        """Cancel the current executing migration process.
+        """Cancel the running migration.
 
-        Returns: nothing on success
-
-        Notes:
-            This command succeeds even if there is no migration process running.
-
-        Since: 0.14.0
-
-        Example:
-            -> { "execute": "migrate_cancel" }
-            <- { "return": {} }
+        Since: 0.14
         """
         await self._transport.execute("migrate_cancel")
 
     async def migrate_continue(self, *, state: _t.MigrationStatus) -> None:
-        """Continue migration when it's in a paused state.
+        """Let a migration paused in @state go on.
 
         Args:
-            state: The state the migration is currently expected to be in
-
-        Returns: nothing on success
+            state: the status it is paused in (pre-switchover)
 
         Since: 2.11
-
-        Example:
-            -> { "execute": "migrate-continue" , "arguments":
-                 { "state": "pre-switchover" } }
-            <- { "return": {} }
         """
         _arguments: dict[str, object] = {"state": state.value}
         await self._transport.execute("migrate-continue", _arguments)
 
     async def migrate_set_downtime(self, *, value: float) -> None:
-        """Set maximum tolerated downtime for migration.
+        """Set downtime-limit, given in seconds.  Removed in QEMU 7.0; the VM
+        serves it as QEMU 5.2 does.
 
         Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
-            value: maximum downtime in seconds
+            value: longest acceptable downtime in seconds (0 to 2000)
 
         Features:
-            deprecated: This command is deprecated.  Use
-                'migrate-set-parameters' instead.
+            deprecated: use migrate-set-parameters instead.
 
-        Returns: nothing on success
-
-        Since: 0.14.0
-
-        Example:
-            -> { "execute": "migrate_set_downtime", "arguments": { "value": 0.1 } }
-            <- { "return": {} }
+        Since: 0.14
         """
         _warnings.warn(
             "QMP command 'migrate_set_downtime' is deprecated",
@@ -453,24 +277,18 @@ class AsyncClient(_AsyncClientBase):
         await self._transport.execute("migrate_set_downtime", _arguments)
 
     async def migrate_set_speed(self, *, value: int) -> None:
-        """Set maximum speed for migration.
+        """Set max-bandwidth.  Removed in QEMU 7.0; the VM serves it as QEMU 5.2
+        does.
 
         Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
-            value: maximum speed in bytes per second.
+            value: bandwidth limit in bytes per second
 
         Features:
-            deprecated: This command is deprecated.  Use
-                'migrate-set-parameters' instead.
+            deprecated: use migrate-set-parameters instead.
 
-        Returns: nothing on success
-
-        Since: 0.14.0
-
-        Example:
-            -> { "execute": "migrate_set_speed", "arguments": { "value": 1024 } }
-            <- { "return": {} }
+        Since: 0.14
         """
         _warnings.warn(
             "QMP command 'migrate_set_speed' is deprecated",
@@ -481,28 +299,18 @@ class AsyncClient(_AsyncClientBase):
         await self._transport.execute("migrate_set_speed", _arguments)
 
     async def migrate_set_cache_size(self, *, value: int) -> None:
-        """Set cache size to be used by XBZRLE migration
+        """Set xbzrle-cache-size.  Removed in QEMU 7.0; the VM serves it as QEMU
+        5.2 does.
 
         Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
-            value: cache size in bytes
+            value: the cache size in bytes
 
         Features:
-            deprecated: This command is deprecated.  Use
-                'migrate-set-parameters' instead.
-
-        The size will be rounded down to the nearest power of 2.
-        The cache size can be modified before and during ongoing migration
-
-        Returns: nothing on success
+            deprecated: use migrate-set-parameters instead.
 
         Since: 1.2
-
-        Example:
-            -> { "execute": "migrate-set-cache-size",
-                 "arguments": { "value": 536870912 } }
-            <- { "return": {} }
         """
         _warnings.warn(
             "QMP command 'migrate-set-cache-size' is deprecated",
@@ -513,21 +321,17 @@ class AsyncClient(_AsyncClientBase):
         await self._transport.execute("migrate-set-cache-size", _arguments)
 
     async def query_migrate_cache_size(self) -> int:
-        """Query migration XBZRLE cache size
+        """Tell xbzrle-cache-size.  Removed in QEMU 7.0; the VM serves it as
+        QEMU 5.2 does.
 
         Deprecated: this is deprecated in the schema; calling it warns.
 
         Features:
-            deprecated: This command is deprecated.  Use
-                'query-migrate-parameters' instead.
+            deprecated: use query-migrate-parameters instead.
 
-        Returns: XBZRLE cache size in bytes
+        Returns: the cache size in bytes
 
         Since: 1.2
-
-        Example:
-            -> { "execute": "query-migrate-cache-size" }
-            <- { "return": 67108864 }
         """
         _warnings.warn(
             "QMP command 'query-migrate-cache-size' is deprecated",
@@ -546,32 +350,16 @@ class AsyncClient(_AsyncClientBase):
         detach: bool | None = None,
         resume: bool | None = None,
     ) -> None:
-        """Migrates the current running guest to another Virtual Machine.
+        """Migrate the guest to the destination at @uri.
 
         Args:
-            uri: the Uniform Resource Identifier of the destination VM
-            blk: do block migration (full disk copy)
-            inc: incremental disk copy migration
-            detach: this argument exists only for compatibility reasons and
-                is ignored by QEMU
-            resume: resume one paused migration, default "off". (since 3.0)
+            uri: where to: tcp:HOST:PORT, unix:PATH, exec:COMMAND or fd:NAME
+            blk: migrate disks too, for this migration
+            inc: with @blk, copy only the top image
+            detach: ignored
+            resume: reconnect a paused postcopy migration
 
-        Returns: nothing on success
-
-        Since: 0.14.0
-
-        Notes:
-            1. The 'query-migrate' command should be used to check migration's progress
-               and final result (this information is provided by the 'status' member)
-
-            2. All boolean arguments default to false
-
-            3. The user Monitor's "detach" argument is invalid in QMP and should not
-               be used
-
-        Example:
-            -> { "execute": "migrate", "arguments": { "uri": "tcp:0:4446" } }
-            <- { "return": {} }
+        Since: 0.14
         """
         _arguments: dict[str, object] = {"uri": uri}
         if blk is not None:
@@ -585,31 +373,13 @@ class AsyncClient(_AsyncClientBase):
         await self._transport.execute("migrate", _arguments)
 
     async def migrate_incoming(self, *, uri: str) -> None:
-        """Start an incoming migration, the qemu must have been started
-        with -incoming defer
+        """Start listening for the incoming migration of a VM started with
+        "-incoming defer".
 
         Args:
-            uri: The Uniform Resource Identifier identifying the source or
-                address to listen on
-
-        Returns: nothing on success
+            uri: where to listen, as for migrate
 
         Since: 2.3
-
-        Notes:
-            1. It's a bad idea to use a string for the uri, but it needs to stay
-               compatible with -incoming and the format of the uri is already exposed
-               above libvirt.
-
-            2. QEMU must be started with -incoming defer to allow migrate-incoming to
-               be used.
-
-            3. The uri format is the same as for -incoming
-
-        Example:
-            -> { "execute": "migrate-incoming",
-                 "arguments": { "uri": "tcp::4446" } }
-            <- { "return": {} }
         """
         _arguments: dict[str, object] = {"uri": uri}
         await self._transport.execute("migrate-incoming", _arguments)
@@ -617,24 +387,13 @@ class AsyncClient(_AsyncClientBase):
     async def xen_save_devices_state(
         self, *, filename: str, live: bool | None = None
     ) -> None:
-        """Save the state of all devices to file. The RAM and the block devices
-        of the VM are not saved by this command.
+        """Write the device state to a file, with the guest stopped meanwhile.
 
         Args:
-            filename: the file to save the state of the devices to as binary
-                data. See xen-save-devices-state.txt for a description of the binary
-                format.
-            live: Optional argument to ask QEMU to treat this command as part of a live
-                migration. Default to true. (since 2.11)
-
-        Returns: Nothing on success
+            filename: the file
+            live: whether this is part of a live migration (ignored)
 
         Since: 1.1
-
-        Example:
-            -> { "execute": "xen-save-devices-state",
-                 "arguments": { "filename": "/tmp/save" } }
-            <- { "return": {} }
         """
         _arguments: dict[str, object] = {"filename": filename}
         if live is not None:
@@ -644,22 +403,14 @@ class AsyncClient(_AsyncClientBase):
     async def xen_set_replication(
         self, *, enable: bool, primary: bool, failover: bool | None = None
     ) -> None:
-        """Enable or disable replication.
+        """Start or stop Xen's block replication.
 
         Only if CONFIG_REPLICATION.
 
         Args:
-            enable: true to enable, false to disable.
-            primary: true for primary or false for secondary.
-            failover: true to do failover, false to stop. but cannot be
-                specified if 'enable' is true. default value is false.
-
-        Returns: nothing.
-
-        Example:
-            -> { "execute": "xen-set-replication",
-                 "arguments": {"enable": true, "primary": false} }
-            <- { "return": {} }
+            enable: start (true) or stop (false)
+            primary: whether this is the primary side
+            failover: when stopping, whether to fail over
 
         Since: 2.9
         """
@@ -669,15 +420,11 @@ class AsyncClient(_AsyncClientBase):
         await self._transport.execute("xen-set-replication", _arguments)
 
     async def query_xen_replication_status(self) -> _t.ReplicationStatus:
-        """Query replication status while the vm is running.
+        """Tell whether replication is in error.
 
         Only if CONFIG_REPLICATION.
 
-        Returns: A @ReplicationResult object showing the status.
-
-        Example:
-            -> { "execute": "query-xen-replication-status" }
-            <- { "return": { "error": false } }
+        Returns: the status, as ReplicationStatus
 
         Since: 2.9
         """
@@ -685,28 +432,18 @@ class AsyncClient(_AsyncClientBase):
         return _t.ReplicationStatus.from_wire(_reply, "", False)
 
     async def xen_colo_do_checkpoint(self) -> None:
-        """Xen uses this command to notify replication to trigger a checkpoint.
+        """Make a Xen COLO checkpoint.
 
         Only if CONFIG_REPLICATION.
-
-        Returns: nothing.
-
-        Example:
-            -> { "execute": "xen-colo-do-checkpoint" }
-            <- { "return": {} }
 
         Since: 2.9
         """
         await self._transport.execute("xen-colo-do-checkpoint")
 
     async def query_colo_status(self) -> _t.COLOStatus:
-        """Query COLO status while the vm is running.
+        """Tell this VM's COLO state.
 
-        Returns: A @COLOStatus object showing the status.
-
-        Example:
-            -> { "execute": "query-colo-status" }
-            <- { "return": { "mode": "primary", "reason": "request" } }
+        Returns: the state, as COLOStatus
 
         Since: 3.1
         """
@@ -714,17 +451,11 @@ class AsyncClient(_AsyncClientBase):
         return _t.COLOStatus.from_wire(_reply, "", False)
 
     async def migrate_recover(self, *, uri: str) -> None:
-        """Provide a recovery migration stream URI.
+        """On a destination whose postcopy is paused, listen at @uri for the
+        source to reconnect.
 
         Args:
-            uri: the URI to be used for the recovery of migration stream.
-
-        Returns: nothing.
-
-        Example:
-            -> { "execute": "migrate-recover",
-                 "arguments": { "uri": "tcp:192.168.1.200:12345" } }
-            <- { "return": {} }
+            uri: where to listen, as for migrate
 
         Since: 3.0
         """
@@ -732,13 +463,7 @@ class AsyncClient(_AsyncClientBase):
         await self._transport.execute("migrate-recover", _arguments)
 
     async def migrate_pause(self) -> None:
-        """Pause a migration.  Currently it only supports postcopy.
-
-        Returns: nothing.
-
-        Example:
-            -> { "execute": "migrate-pause" }
-            <- { "return": {} }
+        """Cut the connection of a postcopy migration; it goes postcopy-paused.
 
         Since: 3.0
         """
@@ -783,7 +508,7 @@ class SyncClient(_SyncClientBase):
         Since: 0.14
         """
         _reply = self._transport.execute("query-commands")
-        return _c.array_of(_t.CommandInfo.from_wire)(_reply, "", False)
+        return _c.decode(_c.array_of(_t.CommandInfo.from_wire), _reply, "", False)
 
     def quit(self) -> None:
         """End the emulator process at once.
@@ -849,124 +574,15 @@ class SyncClient(_SyncClientBase):
         Since: 2.5
         """
         _reply = self._transport.execute("query-qmp-schema")
-        return _c.array_of(_t.decode_schema_info)(_reply, "", False)
+        return _c.decode(_c.array_of(_t.decode_schema_info), _reply, "", False)
 
     def query_migrate(self) -> _t.MigrationInfo:
-        """Returns information about current migration process. If migration
-        is active there will be another json-object with RAM migration
-        status and if block migration is active another one with block
-        migration status.
+        """Tell the state of the current (or last) migration; on a destination,
+        of the incoming one.
 
-        Returns: @MigrationInfo
+        Returns: the state, as MigrationInfo
 
-        Since: 0.14.0
-
-        Example:
-            1. Before the first migration
-
-            -> { "execute": "query-migrate" }
-            <- { "return": {} }
-
-            2. Migration is done and has succeeded
-
-            -> { "execute": "query-migrate" }
-            <- { "return": {
-                    "status": "completed",
-                    "total-time":12345,
-                    "setup-time":12345,
-                    "downtime":12345,
-                    "ram":{
-                      "transferred":123,
-                      "remaining":123,
-                      "total":246,
-                      "duplicate":123,
-                      "normal":123,
-                      "normal-bytes":123456,
-                      "dirty-sync-count":15
-                    }
-                 }
-               }
-
-            3. Migration is done and has failed
-
-            -> { "execute": "query-migrate" }
-            <- { "return": { "status": "failed" } }
-
-            4. Migration is being performed and is not a block migration:
-
-            -> { "execute": "query-migrate" }
-            <- {
-                  "return":{
-                     "status":"active",
-                     "total-time":12345,
-                     "setup-time":12345,
-                     "expected-downtime":12345,
-                     "ram":{
-                        "transferred":123,
-                        "remaining":123,
-                        "total":246,
-                        "duplicate":123,
-                        "normal":123,
-                        "normal-bytes":123456,
-                        "dirty-sync-count":15
-                     }
-                  }
-               }
-
-            5. Migration is being performed and is a block migration:
-
-            -> { "execute": "query-migrate" }
-            <- {
-                  "return":{
-                     "status":"active",
-                     "total-time":12345,
-                     "setup-time":12345,
-                     "expected-downtime":12345,
-                     "ram":{
-                        "total":1057024,
-                        "remaining":1053304,
-                        "transferred":3720,
-                        "duplicate":123,
-                        "normal":123,
-                        "normal-bytes":123456,
-                        "dirty-sync-count":15
-                     },
-                     "disk":{
-                        "total":20971520,
-                        "remaining":20880384,
-                        "transferred":91136
-                     }
-                  }
-               }
-
-            6. Migration is being performed and XBZRLE is active:
-
-            -> { "execute": "query-migrate" }
-            <- {
-                  "return":{
-                     "status":"active",
-                     "total-time":12345,
-                     "setup-time":12345,
-                     "expected-downtime":12345,
-                     "ram":{
-                        "total":1057024,
-                        "remaining":1053304,
-                        "transferred":3720,
-                        "duplicate":10,
-                        "normal":3333,
-                        "normal-bytes":3412992,
-                        "dirty-sync-count":15
-                     },
-                     "xbzrle-cache":{
-                        "cache-size":67108864,
-                        "bytes":20971520,
-                        "pages":2444343,
-                        "cache-miss":2244,
-                        "cache-miss-rate":0.123,
-                        "overflow":34434
-                     }
-                  }
-               }
+        Since: 0.14
         """
         _reply = self._transport.execute("query-migrate")
         return _t.MigrationInfo.from_wire(_reply, "", False)
@@ -974,16 +590,14 @@ class SyncClient(_SyncClientBase):
     def migrate_set_capabilities(
         self, *, capabilities: list[_t.MigrationCapabilityStatus]
     ) -> None:
-        """Enable/Disable the following migration capabilities (like xbzrle)
+        """Switch capabilities on or off; refused while a migration runs.  The
+        request is checked with the capabilities already set, and applies
+        wholly or not at all.
 
         Args:
-            capabilities: json array of capability modifications to make
+            capabilities: the capabilities to change
 
         Since: 1.2
-
-        Example:
-            -> { "execute": "migrate-set-capabilities" , "arguments":
-                 { "capabilities": [ { "capability": "xbzrle", "state": true } ] } }
         """
         _arguments: dict[str, object] = {
             "capabilities": [element.to_wire() for element in capabilities]
@@ -991,59 +605,33 @@ class SyncClient(_SyncClientBase):
         self._transport.execute("migrate-set-capabilities", _arguments)
 
     def query_migrate_capabilities(self) -> list[_t.MigrationCapabilityStatus]:
-        """Returns information about the current migration capabilities status
+        """Tell every capability and whether it is on.
 
-        Returns: @MigrationCapabilitiesStatus
+        Returns: one MigrationCapabilityStatus per capability
 
         Since: 1.2
-
-        Example:
-            -> { "execute": "query-migrate-capabilities" }
-            <- { "return": [
-                  {"state": false, "capability": "xbzrle"},
-                  {"state": false, "capability": "rdma-pin-all"},
-                  {"state": false, "capability": "auto-converge"},
-                  {"state": false, "capability": "zero-blocks"},
-                  {"state": false, "capability": "compress"},
-                  {"state": true, "capability": "events"},
-                  {"state": false, "capability": "postcopy-ram"},
-                  {"state": false, "capability": "x-colo"}
-               ]}
         """
         _reply = self._transport.execute("query-migrate-capabilities")
-        return _c.array_of(_t.MigrationCapabilityStatus.from_wire)(_reply, "", False)
+        return _c.decode(
+            _c.array_of(_t.MigrationCapabilityStatus.from_wire), _reply, "", False
+        )
 
     def migrate_set_parameters(self, arguments: _t.MigrateSetParameters, /) -> None:
-        """Set various migration parameters.
+        """Change migration parameters; allowed while a migration runs.  The
+        new values are checked together with the current ones, and apply
+        wholly or not at all.
 
         Since: 2.4
-
-        Example:
-            -> { "execute": "migrate-set-parameters" ,
-                 "arguments": { "compress-level": 1 } }
         """
         _arguments = arguments.to_wire()
         self._transport.execute("migrate-set-parameters", _arguments)
 
     def query_migrate_parameters(self) -> _t.MigrationParameters:
-        """Returns information about the current migration parameters
+        """Tell the current migration parameters.
 
-        Returns: @MigrationParameters
+        Returns: the parameters, as MigrationParameters
 
         Since: 2.4
-
-        Example:
-            -> { "execute": "query-migrate-parameters" }
-            <- { "return": {
-                     "decompress-threads": 2,
-                     "cpu-throttle-increment": 10,
-                     "compress-threads": 8,
-                     "compress-level": 1,
-                     "cpu-throttle-initial": 20,
-                     "max-bandwidth": 33554432,
-                     "downtime-limit": 300
-                  }
-               }
         """
         _reply = self._transport.execute("query-migrate-parameters")
         return _t.MigrationParameters.from_wire(_reply, "", False)
@@ -1057,25 +645,17 @@ class SyncClient(_SyncClientBase):
         tls_port: int | None = None,
         cert_subject: str | None = None,
     ) -> None:
-        """Set migration information for remote display.  This makes the server
-        ask the client to automatically reconnect using the new parameters
-        once migration finished successfully.  Only implemented for SPICE.
+        """Tell a SPICE display where its clients are to reconnect after the
+        migration.  The VM has no SPICE display, so it always refuses.
 
         Args:
-            protocol: must be "spice"
-            hostname: migration target hostname
-            port: spice tcp port for plaintext channels
-            tls_port: spice tcp port for tls-secured channels
-            cert_subject: server certificate subject
+            protocol: the display protocol, "spice"
+            hostname: the destination's host name
+            port: the destination's display port
+            tls_port: the destination's display TLS port
+            cert_subject: the subject of the destination's certificate
 
-        Since: 0.14.0
-
-        Example:
-            -> { "execute": "client_migrate_info",
-                 "arguments": { "protocol": "spice",
-                                "hostname": "virt42.lab.kraxel.org",
-                                "port": 1234 } }
-            <- { "return": {} }
+        Since: 0.14
         """
         _arguments: dict[str, object] = {"protocol": protocol, "hostname": hostname}
         if port is not None:
@@ -1087,85 +667,54 @@ class SyncClient(_SyncClientBase):
         self._transport.execute("client_migrate_info", _arguments)
 
     def migrate_start_postcopy(self) -> None:
-        """Followup to a migration command to switch the migration to postcopy mode.
-        The postcopy-ram capability must be set on both source and destination
-        before the original migration command.
+        """Switch the running migration to postcopy (needs capability
+        postcopy-ram or dirty-bitmaps, set before the migration started).
 
         Since: 2.5
-
-        Example:
-            -> { "execute": "migrate-start-postcopy" }
-            <- { "return": {} }
         """
         self._transport.execute("migrate-start-postcopy")
 
     def x_colo_lost_heartbeat(self) -> None:
-        """Tell qemu that heartbeat is lost, request it to do takeover procedures.
-        If this command is sent to the PVM, the Primary side will exit COLO mode.
-        If sent to the Secondary, the Secondary side will run failover work,
-        then takes over server operation to become the service VM.
+        """Fail over: this side of a COLO pair goes on alone.
+
+        Features:
+            unstable: this command is experimental.
 
         Since: 2.8
-
-        Example:
-            -> { "execute": "x-colo-lost-heartbeat" }
-            <- { "return": {} }
         """
         self._transport.execute("x-colo-lost-heartbeat")
 
     def migrate_cancel(self) -> None:
-        """Cancel the current executing migration process.
+        """Cancel the running migration.
 
-        Returns: nothing on success
-
-        Notes:
-            This command succeeds even if there is no migration process running.
-
-        Since: 0.14.0
-
-        Example:
-            -> { "execute": "migrate_cancel" }
-            <- { "return": {} }
+        Since: 0.14
         """
         self._transport.execute("migrate_cancel")
 
     def migrate_continue(self, *, state: _t.MigrationStatus) -> None:
-        """Continue migration when it's in a paused state.
+        """Let a migration paused in @state go on.
 
         Args:
-            state: The state the migration is currently expected to be in
-
-        Returns: nothing on success
+            state: the status it is paused in (pre-switchover)
 
         Since: 2.11
-
-        Example:
-            -> { "execute": "migrate-continue" , "arguments":
-                 { "state": "pre-switchover" } }
-            <- { "return": {} }
         """
         _arguments: dict[str, object] = {"state": state.value}
         self._transport.execute("migrate-continue", _arguments)
 
     def migrate_set_downtime(self, *, value: float) -> None:
-        """Set maximum tolerated downtime for migration.
+        """Set downtime-limit, given in seconds.  Removed in QEMU 7.0; the VM
+        serves it as QEMU 5.2 does.
 
         Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
-            value: maximum downtime in seconds
+            value: longest acceptable downtime in seconds (0 to 2000)
 
         Features:
-            deprecated: This command is deprecated.  Use
-                'migrate-set-parameters' instead.
+            deprecated: use migrate-set-parameters instead.
 
-        Returns: nothing on success
-
-        Since: 0.14.0
-
-        Example:
-            -> { "execute": "migrate_set_downtime", "arguments": { "value": 0.1 } }
-            <- { "return": {} }
+        Since: 0.14
         """
         _warnings.warn(
             "QMP command 'migrate_set_downtime' is deprecated",
@@ -1176,24 +725,18 @@ class SyncClient(_SyncClientBase):
         self._transport.execute("migrate_set_downtime", _arguments)
 
     def migrate_set_speed(self, *, value: int) -> None:
-        """Set maximum speed for migration.
+        """Set max-bandwidth.  Removed in QEMU 7.0; the VM serves it as QEMU 5.2
+        does.
 
         Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
-            value: maximum speed in bytes per second.
+            value: bandwidth limit in bytes per second
 
         Features:
-            deprecated: This command is deprecated.  Use
-                'migrate-set-parameters' instead.
+            deprecated: use migrate-set-parameters instead.
 
-        Returns: nothing on success
-
-        Since: 0.14.0
-
-        Example:
-            -> { "execute": "migrate_set_speed", "arguments": { "value": 1024 } }
-            <- { "return": {} }
+        Since: 0.14
         """
         _warnings.warn(
             "QMP command 'migrate_set_speed' is deprecated",
@@ -1204,28 +747,18 @@ class SyncClient(_SyncClientBase):
         self._transport.execute("migrate_set_speed", _arguments)
 
     def migrate_set_cache_size(self, *, value: int) -> None:
-        """Set cache size to be used by XBZRLE migration
+        """Set xbzrle-cache-size.  Removed in QEMU 7.0; the VM serves it as QEMU
+        5.2 does.
 
         Deprecated: this is deprecated in the schema; calling it warns.
 
         Args:
-            value: cache size in bytes
+            value: the cache size in bytes
 
         Features:
-            deprecated: This command is deprecated.  Use
-                'migrate-set-parameters' instead.
-
-        The size will be rounded down to the nearest power of 2.
-        The cache size can be modified before and during ongoing migration
-
-        Returns: nothing on success
+            deprecated: use migrate-set-parameters instead.
 
         Since: 1.2
-
-        Example:
-            -> { "execute": "migrate-set-cache-size",
-                 "arguments": { "value": 536870912 } }
-            <- { "return": {} }
         """
         _warnings.warn(
             "QMP command 'migrate-set-cache-size' is deprecated",
@@ -1236,21 +769,17 @@ class SyncClient(_SyncClientBase):
         self._transport.execute("migrate-set-cache-size", _arguments)
 
     def query_migrate_cache_size(self) -> int:
-        """Query migration XBZRLE cache size
+        """Tell xbzrle-cache-size.  Removed in QEMU 7.0; the VM serves it as
+        QEMU 5.2 does.
 
         Deprecated: this is deprecated in the schema; calling it warns.
 
         Features:
-            deprecated: This command is deprecated.  Use
-                'query-migrate-parameters' instead.
+            deprecated: use query-migrate-parameters instead.
 
-        Returns: XBZRLE cache size in bytes
+        Returns: the cache size in bytes
 
         Since: 1.2
-
-        Example:
-            -> { "execute": "query-migrate-cache-size" }
-            <- { "return": 67108864 }
         """
         _warnings.warn(
             "QMP command 'query-migrate-cache-size' is deprecated",
@@ -1269,32 +798,16 @@ class SyncClient(_SyncClientBase):
         detach: bool | None = None,
         resume: bool | None = None,
     ) -> None:
-        """Migrates the current running guest to another Virtual Machine.
+        """Migrate the guest to the destination at @uri.
 
         Args:
-            uri: the Uniform Resource Identifier of the destination VM
-            blk: do block migration (full disk copy)
-            inc: incremental disk copy migration
-            detach: this argument exists only for compatibility reasons and
-                is ignored by QEMU
-            resume: resume one paused migration, default "off". (since 3.0)
+            uri: where to: tcp:HOST:PORT, unix:PATH, exec:COMMAND or fd:NAME
+            blk: migrate disks too, for this migration
+            inc: with @blk, copy only the top image
+            detach: ignored
+            resume: reconnect a paused postcopy migration
 
-        Returns: nothing on success
-
-        Since: 0.14.0
-
-        Notes:
-            1. The 'query-migrate' command should be used to check migration's progress
-               and final result (this information is provided by the 'status' member)
-
-            2. All boolean arguments default to false
-
-            3. The user Monitor's "detach" argument is invalid in QMP and should not
-               be used
-
-        Example:
-            -> { "execute": "migrate", "arguments": { "uri": "tcp:0:4446" } }
-            <- { "return": {} }
+        Since: 0.14
         """
         _arguments: dict[str, object] = {"uri": uri}
         if blk is not None:
@@ -1308,31 +821,13 @@ class SyncClient(_SyncClientBase):
         self._transport.execute("migrate", _arguments)
 
     def migrate_incoming(self, *, uri: str) -> None:
-        """Start an incoming migration, the qemu must have been started
-        with -incoming defer
+        """Start listening for the incoming migration of a VM started with
+        "-incoming defer".
 
         Args:
-            uri: The Uniform Resource Identifier identifying the source or
-                address to listen on
-
-        Returns: nothing on success
+            uri: where to listen, as for migrate
 
         Since: 2.3
-
-        Notes:
-            1. It's a bad idea to use a string for the uri, but it needs to stay
-               compatible with -incoming and the format of the uri is already exposed
-               above libvirt.
-
-            2. QEMU must be started with -incoming defer to allow migrate-incoming to
-               be used.
-
-            3. The uri format is the same as for -incoming
-
-        Example:
-            -> { "execute": "migrate-incoming",
-                 "arguments": { "uri": "tcp::4446" } }
-            <- { "return": {} }
         """
         _arguments: dict[str, object] = {"uri": uri}
         self._transport.execute("migrate-incoming", _arguments)
@@ -1340,24 +835,13 @@ class SyncClient(_SyncClientBase):
     def xen_save_devices_state(
         self, *, filename: str, live: bool | None = None
     ) -> None:
-        """Save the state of all devices to file. The RAM and the block devices
-        of the VM are not saved by this command.
+        """Write the device state to a file, with the guest stopped meanwhile.
 
         Args:
-            filename: the file to save the state of the devices to as binary
-                data. See xen-save-devices-state.txt for a description of the binary
-                format.
-            live: Optional argument to ask QEMU to treat this command as part of a live
-                migration. Default to true. (since 2.11)
-
-        Returns: Nothing on success
+            filename: the file
+            live: whether this is part of a live migration (ignored)
 
         Since: 1.1
-
-        Example:
-            -> { "execute": "xen-save-devices-state",
-                 "arguments": { "filename": "/tmp/save" } }
-            <- { "return": {} }
         """
         _arguments: dict[str, object] = {"filename": filename}
         if live is not None:
@@ -1367,22 +851,14 @@ class SyncClient(_SyncClientBase):
     def xen_set_replication(
         self, *, enable: bool, primary: bool, failover: bool | None = None
     ) -> None:
-        """Enable or disable replication.
+        """Start or stop Xen's block replication.
 
         Only if CONFIG_REPLICATION.
 
         Args:
-            enable: true to enable, false to disable.
-            primary: true for primary or false for secondary.
-            failover: true to do failover, false to stop. but cannot be
-                specified if 'enable' is true. default value is false.
-
-        Returns: nothing.
-
-        Example:
-            -> { "execute": "xen-set-replication",
-                 "arguments": {"enable": true, "primary": false} }
-            <- { "return": {} }
+            enable: start (true) or stop (false)
+            primary: whether this is the primary side
+            failover: when stopping, whether to fail over
 
         Since: 2.9
         """
@@ -1392,15 +868,11 @@ class SyncClient(_SyncClientBase):
         self._transport.execute("xen-set-replication", _arguments)
 
     def query_xen_replication_status(self) -> _t.ReplicationStatus:
-        """Query replication status while the vm is running.
+        """Tell whether replication is in error.
 
         Only if CONFIG_REPLICATION.
 
-        Returns: A @ReplicationResult object showing the status.
-
-        Example:
-            -> { "execute": "query-xen-replication-status" }
-            <- { "return": { "error": false } }
+        Returns: the status, as ReplicationStatus
 
         Since: 2.9
         """
@@ -1408,28 +880,18 @@ class SyncClient(_SyncClientBase):
         return _t.ReplicationStatus.from_wire(_reply, "", False)
 
     def xen_colo_do_checkpoint(self) -> None:
-        """Xen uses this command to notify replication to trigger a checkpoint.
+        """Make a Xen COLO checkpoint.
 
         Only if CONFIG_REPLICATION.
-
-        Returns: nothing.
-
-        Example:
-            -> { "execute": "xen-colo-do-checkpoint" }
-            <- { "return": {} }
 
         Since: 2.9
         """
         self._transport.execute("xen-colo-do-checkpoint")
 
     def query_colo_status(self) -> _t.COLOStatus:
-        """Query COLO status while the vm is running.
+        """Tell this VM's COLO state.
 
-        Returns: A @COLOStatus object showing the status.
-
-        Example:
-            -> { "execute": "query-colo-status" }
-            <- { "return": { "mode": "primary", "reason": "request" } }
+        Returns: the state, as COLOStatus
 
         Since: 3.1
         """
@@ -1437,17 +899,11 @@ class SyncClient(_SyncClientBase):
         return _t.COLOStatus.from_wire(_reply, "", False)
 
     def migrate_recover(self, *, uri: str) -> None:
-        """Provide a recovery migration stream URI.
+        """On a destination whose postcopy is paused, listen at @uri for the
+        source to reconnect.
 
         Args:
-            uri: the URI to be used for the recovery of migration stream.
-
-        Returns: nothing.
-
-        Example:
-            -> { "execute": "migrate-recover",
-                 "arguments": { "uri": "tcp:192.168.1.200:12345" } }
-            <- { "return": {} }
+            uri: where to listen, as for migrate
 
         Since: 3.0
         """
@@ -1455,13 +911,7 @@ class SyncClient(_SyncClientBase):
         self._transport.execute("migrate-recover", _arguments)
 
     def migrate_pause(self) -> None:
-        """Pause a migration.  Currently it only supports postcopy.
-
-        Returns: nothing.
-
-        Example:
-            -> { "execute": "migrate-pause" }
-            <- { "return": {} }
+        """Cut the connection of a postcopy migration; it goes postcopy-paused.
 
         Since: 3.0
         """

@@ -118,7 +118,7 @@ _ENTRIES: list[_introspection.Entry] = [
         None,
     ),
     (
-        '{"name": "x-colo-lost-heartbeat", "meta-type": "command", "arg-type": "q_empty", "ret-type": "q_empty"}',
+        '{"name": "x-colo-lost-heartbeat", "meta-type": "command", "arg-type": "q_empty", "ret-type": "q_empty", "features": ["unstable"]}',
         None,
         None,
     ),
@@ -194,11 +194,6 @@ _ENTRIES: list[_introspection.Entry] = [
     ),
     (
         '{"name": "migrate-pause", "meta-type": "command", "arg-type": "q_empty", "ret-type": "q_empty", "allow-oob": true}',
-        None,
-        None,
-    ),
-    (
-        '{"name": "UNPLUG_PRIMARY", "meta-type": "event", "arg-type": "q_obj_UNPLUG_PRIMARY-arg"}',
         None,
         None,
     ),
@@ -446,7 +441,7 @@ _ENTRIES: list[_introspection.Entry] = [
         None,
     ),
     (
-        '{"name": "MigrationCapability", "meta-type": "enum", "values": ["xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events", "postcopy-ram", "x-colo", "release-ram", "block", "return-path", "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime", "late-block-activate", "x-ignore-shared", "validate-uuid"], "members": [{"name": "xbzrle"}, {"name": "rdma-pin-all"}, {"name": "auto-converge"}, {"name": "zero-blocks"}, {"name": "compress"}, {"name": "events"}, {"name": "postcopy-ram"}, {"name": "x-colo"}, {"name": "release-ram"}, {"name": "block"}, {"name": "return-path"}, {"name": "pause-before-switchover"}, {"name": "multifd"}, {"name": "dirty-bitmaps"}, {"name": "postcopy-blocktime"}, {"name": "late-block-activate"}, {"name": "x-ignore-shared"}, {"name": "validate-uuid"}]}',
+        '{"name": "MigrationCapability", "meta-type": "enum", "values": ["xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events", "postcopy-ram", "x-colo", "release-ram", "block", "return-path", "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime", "late-block-activate", "x-ignore-shared", "validate-uuid"], "members": [{"name": "xbzrle"}, {"name": "rdma-pin-all"}, {"name": "auto-converge"}, {"name": "zero-blocks"}, {"name": "compress"}, {"name": "events"}, {"name": "postcopy-ram"}, {"name": "x-colo", "features": ["unstable"]}, {"name": "release-ram"}, {"name": "block"}, {"name": "return-path"}, {"name": "pause-before-switchover"}, {"name": "multifd"}, {"name": "dirty-bitmaps"}, {"name": "postcopy-blocktime"}, {"name": "late-block-activate"}, {"name": "x-ignore-shared", "features": ["unstable"]}, {"name": "validate-uuid"}]}',
         None,
         None,
     ),
@@ -471,12 +466,12 @@ _ENTRIES: list[_introspection.Entry] = [
         {"zstd": "CONFIG_ZSTD"},
     ),
     (
-        '{"name": "MigrateSetParameters", "meta-type": "object", "members": [{"name": "announce-initial", "type": "size", "default": null}, {"name": "announce-max", "type": "size", "default": null}, {"name": "announce-rounds", "type": "size", "default": null}, {"name": "announce-step", "type": "size", "default": null}, {"name": "compress-level", "type": "int", "default": null}, {"name": "compress-threads", "type": "int", "default": null}, {"name": "compress-wait-thread", "type": "bool", "default": null}, {"name": "decompress-threads", "type": "int", "default": null}, {"name": "throttle-trigger-threshold", "type": "int", "default": null}, {"name": "cpu-throttle-initial", "type": "int", "default": null}, {"name": "cpu-throttle-increment", "type": "int", "default": null}, {"name": "tls-creds", "type": "StrOrNull", "default": null}, {"name": "tls-hostname", "type": "StrOrNull", "default": null}, {"name": "tls-authz", "type": "StrOrNull", "default": null}, {"name": "max-bandwidth", "type": "int", "default": null}, {"name": "downtime-limit", "type": "int", "default": null}, {"name": "x-checkpoint-delay", "type": "int", "default": null}, {"name": "block-incremental", "type": "bool", "default": null}, {"name": "multifd-channels", "type": "int", "default": null}, {"name": "xbzrle-cache-size", "type": "size", "default": null}, {"name": "max-postcopy-bandwidth", "type": "size", "default": null}, {"name": "max-cpu-throttle", "type": "int", "default": null}, {"name": "multifd-compression", "type": "MultiFDCompression", "default": null}, {"name": "multifd-zlib-level", "type": "int", "default": null}, {"name": "multifd-zstd-level", "type": "int", "default": null}]}',
+        '{"name": "MigrateSetParameters", "meta-type": "object", "members": [{"name": "announce-initial", "type": "size", "default": null}, {"name": "announce-max", "type": "size", "default": null}, {"name": "announce-rounds", "type": "size", "default": null}, {"name": "announce-step", "type": "size", "default": null}, {"name": "compress-level", "type": "uint8", "default": null}, {"name": "compress-threads", "type": "uint8", "default": null}, {"name": "compress-wait-thread", "type": "bool", "default": null}, {"name": "decompress-threads", "type": "uint8", "default": null}, {"name": "throttle-trigger-threshold", "type": "uint8", "default": null}, {"name": "cpu-throttle-initial", "type": "uint8", "default": null}, {"name": "cpu-throttle-increment", "type": "uint8", "default": null}, {"name": "cpu-throttle-tailslow", "type": "bool", "default": null}, {"name": "tls-creds", "type": "StrOrNull", "default": null}, {"name": "tls-hostname", "type": "StrOrNull", "default": null}, {"name": "tls-authz", "type": "StrOrNull", "default": null}, {"name": "max-bandwidth", "type": "size", "default": null}, {"name": "downtime-limit", "type": "uint64", "default": null}, {"name": "x-checkpoint-delay", "type": "uint32", "default": null, "features": ["unstable"]}, {"name": "block-incremental", "type": "bool", "default": null}, {"name": "multifd-channels", "type": "uint8", "default": null}, {"name": "xbzrle-cache-size", "type": "size", "default": null}, {"name": "max-postcopy-bandwidth", "type": "size", "default": null}, {"name": "max-cpu-throttle", "type": "uint8", "default": null}, {"name": "multifd-compression", "type": "MultiFDCompression", "default": null}, {"name": "multifd-zlib-level", "type": "uint8", "default": null}, {"name": "multifd-zstd-level", "type": "uint8", "default": null}]}',
         None,
         None,
     ),
     (
-        '{"name": "MigrationParameters", "meta-type": "object", "members": [{"name": "announce-initial", "type": "size", "default": null}, {"name": "announce-max", "type": "size", "default": null}, {"name": "announce-rounds", "type": "size", "default": null}, {"name": "announce-step", "type": "size", "default": null}, {"name": "compress-level", "type": "uint8", "default": null}, {"name": "compress-threads", "type": "uint8", "default": null}, {"name": "compress-wait-thread", "type": "bool", "default": null}, {"name": "decompress-threads", "type": "uint8", "default": null}, {"name": "throttle-trigger-threshold", "type": "uint8", "default": null}, {"name": "cpu-throttle-initial", "type": "uint8", "default": null}, {"name": "cpu-throttle-increment", "type": "uint8", "default": null}, {"name": "tls-creds", "type": "str", "default": null}, {"name": "tls-hostname", "type": "str", "default": null}, {"name": "tls-authz", "type": "str", "default": null}, {"name": "max-bandwidth", "type": "size", "default": null}, {"name": "downtime-limit", "type": "uint64", "default": null}, {"name": "x-checkpoint-delay", "type": "uint32", "default": null}, {"name": "block-incremental", "type": "bool", "default": null}, {"name": "multifd-channels", "type": "uint8", "default": null}, {"name": "xbzrle-cache-size", "type": "size", "default": null}, {"name": "max-postcopy-bandwidth", "type": "size", "default": null}, {"name": "max-cpu-throttle", "type": "uint8", "default": null}, {"name": "multifd-compression", "type": "MultiFDCompression", "default": null}, {"name": "multifd-zlib-level", "type": "uint8", "default": null}, {"name": "multifd-zstd-level", "type": "uint8", "default": null}]}',
+        '{"name": "MigrationParameters", "meta-type": "object", "members": [{"name": "announce-initial", "type": "size"}, {"name": "announce-max", "type": "size"}, {"name": "announce-rounds", "type": "size"}, {"name": "announce-step", "type": "size"}, {"name": "compress-level", "type": "uint8"}, {"name": "compress-threads", "type": "uint8"}, {"name": "compress-wait-thread", "type": "bool"}, {"name": "decompress-threads", "type": "uint8"}, {"name": "throttle-trigger-threshold", "type": "uint8"}, {"name": "cpu-throttle-initial", "type": "uint8"}, {"name": "cpu-throttle-increment", "type": "uint8"}, {"name": "cpu-throttle-tailslow", "type": "bool"}, {"name": "tls-creds", "type": "str"}, {"name": "tls-hostname", "type": "str"}, {"name": "tls-authz", "type": "str"}, {"name": "max-bandwidth", "type": "size"}, {"name": "downtime-limit", "type": "uint64"}, {"name": "x-checkpoint-delay", "type": "uint32", "features": ["unstable"]}, {"name": "block-incremental", "type": "bool"}, {"name": "multifd-channels", "type": "uint8"}, {"name": "xbzrle-cache-size", "type": "size"}, {"name": "max-postcopy-bandwidth", "type": "size"}, {"name": "max-cpu-throttle", "type": "uint8"}, {"name": "multifd-compression", "type": "MultiFDCompression"}, {"name": "multifd-zlib-level", "type": "uint8"}, {"name": "multifd-zstd-level", "type": "uint8"}]}',
         None,
         None,
     ),
@@ -501,12 +496,12 @@ _ENTRIES: list[_introspection.Entry] = [
         None,
     ),
     (
-        '{"name": "q_obj_COLO_EXIT-arg", "meta-type": "object", "members": [{"name": "mode", "type": "COLOMode"}, {"name": "reason", "type": "COLOExitReason"}]}',
+        '{"name": "COLOExitReason", "meta-type": "enum", "values": ["none", "request", "error", "processing"], "members": [{"name": "none"}, {"name": "request"}, {"name": "error"}, {"name": "processing"}]}',
         None,
         None,
     ),
     (
-        '{"name": "COLOExitReason", "meta-type": "enum", "values": ["none", "request", "error", "processing"], "members": [{"name": "none"}, {"name": "request"}, {"name": "error"}, {"name": "processing"}]}',
+        '{"name": "q_obj_COLO_EXIT-arg", "meta-type": "object", "members": [{"name": "mode", "type": "COLOMode"}, {"name": "reason", "type": "COLOExitReason"}]}',
         None,
         None,
     ),
@@ -562,11 +557,6 @@ _ENTRIES: list[_introspection.Entry] = [
     ),
     (
         '{"name": "q_obj_migrate-recover-arg", "meta-type": "object", "members": [{"name": "uri", "type": "str"}]}',
-        None,
-        None,
-    ),
-    (
-        '{"name": "q_obj_UNPLUG_PRIMARY-arg", "meta-type": "object", "members": [{"name": "device-id", "type": "str"}]}',
         None,
         None,
     ),

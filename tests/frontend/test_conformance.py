@@ -1,9 +1,14 @@
-"""QEMU's own schema test corpora (5.2 and 7.2), case by case, at each case's level.
+"""QEMU's own schema test corpora (5.2, 7.2 and 10.0), case by case, at each case's
+level, and QEMU's complete schemas at the default level.
 
-For every `X.json` of `../shared/qemu/<release>/qapi-schema-tests`:
+For every `X.json` of a corpus (`../shared/qemu/<release>/qapi-schema-tests` for 5.2
+and 7.2, the cache `scripts/fetch-qemu-sources` fills for 10.0):
 - the verdict agrees with QEMU: rejected exactly when `X.err` is non-empty;
 - a rejection names the same file:line as QEMU's error line in `X.err`;
-- an accepted schema's `dump-ir --format qemu-test` equals `X.out`.
+- an accepted schema's `dump-ir --format qemu-test` equals `X.out`;
+- the default level accepts every schema the release accepts, to the same IR.
+Every complete schema of those releases (QMP, guest agent, storage daemon) checks
+at the default level, with no error.
 """
 
 from __future__ import annotations
@@ -17,18 +22,31 @@ import pytest
 from qapigen.dump import dump_qemu_test
 from qapigen.frontend import load_schema
 from qapigen.level import Level
+from qapigen.rules import report_warnings
 from qapigen.source import QAPIError
+from qapigen_testing.paths import release_root
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-RELEASES = {"5.2": Level.V5_2, "7.2": Level.V7_2}
+RELEASES = {"5.2": Level.V5_2, "7.2": Level.V7_2, "10.0": Level.V10_0}
+COMPLETE_SCHEMAS = [
+    "qapi/qapi-schema.json",
+    "qga/qapi-schema.json",
+    "storage-daemon/qapi/qapi-schema.json",
+]
 
 # `file:line[:col]: message`, skipping context lines ("x.json: In struct 'S':")
 # and include chains ("In file included from x.json:1:")
 _ERROR_LINE = re.compile(r"^(?!In file included from)(\S+?):(\d+)(?::\d+)?: ")
+# where the corpus lives in QEMU's tree: one 10.0 .err names its file from there
+_CORPUS_IN_QEMU = "tests/qapi-schema/"
+
+
+def _absent(release: str) -> str:
+    where = "run scripts/fetch-qemu-sources" if release == "10.0" else "../shared"
+    return f"QEMU {release}'s schemas are absent ({where})"
 
 
 def _corpus(release: str) -> Path:
-    return SHARED / "qemu" / release / "qapi-schema-tests"
+    return release_root(release) / "qapi-schema-tests"
 
 
 def _cases() -> list[object]:
@@ -36,20 +54,17 @@ def _cases() -> list[object]:
     for release in RELEASES:
         corpus = _corpus(release)
         if not corpus.is_dir():
+            cases.append(
+                pytest.param(
+                    release,
+                    "",
+                    id=f"{release}/absent",
+                    marks=pytest.mark.skip(reason=_absent(release)),
+                )
+            )
             continue
         for err in sorted(corpus.glob("*.err")):
             cases.append(pytest.param(release, err.stem, id=f"{release}/{err.stem}"))
-    if not cases:
-        cases.append(
-            pytest.param(
-                "",
-                "",
-                marks=pytest.mark.skip(
-                    reason=f"{SHARED} is absent: QEMU's"
-                    " schema test corpora live there"
-                ),
-            )
-        )
     return cases
 
 
@@ -58,8 +73,19 @@ def expected_error_location(err_text: str) -> tuple[str, int] | None:
     for line in err_text.splitlines():
         match = _ERROR_LINE.match(line)
         if match:
-            return os.path.normpath(match.group(1)), int(match.group(2))
+            fname = match.group(1).removeprefix(_CORPUS_IN_QEMU)
+            return os.path.normpath(fname), int(match.group(2))
     return None
+
+
+def test_error_location_of_a_case_named_from_qemus_tree() -> None:
+    err = (
+        "tests/qapi-schema/x.json: In event 'E':\n"
+        "tests/qapi-schema/x.json:1: message\n"
+    )
+    assert expected_error_location(err) == ("x.json", 1)
+    assert expected_error_location("include/a.json:3:7: m\n") == ("include/a.json", 3)
+    assert expected_error_location("no location here\n") is None
 
 
 @pytest.mark.parametrize(("release", "case"), _cases())
@@ -110,3 +136,20 @@ def test_permissive_level_accepts_what_qemu_accepts(release: str, case: str) -> 
     # QEMU 9.1+ define QType without an explicit prefix
     expected = expected.replace("enum QType\n    prefix QTYPE\n", "enum QType\n", 1)
     assert _entity_part(dump_qemu_test(schema)) == _entity_part(expected)
+
+
+@pytest.mark.parametrize("schema", COMPLETE_SCHEMAS)
+@pytest.mark.parametrize("release", list(RELEASES))
+def test_complete_schema_checks_without_a_version(release: str, schema: str) -> None:
+    """Every complete schema of a supported release checks at the default level;
+    what only some releases reject is a warning, shown one line per rule."""
+    path = release_root(release) / schema
+    if not path.exists():
+        pytest.skip(_absent(release))
+    checked = load_schema(str(path))
+    assert len(checked.entities) > 50
+    grouped = report_warnings(checked.warnings)
+    rules = {w.rule.name for w in checked.warnings}
+    assert len(grouped) == len(rules) <= 20
+    # its own release's rules pass too (the schemas are QEMU's, after all)
+    load_schema(str(path), RELEASES[release])

@@ -9,6 +9,7 @@ nesting, unterminated strings, huge files) are checked explicitly.
 from __future__ import annotations
 
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,6 +52,12 @@ def run_front_end(path: Path, data: bytes, level: Level) -> None:
     except QAPIError as exc:
         text = str(exc)
         assert text and "Traceback" not in text
+        # input is quoted escaped: no control or format character reaches a terminal
+        assert not [
+            ch
+            for ch in text
+            if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+        ], text
         # a located error names the file (the top-level read error has no location)
         assert exc.info is None or exc.info.fname
 

@@ -6,6 +6,7 @@ import pytest
 
 from qapigen.ifcond import (
     ALWAYS,
+    ConditionSyntaxError,
     IfAll,
     IfAny,
     IfCond,
@@ -41,14 +42,37 @@ def test_legacy_expressions(text: str, tree: object) -> None:
     assert parse_legacy(text) == tree
 
 
-@pytest.mark.parametrize("text", ["CONFIG_X > 2", "defined(", "A &&", "(A", "A B"])
-def test_unparseable_legacy_text_stays_opaque(text: str) -> None:
+@pytest.mark.parametrize(
+    "text", ["CONFIG_X > 2", "defined(A) && B + 1", "A ? B : C", "-1", "0x1fUL", "~A"]
+)
+def test_c_beyond_conditions_stays_opaque(text: str) -> None:
     tree = parse_legacy(text)
     assert tree == IfName(text.strip())
     cond = IfCond(tree, text)
     # never silently true: only when that exact text is "defined"
-    assert not cond.evaluate({"CONFIG_X", "A", "B"})
+    assert not cond.evaluate({"CONFIG_X", "A", "B", "C"})
     assert cond.evaluate({text.strip()})
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("defined(CONFIG_A", "it ends where the ')' of 'defined(' should follow"),
+        ("defined(", "it ends where a macro name should follow"),
+        ("A &&", "it ends where an operand should follow"),
+        ("(A", "it ends where a ')' should follow"),
+        ("A B", "unexpected 'B' after a complete expression"),
+        ("defined(1)", "'defined' needs a macro name, not '1'"),
+        ("A @ B", "unexpected '@' after a complete expression"),
+        ("A ? B", "it ends where the ':' of '?:' should follow"),
+        ("A ||| B", "unexpected '|'"),
+    ],
+)
+def test_text_that_is_no_c_expression_is_refused(text: str, reason: str) -> None:
+    with pytest.raises(ConditionSyntaxError) as caught:
+        parse_legacy(text)
+    assert caught.value.reason == reason
+    assert caught.value.text == text
 
 
 def test_modern_and_legacy_spellings_compare_equal() -> None:
@@ -68,10 +92,3 @@ def test_evaluation() -> None:
     assert not cond.evaluate({"B", "C"})
     assert not cond.evaluate(set())
     assert ALWAYS.evaluate(set()) and not ALWAYS and ALWAYS.to_json() is None
-
-
-def test_mixed_spellings_under_the_permissive_level() -> None:
-    cond = IfCond.mixed({"any": ["CONFIG_A", "defined(CONFIG_B) && !defined(C)"]})
-    assert cond.expr == IfAny(
-        (IfName("CONFIG_A"), IfAll((IfName("CONFIG_B"), IfNot(IfName("C")))))
-    )

@@ -12,8 +12,10 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -285,6 +287,123 @@ def test_member_and_enum_value_features() -> None:
         "command c: argument 'e': value 'b' of enum E: feature 'unstable' only on "
         "the live QEMU",
     ]
+
+
+# ---------------------------------------------------------------- hidden by policy
+
+# A package with a deprecated command, event, argument and reply member, and a
+# QEMU that hides them as -compat deprecated-output=hide does.
+DEPRECATING = schema(
+    struct(
+        "q_obj_set-arg",
+        member("mode", "str"),
+        member("old-mode", "str", True, features=["deprecated"]),
+    ),
+    struct(
+        "Info",
+        member("name", "str"),
+        member("legacy", "int", features=["deprecated"]),
+    ),
+    command("set", "q_obj_set-arg"),
+    command("info", ret="Info"),
+    command("old-set", "q_obj_set-arg", features=["deprecated"]),
+    event("OLD_EVENT", features=["deprecated"]),
+)
+HIDING = schema(
+    struct("q_obj_set-arg", member("mode", "str")),
+    struct("Info", member("name", "str")),
+    command("set", "q_obj_set-arg"),
+    command("info", ret="Info"),
+)
+
+
+def test_deprecated_items_hidden_by_policy_do_not_break() -> None:
+    comparison = compare_schemas(DEPRECATING, mask(HIDING))
+    assert comparison.deprecated_hidden
+    assert comparison.is_compatible, comparison.report()
+    assert {d.kind for d in comparison.differences} == {DifferenceKind.HIDDEN_BY_POLICY}
+    assert sorted(str(d) for d in comparison.hidden_by_policy) == [
+        "command info: return member 'legacy': hidden by policy (deprecated member: "
+        "QEMU leaves it out of its replies too)",
+        "command old-set: hidden by policy (deprecated command: QEMU still runs it "
+        "unless deprecated-input=reject)",
+        "command set: argument 'old-mode': hidden by policy (deprecated argument: "
+        "QEMU still takes it unless deprecated-input=reject)",
+        "event OLD_EVENT: hidden by policy (deprecated event: QEMU does not send it)",
+    ]
+    report = comparison.report()
+    assert "The live QEMU hides deprecated commands, events and members" in report
+    assert "Hidden by policy (4):\n" in report
+    assert comparison.missing_commands == ()
+
+
+def test_a_qemu_that_shows_deprecated_items_has_removed_what_it_lacks() -> None:
+    """The same package against a QEMU that lists a deprecated command of its own:
+    it does not hide them, so what it lacks is gone (as in QEMU 7.0, which removed
+    the deprecated migrate_set_speed)."""
+    live = HIDING + [command("other", features=["deprecated"])]
+    comparison = compare_schemas(DEPRECATING, mask(live))
+    assert not comparison.deprecated_hidden
+    assert comparison.hidden_by_policy == ()
+    assert {str(d) for d in comparison.breaking} == {
+        "command old-set: not on the live QEMU",
+        "command info: return member 'legacy': required in the package, not on the "
+        "live QEMU",
+        "command set: argument 'old-mode': optional in the package, not on the live "
+        "QEMU",
+    }
+
+
+def test_a_qemu_that_still_has_a_deprecated_item_does_not_hide_them() -> None:
+    """It lists the package's deprecated command (without the feature: an older
+    QEMU): a missing deprecated member there is a real difference."""
+    live = HIDING + [command("old-set", "q_obj_set-arg")]
+    comparison = compare_schemas(DEPRECATING, mask(live))
+    assert not comparison.deprecated_hidden
+    # (listed where the walk meets it first: command old-set comes before set)
+    assert (
+        "command old-set: argument 'old-mode': optional in the package, not on the "
+        "live QEMU"
+    ) in {str(d) for d in comparison.breaking}
+
+
+def test_the_policy_can_be_stated_instead_of_guessed() -> None:
+    live = mask(HIDING + [command("other", features=["deprecated"])])
+    stated = compare_schemas(DEPRECATING, live, deprecated_hidden=True)
+    assert stated.deprecated_hidden and stated.is_compatible
+    assert len(stated.hidden_by_policy) == 4
+    denied = compare_schemas(DEPRECATING, mask(HIDING), deprecated_hidden=False)
+    assert not denied.deprecated_hidden and not denied.is_compatible
+    # a package without deprecated items: nothing to hide, nothing guessed
+    plain = compare_schemas(HIDING, mask(HIDING))
+    assert not plain.deprecated_hidden and plain.differences == ()
+
+
+def test_tool_takes_the_policy_from_the_command_line() -> None:
+    bundled = bundled_introspection.schema_info()
+    kept = [e for e in bundled if "deprecated" not in str(e.get("features", []))]
+    live: list[Mapping[str, object]] = []
+    live.extend(mask(kept + [command("other", features=["deprecated"])]))
+
+    def fetch(address: Address, timeout: float) -> list[Mapping[str, object]]:
+        return live
+
+    def run(*extra: str) -> tuple[int, str]:
+        out = io.StringIO()
+        status = tool.main(
+            ["qapigen_migration", "/q", *extra],
+            stdout=out,
+            stderr=io.StringIO(),
+            fetch_live=fetch,
+        )
+        return status, out.getvalue()
+
+    # the bundled package's four deprecated commands are not on this QEMU
+    status, out = run()
+    assert status == 1 and "hidden by policy" not in out
+    status, out = run("--deprecated-output", "hide")
+    assert status == 0
+    assert "  command migrate_set_speed: hidden by policy (deprecated command" in out
 
 
 # ---------------------------------------------------------------- members
@@ -962,6 +1081,78 @@ def test_tool_malformed_answer_exits_2() -> None:
     assert "the live QEMU's schema, entry #0 ('x'): 'meta-type' is missing" in err
 
 
+def test_tool_messages_name_the_command_that_was_run(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "qapigen-compare"
+    for command, name in (
+        ([str(script)], "qapigen-compare"),
+        (
+            [sys.executable, "-m", "qapigen_runtime.schema_compare.cli"],
+            "python -m qapigen_runtime.schema_compare.cli",
+        ),
+    ):
+        result = subprocess.run(
+            [*command, "no_such_package_xyz", "/q"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"{name}: error: cannot import ")
+
+
+@pytest.fixture
+def qmp_server_of_schema(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(schema file, QMP address) of a running qapigen-vm and the schema it serves."""
+    socket_path = tmp_path / "vm.qmp"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qapigen_vm.main", "-m", "16M"]
+        + ["-qmp", f"unix:{socket_path},server=on,wait=off"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "qapigen-vm did not start"
+            time.sleep(0.05)
+        yield str(REPO / "schema" / "qapigen-vm.json"), str(socket_path)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_tool_finds_a_package_generated_in_the_current_directory(
+    tmp_path: Path, qmp_server_of_schema: tuple[str, str]
+) -> None:
+    """As `python -m` would: no PYTHONPATH, the package is in the working directory
+    (and the console script's own sys.path does not have it)."""
+    schema_file, address = qmp_server_of_schema
+    generated = subprocess.run(
+        [str(Path(sys.executable).parent / "qapigen"), "generate", schema_file]
+        + ["-o", str(tmp_path / "fresh_pkg")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert generated.returncode == 0, generated.stderr
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "qapigen-compare"), "fresh_pkg", address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Compatible: the live QEMU accepts everything the package sends" in (
+        result.stdout
+    )
+
+
 def test_tool_process_never_shows_a_traceback(tmp_path: Path) -> None:
     for argv in (["qapigen_migration"], ["qapigen_migration", str(tmp_path / "no")]):
         result = subprocess.run(
@@ -1061,3 +1252,70 @@ def test_tool_leaves_out_conditional_parts_with_defined() -> None:
         assert f"  command {name}: not on the live QEMU\n" in out
     status, out, _ = run_tool(["qapigen_migration", "/q", "--defined", ""], live)
     assert status == 0, out
+
+
+def query_qmp_schema(address: str) -> list[Mapping[str, object]]:
+    with SyncQMPClient() as client:
+        client.connect(address)
+        answer = client.execute("query-qmp-schema")
+    assert isinstance(answer, list)
+    return answer
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(180)
+def test_real_qemu72_hiding_deprecated_items(
+    qemu_launcher: QemuLauncher, qemu72_package: ModuleType
+) -> None:
+    """QEMU 7.2 run with -compat deprecated-output=hide leaves deprecated commands,
+    events and members out of query-qmp-schema: against the complete 7.2 package they
+    are hidden by policy, and nothing breaks that does not break against the same
+    QEMU showing them."""
+    if qemu_version() != (7, 2):
+        pytest.skip(f"these expectations are QEMU 7.2's, not {qemu_version()}'s")
+    showing = qemu_launcher.start("showing").qmp_address
+    hiding = qemu_launcher.start(
+        "hiding", extra_args=["-compat", "deprecated-output=hide"]
+    ).qmp_address
+    built = schema_info_of(qemu72_package)
+    normal = compare_schemas(built, query_qmp_schema(showing))
+    hidden = compare_schemas(built, query_qmp_schema(hiding))
+    assert not normal.deprecated_hidden and normal.hidden_by_policy == ()
+    assert hidden.deprecated_hidden
+    # what only breaks against the hiding QEMU (before: 18 false alarms): nothing
+    assert {str(d) for d in hidden.breaking} == {str(d) for d in normal.breaking}
+    roots = {d.where for d in hidden.hidden_by_policy if ":" not in d.where}
+    # the deprecated commands and event of QEMU 7.2's schema (observed hidden)
+    assert roots == {
+        "command drive-backup",
+        "command nbd-server-add",
+        "command nbd-server-remove",
+        "event MEM_UNPLUG_ERROR",
+    }
+    members = [d for d in hidden.hidden_by_policy if ":" in d.where]
+    assert members and all("deprecated" in d.detail for d in members)
+    # 7.2's deprecated members, e.g. query-qmp-schema's own enum 'values'
+    assert any(
+        d.where.startswith("command query-qmp-schema: return member")
+        and d.where.endswith(".values'")
+        for d in members
+    ), "\n".join(map(str, members))
+
+    # The command, run where the package was generated: no PYTHONPATH needed.
+    folder = Path(str(qemu72_package.__file__)).parent
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "qapigen-compare"), folder.name, hiding],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder.parent,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert result.returncode == (1 if normal.breaking else 0), result.stderr
+    assert "The live QEMU hides deprecated commands, events and members" in (
+        result.stdout
+    )
+    assert f"Hidden by policy ({len(hidden.hidden_by_policy)}):\n" in result.stdout
+    assert "  command drive-backup: hidden by policy (deprecated command" in (
+        result.stdout
+    )

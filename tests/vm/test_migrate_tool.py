@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import os
+import re
 import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ from qapigen_migration.types import (
     MultiFDCompression,
 )
 from qapigen_runtime.qmp import QMPEvent, SyncQMPClient
+from qapigen_runtime.qmp.address import AddressError
+from qapigen_runtime.qmp.address import parse_address as runtime_parse_address
 from qapigen_vm.tools import migrate
 from qapigen_vm.tools.arguments import (
     UsageError,
@@ -34,13 +39,16 @@ from qapigen_vm.tools.arguments import (
     parse_capability,
     parse_parameters,
 )
+from qapigen_vm.tools.deadline import CallLimits
 from qapigen_vm.tools.plot import (
     MIB,
     MIN_WINDOW,
     PlotUnavailable,
+    pass_labels,
     plot_series,
     write_png,
 )
+from qapigen_vm.tools.plot import describe as describe_plot
 from qapigen_vm.tools.progress import (
     ProgressDisplay,
     format_bytes,
@@ -188,7 +196,12 @@ def test_progress_line_shows_the_figures_and_fits() -> None:
     assert line.startswith("[")
     for figure in ("active", "56%", "pass 1", "sent 35.2 MiB", "left 28.6 MiB"):
         assert figure in line
-    assert "269 Mbps" in line and "dirty 0 B/s" in line and line.endswith("1.0 s")
+    # pass 1 only: QEMU has not measured the dirty rate yet, its 0 means nothing
+    assert "269 Mbps" in line and "dirty —" in line and line.endswith("1.0 s")
+    measured = Sample.from_info(
+        MigrationInfo.from_wire(RECORDED_ACTIVE), 1.011, dirty_rate_known=True
+    )
+    assert "dirty 0 B/s" in progress_line(measured, 120)
     narrow = progress_line(sample, 50)
     assert len(narrow) <= 50
     assert "56%" in narrow and narrow.endswith("1.0 s")  # figures dropped, not time
@@ -236,7 +249,7 @@ def test_summary_of_a_completed_migration() -> None:
     table = {name: value.strip() for name, value in table.items()}
     assert table["status"] == "completed"
     assert table["total time"] == "1734 ms"
-    assert table["downtime"] == "33 ms"
+    assert table["downtime"] == "33 ms (the source's figure, until its switchover)"
     assert table["transferred"] == "63.5 MiB (66623020 B)"
     assert table["throughput"] == "308.1 Mbps"
     assert table["dirty-sync-count"] == "3"
@@ -248,6 +261,88 @@ def test_summary_of_a_failed_migration_has_the_error() -> None:
     lines = summary_lines(MigrationInfo.from_wire(RECORDED_FAILED))
     assert lines[0].split() == ["status:", "failed"]
     assert lines[1].endswith(str(RECORDED_FAILED["error-desc"]))
+
+
+def test_the_dirty_rate_is_known_after_a_sync_a_second_past_the_first() -> None:
+    """As QEMU computes it (a sync ending a period of more than 1 s), from the
+    MIGRATION_PASS timestamps when events are on."""
+    timeline = Timeline(marks=[Mark(0.01, MarkKind.PASS, "1")])
+    assert not timeline.dirty_rate_measured(5.0, 1)
+    timeline.marks.append(Mark(0.9, MarkKind.PASS, "2"))  # within the period
+    assert not timeline.dirty_rate_measured(5.0, 2)
+    timeline.marks.append(Mark(1.2, MarkKind.PASS, "3"))
+    assert timeline.dirty_rate_measured(5.0, 3)
+
+
+def test_the_dirty_rate_is_known_from_polls_without_events() -> None:
+    """A sync first seen at a poll happened after the poll before it: known only
+    when that earlier poll is already more than 1 s after pass 1 was seen."""
+    timeline = Timeline(
+        samples=[
+            Sample(0.1, "active", total=1, dirty_sync_count=1),
+            Sample(0.6, "active", total=1, dirty_sync_count=1),
+        ]
+    )
+    assert not timeline.dirty_rate_measured(1.4, 2)  # the sync may be at 0.7 s
+    timeline.samples.append(Sample(1.4, "active", total=1, dirty_sync_count=2))
+    assert not timeline.dirty_rate_measured(2.0, 2)
+    assert timeline.dirty_rate_measured(2.0, 3)  # after the poll at 1.4 s
+    # a non-zero rate is known whatever the timeline says
+    busy = MigrationInfo.from_wire(
+        {**RECORDED_ACTIVE, "ram": {**RECORDED_ACTIVE["ram"], "dirty-pages-rate": 9}}  # type: ignore[dict-item]
+    )
+    assert Sample.from_info(busy, 0.5).dirty_rate_known
+
+
+def test_summary_explains_downtime_and_the_guests_pause() -> None:
+    lines = summary_lines(
+        MigrationInfo.from_wire(RECORDED_COMPLETED),
+        3,
+        paused=0.0357,
+        postcopy_at=1.25,
+        destination_error="UUID received is a and local is b",
+    )
+    table = {n: v.strip() for n, v in (line.split(":", 1) for line in lines)}
+    assert table["downtime"] == (
+        "33 ms (the source's figure, until the switch to postcopy)"
+    )
+    assert table["guest paused"] == (
+        "36 ms (STOP on the source to RESUME on the destination)"
+    )
+    assert table["postcopy"].startswith("from 1.2 s: the guest ran on the destination")
+    assert table["destination error"] == "UUID received is a and local is b"
+
+
+def test_call_limits_take_the_tightest_bound() -> None:
+    now = [100.0]
+    limits = CallLimits(5.0, 30.0, 15.0, clock=lambda: now[0])
+    assert limits.limit() == (5.0, "before --timeout 5 ran out")
+    now[0] = 104.0
+    assert limits.limit() == pytest.approx((1.0, "before --timeout 5 ran out"))
+    assert not limits.expired()
+    now[0] = 106.0
+    assert limits.expired() and limits.limit()[0] == 0.01
+    limits.cancel_sent()  # the cancel gets its own grace
+    assert limits.limit() == (15.0, "within the 15 s allowed after migrate_cancel")
+    now[0] = 121.5
+    assert limits.grace_over()
+    unbounded = CallLimits(None, 30.0, 15.0, clock=lambda: now[0])
+    now[0] = 10_000.0
+    assert unbounded.limit() == (30.0, "within 30 s") and not unbounded.expired()
+
+
+def test_postcopy_after_turns_postcopy_ram_on() -> None:
+    options = migrate.parse_options(["unix:/a", "unix:/b", "--postcopy-after", "2"])
+    assert options.postcopy_after == 2
+    wanted = {c.capability: c.state for c in options.capabilities}
+    assert wanted[MigrationCapability.POSTCOPY_RAM] is True
+    with pytest.raises(UsageError, match="--postcopy-after needs --cap postcopy-ram"):
+        migrate.parse_options(
+            ["unix:/a", "unix:/b", "--postcopy-after", "2"]
+            + ["--cap", "postcopy-ram=off"]
+        )
+    with pytest.raises(UsageError, match="--postcopy-after 0: expected a pass"):
+        migrate.parse_options(["unix:/a", "unix:/b", "--postcopy-after", "0"])
 
 
 # -- plot data -----------------------------------------------------------------------
@@ -276,6 +371,56 @@ def test_plot_series_from_recorded_samples() -> None:
     assert series.passes == [(0.0008, 1), (1.7012, 2), (1.730, 3)]
     assert (series.stop, series.completed, series.resumed) == (1.701, 1.733, 1.751)
     assert series.device is None
+
+
+def test_pass_labels_that_crowd_share_one_label() -> None:
+    """The passes at the end of a run come milliseconds apart: their labels were
+    drawn over each other."""
+    series = plot_series(recorded_timeline())
+    assert pass_labels(series) == [(0.0008, "pass 1"), (1.7012, "passes 2-3")]
+    crowded = Timeline(
+        samples=recorded_timeline().samples,
+        marks=[Mark(0.2 * n, MarkKind.PASS, str(n)) for n in range(1, 6)]
+        + [Mark(1.70 + 0.005 * n, MarkKind.PASS, str(n)) for n in range(6, 12)],
+    )
+    labels = pass_labels(plot_series(crowded))
+    assert labels[-1] == (1.73, "passes 6-11")
+    # no two labels closer than the gap (5 % of the 1.734 s axis)
+    times = [t for t, _ in labels]
+    assert all(b - a >= 0.05 * 1.734 for a, b in itertools.pairwise(times))
+
+
+def test_postcopy_is_shaded_as_postcopy_and_the_pause_ends_at_resume() -> None:
+    timeline = recorded_timeline()
+    timeline.marks = [
+        Mark(0.0008, MarkKind.PASS, "1"),
+        Mark(1.000, MarkKind.STATUS, "postcopy-active"),
+        Mark(1.001, MarkKind.STOP, "source stopped"),
+        Mark(1.002, MarkKind.PASS, "2"),
+        Mark(1.005, MarkKind.RESUME, "destination resumed"),
+        Mark(1.733, MarkKind.STATUS, "completed"),
+    ]
+    series = plot_series(timeline)
+    assert series.postcopy == 1.000
+    assert series.paused_until == 1.005  # not the completion, 0.7 s later
+    caption = describe_plot(series)
+    assert "postcopy from 1.0 s" in caption
+    assert "guest paused 4 ms (STOP to RESUME)" in caption
+    assert "1.7" not in caption.split("guest paused")[1]
+
+
+def test_plot_title_names_what_was_migrated() -> None:
+    run = migrate.MigrationRun(
+        migrate.parse_options(["unix:/run/src.qmp", "localhost:4444"]),
+        io.StringIO(),
+        io.StringIO(),
+    )
+    run.uri = "tcp:127.0.0.1:40123"
+    run.state.timeline = recorded_timeline()
+    assert run.plot_title() == (
+        "64.5 MiB of guest RAM from unix:/run/src.qmp to tcp:localhost:4444, over "
+        "tcp:127.0.0.1:40123"
+    )
 
 
 def test_plot_series_completion_from_samples_without_events() -> None:
@@ -322,13 +467,19 @@ def test_without_matplotlib_plot_is_refused_cleanly(
 # -- command line --------------------------------------------------------------------
 
 
-def test_parse_address() -> None:
+def test_parse_address_takes_the_syntax_every_tool_shares() -> None:
     assert parse_address("unix:/run/x.sock", "source") == "/run/x.sock"
+    assert parse_address("/run/x.sock", "source") == "/run/x.sock"  # as compare
     assert parse_address("tcp:localhost:4444", "source") == ("localhost", 4444)
+    assert parse_address("localhost:4444", "source") == ("localhost", 4444)
     assert parse_address("tcp:[::1]:4444", "source") == ("::1", 4444)
-    for bad in ("/run/x.sock", "tcp:host", "tcp:host:99999", "unix:"):
-        with pytest.raises(UsageError, match="source .* is not a QMP address"):
+    for bad in ("tcp:host", "tcp:host:99999", "unix:", ""):
+        with pytest.raises(UsageError) as caught:
             parse_address(bad, "source")
+        # the runtime's own words, after the side it is about
+        with pytest.raises(AddressError) as runtime:
+            runtime_parse_address(bad)
+        assert str(caught.value) == f"source: {runtime.value}"
 
 
 def test_parse_capability() -> None:
@@ -373,7 +524,7 @@ def test_bad_command_lines_exit_2_with_a_message(
     cases = {
         ("unix:/a", "unix:/b", "--cap", "bogus=on"): "unknown capability 'bogus'",
         ("unix:/a",): "a destination QMP address is needed",
-        ("/a", "unix:/b"): "source '/a' is not a QMP address",
+        ("tcp:a", "unix:/b"): "source: QMP address 'tcp:a': expected tcp:HOST:PORT",
         ("unix:/a", "unix:/b", "--interval", "0"): "--interval 0.0: expected",
     }
     for argv, message in cases.items():
@@ -833,3 +984,249 @@ def test_qmp_error_from_the_destination_is_reported(
         "specified on the command line" in result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+# -- peers that stop answering, and what the tool sets up for both sides ------------
+
+
+class StalledPeer:
+    """A unix socket that stops answering at `stage`: "greeting" (says nothing),
+    "negotiation" (greets, never answers qmp_capabilities) or "command" (negotiates,
+    then never answers)."""
+
+    GREETING = b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, '
+    GREETING += b'"package": ""}, "capabilities": []}}\r\n'
+
+    def __init__(self, path: Path, stage: str) -> None:
+        self.stage = stage
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(4)
+        self.clients: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.clients.append(client)
+            threading.Thread(target=self._talk, args=(client,), daemon=True).start()
+
+    def _talk(self, client: socket.socket) -> None:
+        try:
+            if self.stage == "greeting":
+                return
+            client.sendall(self.GREETING)
+            reader = client.makefile("rb")
+            reader.readline()  # qmp_capabilities
+            if self.stage == "command":
+                client.sendall(b'{"return": {}}\r\n')
+            while reader.readline():  # read on, never answer
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.server.close()
+        for client in self.clients:
+            client.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "stage, message",
+    [
+        ("greeting", r"destination: timed out after [\d.]+ s waiting for the QMP "
+         r"greeting from unix:"),
+        ("negotiation", r"destination: timed out after [\d.]+ s waiting for the "
+         r"reply to qmp_capabilities from unix:"),
+        ("command", r"destination: query-migrate: no reply before --timeout 3 ran "
+         r"out"),
+    ],
+)  # fmt: skip
+def test_timeout_bounds_every_qmp_call(
+    processes: Processes, tmp_path: Path, stage: str, message: str
+) -> None:
+    """--timeout 5 used to wait 60 s on a destination that stopped answering."""
+    source = processes.start("source", vm_command([]))
+    stalled = StalledPeer(tmp_path / "stalled.qmp", stage)
+    try:
+        started = time.monotonic()
+        result = run_tool(
+            f"unix:{source}", str(tmp_path / "stalled.qmp"), "--timeout", "3"
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        stalled.close()
+    assert result.returncode == 1, result.stderr
+    assert re.search(message, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+    assert elapsed < 3 + 8  # the bound, and a Python start-up or two
+    assert run_status(source) == "running"  # nothing was started there
+
+
+@pytest.mark.timeout(120)
+def test_vm_multifd_to_a_destination_listening_since_start(
+    processes: Processes,
+) -> None:
+    """-incoming tcp:... listens before qapigen-migrate sets multifd there: the
+    destination must read the capability when the source connects, as QEMU does."""
+    port = free_port()
+    pair = Pair(
+        processes.start("source", vm_command([])),
+        processes.start(
+            "destination", vm_command(["-incoming", f"tcp:127.0.0.1:{port}"])
+        ),
+    )
+    result = run_tool(
+        f"unix:{pair.source}",
+        f"unix:{pair.destination}",
+        "--cap",
+        "multifd=on",
+        "--param",
+        "multifd-channels=3",
+    )
+    check_completed(result, pair)
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(120)
+def test_qemu_multifd_to_a_destination_listening_since_start(
+    qemu_pair: Pair,
+) -> None:
+    """QEMU 7.2 takes multifd on a destination that already listens (the tool
+    sets it there before migrate)."""
+    result = run_tool(
+        f"unix:{qemu_pair.source}",
+        f"unix:{qemu_pair.destination}",
+        "--cap",
+        "multifd=on",
+        "--param",
+        "multifd-channels=2",
+    )
+    check_completed(result, qemu_pair)
+
+
+def test_multifd_over_a_one_way_uri_is_refused_up_front(processes: Processes) -> None:
+    source = processes.start("source", vm_command([]))
+    result = run_tool(
+        f"unix:{source}", "--uri", "exec:cat > /dev/null", "--cap", "multifd=on"
+    )
+    assert result.returncode == 1
+    assert (
+        "qapigen-migrate: --uri exec:cat > /dev/null: multifd needs a tcp: or unix: "
+        "URI" in result.stderr
+    )
+    with SyncQMPClient() as client:
+        client.connect(str(source))
+        caps = client.execute("query-migrate-capabilities")
+    assert isinstance(caps, list)
+    assert {c["capability"]: c["state"] for c in caps}["multifd"] is False
+
+
+def test_a_destination_that_is_not_waiting_is_refused_up_front(
+    processes: Processes,
+) -> None:
+    """One that already took a migration: refused before anything is set."""
+    port = free_port()
+    first = processes.start(
+        "destination", vm_command(["-incoming", f"tcp:127.0.0.1:{port}"])
+    )
+    source = processes.start("source", vm_command([]))
+    assert run_tool(f"unix:{source}", f"unix:{first}").returncode == 0
+    other = processes.start("other", vm_command([]))
+    result = run_tool(f"unix:{other}", f"unix:{first}")
+    assert result.returncode == 1
+    assert (
+        "qapigen-migrate: destination: its migration status is completed: it is "
+        "not waiting for a new migration" in result.stderr
+    )
+
+
+@pytest.mark.timeout(120)
+def test_vm_destination_error_is_reported(processes: Processes) -> None:
+    """validate-uuid with different UUIDs: the destination says why it refused."""
+    port = free_port()
+    source_uuid = "11111111-2222-3333-4444-555555555555"
+    destination_uuid = "99999999-2222-3333-4444-555555555555"
+    source = processes.start("source", vm_command(["-uuid", source_uuid]))
+    destination = processes.start(
+        "destination",
+        vm_command(["-uuid", destination_uuid, "-incoming", f"tcp:127.0.0.1:{port}"]),
+    )
+    result = run_tool(
+        f"unix:{source}", f"unix:{destination}", "--cap", "validate-uuid=on"
+    )
+    assert result.returncode == 1
+    reason = f"UUID received is {source_uuid} and local is {destination_uuid}"
+    assert summary(result.stdout)["destination error"] == reason
+    assert f"qapigen-migrate: the destination failed: {reason}" in result.stderr
+    assert run_status(source) == "running"
+
+
+@pytest.mark.timeout(120)
+def test_vm_postcopy_after_a_pass(processes: Processes, tmp_path: Path) -> None:
+    """A guest that dirties faster than the link: the tool switches to postcopy at
+    pass 2, and downtime and the guest's pause tell the same story."""
+    pytest.importorskip("matplotlib")
+    port = free_port()
+    workload = "rate=20000,working-set=32M,pattern=random,seed=3"
+    pair = Pair(
+        processes.start("source", vm_command(["-workload", workload])),
+        processes.start(
+            "destination", vm_command(["-incoming", f"tcp:127.0.0.1:{port}"])
+        ),
+    )
+    plot = tmp_path / "postcopy.png"
+    result = run_tool(
+        f"unix:{pair.source}",
+        f"unix:{pair.destination}",
+        "--param",
+        "max-bandwidth=32M",
+        "--postcopy-after",
+        "2",
+        "--plot",
+        str(plot),
+    )
+    check_completed(result, pair)
+    table = summary(result.stdout)
+    assert "pass 2: switching to postcopy (migrate-start-postcopy)" in result.stderr
+    assert table["postcopy"].startswith("from ")
+    downtime = int(table["downtime"].split()[0])
+    paused = int(table["guest paused"].split()[0])
+    total = int(table["total time"].split()[0])
+    # the pause is the switch (plus event delivery), not the whole postcopy phase
+    assert paused <= downtime + 500 and paused < total / 2, table
+    assert "postcopy from" in table["timeline"]
+    assert "guest paused" in table["timeline"]
+    check_png(plot)
+
+
+@pytest.mark.timeout(120)
+def test_vm_timeout_cancels_a_migration_that_does_not_end(
+    processes: Processes,
+) -> None:
+    port = free_port()
+    workload = "rate=5000,working-set=16M,pattern=random,seed=7"
+    pair = Pair(
+        processes.start("source", vm_command(["-workload", workload])),
+        processes.start(
+            "destination", vm_command(["-incoming", f"tcp:127.0.0.1:{port}"])
+        ),
+    )
+    started = time.monotonic()
+    result = run_tool(
+        f"unix:{pair.source}",
+        f"unix:{pair.destination}",
+        "--param",
+        "max-bandwidth=1M",  # the guest's 16 MiB of written pages take 16 s
+        "--timeout",
+        "3",
+    )
+    assert time.monotonic() - started < 3 + 15
+    assert result.returncode == 1
+    assert summary(result.stdout)["status"] == "cancelled"
+    assert "no end after 3 s: cancelling the migration" in result.stderr
+    assert run_status(pair.source) == "running"

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
 
 from qapigen_vm.cmdline import (
+    FLAGS,
+    IGNORED_FLAGS,
+    IGNORED_WITH_ARGUMENT,
+    WITH_ARGUMENT,
     CommandLineError,
     QmpEndpoint,
     parse_command_line,
     parse_keyvals,
     parse_size,
 )
+from qapigen_vm.handlers import QEMU_VERSION
+from qapigen_vm.usage import help_text
 
 
 def test_a_typical_migration_destination() -> None:
@@ -150,3 +158,77 @@ def test_keyvals_escape_commas_and_take_an_implied_key() -> None:
         ("a", "1,2"),
         ("flag", "on"),
     ]
+
+
+# -- help, version, and what QEMU reports before it starts -----------------------
+
+
+def run_vm(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qapigen_vm.main", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize("option", ["-h", "-help", "--help"])
+def test_help_is_printed_and_exits_0(option: str) -> None:
+    """As qemu-system-x86_64 7.2: usage on stdout, nothing on stderr, status 0."""
+    result = run_vm(option)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == help_text(QEMU_VERSION)
+    # QEMU's shape: version and copyright lines, then the usage line
+    assert result.stdout.splitlines()[2] == "usage: qapigen-vm [options]"
+
+
+def test_help_comes_when_reached_after_every_option_is_checked() -> None:
+    """As QEMU: a first pass checks that every option exists, then -h prints the
+    help where it stands, whatever follows it."""
+    assert parse_command_line(["-m", "64", "-h", "-m", "x"]).show == "help"
+    assert parse_command_line(["--version"]).show == "version"
+    with pytest.raises(CommandLineError, match="-bogus: invalid option"):
+        parse_command_line(["-m", "64", "-h", "-bogus"])
+
+
+def test_help_lists_every_option_the_parser_takes_or_ignores() -> None:
+    text = help_text(QEMU_VERSION)
+    documented = {line.split()[0].rstrip(",") for line in text.splitlines() if line}
+    taken = (WITH_ARGUMENT | FLAGS) - IGNORED_WITH_ARGUMENT - IGNORED_FLAGS - {"-help"}
+    assert taken - {"-M"} <= documented  # -M is documented with -machine
+    assert "also -M" in text
+    ignored_part = text.split("Accepted and ignored")[1]
+    for option in IGNORED_WITH_ARGUMENT:
+        assert f"{option} ARG" in ignored_part
+    for option in IGNORED_FLAGS:
+        assert f" {option}" in ignored_part
+    assert max(len(line) for line in text.splitlines() if line.startswith(" ")) <= 88
+
+
+def test_version() -> None:
+    result = run_vm("-version")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("QEMU emulator version 7.2.0 (qapigen-vm ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # QEMU 7.2's text for memory it cannot have (its -m 1T here too); 256 TiB is
+        # beyond any x86-64 process's address space, whatever the overcommit policy.
+        (["-m", "256T"], "qapigen-vm: cannot set up guest memory 'pc.ram': Cannot "
+         "allocate memory"),
+        # QEMU 7.2 does not check the descriptor (it then waits in inmigrate for
+        # ever); an error in the style of its other -incoming failures instead
+        (["-incoming", "fd:999"], "qapigen-vm: -incoming fd:999: Failed to use file "
+         "descriptor 999: Bad file descriptor"),
+    ],
+)  # fmt: skip
+def test_what_the_vm_cannot_have_is_one_line_and_status_1(
+    argv: list[str], message: str
+) -> None:
+    result = run_vm(*argv)
+    assert result.returncode == 1
+    assert result.stderr == message + "\n"
+    assert result.stdout == ""

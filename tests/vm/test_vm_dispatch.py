@@ -1,6 +1,6 @@
-"""qapigen-vm's dispatcher: migrate-set-parameters is read with QEMU 7.2's member
-types (the bundled schema types them 'int'); every other command goes through the
-generated dispatcher unchanged."""
+"""qapigen-vm's dispatcher: the one generated from the VM's schema, which types
+migrate-set-parameters' members as QEMU 7.2 does (the bundled schema types them
+'int'), so bad requests get QEMU 7.2's texts before the handler runs."""
 
 from __future__ import annotations
 
@@ -11,30 +11,32 @@ import pytest
 
 from qapigen_runtime.qmp.errors import QMPCommandError
 from qapigen_vm.cmdline import parse_command_line
-from qapigen_vm.dispatch import VmDispatcher
+from qapigen_vm.dispatch import vm_dispatcher
 from qapigen_vm.handlers import VmCommandHandler
 from qapigen_vm.machine import Machine
 from qapigen_vm_qmp.commands import CommandDispatcher
 
 
 @pytest.fixture
-def dispatcher() -> Iterator[VmDispatcher]:
+def dispatcher() -> Iterator[CommandDispatcher]:
     machine = Machine(
         parse_command_line(["-m", "4"]),
         sink=lambda name, data: None,
         on_incoming_failure=lambda reason: None,
     )
     handler = VmCommandHandler(machine, command_names=list, request_quit=lambda: None)
-    yield VmDispatcher(CommandDispatcher(handler), handler)
+    yield vm_dispatcher(handler)
     machine.close()
 
 
-def run(dispatcher: VmDispatcher, name: str, arguments: dict[str, object]) -> object:
+def run(
+    dispatcher: CommandDispatcher, name: str, arguments: dict[str, object]
+) -> object:
     return asyncio.run(dispatcher.dispatch(name, arguments))
 
 
 def error_of(
-    dispatcher: VmDispatcher, name: str, arguments: dict[str, object]
+    dispatcher: CommandDispatcher, name: str, arguments: dict[str, object]
 ) -> tuple[str, str]:
     with pytest.raises(QMPCommandError) as caught:
         run(dispatcher, name, arguments)
@@ -65,7 +67,7 @@ def error_of(
     ],
 )
 def test_set_parameters_errors_are_qemu_7_2s(
-    dispatcher: VmDispatcher, arguments: dict[str, object], desc: str
+    dispatcher: CommandDispatcher, arguments: dict[str, object], desc: str
 ) -> None:
     assert error_of(dispatcher, "migrate-set-parameters", arguments) == (
         "GenericError",
@@ -73,14 +75,14 @@ def test_set_parameters_errors_are_qemu_7_2s(
     )
 
 
-def test_set_parameters_wraps_negative_sizes(dispatcher: VmDispatcher) -> None:
+def test_set_parameters_wraps_negative_sizes(dispatcher: CommandDispatcher) -> None:
     assert run(dispatcher, "migrate-set-parameters", {"max-bandwidth": -1}) == {}
     reply = run(dispatcher, "query-migrate-parameters", {})
     assert isinstance(reply, dict) and reply["max-bandwidth"] == 2**64 - 1
 
 
 def test_other_commands_go_through_the_generated_dispatcher(
-    dispatcher: VmDispatcher,
+    dispatcher: CommandDispatcher,
 ) -> None:
     assert error_of(dispatcher, "nonexistent", {}) == (
         "CommandNotFound",

@@ -364,7 +364,7 @@ def test_validate_uuid_mismatch(vms: Factory) -> None:
     assert info.error_desc in WRITE_TO_CLOSED_PEER
     assert src.engine.query_status()["running"] is True
     dst.wait("failed")
-    assert dst.wait_exit() == [f"UUID received is {UUID_A} and should be {UUID_B}"]
+    assert dst.wait_exit() == [f"UUID received is {UUID_A} and local is {UUID_B}"]
 
 
 # -- faults ------------------------------------------------------------------------------

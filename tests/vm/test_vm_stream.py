@@ -202,6 +202,6 @@ def test_validate_uuid() -> None:
     assert np.array_equal(load(blob, None).pages, source.pages)
     with pytest.raises(StreamError) as caught:
         load(blob, UUID_B)
-    assert str(caught.value) == f"UUID received is {UUID_A} and should be {UUID_B}"
+    assert str(caught.value) == f"UUID received is {UUID_A} and local is {UUID_B}"
     # the source did not send one (capability off or no -uuid): no check either
     assert np.array_equal(load(record_stream(source), UUID_B).pages, source.pages)

@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .tls import AuthzSimple, TlsCredsX509, TlsError, UserObject
 
@@ -83,6 +84,8 @@ class VmConfig:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     # -object tls-creds-x509 / authz-simple, in command-line order
     objects: tuple[UserObject, ...] = ()
+    # -h or -version: print that and exit (the rest of the line is not used)
+    show: Literal["help", "version"] | None = None
 
 
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?)([bBkKmMgGtTpPeE]?)")
@@ -327,7 +330,7 @@ def _parse_workload(value: str, option: str) -> WorkloadConfig:
 
 # Options that take an argument and are ignored: they configure hardware qapigen-vm
 # does not have. Flags (no argument) that are ignored likewise.
-_IGNORED_WITH_ARGUMENT = {
+IGNORED_WITH_ARGUMENT = {
     "-accel",
     "-display",
     "-serial",
@@ -336,14 +339,14 @@ _IGNORED_WITH_ARGUMENT = {
     "-cpu",
     "-monitor",
 }
-_IGNORED_FLAGS = {
+IGNORED_FLAGS = {
     "-nodefaults",
     "-nographic",
     "-enable-kvm",
     "-no-reboot",
     "-no-shutdown",
 }
-_WITH_ARGUMENT = {
+WITH_ARGUMENT = {
     "-m",
     "-qmp",
     "-incoming",
@@ -354,8 +357,33 @@ _WITH_ARGUMENT = {
     "-machine",
     "-M",
     "-workload",
-} | _IGNORED_WITH_ARGUMENT
-_FLAGS = {"-S", "-daemonize"} | _IGNORED_FLAGS
+} | IGNORED_WITH_ARGUMENT
+# Options that print something and end the process (status 0), as QEMU's do.
+HELP_OPTIONS = {"-h", "-help"}  # and --help, as every option takes two dashes
+VERSION_OPTIONS = {"-version"}
+FLAGS = {"-S", "-daemonize"} | HELP_OPTIONS | VERSION_OPTIONS | IGNORED_FLAGS
+
+
+def _split_options(argv: Sequence[str]) -> list[tuple[str, str, str | None]]:
+    """QEMU's first pass over the command line: every option must exist and have its
+    argument before any is acted on. Each as (as written, -name, argument or None)."""
+    options: list[tuple[str, str, str | None]] = []
+    index = 0
+    while index < len(argv):
+        raw = argv[index]
+        # QEMU accepts --option as well as -option.
+        option = raw[1:] if raw.startswith("--") else raw
+        index += 1
+        if option in FLAGS:
+            options.append((raw, option, None))
+            continue
+        if option not in WITH_ARGUMENT:
+            raise CommandLineError("invalid option", raw)
+        if index >= len(argv):
+            raise CommandLineError("requires an argument", raw)
+        options.append((raw, option, argv[index]))
+        index += 1
+    return options
 
 
 def parse_command_line(argv: Sequence[str]) -> VmConfig:
@@ -373,22 +401,17 @@ def parse_command_line(argv: Sequence[str]) -> VmConfig:
     machine_backend: str | None = None
     workload = WorkloadConfig()
 
-    index = 0
-    while index < len(argv):
-        raw = argv[index]
-        # QEMU accepts --option as well as -option.
-        option = raw[1:] if raw.startswith("--") else raw
-        index += 1
-        if option in _FLAGS:
+    for raw, option, value in _split_options(argv):
+        # QEMU prints its help or version when it reaches the option, ignoring what
+        # follows (every option was checked first).
+        if option in HELP_OPTIONS:
+            return VmConfig(show="help")
+        if option in VERSION_OPTIONS:
+            return VmConfig(show="version")
+        if value is None:
             start_paused |= option == "-S"
             daemonize |= option == "-daemonize"
             continue
-        if option not in _WITH_ARGUMENT:
-            raise CommandLineError("invalid option", raw)
-        if index >= len(argv):
-            raise CommandLineError("requires an argument", raw)
-        value = argv[index]
-        index += 1
         where = f"{raw} {value}"
         if option == "-m":
             settings = dict(parse_keyvals(value, implied_key="size"))

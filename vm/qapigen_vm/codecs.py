@@ -81,13 +81,16 @@ class ZstdCodec:
     def decompress(self, data: bytes | memoryview, size: int) -> bytes:
         assert zstandard is not None
         try:
-            # Check the frame's own size first: it decides what decompress allocates.
+            # Check the frame's own size first: it decides what decompress allocates
+            # (and zstd fails a frame whose content differs from it).
             if zstandard.frame_content_size(data) != size:
                 raise CodecError(f"zstd frame does not hold exactly {size} bytes")
-            out = self._decompressor.decompress(data, max_output_size=size)
+            frame = self._decompressor.decompressobj()
+            out = frame.decompress(data)
         except zstandard.ZstdError as exc:
             raise CodecError(f"zstd: {exc}") from None
-        if len(out) != size:
+        # As zlib: exactly one complete frame, nothing after it.
+        if len(out) != size or not frame.eof or frame.unused_data:
             raise CodecError(f"zstd data does not expand to exactly {size} bytes")
         return out
 

@@ -158,15 +158,16 @@ class ColoPrimary:
     def _checkpoint(self) -> None:
         m = self.migration
         channel = self.channel
+        pages = m.ram.page_count
         m.count(wire.send(channel, M.CHECKPOINT_REQUEST), 0)
-        wire.expect(channel, M.CHECKPOINT_REPLY)
+        wire.expect(channel, M.CHECKPOINT_REPLY, pages)
         if self.failover.requested:
             return
         was_running = m.runctl.vm_stop(RunState.COLO)
         try:
             self._send_state(was_running)
-            wire.expect(channel, M.VMSTATE_RECEIVED)
-            wire.expect(channel, M.VMSTATE_LOADED)
+            wire.expect(channel, M.VMSTATE_RECEIVED, pages)
+            wire.expect(channel, M.VMSTATE_LOADED, pages)
             self.checkpoints += 1
         finally:
             # A stop command during the checkpoint moved the run state on: keep it.

@@ -17,7 +17,9 @@ A checkpoint is (QEMU's sequence, this VM's own framing)::
 Framing (little-endian): magic ``QCOL``, u8 message (its index in the schema enum),
 3 pad bytes, u32 payload length, u32 crc32 of the payload, then the payload. Every
 field is checked on receipt, so a torn or foreign stream is an error, never a wrong
-checkpoint.
+checkpoint. A payload's length is checked against what that message can carry for
+this VM's RAM before anything is allocated for it (`payload_limit`): the dirty
+bitmap of vmstate-send, a small device state for vmstate-size, nothing otherwise.
 """
 
 from __future__ import annotations
@@ -30,9 +32,19 @@ from qapigen_vm_qmp.types import COLOMessage
 
 MAGIC: Final = b"QCOL"
 HEAD: Final = struct.Struct("<4sB3xII")
-MAX_PAYLOAD: Final = 1 << 28  # a dirty bitmap of a 8 TiB guest; more is corrupt
+# The device state is a small JSON object (run state, checkpoint number).
+DEVICE_STATE_MAX: Final = 4096
 
 MESSAGES: Final = tuple(COLOMessage)
+
+
+def payload_limit(message: COLOMessage, page_count: int) -> int:
+    """The most bytes ``message`` can carry for a RAM of ``page_count`` pages."""
+    if message is COLOMessage.VMSTATE_SEND:
+        return (page_count + 7) // 8  # one bit per page
+    if message is COLOMessage.VMSTATE_SIZE:
+        return DEVICE_STATE_MAX
+    return 0
 
 
 class ColoError(Exception):
@@ -64,14 +76,21 @@ def send(channel: Duplex, message: COLOMessage, payload: bytes = b"") -> int:
     return len(data)
 
 
-def receive(channel: Duplex) -> tuple[COLOMessage, bytes]:
-    """Read one message, whatever it is."""
+def receive(channel: Duplex, page_count: int) -> tuple[COLOMessage, bytes]:
+    """Read one message, whatever it is, for a RAM of ``page_count`` pages."""
     head = bytearray(HEAD.size)
     _read(channel, head)
     magic, index, length, crc = HEAD.unpack(head)
-    if magic != MAGIC or index >= len(MESSAGES) or length > MAX_PAYLOAD:
+    if magic != MAGIC or index >= len(MESSAGES):
         raise ColoError(
             f"Can't receive COLO message: not a COLO message header ({bytes(head)!r})"
+        )
+    message = MESSAGES[index]
+    limit = payload_limit(message, page_count)
+    if length > limit:
+        raise ColoError(
+            f"Can't receive COLO message: {message.value} claims {length} bytes of "
+            f"payload, at most {limit} for this VM ({page_count} pages)"
         )
     payload = bytearray(length)
     if length:
@@ -83,9 +102,9 @@ def receive(channel: Duplex) -> tuple[COLOMessage, bytes]:
     return MESSAGES[index], bytes(payload)
 
 
-def expect(channel: Duplex, wanted: COLOMessage) -> bytes:
+def expect(channel: Duplex, wanted: COLOMessage, page_count: int) -> bytes:
     """Read one message that must be ``wanted``; returns its payload."""
-    message, payload = receive(channel)
+    message, payload = receive(channel, page_count)
     if message is not wanted:
         raise ColoError(
             f"Unexpected COLO message {message.value}, expected {wanted.value}"

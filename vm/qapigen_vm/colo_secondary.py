@@ -113,16 +113,17 @@ class ColoSecondary:
     def _checkpoint(self) -> None:
         inc = self.incoming
         channel = self.channel
-        wire.expect(channel, M.CHECKPOINT_REQUEST)
+        pages = inc.ram.page_count
+        wire.expect(channel, M.CHECKPOINT_REQUEST, pages)
         inc.runctl.vm_stop(RunState.COLO)
         wire.send(channel, M.CHECKPOINT_REPLY)
-        sent = self._read_bitmap(wire.expect(channel, M.VMSTATE_SEND))
+        sent = self._read_bitmap(wire.expect(channel, M.VMSTATE_SEND, pages))
         self._loader.load()  # into the cache, up to this checkpoint's END
-        device = self._read_device_state(wire.expect(channel, M.VMSTATE_SIZE))
+        device = self._read_device_state(wire.expect(channel, M.VMSTATE_SIZE, pages))
         wire.send(channel, M.VMSTATE_RECEIVED)
         # Everything is here and verified: apply it (QEMU's colo_flush_ram_cache).
-        pages = np.flatnonzero(sent | self._own_writes())
-        inc.ram.pages[pages] = self.cache.pages[pages]
+        changed = np.flatnonzero(sent | self._own_writes())
+        inc.ram.pages[changed] = self.cache.pages[changed]
         self.checkpoints += 1
         if device.get("running", True):
             inc.runctl.vm_start()

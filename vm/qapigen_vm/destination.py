@@ -7,11 +7,21 @@ started (unless -S), and anything wrong makes it failed. A failed destination ne
 reports completed and tells its owner through ``on_failure`` (the VM process then exits
 with status 1, as QEMU does). Over a socket the result also goes back to the source on
 the return path: an acknowledgement only after the guest runs, or the reason for the
-failure.
+failure. Capabilities and parameters are read when the source connects, as QEMU does,
+so they may be set after ``-incoming tcp:...`` started listening.
+
+QEMU 7.2 waits for ever for a source that connected and went silent; this destination
+gives up, fails with an error-desc that says what it waited for, and exits, as for
+any failed load (`IncomingTimeouts`): a source must send its header and open every
+multifd channel within ``handshake`` seconds of connecting, and must not stay silent
+for ``idle`` seconds while loading (a source with nothing to send for a while, such as
+one waiting in pre-switchover, sends keepalives). Waiting for a source to connect at
+all is not limited, and neither is a COLO secondary's wait for its next checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import uuid as uuid_mod
@@ -36,13 +46,32 @@ from .stream import (
     StreamLoader,
     encode_reply,
 )
-from .transport import Channel, Listener, SocketChannel, TransportError
+from .transport import Channel, Listener, Liveness, SocketChannel, TransportError
 
 S = MigrationStatus
 
 EXTRA_CONNECTION = "qapigen-vm: Extra incoming migration connection; ignoring"
 
 POPULATE_STEP_PAGES = 8192  # 32 MiB per madvise call: stops soon after close
+
+
+@dataclasses.dataclass(frozen=True)
+class IncomingTimeouts:
+    """How long a destination waits on a source that has connected (seconds)."""
+
+    handshake: float = 30.0  # connection -> header and every multifd channel
+    idle: float = 30.0  # nothing at all from the source while loading
+
+    def handshake_reason(self) -> str:
+        return (
+            "the source connected but sent no migration stream header within "
+            f"{self.handshake:g} s"
+        )
+
+    def idle_reason(self) -> str:
+        return f"the source has sent nothing for {self.idle:g} s"
+
+
 # After reporting a failure, how long to read and drop what the source still sends, so
 # that closing does not reset the connection before the source has read the reason.
 DRAIN_SECONDS = 2.0
@@ -58,8 +87,12 @@ class IncomingMigration:
         sink: EventSink,
         vm_uuid: uuid_mod.UUID | None,
         on_failure: Callable[[str], None],
+        timeouts: IncomingTimeouts | None = None,
     ) -> None:
         self.ram = ram
+        self.timeouts = timeouts or IncomingTimeouts()
+        # How long the source has been silent, on any of its channels.
+        self.liveness = Liveness(None, "")
         self.settings = settings
         self.runctl = runctl
         self.sink = sink
@@ -193,13 +226,19 @@ class IncomingMigration:
     def _thread_main(self) -> None:
         listener = self._listener
         assert listener is not None
-        multifd = self.settings.capability("multifd")
         # Kept open until the incoming migration ends (see
-        # `_ignore_further_connections`).
-        channel = listener.accept(keep_listening=True)
+        # `_ignore_further_connections`). No limit on the wait for a source.
+        channel = listener.accept(keep_listening=True, liveness=self.liveness)
         if channel is None:
             return
+        timeouts = self.timeouts
+        self.liveness.expect(
+            timeouts.handshake, timeouts.handshake_reason(), deadline=True
+        )
         self._channel = channel
+        # As QEMU: the capability counts as the source connects, not as -incoming
+        # starts listening.
+        multifd = self.settings.capability("multifd")
         try:
             self.state.cmpxchg(S.NONE, S.ACTIVE)
             threads = self.settings.parameters.decompress_threads
@@ -216,6 +255,7 @@ class IncomingMigration:
                         "channels) but this VM's multifd capability is off"
                     )
                 self._ignore_further_connections(listener)
+            self.liveness.expect(timeouts.idle, timeouts.idle_reason())
             self._load(channel, loader)
         except (StreamError, TransportError) as exc:
             if self._in_postcopy():
@@ -282,13 +322,24 @@ class IncomingMigration:
         data: dict[int, Channel] = {}
         extra: list[Channel] = []
         conn: Channel | None = first
+
+        def waiting() -> str:
+            return (
+                f"multifd: {'the main channel and ' if main is None else ''}"
+                f"{len(data)} of {wanted} data channels connected within "
+                f"{self.timeouts.handshake:g} s"
+            )
+
         try:
             while main is None or len(data) < wanted:
+                self.liveness.rename(waiting())
                 if conn is None:
                     raise StreamError("the VM is shutting down")
                 magic = bytearray(len(MAGIC))
                 try:
                     conn.recv_exact(memoryview(magic))
+                except TimeoutError as exc:  # see the liveness's reason above
+                    raise StreamError(str(exc)) from None
                 except (EOFError, OSError):
                     raise StreamError(
                         "a migration connection closed before its hello"
@@ -321,7 +372,8 @@ class IncomingMigration:
                         f"not a qapigen-vm migration connection (magic {bytes(magic)!r})"
                     )
                 if main is None or len(data) < wanted:
-                    conn = listener.accept(keep_listening=True)
+                    self.liveness.rename(waiting())
+                    conn = listener.accept(keep_listening=True, liveness=self.liveness)
         except BaseException:
             for other in extra:
                 other.close()
@@ -386,6 +438,8 @@ class IncomingMigration:
                 "COLO needs a migration channel with a return path (tcp:, unix: or a "
                 "socket fd:)"
             )
+        # Checkpoints come every x-checkpoint-delay, however long that is.
+        self.liveness.expect(None, "")
         self.colo = ColoSecondary(self, channel)
         self.colo.run()
 

@@ -1,39 +1,29 @@
-"""The VM's QMP dispatcher: the generated one, except where QEMU 7.2 reads arguments
-differently from the bundled schema.
+"""The VM's QMP dispatcher: the one generated from the VM's own schema, for the QEMU
+build the VM stands for.
 
-The bundled (5.0-era) schema types most of migrate-set-parameters' members as 'int',
-so its generated decoder would accept compress-level 265 and word a wrong JSON type as
-an 'int' fault. QEMU 7.2 types those members uint8, uint32, uint64 or size, and its
-errors follow from that ("Parameter 'compress-level' expects uint8_t", "... expects
-uint64"). That command's raw arguments therefore go to the handler, which reads them
-with 7.2's member types (see :func:`.params.read_set_parameters`); every other command
-goes through the generated dispatcher unchanged.
+The schema states QEMU 7.2's member types (migrate-set-parameters' uint8, uint32,
+uint64 and size members among them), so the generated dispatcher reads every request
+as QEMU 7.2 does and refuses a bad one with QEMU 7.2's text before a handler sees it.
+What the VM adds is its build's `if` symbols: QEMU built for Linux with replication,
+and with zstd only where the zstandard package is there (without it, MultiFDCompression
+has no 'zstd', as in a QEMU built without zstd).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from qapigen_vm_qmp.commands import CommandDispatcher, CommandHandler
 
-from qapigen_vm_qmp.commands import CommandDispatcher
-
-from .handlers import VmCommandHandler
+from .codecs import zstd_available
 
 
-class VmDispatcher:
-    """Implements the QMP server's `Dispatcher` over the generated dispatcher."""
+def build_symbols() -> frozenset[str]:
+    """The `if` condition symbols the VM's build defines."""
+    symbols = {"CONFIG_LINUX", "CONFIG_REPLICATION"}
+    if zstd_available():
+        symbols.add("CONFIG_ZSTD")
+    return frozenset(symbols)
 
-    def __init__(self, generated: CommandDispatcher, handler: VmCommandHandler) -> None:
-        self._generated = generated
-        self._handler = handler
 
-    def command_names(self) -> Sequence[str]:
-        return self._generated.command_names()
-
-    def oob_command_names(self) -> Collection[str]:
-        return self._generated.oob_command_names()
-
-    async def dispatch(self, name: str, arguments: dict[str, object]) -> object:
-        if name == "migrate-set-parameters":
-            await self._handler.migrate_set_parameters_as_qemu_7_2(arguments)
-            return {}
-        return await self._generated.dispatch(name, arguments)
+def vm_dispatcher(handler: CommandHandler) -> CommandDispatcher:
+    """The generated dispatcher over `handler`, limited to the VM's build."""
+    return CommandDispatcher(handler, defined=build_symbols())

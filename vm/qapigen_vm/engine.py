@@ -19,7 +19,8 @@ QMP command -> method (arguments keep the schema's names, dashes as underscores)
     query-migrate               query_migrate() -> MigrationInfo (.to_wire())
     migrate-set-capabilities    migrate_set_capabilities([(name, state), ...])
     query-migrate-capabilities  query_migrate_capabilities() -> [{capability, state}]
-    migrate-set-parameters      migrate_set_parameters({wire-name: value, ...})
+    migrate-set-parameters      migrate_set_parameters(MigrateSetParameters or
+                                                       {wire-name: value, ...})
     query-migrate-parameters    query_migrate_parameters() -> MigrationParameters
     migrate_set_downtime        migrate_set_downtime(value)
     migrate_set_speed           migrate_set_speed(value)
@@ -44,7 +45,7 @@ from qapigen_vm_qmp.types import COLOExitReason, COLOMode
 from .colo_failover import last_failover
 from .colo_primary import ColoPrimary
 from .colo_secondary import ColoSecondary
-from .destination import IncomingMigration
+from .destination import IncomingMigration, IncomingTimeouts
 from .dirty import DirtyLog
 from .errors import (
     DEVICE_NOT_ACTIVE,
@@ -53,6 +54,7 @@ from .errors import (
     invalid_parameter_value,
 )
 from .params import (
+    MigrateSetParameters,
     MigrationParameters,
     MigrationSettings,
     check_block_options,
@@ -130,6 +132,8 @@ class MigrationEngine:
         self._on_incoming_failure = on_incoming_failure or (lambda text: None)
         self.source: OutgoingMigration | None = None
         self.incoming: IncomingMigration | None = None
+        # How long an incoming migration waits on a source that went silent.
+        self.incoming_timeouts = IncomingTimeouts()
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -435,6 +439,7 @@ class MigrationEngine:
             sink=self.sink,
             vm_uuid=self.vm_uuid,
             on_failure=self._on_incoming_failure,
+            timeouts=self.incoming_timeouts,
         )
         self._secure_listener(listener)
         self.incoming.start(listener)
@@ -489,11 +494,12 @@ class MigrationEngine:
     def query_migrate_capabilities(self) -> list[dict[str, object]]:
         return self.settings.query_capabilities()
 
-    def migrate_set_parameters(self, parameters: Mapping[str, object]) -> None:
-        self.settings.set_parameters(parameters)
+    def migrate_set_parameters(
+        self, parameters: MigrateSetParameters | Mapping[str, object]
+    ) -> None:
+        request = self.settings.set_parameters(parameters)
         colo = self._colo_side()
-        delay_set = {"x-checkpoint-delay", "x_checkpoint_delay"} & set(parameters)
-        if isinstance(colo, ColoPrimary) and delay_set:
+        if isinstance(colo, ColoPrimary) and request.x_checkpoint_delay is not None:
             colo.checkpoint_now()  # as QEMU 7.2: a new delay checkpoints at once
 
     def query_migrate_parameters(self) -> MigrationParameters:

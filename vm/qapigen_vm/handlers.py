@@ -1,23 +1,20 @@
 """qapigen-vm's QMP commands: the generated `CommandHandler`, served by a `Machine`.
 
-The generated dispatcher has already decoded and checked the arguments (unknown or
-ill-typed ones are refused with QEMU's texts); each method here runs the command on the
-machine and returns the typed reply. The exception is migrate-set-parameters, whose raw
-arguments the VM's dispatcher (:mod:`.dispatch`) hands to
-`migrate_set_parameters_as_qemu_7_2`, because QEMU 7.2 types its members narrower than
-the bundled schema does. Migration commands go to the migration engine,
-which raises `VmCommandError` with QEMU 7.2's class and text; the general commands
-(query-status, stop, cont, getfd, ...) behave as QEMU 7.2 does on a machine without
-SPICE or Xen (COLO, capability x-colo, is the migration engine's). The four commands
-QEMU 7.2 no longer has (migrate_set_downtime, migrate_set_speed,
-migrate-set-cache-size, query-migrate-cache-size) keep QEMU 5.2's behaviour, since the
-bundled schema still offers them.
+The generated dispatcher has already decoded and checked the arguments with the VM
+schema's types, which are QEMU 7.2's (unknown or ill-typed ones are refused with QEMU
+7.2's texts); each method here runs the command on the machine and returns the typed
+reply. Migration commands go to the migration engine, which raises `VmCommandError`
+with QEMU 7.2's class and text; the general commands (query-status, stop, cont, getfd,
+...) behave as QEMU 7.2 does on a machine without SPICE or Xen (COLO, capability
+x-colo, is the migration engine's). The four commands
+QEMU 7.0 removed (migrate_set_downtime, migrate_set_speed, migrate-set-cache-size,
+query-migrate-cache-size) keep QEMU 5.2's behaviour, as the VM's schema offers them.
 
 Replies are built by decoding the engine's wire-shaped answers with the generated
 decoders, so a member of the wrong type fails loudly here instead of reaching a client.
-They are decoded in lenient mode: members QEMU 7.2 sends that the bundled (5.0-era)
-schema predates (query-migrate-parameters' cpu-throttle-tailslow, the enum `members` of
-query-qmp-schema) are kept and sent, as QEMU 7.2 sends them.
+They are decoded in lenient mode: members the VM sends that its schema (of the QEMU 5.x
+era there) predates, such as the enum `members` of query-qmp-schema, are kept and sent,
+as QEMU 7.2 sends them.
 """
 
 from __future__ import annotations
@@ -227,20 +224,10 @@ class VmCommandHandler:
 
     async def migrate_set_parameters(self, arguments: MigrateSetParameters, /) -> None:
         with _qmp_errors():
-            self.engine.migrate_set_parameters(arguments.to_wire())
-
-    async def migrate_set_parameters_as_qemu_7_2(
-        self, arguments: dict[str, object]
-    ) -> None:
-        """migrate-set-parameters from the raw request: the VM's dispatcher sends it
-        here instead of through the bundled schema's decoder, since QEMU 7.2 types
-        the members narrower than that schema (see :mod:`.dispatch`)."""
-        with _qmp_errors():
             self.engine.migrate_set_parameters(arguments)
 
     async def query_migrate_parameters(self) -> MigrationParameters:
-        wire = self.engine.query_migrate_parameters().to_wire()
-        return MigrationParameters.from_wire(wire, "", _STRICT_REPLIES)
+        return self.engine.query_migrate_parameters()
 
     # -- the commands QEMU 7.2 dropped, with QEMU 5.2's behaviour -------------------
 

@@ -4,8 +4,9 @@ Started with QEMU's command line (see :mod:`.cmdline`), it serves QMP on every `
 socket as QEMU 7.2 does for the VM schema (``schema/qapigen-vm.json``, served through
 the generated ``qapigen_vm_qmp`` dispatcher), and migrates its guest RAM for real.
 
-Process life, as QEMU's: a bad command line prints one ``qapigen-vm: ...`` line and
-exits 1; ``quit`` and SIGTERM/SIGINT/SIGHUP end the process with status 0; a failed
+Process life, as QEMU's: ``-h`` (``-help``, ``--help``) and ``-version`` print on stdout
+and exit 0; a bad command line, or RAM or an ``-incoming`` descriptor it cannot have,
+prints one ``qapigen-vm: ...`` line and exits 1; ``quit`` and SIGTERM/SIGINT/SIGHUP end the process with status 0; a failed
 incoming migration ends it with status 1; ``-daemonize`` returns once the VM is ready.
 
 Run it as ``qapigen-vm ...`` or ``python -m qapigen_vm.main ...``.
@@ -35,9 +36,10 @@ from .cmdline import (
     parse_command_line,
 )
 from .daemon import PidFile, PidFileError, daemonize
-from .dispatch import VmDispatcher
+from .dispatch import vm_dispatcher
 from .handlers import PACKAGE, QEMU_VERSION, VmCommandHandler
 from .machine import Machine, MachineError
+from .usage import help_text, version_text
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +117,10 @@ class VmProcess:
             command_names=lambda: dispatcher.command_names(),  # noqa: PLW0108 - bound below
             request_quit=self._quit_after_reply,
         )
-        dispatcher = CommandDispatcher(handler)
+        dispatcher = vm_dispatcher(handler)
         major, minor, micro = QEMU_VERSION
         self.server = QMPServer(
-            VmDispatcher(dispatcher, handler),
-            version=qemu_version(major, minor, micro, PACKAGE),
+            dispatcher, version=qemu_version(major, minor, micro, PACKAGE)
         )
         self.events.server = self.server
 
@@ -203,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandLineError as exc:
         print(exc, file=sys.stderr)
         return 1
+    if config.show is not None:
+        show = help_text if config.show == "help" else version_text
+        sys.stdout.write(show(QEMU_VERSION))
+        return 0
 
     def ready() -> None:
         return None

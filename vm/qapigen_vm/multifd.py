@@ -19,6 +19,9 @@ every pass boundary the source sends SYNC g on every data channel and MULTIFD_SY
 on the main channel; on the destination each data channel stops at SYNC g until the
 main channel reaches MULTIFD_SYNC g and every channel has arrived (a barrier, as
 QEMU's multifd sync is), so no page of the next pass lands before an older write.
+Generations count up by one on every channel (a channel that jumped ahead would pass
+later barriers with its packets unapplied), and the main channel's END follows a
+MULTIFD_SYNC, so a completed load has every page the data channels carried.
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ PACKET_PAGES: Final = 128  # pages per packet (QEMU's 512 KiB packets)
 # rate limit (as they are sent) lag what is queued by little.
 QUEUE_DEPTH: Final = 1
 POLL: Final = 0.1
+
+
+def payload_bound(size: int) -> int:
+    """The most bytes ``size`` bytes of page data can take in a packet: zlib and zstd
+    grow incompressible data by less than 1/128 plus a small constant."""
+    return size + (size >> 7) + 1024
 
 
 def encode_hello(channel_id: int, count: int) -> bytes:
@@ -309,6 +318,8 @@ class MultifdReceiver:
             raise StreamError(
                 f"stream ended unexpectedly while reading {what}"
             ) from None
+        except TimeoutError as exc:  # the source went silent
+            raise StreamError(str(exc)) from None
         except OSError as exc:
             raise StreamError(f"read failed while reading {what}: {exc}") from exc
 
@@ -317,14 +328,21 @@ class MultifdReceiver:
         codec = make_codec(self.method, self.level)
         page_size = self.ram.page_size
         head = bytearray(PACKET.size)
-        index_buf = np.empty(PACKET_PAGES, dtype="<u4")
-        payload_buf = bytearray(PACKET_PAGES * page_size * 2 + 1024)
+        # a packet's stated lengths are checked against what it can carry for this
+        # RAM before anything is read
+        packet_pages = min(PACKET_PAGES, self.ram.page_count)
+        index_buf = np.empty(packet_pages, dtype="<u4")
+        payload_buf = bytearray(payload_bound(packet_pages * page_size))
         expected = 0
         while True:
             if self.done:
                 return
             try:
                 channel.recv_exact(memoryview(head))
+            except TimeoutError as exc:  # the source went silent
+                if self.done:
+                    return
+                raise StreamError(str(exc)) from None
             except (EOFError, OSError):
                 if self.done:
                     return
@@ -343,7 +361,7 @@ class MultifdReceiver:
             if kind == PKT_SYNC:
                 self._arrive(index, a)
                 continue
-            if not 0 < a <= PACKET_PAGES or b > len(payload_buf):
+            if not 0 < a <= packet_pages or b > payload_bound(a * page_size):
                 raise StreamError(f"packet {sequence} claims {a} pages in {b} bytes")
             pages = index_buf[:a]
             payload = memoryview(payload_buf)[:b]
@@ -378,6 +396,11 @@ class MultifdReceiver:
 
     def _arrive(self, index: int, generation: int) -> None:
         with self._cond:
+            due = self._arrived[index] + 1
+            if generation != due:
+                # A channel that skipped ahead would pass every later barrier
+                # without its packets having been applied.
+                raise StreamError(f"sync {generation} where {due} was due")
             self._arrived[index] = generation
             self._cond.notify_all()
             while self.error is None and self._released < generation:

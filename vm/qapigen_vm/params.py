@@ -1,14 +1,18 @@
 """Migration capabilities and parameters: QEMU 7.2's defaults, checks and messages.
 
-The checks reproduce QEMU 7.2's observable behaviour (``migrate_params_check`` and
-``migrate_caps_check``). A set request is first read the way 7.2's input visitor reads
-its ``MigrateSetParameters``, member by member in 7.2's order with 7.2's member types
-(uint8, uint32, uint64, size), which the bundled 5.0-era schema types as plain 'int':
-compress-level 265 is refused ("expects uint8_t"), a string where a number belongs
-"expects uint64", and -1 is read as 2**64-1. The values are then merged into the current
-ones and every rule runs over the merged set in QEMU's order; the first failure wins.
-Names inside the range messages use underscores, as QEMU prints them; the type messages
-name the wire member.
+What the schema states comes from the package generated from the VM's own schema
+(``qapigen_vm_qmp``, from ``schema/vm-migration.json``): the capability names and their
+order (`MigrationCapability`), every parameter's name, type and order
+(`MigrateSetParameters`, `MigrationParameters`), and the reading of a request with
+QEMU 7.2's texts for faults of type and range: member by member in 7.2's order, so
+compress-level 265 is refused with "Parameter 'compress-level' expects uint8_t", a
+string where a number belongs with "... expects uint64", and -1 for a size is read as
+2**64-1.
+
+What stays here is behaviour the schema does not state: QEMU 7.2's defaults, the
+rules it checks over the merged parameters (``migrate_params_check``) and between
+capabilities (``migrate_caps_check``), each with 7.2's text (names inside the range
+messages use underscores, as QEMU prints them), and what the VM itself cannot do.
 """
 
 from __future__ import annotations
@@ -18,192 +22,107 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from qapigen_runtime.codec import DecodeError
+from qapigen_vm_qmp.types import (
+    MigrateSetParameters,
+    MigrationCapability,
+    MigrationParameters,
+    MultiFDCompression,
+)
+
 from .codecs import zstd_available
 from .errors import MIGRATION_ACTIVE, VmCommandError, invalid_parameter_value
+
+__all__ = [
+    "CAPABILITY_NAMES",
+    "PAGE_SIZE",
+    "MigrateSetParameters",
+    "MigrationParameters",
+    "MigrationSettings",
+    "check_block_options",
+    "check_built_with",
+    "check_capabilities",
+    "check_parameters",
+    "check_supported",
+    "merged_parameters",
+    "qemu_7_2_defaults",
+    "read_request",
+]
 
 PAGE_SIZE: Final = 4096
 MAX_DOWNTIME_MS: Final = 2000 * 1000
 MAX_DOWNTIME_SECONDS: Final = 2000
 
-# The bundled schema's MigrationCapability, in schema order.
-CAPABILITY_NAMES: Final = (
-    "xbzrle",
-    "rdma-pin-all",
-    "auto-converge",
-    "zero-blocks",
-    "compress",
-    "events",
-    "postcopy-ram",
-    "x-colo",
-    "release-ram",
-    "block",
-    "return-path",
-    "pause-before-switchover",
-    "multifd",
-    "dirty-bitmaps",
-    "postcopy-blocktime",
-    "late-block-activate",
-    "x-ignore-shared",
-    "validate-uuid",
-)
+CAPABILITY_NAMES: Final = tuple(capability.value for capability in MigrationCapability)
+"""Every capability the VM has, in the schema's order (query-migrate-capabilities')."""
 
 # Capabilities that change the protocol; the engine does not implement them, so a
 # migration with one of them on is refused up front instead of silently doing something
 # else. block, zero-blocks and dirty-bitmaps are not here: the VM has no disks and no
 # dirty bitmaps, so, as on a disk-less QEMU, they have nothing to send and the migration
 # completes as usual. x-colo is implemented (colo_primary.py, colo_secondary.py).
-UNSUPPORTED_CAPABILITIES: Final = frozenset({"rdma-pin-all"})
-
-_U8: Final = 0xFF
-_U32: Final = 0xFFFFFFFF
-_U64: Final = 0xFFFFFFFFFFFFFFFF
-
-
-@dataclasses.dataclass(slots=True)
-class MigrationParameters:
-    """Current migration parameters (QEMU 7.2 defaults). Field names are the wire
-    names with dashes turned into underscores."""
-
-    announce_initial: int = 50
-    announce_max: int = 550
-    announce_rounds: int = 5
-    announce_step: int = 100
-    compress_level: int = 1
-    compress_threads: int = 8
-    compress_wait_thread: bool = True
-    decompress_threads: int = 2
-    throttle_trigger_threshold: int = 50
-    cpu_throttle_initial: int = 20
-    cpu_throttle_increment: int = 10
-    cpu_throttle_tailslow: bool = False
-    tls_creds: str = ""
-    tls_hostname: str = ""
-    tls_authz: str = ""
-    max_bandwidth: int = 128 * 1024 * 1024
-    downtime_limit: int = 300
-    x_checkpoint_delay: int = 20000
-    block_incremental: bool = False
-    multifd_channels: int = 2
-    xbzrle_cache_size: int = 64 * 1024 * 1024
-    max_postcopy_bandwidth: int = 0
-    max_cpu_throttle: int = 99
-    multifd_compression: str = "none"
-    multifd_zlib_level: int = 1
-    multifd_zstd_level: int = 1
-
-    def to_wire(self) -> dict[str, object]:
-        """The query-migrate-parameters answer, keyed by the schema's member names."""
-        return {
-            field.name.replace("_", "-"): getattr(self, field.name)
-            for field in dataclasses.fields(self)
-        }
-
-
-# QEMU 7.2's MigrateSetParameters: each member's type, in 7.2's member order (which is
-# the order its input visitor reads, and so reports, them in). "StrOrNull" is a string
-# or JSON null (null resets the string); "compression" the MultiFDCompression enum.
-SET_PARAMETER_TYPES: Final[Mapping[str, str]] = {
-    "announce-initial": "size",
-    "announce-max": "size",
-    "announce-rounds": "size",
-    "announce-step": "size",
-    "compress-level": "uint8",
-    "compress-threads": "uint8",
-    "compress-wait-thread": "bool",
-    "decompress-threads": "uint8",
-    "throttle-trigger-threshold": "uint8",
-    "cpu-throttle-initial": "uint8",
-    "cpu-throttle-increment": "uint8",
-    "cpu-throttle-tailslow": "bool",
-    "tls-creds": "StrOrNull",
-    "tls-hostname": "StrOrNull",
-    "tls-authz": "StrOrNull",
-    "max-bandwidth": "size",
-    "downtime-limit": "uint64",
-    "x-checkpoint-delay": "uint32",
-    "block-incremental": "bool",
-    "multifd-channels": "uint8",
-    "xbzrle-cache-size": "size",
-    "max-postcopy-bandwidth": "size",
-    "max-cpu-throttle": "uint8",
-    "multifd-compression": "compression",
-    "multifd-zlib-level": "uint8",
-    "multifd-zstd-level": "uint8",
-}
+UNSUPPORTED_CAPABILITIES: Final = frozenset({MigrationCapability.RDMA_PIN_ALL.value})
 
 # Members QEMU 7.2 reads (so their type is checked) but never stores: its
 # migrate-set-parameters leaves the multifd levels out of both the trial copy it checks
 # and the values it applies, so 10 is accepted and the level stays what it was.
 IGNORED_ON_SET: Final = frozenset({"multifd-zlib-level", "multifd-zstd-level"})
 
-# The C type names 7.2 prints when a number does not fit ("expects uint8_t").
-_NARROW_LIMITS: Final[Mapping[str, tuple[int, str]]] = {
-    "uint8": (_U8, "uint8_t"),
-    "uint32": (_U32, "uint32_t"),
-}
-# A JSON integer outside int64 and uint64 is a double to QEMU's parser: not a number
-# the unsigned visitor takes.
-_JSON_INT_LOW: Final = -(2**63)
-_COMPRESSION_METHODS: Final = ("none", "zlib", "zstd")
+
+def qemu_7_2_defaults() -> MigrationParameters:
+    """The parameters of a fresh QEMU 7.2 (what its query-migrate-parameters says)."""
+    return MigrationParameters(
+        announce_initial=50,
+        announce_max=550,
+        announce_rounds=5,
+        announce_step=100,
+        compress_level=1,
+        compress_threads=8,
+        compress_wait_thread=True,
+        decompress_threads=2,
+        throttle_trigger_threshold=50,
+        cpu_throttle_initial=20,
+        cpu_throttle_increment=10,
+        cpu_throttle_tailslow=False,
+        tls_creds="",
+        tls_hostname="",
+        tls_authz="",
+        max_bandwidth=128 * 1024 * 1024,
+        downtime_limit=300,
+        x_checkpoint_delay=20000,
+        block_incremental=False,
+        multifd_channels=2,
+        xbzrle_cache_size=64 * 1024 * 1024,
+        max_postcopy_bandwidth=0,
+        max_cpu_throttle=99,
+        multifd_compression=MultiFDCompression.NONE,
+        multifd_zlib_level=1,
+        multifd_zstd_level=1,
+    )
 
 
-def _read_unsigned(wire: str, qapi_type: str, value: object) -> int:
-    """7.2's unsigned visitor: any integer in int64 or uint64 (a negative one read as
-    its two's complement), then the narrow types' upper bound."""
-    if type(value) is not int or not _JSON_INT_LOW <= value <= _U64:
-        raise invalid_parameter_value(wire, "uint64")
-    number = value & _U64
-    limit = _NARROW_LIMITS.get(qapi_type)
-    if limit is not None and number > limit[0]:
-        raise invalid_parameter_value(wire, limit[1])
-    return number
+def read_request(request: Mapping[str, object]) -> MigrateSetParameters:
+    """A migrate-set-parameters request in its wire form (dashed member names), read
+    as the VM's QMP dispatcher reads it: faults get QEMU 7.2's texts."""
+    try:
+        return MigrateSetParameters.from_wire(dict(request), "", True)
+    except DecodeError as error:
+        raise VmCommandError(error.qmp_message()) from None
 
 
-def read_set_parameter(wire: str, value: object) -> object:
-    """One member of a migrate-set-parameters request, read as QEMU 7.2 reads it."""
-    kind = SET_PARAMETER_TYPES[wire]
-    if kind in ("uint8", "uint32", "uint64", "size"):
-        return _read_unsigned(wire, kind, value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise VmCommandError(
-                f"Invalid parameter type for '{wire}', expected: boolean"
-            )
-        return value
-    if kind == "StrOrNull":
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise VmCommandError(
-                f"Invalid parameter type for '{wire}', expected: StrOrNull"
-            )
-        return value
-    if not isinstance(value, str):
-        raise VmCommandError(f"Invalid parameter type for '{wire}', expected: string")
-    if value not in _COMPRESSION_METHODS or (value == "zstd" and not zstd_available()):
-        # Without the zstandard package the VM is a QEMU built without zstd, whose
-        # MultiFDCompression enum has no 'zstd' member.
-        raise VmCommandError(f"Parameter '{wire}' does not accept value '{value}'")
-    return value
+def merged_parameters(
+    current: MigrationParameters, request: MigrateSetParameters
+) -> MigrationParameters:
+    """`current` with the members `request` sets, not yet checked.
 
-
-def read_set_parameters(request: Mapping[str, object]) -> dict[str, object]:
-    """A whole request read as 7.2's visitor reads it: known members in 7.2's order
-    (the first bad one is reported), then an unknown member is refused. Keys may use
-    dashes (wire) or underscores; the result is keyed by field name (underscores)."""
-    by_wire = {key.replace("_", "-"): key for key in request}
-    values: dict[str, object] = {}
-    for wire in SET_PARAMETER_TYPES:
-        if wire in by_wire:
-            values[wire] = read_set_parameter(wire, request[by_wire[wire]])
-    for wire, key in by_wire.items():
-        if wire not in SET_PARAMETER_TYPES:
-            raise VmCommandError(f"Parameter '{key}' is unexpected")
-    return {
-        wire.replace("-", "_"): value
-        for wire, value in values.items()
-        if wire not in IGNORED_ON_SET
-    }
+    Merged in the wire form, so every member of the request lands on the member of
+    the same name; a null StrOrNull (tls-creds, ...) resets the string to "".
+    """
+    wire = current.to_wire()
+    for name, value in request.to_wire().items():
+        if name not in IGNORED_ON_SET:
+            wire[name] = "" if value is None else value
+    return MigrationParameters.from_wire(wire, "", True)
 
 
 def check_parameters(params: MigrationParameters) -> None:
@@ -260,6 +179,16 @@ def check_parameters(params: MigrationParameters) -> None:
         raise invalid_parameter_value("announce_step", "a value between 0 and 10000")
 
 
+def check_built_with(request: MigrateSetParameters) -> None:
+    """Without the zstandard package the VM is a QEMU built without zstd, whose
+    MultiFDCompression has no 'zstd'. The VM's QMP dispatcher already refuses it while
+    reading (it knows the build's conditions); this covers requests made in Python."""
+    if request.multifd_compression is MultiFDCompression.ZSTD and not zstd_available():
+        raise VmCommandError(
+            "Parameter 'multifd-compression' does not accept value 'zstd'"
+        )
+
+
 class MigrationSettings:
     """One VM's capabilities and parameters, with QEMU's set/query semantics.
 
@@ -268,7 +197,7 @@ class MigrationSettings:
     """
 
     def __init__(self) -> None:
-        self.parameters = MigrationParameters()
+        self.parameters = qemu_7_2_defaults()
         self.capabilities: dict[str, bool] = dict.fromkeys(CAPABILITY_NAMES, False)
 
     # -- capabilities ---------------------------------------------------------------
@@ -304,17 +233,22 @@ class MigrationSettings:
     def query_parameters(self) -> MigrationParameters:
         return dataclasses.replace(self.parameters)
 
-    def set_parameters(self, request: Mapping[str, object]) -> None:
-        """migrate-set-parameters. Keys may use dashes (wire) or underscores.
+    def set_parameters(
+        self, request: MigrateSetParameters | Mapping[str, object]
+    ) -> MigrateSetParameters:
+        """migrate-set-parameters: typed, or in the wire form (see `read_request`).
+        Returns the request as read.
 
         Works while migrating, as in QEMU; the engine reads max-bandwidth and
         downtime-limit afresh at every rate-limit window.
         """
-        merged = dataclasses.replace(self.parameters)
-        for name, value in read_set_parameters(request).items():
-            setattr(merged, name, value)
+        if not isinstance(request, MigrateSetParameters):
+            request = read_request(request)
+        check_built_with(request)
+        merged = merged_parameters(self.parameters, request)
         check_parameters(merged)
         self.parameters = merged
+        return request
 
     # -- the 5.2 deprecated commands (plain wrappers around the parameters) -----------
 
@@ -324,14 +258,14 @@ class MigrationSettings:
             raise invalid_parameter_value(
                 "downtime_limit", "an integer in the range of 0 to 2000 seconds"
             )
-        self.set_parameters({"downtime-limit": int(seconds * 1000)})
+        self.set_parameters(MigrateSetParameters(downtime_limit=int(seconds * 1000)))
 
     def set_speed(self, bytes_per_second: int) -> None:
-        """migrate_set_speed: sets max-bandwidth."""
+        """migrate_set_speed: sets max-bandwidth (a negative int64 read as a size)."""
         self.set_parameters({"max-bandwidth": bytes_per_second})
 
     def set_cache_size(self, size: int) -> None:
-        """migrate-set-cache-size: sets xbzrle-cache-size."""
+        """migrate-set-cache-size: sets xbzrle-cache-size (read as for set_speed)."""
         self.set_parameters({"xbzrle-cache-size": size})
 
     def query_cache_size(self) -> int:
@@ -340,9 +274,9 @@ class MigrationSettings:
 
 
 def check_capabilities(caps: Mapping[str, bool]) -> None:
-    """QEMU 7.2's capability conflicts that the bundled schema can express."""
+    """QEMU 7.2's conflicts between the capabilities the VM has."""
     # 7.2 lets postcopy-ram and compress be set together (only its postcopy-preempt,
-    # which the bundled schema lacks, conflicts with compress).
+    # which the VM lacks, conflicts with compress).
     if caps["postcopy-ram"] and caps["x-ignore-shared"]:
         raise VmCommandError("Postcopy is not compatible with ignore-shared")
     if caps["multifd"] and caps["compress"]:

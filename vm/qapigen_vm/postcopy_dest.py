@@ -38,7 +38,7 @@ from .stream import (
     encode_message,
     encode_reply,
 )
-from .transport import Channel, Listener, SocketChannel, TransportError
+from .transport import Channel, Listener, Liveness, SocketChannel, TransportError
 
 if TYPE_CHECKING:
     from .destination import IncomingMigration
@@ -159,10 +159,15 @@ class PostcopyDestination:
         ).start()
 
     def _recover_main(self, listener: Listener) -> None:
-        channel = listener.accept()
+        m = self.incoming
+        # As for the first connection: no limit on the wait for the source, then a
+        # deadline for the handshake and a limit on silence while loading.
+        liveness = Liveness(None, "")
+        channel = listener.accept(liveness=liveness)
         if channel is None:
             return
-        m = self.incoming
+        timeouts = m.timeouts
+        liveness.expect(timeouts.handshake, timeouts.handshake_reason(), deadline=True)
         try:
             loader = StreamLoader(channel, m.ram)
             loader.placer = self.presence
@@ -186,6 +191,7 @@ class PostcopyDestination:
             if waiting.size:
                 self.request(waiting)
             m.progress = loader.progress
+            liveness.expect(timeouts.idle, timeouts.idle_reason())
             loader.load()
             self.finish()
         except (StreamError, TransportError, OSError):

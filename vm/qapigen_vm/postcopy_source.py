@@ -280,7 +280,7 @@ class PostcopySource:
         m.use_channel(channel)
         self._check_shutdown()
         m.count(m.writer.header(m.header_uuid(), resume=True), 0)
-        kind, payload = read_message(channel)
+        kind, payload = read_message(channel, m.ram.page_count)
         if kind != RP_RECV_BITMAP:
             raise StreamError(self._unexpected(kind, payload))
         count = m.ram.page_count
@@ -294,7 +294,7 @@ class PostcopySource:
         while not self._requests.empty():
             self._requests.get_nowait()
         m.count(m.writer.resume(), 0)
-        kind, payload = read_message(channel)
+        kind, payload = read_message(channel, m.ram.page_count)
         if kind != RP_RESUME_ACK:
             raise StreamError(self._unexpected(kind, payload))
         if not m.state.cmpxchg(S.POSTCOPY_RECOVER, S.POSTCOPY_ACTIVE):

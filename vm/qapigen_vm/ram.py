@@ -43,7 +43,9 @@ class GuestRam:
         *,
         backing_file: str | os.PathLike[str] | None = None,
         share: bool = False,
+        name: str = "pc.ram",
     ) -> None:
+        """``name``: the RAM block's name in messages (QEMU's main RAM is pc.ram)."""
         if size <= 0 or size % PAGE_SIZE:
             raise RamError(
                 f"RAM size {size} is not a positive multiple of the page size "
@@ -55,7 +57,14 @@ class GuestRam:
         self.backing_file = None if backing_file is None else Path(backing_file)
         self.shared = share and backing_file is not None
         if self.backing_file is None:
-            self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            try:
+                self._map = mmap.mmap(
+                    -1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                )
+            except OSError as exc:  # ENOMEM: more than the host will commit
+                raise RamError(
+                    f"cannot set up guest memory '{name}': {exc.strerror}"
+                ) from None
             # As QEMU does for guest RAM: transparent huge pages cut the page-fault
             # cost of first touch (a destination writes every page once) by 512x.
             if hasattr(mmap, "MADV_HUGEPAGE"):

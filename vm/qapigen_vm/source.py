@@ -9,7 +9,8 @@ The loop follows QEMU's precopy decisions (``migration_iteration_run``):
 - if bytes remain and they are at or above the threshold, send for at most 50 ms or
   until the window's budget (max-bandwidth / 10) is used, then wait out the window;
 - otherwise stop the guest (STOP), optionally pause in pre-switchover until
-  migrate-continue, do a final sync, send everything without a rate limit, mark the end
+  migrate-continue (sending keepalives meanwhile, so that the destination knows
+  the source is still there), do a final sync, send everything without a rate limit, mark the end
   of the stream and wait for the destination's acknowledgement (a socket has a return
   path): only then is the migration completed, and downtime is measured from just
   before the stop until that acknowledgement, i.e. until the destination runs.
@@ -68,6 +69,9 @@ WINDOW = 0.100  # QEMU's BUFFER_DELAY: rate-limit and statistics window
 ITERATION_LIMIT = 0.050  # one iteration sends at most this long
 SYNC_PERIOD = 1.0  # dirty-rate and auto-converge periods are longer than this
 REPLY_GRACE = 1.0  # after a write error, how long to wait for the destination's reason
+# While waiting with nothing to send (pre-switchover), a keepalive record this often:
+# well inside the time a destination lets a source stay silent (IncomingTimeouts).
+KEEPALIVE_INTERVAL = 2.0
 
 
 class _Cancelled(Exception):
@@ -561,7 +565,7 @@ class OutgoingMigration:
         assert channel is not None
         while True:
             try:
-                kind, payload = read_message(channel)
+                kind, payload = read_message(channel, self.ram.page_count)
             except (EOFError, OSError):
                 reply = (0, "the destination closed the migration connection")
             except StreamError as exc:
@@ -741,7 +745,9 @@ class OutgoingMigration:
         if self.settings.capability("pause-before-switchover"):
             if not self.state.cmpxchg(S.ACTIVE, S.PRE_SWITCHOVER):
                 raise _Cancelled
-            self._continue.wait()
+            assert self._writer is not None
+            while not self._continue.wait(KEEPALIVE_INTERVAL):
+                self._count(self._writer.keepalive(), 0)
             self._check_cancel()
             if not self.state.cmpxchg(S.PRE_SWITCHOVER, S.DEVICE):
                 raise _Cancelled

@@ -14,9 +14,10 @@ Layout (all integers little-endian)::
       COMPRESSED: a = pages, b = payload bytes after the page numbers and lengths;
               payload = a u32 page numbers, a u32 lengths, then each page as one
               complete zlib stream (the compress capability; version 2)
-      MULTIFD_SYNC: a = generation; everything the data channels carried before
-              their SYNC a is applied before the main channel goes on (version 2;
-              see :mod:`.multifd`)
+      MULTIFD_SYNC: a = generation, one more than the last; everything the data
+              channels carried before their SYNC a is applied before the main
+              channel goes on (version 2; see :mod:`.multifd`); a multifd stream's
+              END follows one, so nothing sent on a data channel can be missed
       SYNC  : a = dirty-sync-count of the pass that begins (no payload)
       END   : a = number of PAGES and XBZRLE records sent; the switchover point
       POSTCOPY: a = pages of RAM, b = payload bytes; payload = packed bitmap (numpy
@@ -24,17 +25,22 @@ Layout (all integers little-endian)::
               PAGES records follow, each page installed only where still missing
       RESUME: a postcopy recovery connection (header flag bit 2) goes on after the
               handshake (no payload)
+      KEEPALIVE: nothing to apply (version 3): a source that has nothing to send
+              for a while (waiting for migrate-continue) says it is still there,
+              so that a destination can give up on one that went silent
     return path (destination -> source): u8 kind, 3 pad, u32 length, payload: the
               text of ACK/ERROR, or postcopy's REQ_PAGES (u32 page numbers),
-              RECV_BITMAP (packed bitmap of pages still missing), RESUME_ACK
+              RECV_BITMAP (packed bitmap of pages still missing), RESUME_ACK;
+              every length is checked against what the RAM size allows for its
+              kind (`return_path_limit`) before the payload is read
 
 The crc32 of a record covers its first 12 header bytes and its whole payload, so any
 corrupted byte, torn record or shifted boundary is caught before the record touches
 guest RAM. END carries the record count, so a lost record is caught too.
 
 Version 2 added the XBZRLE, COMPRESSED and MULTIFD_SYNC records and the multifd header flag (bit 1;
-bits 8-15 hold the number of data channels); the loader still reads version 1
-streams, in which those are refused. Header flag bit 3 says the source has x-colo:
+bits 8-15 hold the number of data channels), version 3 the KEEPALIVE record; the
+loader still reads version 1 and 2 streams, in which those are refused. Header flag bit 3 says the source has x-colo:
 after END the connection carries COLO's checkpoints (see :mod:`.colo_protocol`).
 """
 
@@ -55,7 +61,7 @@ from .ram import GuestRam, as_bytes, is_contiguous, zero_page_mask
 from .xbzrle import XbzrleError, decode_pages
 
 MAGIC: Final = b"QGVMSTRM"
-VERSION: Final = 2
+VERSION: Final = 3
 OLDEST_VERSION: Final = 1  # the loader still reads streams of this version on
 HEADER: Final = struct.Struct("<8sHHIQI16sI")
 RECORD: Final = struct.Struct("<B3xIII")
@@ -69,6 +75,7 @@ REC_MULTIFD_SYNC: Final = 5  # since version 2
 REC_COMPRESSED: Final = 6  # since version 2
 REC_POSTCOPY: Final = 7  # since version 2: the switch to postcopy (see below)
 REC_RESUME: Final = 8  # since version 2: a recovered postcopy goes on
+REC_KEEPALIVE: Final = 9  # since version 3: the source is still there
 
 RP_ACK: Final = 1
 RP_ERROR: Final = 2
@@ -77,7 +84,6 @@ RP_MAX_TEXT: Final = 4096
 RP_REQ_PAGES: Final = 3  # u32 page numbers the destination's guest waits for
 RP_RECV_BITMAP: Final = 4  # packed bitmap of the pages the destination still lacks
 RP_RESUME_ACK: Final = 5  # the destination is ready to go on after a recovery
-RP_MAX_PAYLOAD: Final = 1 << 24
 
 FLAG_UUID: Final = 1
 FLAG_MULTIFD: Final = 2
@@ -85,8 +91,9 @@ FLAG_RESUME: Final = 4  # a postcopy recovery connection, not a new migration
 FLAG_COLO: Final = 8  # x-colo: after END the two sides go on as COLO (colo_*.py)
 MULTIFD_SHIFT: Final = 8  # flags bits 8-15: multifd data channels
 
-# A record carries at most this many pages (4 MiB of data): the loader's buffers are
-# preallocated to this size and anything bigger is a corrupt stream.
+# A record carries at most this many pages (4 MiB of data), and never more than the
+# RAM has: the loader's buffers are preallocated to that size, and a record that
+# claims more is a corrupt stream.
 MAX_RECORD_PAGES: Final = 1024
 ZLIB_PAGE_SLACK: Final = 64  # most a page can grow by in its own zlib stream
 
@@ -268,6 +275,10 @@ class StreamWriter:
         """After a recovery handshake: page records follow again."""
         return self._bare(REC_RESUME, 0)
 
+    def keepalive(self) -> int:
+        """Nothing to send for a while: the destination must not give up."""
+        return self._bare(REC_KEEPALIVE, 0)
+
     def _bare(self, kind: int, value: int) -> int:
         head = RECORD.pack(kind, value, 0, 0)[:12]
         self.channel.send(head + struct.pack("<I", zlib.crc32(head)))
@@ -306,10 +317,17 @@ class StreamLoader:
         self.progress = LoadProgress()
         self.version = VERSION
         self.header: StreamHeader | None = None  # once read_header has read it
+        self.multifd_generation = 0  # the last MULTIFD_SYNC applied
         self._head = bytearray(RECORD.size)
-        self._index = np.empty(2 * MAX_RECORD_PAGES, dtype="<u4")
-        self._lengths = np.empty(MAX_RECORD_PAGES, dtype="<u2")
-        self._data = np.empty((MAX_RECORD_PAGES, ram.page_size), dtype=np.uint8)
+        # Every length the stream states is checked against what this RAM could
+        # legitimately need before a byte of it is read.
+        self.record_pages = min(MAX_RECORD_PAGES, ram.page_count)
+        pages = self.record_pages
+        self._index = np.empty(2 * pages, dtype="<u4")
+        self._lengths = np.empty(pages, dtype="<u2")
+        # page data, or compressed pages that may each grow a little
+        self._raw = np.empty(pages * (ram.page_size + ZLIB_PAGE_SLACK), dtype=np.uint8)
+        self._data = self._raw[: pages * ram.page_size].reshape(pages, ram.page_size)
 
     def _read(self, into: memoryview, what: str) -> None:
         try:
@@ -318,6 +336,8 @@ class StreamLoader:
             raise StreamError(
                 f"migration stream ended unexpectedly while reading {what}"
             ) from None
+        except TimeoutError as exc:  # a silent source: the reason says it all
+            raise StreamError(str(exc)) from None
         except OSError as exc:
             raise StreamError(
                 f"migration stream read failed while reading {what}: "
@@ -365,7 +385,7 @@ class StreamLoader:
         if source_uuid is not None and local_uuid is not None:
             if source_uuid != local_uuid:
                 raise StreamError(
-                    f"UUID received is {source_uuid} and should be {local_uuid}"
+                    f"UUID received is {source_uuid} and local is {local_uuid}"
                 )
         resume = bool(flags & FLAG_RESUME)
         self.header = StreamHeader(
@@ -385,9 +405,13 @@ class StreamLoader:
         multifd must not have any).
         """
         head = memoryview(self._head)
+        last_kind = previous = 0  # previous: the last record before, keepalives aside
         while True:
+            if last_kind != REC_KEEPALIVE:
+                previous = last_kind
             self._read(head, "a record header")
             kind, a, b, crc = RECORD.unpack(self._head)
+            last_kind = kind
             if kind == REC_PAGES:
                 self._load_pages(a, b, crc)
             elif self.placer is not None and kind in (REC_XBZRLE, REC_COMPRESSED):
@@ -405,7 +429,14 @@ class StreamLoader:
                 on_postcopy(self._read_postcopy(a, b, crc))
             elif kind == REC_MULTIFD_SYNC and on_multifd_sync is not None:
                 self._check_bare(head, b, crc)
+                if a != self.multifd_generation + 1:
+                    raise StreamError(
+                        f"multifd sync {a} where {self.multifd_generation + 1} was due"
+                    )
+                self.multifd_generation = a
                 on_multifd_sync(a)
+            elif kind == REC_KEEPALIVE and self.version >= 3:
+                self._check_bare(head, b, crc)
             elif kind in (REC_SYNC, REC_END):
                 if zlib.crc32(head[:12]) != crc or b != 0:
                     raise StreamError(
@@ -416,6 +447,12 @@ class StreamLoader:
                         raise StreamError(
                             f"stream ended after {self.progress.records} page records "
                             f"but the source sent {a}"
+                        )
+                    multifd = on_multifd_sync is not None and self.placer is None
+                    if multifd and previous != REC_MULTIFD_SYNC:
+                        raise StreamError(
+                            "the stream ended without a final multifd sync: pages "
+                            "sent on the data channels could be missing"
                         )
                     return self.progress
                 self.progress.syncs = a
@@ -451,15 +488,14 @@ class StreamLoader:
     def _load_compressed(self, count: int, size: int, crc: int) -> None:
         record = self.progress.records + 1
         page_size = self.ram.page_size
-        # zlib grows incompressible data by a few bytes per page (well under 64); half
-        # a full record's pages keep the payload inside the preallocated buffer
+        # zlib grows incompressible data by a few bytes per page (well under 64)
         limit = count * (page_size + ZLIB_PAGE_SLACK)
-        if not 0 < count <= MAX_RECORD_PAGES // 2 or size > limit:
+        if not 0 < count <= self.record_pages or size > limit:
             raise StreamError(
                 f"record {record} claims {count} compressed pages in {size} bytes"
             )
         index = self._index[: 2 * count]
-        payload = self._data.reshape(-1)[:size]
+        payload = self._raw[:size]
         self._read(as_bytes(index), f"record {record}'s page numbers and lengths")
         self._read(as_bytes(payload), f"record {record}'s compressed data")
         check = zlib.crc32(memoryview(self._head)[:12])
@@ -537,10 +573,10 @@ class StreamLoader:
 
     def _load_pages(self, normal: int, zero: int, crc: int) -> None:
         record = self.progress.records + 1
-        if normal + zero == 0 or normal + zero > MAX_RECORD_PAGES:
+        if normal + zero == 0 or normal + zero > self.record_pages:
             raise StreamError(
                 f"record {record} claims {normal} + {zero} pages (at most "
-                f"{MAX_RECORD_PAGES} allowed)"
+                f"{self.record_pages} allowed)"
             )
         index = self._index[: normal + zero]
         data = self._data[:normal]
@@ -579,10 +615,10 @@ class StreamLoader:
     def _load_xbzrle(self, count: int, size: int, crc: int) -> None:
         record = self.progress.records + 1
         page_size = self.ram.page_size
-        if not 0 < count <= MAX_RECORD_PAGES or size > count * page_size:
+        if not 0 < count <= self.record_pages or size > count * page_size:
             raise StreamError(
                 f"record {record} claims {count} XBZRLE pages in {size} bytes (at "
-                f"most {MAX_RECORD_PAGES} pages of at most {page_size} bytes allowed)"
+                f"most {self.record_pages} pages of at most {page_size} bytes allowed)"
             )
         index = self._index[:count]
         lengths = self._lengths[:count]
@@ -650,15 +686,37 @@ def encode_message(kind: int, payload: bytes) -> bytes:
     return RETURN.pack(kind, len(payload)) + payload
 
 
-def read_message(channel: ByteSource) -> tuple[int, bytes]:
-    """Any return-path message: (kind, payload); ACK and ERROR carry UTF-8 text."""
+def return_path_limit(kind: int, page_count: int) -> int | None:
+    """The most bytes a return-path message of ``kind`` can carry for a RAM of
+    ``page_count`` pages (None: not a kind of message)."""
+    if kind in (RP_ACK, RP_ERROR):
+        return RP_MAX_TEXT
+    if kind == RP_REQ_PAGES:
+        return 4 * page_count  # each page at most once: u32 page numbers
+    if kind == RP_RECV_BITMAP:
+        return (page_count + 7) // 8  # one bit per page
+    if kind == RP_RESUME_ACK:
+        return 4
+    return None
+
+
+def read_message(channel: ByteSource, page_count: int) -> tuple[int, bytes]:
+    """Any return-path message: (kind, payload); ACK and ERROR carry UTF-8 text.
+
+    The stated length is checked against what the kind can carry for this RAM of
+    ``page_count`` pages before the payload is read.
+    """
     head = bytearray(RETURN.size)
     channel.recv_exact(memoryview(head))
     kind, length = RETURN.unpack(head)
-    known = (RP_ACK, RP_ERROR, RP_REQ_PAGES, RP_RECV_BITMAP, RP_RESUME_ACK)
-    limit = RP_MAX_TEXT if kind in (RP_ACK, RP_ERROR) else RP_MAX_PAYLOAD
-    if kind not in known or length > limit:
+    limit = return_path_limit(kind, page_count)
+    if limit is None:
         raise StreamError(f"malformed return-path message (kind {kind})")
+    if length > limit:
+        raise StreamError(
+            f"malformed return-path message (kind {kind}): {length} bytes, at most "
+            f"{limit} for {page_count} pages"
+        )
     payload = bytearray(length)
     if length:
         channel.recv_exact(memoryview(payload))

@@ -19,6 +19,7 @@ use of the session is under a lock and only the raw socket I/O happens outside i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import socket
@@ -328,7 +329,7 @@ class TlsChannel(SocketChannel):
                 continue
             if n == 0:
                 raise EOFError("peer closed the TLS session")
-            data = self.sock.recv(_RECV_SIZE)
+            data = self.receive(functools.partial(self.sock.recv, _RECV_SIZE))
             if not data:
                 raise EOFError("peer closed the connection")
             with self._tls_lock:

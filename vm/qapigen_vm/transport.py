@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
+import select
 import socket
 import stat
+import struct
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 Scheme = Literal["tcp", "unix", "exec", "fd"]
+T = TypeVar("T")
 
 # Room for a multifd source's main and data channels (up to 255) connecting at once.
 LISTEN_BACKLOG = 256
@@ -30,6 +34,10 @@ class UriError(ValueError):
 
 class TransportError(OSError):
     """Connecting, listening or moving bytes failed; the text is the error-desc."""
+
+
+class SilentPeer(TransportError, TimeoutError):
+    """The peer sent nothing for longer than its `Liveness` allows."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +109,69 @@ class FdTable:
             os.close(fd)
 
 
+# -- a silent peer ---------------------------------------------------------------------
+
+
+class Liveness:
+    """When the peer last sent anything, shared by every channel of one incoming
+    migration, and how long it may stay silent (None: for ever).
+
+    A socket channel that has one waits in its reads at most ``POLL`` seconds at a
+    time (the kernel's receive timeout, so a read that finds data costs nothing more)
+    and gives up with ``SilentPeer(reason)`` once nothing has come on any of the
+    channels for ``limit`` seconds (see :class:`SocketChannel`).
+    """
+
+    POLL = 0.2
+
+    def __init__(self, limit: float | None, reason: str) -> None:
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        self._absolute = False
+        self.limit = limit
+        self.reason = reason
+
+    def touch(self) -> None:
+        """Something arrived (in a phase with a deadline, that changes nothing).
+
+        Called for every read, so without the lock: a float store is atomic."""
+        if not self._absolute:
+            self._last = time.monotonic()
+
+    def expect(
+        self, limit: float | None, reason: str, *, deadline: bool = False
+    ) -> None:
+        """A new phase: from now on, at most ``limit`` seconds of silence, or with
+        ``deadline`` at most ``limit`` seconds whatever arrives meanwhile (a peer
+        that drips a byte at a time cannot stretch a handshake)."""
+        with self._lock:
+            self._last = time.monotonic()
+            self._absolute = deadline
+            self.limit = limit
+            self.reason = reason
+
+    def rename(self, reason: str) -> None:
+        """What the phase waits for changed; its clock did not."""
+        with self._lock:
+            self.reason = reason
+
+    def check(self) -> None:
+        """SilentPeer(reason) once the peer has been silent too long."""
+        with self._lock:
+            limit, last, reason = self.limit, self._last, self.reason
+        if limit is not None and time.monotonic() - last > limit:
+            raise SilentPeer(reason)
+
+
+def _poller_for(fd: int) -> select.poll:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return poller
+
+
+_RECEIVE_TIMEOUT = struct.pack("ll", 0, int(Liveness.POLL * 1_000_000))  # timeval
+
+
 # -- channels -------------------------------------------------------------------------
 
 
@@ -112,6 +183,9 @@ class SocketChannel:
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
+        # Set on a destination's channels: reads then give up on a silent source.
+        self.liveness: Liveness | None = None
+        self._timed = False  # whether the kernel's receive timeout is set
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Records are a small header then a large payload; Nagle would hold the
             # header back waiting for an ACK the receiver delays.
@@ -129,10 +203,32 @@ class SocketChannel:
         view = into.cast("B") if into.format != "B" else into
         got = 0
         while got < view.nbytes:
-            n = self.sock.recv_into(view[got:])
+            n = self.receive(functools.partial(self.sock.recv_into, view[got:]))
             if n == 0:
                 raise EOFError("peer closed the connection")
             got += n
+
+    def receive(self, read: Callable[[], T]) -> T:
+        """One read of the socket. With a liveness watch it waits at most POLL
+        seconds at a time in the kernel (SO_RCVTIMEO: nothing more per read than the
+        read itself) and raises SilentPeer once the peer has been silent too long;
+        without one it blocks."""
+        liveness = self.liveness
+        if liveness is None:
+            return read()
+        if not self._timed:
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, _RECEIVE_TIMEOUT
+            )
+            self._timed = True
+        while True:
+            try:
+                result = read()
+            except BlockingIOError:  # the receive timeout passed with nothing
+                liveness.check()
+                continue
+            liveness.touch()
+            return result
 
     def finish_with_drain(self, seconds: float) -> None:
         """Half-close after a last message, then discard input until the peer closes.
@@ -188,6 +284,8 @@ class PipeChannel:
         self.write_fd = write_fd
         self.process = process
         self.peer = peer
+        self.liveness: Liveness | None = None  # as SocketChannel's
+        self._poller: select.poll | None = None
 
     def send(self, data: bytes | memoryview) -> None:
         if self.write_fd is None:
@@ -209,6 +307,13 @@ class PipeChannel:
         view = into.cast("B") if into.format != "B" else into
         got = 0
         while got < view.nbytes:
+            liveness = self.liveness
+            if liveness is not None:  # a pipe has no receive timeout: poll first
+                if self._poller is None:
+                    self._poller = _poller_for(self.read_fd)
+                while not self._poller.poll(int(Liveness.POLL * 1000)):
+                    liveness.check()
+                liveness.touch()
             n = os.readv(self.read_fd, [view[got:]])
             if n == 0:
                 raise EOFError("peer closed the pipe")
@@ -259,7 +364,13 @@ NO_TLS_ON_PIPES = "TLS needs a socket: exec: and pipe fd: channels cannot carry 
 
 
 def _fd_channel(fd: int, peer: str, outgoing: bool) -> Channel:
-    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:  # EBADF: -incoming fd:N with N not open
+        raise TransportError(
+            f"Failed to use file descriptor {fd}: {exc.strerror}"
+        ) from None
+    if stat.S_ISSOCK(mode):
         return SocketChannel(socket.socket(fileno=fd), peer)
     return (
         PipeChannel(write_fd=fd, peer=peer)
@@ -460,28 +571,36 @@ class Listener:
         return server
 
     def accept(
-        self, *, keep_listening: bool = False, secure: bool = True
+        self,
+        *,
+        keep_listening: bool = False,
+        secure: bool = True,
+        liveness: Liveness | None = None,
     ) -> Channel | None:
         """Wait for the source (None once closed).
 
         ``keep_listening`` leaves the socket open for further connections (multifd's
         data channels); the caller closes the listener when it has them all.
         ``secure=False`` skips TLS: for connections that are only to be closed.
+        ``liveness``: give up (TransportError) when it expires first; the channel
+        accepted gets it.
         """
         if self._channel is not None:
+            channel: Channel | None
             channel, self._channel = self._channel, None
             wrapper = self.tls() if self.tls is not None else None
-            if wrapper is None:
-                return channel
-            if not isinstance(channel, SocketChannel):
-                channel.close()
-                self.on_rejected(NO_TLS_ON_PIPES)
-                return None
-            try:
-                return wrapper.wrap(channel.sock, channel.peer)
-            except TransportError as exc:
-                self.on_rejected(str(exc))
-                return None
+            if wrapper is not None:
+                if not isinstance(channel, SocketChannel):
+                    channel.close()
+                    self.on_rejected(NO_TLS_ON_PIPES)
+                    return None
+                try:
+                    channel = wrapper.wrap(channel.sock, channel.peer)
+                except TransportError as exc:
+                    self.on_rejected(str(exc))
+                    return None
+            channel.liveness = liveness
+            return channel
         server = self._server
         if server is None:
             return None
@@ -494,6 +613,8 @@ class Listener:
             try:
                 sock, peer = server.accept()
             except TimeoutError:
+                if liveness is not None:
+                    liveness.check()
                 continue
             except OSError:
                 return None
@@ -503,6 +624,7 @@ class Listener:
             secured = self._secure(sock, str(peer))
             if secured is None:
                 continue
+            secured.liveness = liveness
             if not keep_listening:
                 self.close()
             return secured

@@ -1087,22 +1087,18 @@ class MigrationInfo(_Struct):
             status = _MigrationStatus_VALUES[status]
         ram = get("ram")
         if type(ram) is dict:
-            ram = MigrationStats.from_wire(
-                ram, path + ".ram" if path else "ram", strict
-            )
+            ram = MigrationStats.from_wire(ram, _c.at(path, "ram"), strict)
         elif ram is not None or "ram" in data:
             ram = _c.required(data, "ram", path, strict, MigrationStats.from_wire)
         disk = get("disk")
         if type(disk) is dict:
-            disk = MigrationStats.from_wire(
-                disk, path + ".disk" if path else "disk", strict
-            )
+            disk = MigrationStats.from_wire(disk, _c.at(path, "disk"), strict)
         elif disk is not None or "disk" in data:
             disk = _c.required(data, "disk", path, strict, MigrationStats.from_wire)
         xbzrle_cache = get("xbzrle-cache")
         if type(xbzrle_cache) is dict:
             xbzrle_cache = XBZRLECacheStats.from_wire(
-                xbzrle_cache, path + ".xbzrle-cache" if path else "xbzrle-cache", strict
+                xbzrle_cache, _c.at(path, "xbzrle-cache"), strict
             )
         elif xbzrle_cache is not None or "xbzrle-cache" in data:
             xbzrle_cache = _c.required(
@@ -1129,15 +1125,10 @@ class MigrationInfo(_Struct):
         if type(setup_time) is not int or not -(2**63) <= setup_time < 2**63:
             if setup_time is not None or "setup-time" in data:
                 setup_time = _c.required(data, "setup-time", path, strict, _c.int_)
-        cpu_throttle_percentage = get("cpu-throttle-percentage")
-        if (
-            type(cpu_throttle_percentage) is not int
-            or not -(2**63) <= cpu_throttle_percentage < 2**63
-        ):
-            if cpu_throttle_percentage is not None or "cpu-throttle-percentage" in data:
-                cpu_throttle_percentage = _c.required(
-                    data, "cpu-throttle-percentage", path, strict, _c.int_
-                )
+        m8 = get("cpu-throttle-percentage")
+        if type(m8) is not int or not -(2**63) <= m8 < 2**63:
+            if m8 is not None or "cpu-throttle-percentage" in data:
+                m8 = _c.required(data, "cpu-throttle-percentage", path, strict, _c.int_)
         error_desc = get("error-desc")
         if type(error_desc) is not str:
             if error_desc is not None or "error-desc" in data:
@@ -1148,15 +1139,15 @@ class MigrationInfo(_Struct):
                 postcopy_blocktime = _c.required(
                     data, "postcopy-blocktime", path, strict, _c.uint32
                 )
-        postcopy_vcpu_blocktime = get("postcopy-vcpu-blocktime")
-        if postcopy_vcpu_blocktime is not None or "postcopy-vcpu-blocktime" in data:
-            postcopy_vcpu_blocktime = _c.required(
+        m11 = get("postcopy-vcpu-blocktime")
+        if m11 is not None or "postcopy-vcpu-blocktime" in data:
+            m11 = _c.required(
                 data, "postcopy-vcpu-blocktime", path, strict, _c.array_of(_c.uint32)
             )
         compression = get("compression")
         if type(compression) is dict:
             compression = CompressionStats.from_wire(
-                compression, path + ".compression" if path else "compression", strict
+                compression, _c.at(path, "compression"), strict
             )
         elif compression is not None or "compression" in data:
             compression = _c.required(
@@ -1180,10 +1171,10 @@ class MigrationInfo(_Struct):
         decoded.expected_downtime = expected_downtime
         decoded.downtime = downtime
         decoded.setup_time = setup_time
-        decoded.cpu_throttle_percentage = cpu_throttle_percentage
+        decoded.cpu_throttle_percentage = m8
         decoded.error_desc = error_desc
         decoded.postcopy_blocktime = postcopy_blocktime
-        decoded.postcopy_vcpu_blocktime = postcopy_vcpu_blocktime
+        decoded.postcopy_vcpu_blocktime = m11
         decoded.compression = compression
         decoded.socket_address = socket_address
         decoded.extra = extra
@@ -1592,16 +1583,10 @@ class MigrateSetParameters(_Struct):
                 decompress_threads = _c.required(
                     data, "decompress-threads", path, strict, _c.int_
                 )
-        throttle_trigger_threshold = get("throttle-trigger-threshold")
-        if (
-            type(throttle_trigger_threshold) is not int
-            or not -(2**63) <= throttle_trigger_threshold < 2**63
-        ):
-            if (
-                throttle_trigger_threshold is not None
-                or "throttle-trigger-threshold" in data
-            ):
-                throttle_trigger_threshold = _c.required(
+        m8 = get("throttle-trigger-threshold")
+        if type(m8) is not int or not -(2**63) <= m8 < 2**63:
+            if m8 is not None or "throttle-trigger-threshold" in data:
+                m8 = _c.required(
                     data, "throttle-trigger-threshold", path, strict, _c.int_
                 )
         cpu_throttle_initial = get("cpu-throttle-initial")
@@ -1613,15 +1598,10 @@ class MigrateSetParameters(_Struct):
                 cpu_throttle_initial = _c.required(
                     data, "cpu-throttle-initial", path, strict, _c.int_
                 )
-        cpu_throttle_increment = get("cpu-throttle-increment")
-        if (
-            type(cpu_throttle_increment) is not int
-            or not -(2**63) <= cpu_throttle_increment < 2**63
-        ):
-            if cpu_throttle_increment is not None or "cpu-throttle-increment" in data:
-                cpu_throttle_increment = _c.required(
-                    data, "cpu-throttle-increment", path, strict, _c.int_
-                )
+        m10 = get("cpu-throttle-increment")
+        if type(m10) is not int or not -(2**63) <= m10 < 2**63:
+            if m10 is not None or "cpu-throttle-increment" in data:
+                m10 = _c.required(data, "cpu-throttle-increment", path, strict, _c.int_)
         tls_creds = get("tls-creds")
         if tls_creds is not None or "tls-creds" in data:
             tls_creds = _c.required(data, "tls-creds", path, strict, decode_str_or_null)
@@ -1675,15 +1655,10 @@ class MigrateSetParameters(_Struct):
                 xbzrle_cache_size = _c.required(
                     data, "xbzrle-cache-size", path, strict, _c.size
                 )
-        max_postcopy_bandwidth = get("max-postcopy-bandwidth")
-        if (
-            type(max_postcopy_bandwidth) is not int
-            or not 0 <= max_postcopy_bandwidth < 2**64
-        ):
-            if max_postcopy_bandwidth is not None or "max-postcopy-bandwidth" in data:
-                max_postcopy_bandwidth = _c.required(
-                    data, "max-postcopy-bandwidth", path, strict, _c.size
-                )
+        m20 = get("max-postcopy-bandwidth")
+        if type(m20) is not int or not 0 <= m20 < 2**64:
+            if m20 is not None or "max-postcopy-bandwidth" in data:
+                m20 = _c.required(data, "max-postcopy-bandwidth", path, strict, _c.size)
         max_cpu_throttle = get("max-cpu-throttle")
         if (
             type(max_cpu_throttle) is not int
@@ -1742,9 +1717,9 @@ class MigrateSetParameters(_Struct):
         decoded.compress_threads = compress_threads
         decoded.compress_wait_thread = compress_wait_thread
         decoded.decompress_threads = decompress_threads
-        decoded.throttle_trigger_threshold = throttle_trigger_threshold
+        decoded.throttle_trigger_threshold = m8
         decoded.cpu_throttle_initial = cpu_throttle_initial
-        decoded.cpu_throttle_increment = cpu_throttle_increment
+        decoded.cpu_throttle_increment = m10
         decoded.tls_creds = tls_creds
         decoded.tls_hostname = tls_hostname
         decoded.tls_authz = tls_authz
@@ -1754,7 +1729,7 @@ class MigrateSetParameters(_Struct):
         decoded.block_incremental = block_incremental
         decoded.multifd_channels = multifd_channels
         decoded.xbzrle_cache_size = xbzrle_cache_size
-        decoded.max_postcopy_bandwidth = max_postcopy_bandwidth
+        decoded.max_postcopy_bandwidth = m20
         decoded.max_cpu_throttle = max_cpu_throttle
         decoded.multifd_compression = multifd_compression
         decoded.multifd_zlib_level = multifd_zlib_level
@@ -2107,16 +2082,10 @@ class MigrationParameters(_Struct):
                 decompress_threads = _c.required(
                     data, "decompress-threads", path, strict, _c.uint8
                 )
-        throttle_trigger_threshold = get("throttle-trigger-threshold")
-        if (
-            type(throttle_trigger_threshold) is not int
-            or not 0 <= throttle_trigger_threshold < 2**8
-        ):
-            if (
-                throttle_trigger_threshold is not None
-                or "throttle-trigger-threshold" in data
-            ):
-                throttle_trigger_threshold = _c.required(
+        m8 = get("throttle-trigger-threshold")
+        if type(m8) is not int or not 0 <= m8 < 2**8:
+            if m8 is not None or "throttle-trigger-threshold" in data:
+                m8 = _c.required(
                     data, "throttle-trigger-threshold", path, strict, _c.uint8
                 )
         cpu_throttle_initial = get("cpu-throttle-initial")
@@ -2128,13 +2097,10 @@ class MigrationParameters(_Struct):
                 cpu_throttle_initial = _c.required(
                     data, "cpu-throttle-initial", path, strict, _c.uint8
                 )
-        cpu_throttle_increment = get("cpu-throttle-increment")
-        if (
-            type(cpu_throttle_increment) is not int
-            or not 0 <= cpu_throttle_increment < 2**8
-        ):
-            if cpu_throttle_increment is not None or "cpu-throttle-increment" in data:
-                cpu_throttle_increment = _c.required(
+        m10 = get("cpu-throttle-increment")
+        if type(m10) is not int or not 0 <= m10 < 2**8:
+            if m10 is not None or "cpu-throttle-increment" in data:
+                m10 = _c.required(
                     data, "cpu-throttle-increment", path, strict, _c.uint8
                 )
         tls_creds = get("tls-creds")
@@ -2187,15 +2153,10 @@ class MigrationParameters(_Struct):
                 xbzrle_cache_size = _c.required(
                     data, "xbzrle-cache-size", path, strict, _c.size
                 )
-        max_postcopy_bandwidth = get("max-postcopy-bandwidth")
-        if (
-            type(max_postcopy_bandwidth) is not int
-            or not 0 <= max_postcopy_bandwidth < 2**64
-        ):
-            if max_postcopy_bandwidth is not None or "max-postcopy-bandwidth" in data:
-                max_postcopy_bandwidth = _c.required(
-                    data, "max-postcopy-bandwidth", path, strict, _c.size
-                )
+        m20 = get("max-postcopy-bandwidth")
+        if type(m20) is not int or not 0 <= m20 < 2**64:
+            if m20 is not None or "max-postcopy-bandwidth" in data:
+                m20 = _c.required(data, "max-postcopy-bandwidth", path, strict, _c.size)
         max_cpu_throttle = get("max-cpu-throttle")
         if type(max_cpu_throttle) is not int or not 0 <= max_cpu_throttle < 2**8:
             if max_cpu_throttle is not None or "max-cpu-throttle" in data:
@@ -2245,9 +2206,9 @@ class MigrationParameters(_Struct):
         decoded.compress_threads = compress_threads
         decoded.compress_wait_thread = compress_wait_thread
         decoded.decompress_threads = decompress_threads
-        decoded.throttle_trigger_threshold = throttle_trigger_threshold
+        decoded.throttle_trigger_threshold = m8
         decoded.cpu_throttle_initial = cpu_throttle_initial
-        decoded.cpu_throttle_increment = cpu_throttle_increment
+        decoded.cpu_throttle_increment = m10
         decoded.tls_creds = tls_creds
         decoded.tls_hostname = tls_hostname
         decoded.tls_authz = tls_authz
@@ -2257,7 +2218,7 @@ class MigrationParameters(_Struct):
         decoded.block_incremental = block_incremental
         decoded.multifd_channels = multifd_channels
         decoded.xbzrle_cache_size = xbzrle_cache_size
-        decoded.max_postcopy_bandwidth = max_postcopy_bandwidth
+        decoded.max_postcopy_bandwidth = m20
         decoded.max_cpu_throttle = max_cpu_throttle
         decoded.multifd_compression = multifd_compression
         decoded.multifd_zlib_level = multifd_zlib_level

@@ -23,16 +23,15 @@ from qapigen_runtime.qmp.transport import AsyncTransport as _AsyncTransport
 from qapigen_runtime.qmp.transport import SyncTransport as _SyncTransport
 
 if _typing.TYPE_CHECKING:
-    from .migration import (
-        ColoExitEvent as ColoExitEvent,
-        MigrationEvent as MigrationEvent,
-        MigrationPassEvent as MigrationPassEvent,
-        UnplugPrimaryEvent as UnplugPrimaryEvent,
-    )
     from .run_state import (
         ResumeEvent as ResumeEvent,
         ShutdownEvent as ShutdownEvent,
         StopEvent as StopEvent,
+    )
+    from .vm_migration import (
+        ColoExitEvent as ColoExitEvent,
+        MigrationEvent as MigrationEvent,
+        MigrationPassEvent as MigrationPassEvent,
     )
 
     Event: _typing.TypeAlias = (
@@ -42,7 +41,6 @@ if _typing.TYPE_CHECKING:
         | MigrationEvent
         | MigrationPassEvent
         | ColoExitEvent
-        | UnplugPrimaryEvent
     )
     """Any event of the schema."""
 
@@ -58,7 +56,6 @@ __all__ = [
     "ShutdownEvent",
     "StopEvent",
     "Timestamp",
-    "UnplugPrimaryEvent",
     "decode_event",
     "from_qmp_event",
     "to_qmp_event",
@@ -69,13 +66,12 @@ __all__ = [
 ]
 
 _LOCATIONS: dict[str, str] = {
-    "ColoExitEvent": "migration",
-    "MigrationEvent": "migration",
-    "MigrationPassEvent": "migration",
+    "ColoExitEvent": "vm_migration",
+    "MigrationEvent": "vm_migration",
+    "MigrationPassEvent": "vm_migration",
     "ResumeEvent": "run_state",
     "ShutdownEvent": "run_state",
     "StopEvent": "run_state",
-    "UnplugPrimaryEvent": "migration",
 }
 """The module of the package that defines each event class."""
 
@@ -85,10 +81,9 @@ _CATALOG = _events.EventCatalog(
         "STOP": ("run_state", "StopEvent"),
         "RESUME": ("run_state", "ResumeEvent"),
         "SHUTDOWN": ("run_state", "ShutdownEvent"),
-        "MIGRATION": ("migration", "MigrationEvent"),
-        "MIGRATION_PASS": ("migration", "MigrationPassEvent"),
-        "COLO_EXIT": ("migration", "ColoExitEvent"),
-        "UNPLUG_PRIMARY": ("migration", "UnplugPrimaryEvent"),
+        "MIGRATION": ("vm_migration", "MigrationEvent"),
+        "MIGRATION_PASS": ("vm_migration", "MigrationPassEvent"),
+        "COLO_EXIT": ("vm_migration", "ColoExitEvent"),
     },
 )
 

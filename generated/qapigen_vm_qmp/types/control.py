@@ -151,9 +151,7 @@ class VersionInfo(_Struct):
         get = data.get
         qemu = get("qemu")
         if type(qemu) is dict:
-            qemu = VersionTriple.from_wire(
-                qemu, path + ".qemu" if path else "qemu", strict
-            )
+            qemu = VersionTriple.from_wire(qemu, _c.at(path, "qemu"), strict)
         else:
             qemu = _c.required(data, "qemu", path, strict, VersionTriple.from_wire)
         package = get("package")

@@ -100,14 +100,14 @@ class SchemaInfo_Builtin(_Struct):
         features: the entity's features
     """
 
-    __slots__ = ("name", "features", "json_type", "extra")
+    __slots__ = ("name", "meta_type", "features", "json_type", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"name", "meta-type", "features", "json-type"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("meta_type",)
 
     name: str
-    meta_type: _typing.Literal[SchemaMetaType.BUILTIN] = SchemaMetaType.BUILTIN
+    meta_type: _typing.Literal[SchemaMetaType.BUILTIN]
     features: list[str] | None
     json_type: JSONType
     extra: dict[str, object]
@@ -121,6 +121,7 @@ class SchemaInfo_Builtin(_Struct):
         extra: dict[str, object] | None = None,
     ) -> None:
         self.name = name
+        self.meta_type = SchemaMetaType.BUILTIN
         self.features = features
         self.json_type = json_type
         self.extra = {} if extra is None else extra
@@ -155,6 +156,7 @@ class SchemaInfo_Builtin(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.name = name
+        decoded.meta_type = SchemaMetaType.BUILTIN
         decoded.features = features
         decoded.json_type = json_type
         decoded.extra = extra
@@ -183,14 +185,14 @@ class SchemaInfo_Enum(_Struct):
         features: the entity's features
     """
 
-    __slots__ = ("name", "features", "members", "values", "extra")
+    __slots__ = ("name", "meta_type", "features", "members", "values", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"name", "meta-type", "features", "members", "values"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("meta_type",)
 
     name: str
-    meta_type: _typing.Literal[SchemaMetaType.ENUM] = SchemaMetaType.ENUM
+    meta_type: _typing.Literal[SchemaMetaType.ENUM]
     features: list[str] | None
     members: list[SchemaInfoEnumMember]
     values: list[str]
@@ -206,6 +208,7 @@ class SchemaInfo_Enum(_Struct):
         extra: dict[str, object] | None = None,
     ) -> None:
         self.name = name
+        self.meta_type = SchemaMetaType.ENUM
         self.features = features
         self.members = members
         self.values = values
@@ -240,6 +243,7 @@ class SchemaInfo_Enum(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.name = name
+        decoded.meta_type = SchemaMetaType.ENUM
         decoded.features = features
         decoded.members = members
         decoded.values = values
@@ -270,14 +274,14 @@ class SchemaInfo_Array(_Struct):
         features: the entity's features
     """
 
-    __slots__ = ("name", "features", "element_type", "extra")
+    __slots__ = ("name", "meta_type", "features", "element_type", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"name", "meta-type", "features", "element-type"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("meta_type",)
 
     name: str
-    meta_type: _typing.Literal[SchemaMetaType.ARRAY] = SchemaMetaType.ARRAY
+    meta_type: _typing.Literal[SchemaMetaType.ARRAY]
     features: list[str] | None
     element_type: str
     extra: dict[str, object]
@@ -291,6 +295,7 @@ class SchemaInfo_Array(_Struct):
         extra: dict[str, object] | None = None,
     ) -> None:
         self.name = name
+        self.meta_type = SchemaMetaType.ARRAY
         self.features = features
         self.element_type = element_type
         self.extra = {} if extra is None else extra
@@ -323,6 +328,7 @@ class SchemaInfo_Array(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.name = name
+        decoded.meta_type = SchemaMetaType.ARRAY
         decoded.features = features
         decoded.element_type = element_type
         decoded.extra = extra
@@ -351,14 +357,14 @@ class SchemaInfo_Object(_Struct):
         features: the entity's features
     """
 
-    __slots__ = ("name", "features", "members", "tag", "variants", "extra")
+    __slots__ = ("name", "meta_type", "features", "members", "tag", "variants", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"name", "meta-type", "features", "members", "tag", "variants"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("meta_type",)
 
     name: str
-    meta_type: _typing.Literal[SchemaMetaType.OBJECT] = SchemaMetaType.OBJECT
+    meta_type: _typing.Literal[SchemaMetaType.OBJECT]
     features: list[str] | None
     members: list[SchemaInfoObjectMember]
     tag: str | None
@@ -376,6 +382,7 @@ class SchemaInfo_Object(_Struct):
         extra: dict[str, object] | None = None,
     ) -> None:
         self.name = name
+        self.meta_type = SchemaMetaType.OBJECT
         self.features = features
         self.members = members
         self.tag = tag
@@ -423,6 +430,7 @@ class SchemaInfo_Object(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.name = name
+        decoded.meta_type = SchemaMetaType.OBJECT
         decoded.features = features
         decoded.members = members
         decoded.tag = tag
@@ -457,14 +465,14 @@ class SchemaInfo_Alternate(_Struct):
         features: the entity's features
     """
 
-    __slots__ = ("name", "features", "members", "extra")
+    __slots__ = ("name", "meta_type", "features", "members", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"name", "meta-type", "features", "members"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("meta_type",)
 
     name: str
-    meta_type: _typing.Literal[SchemaMetaType.ALTERNATE] = SchemaMetaType.ALTERNATE
+    meta_type: _typing.Literal[SchemaMetaType.ALTERNATE]
     features: list[str] | None
     members: list[SchemaInfoAlternateMember]
     extra: dict[str, object]
@@ -478,6 +486,7 @@ class SchemaInfo_Alternate(_Struct):
         extra: dict[str, object] | None = None,
     ) -> None:
         self.name = name
+        self.meta_type = SchemaMetaType.ALTERNATE
         self.features = features
         self.members = members
         self.extra = {} if extra is None else extra
@@ -514,6 +523,7 @@ class SchemaInfo_Alternate(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.name = name
+        decoded.meta_type = SchemaMetaType.ALTERNATE
         decoded.features = features
         decoded.members = members
         decoded.extra = extra
@@ -542,14 +552,22 @@ class SchemaInfo_Command(_Struct):
         features: the entity's features
     """
 
-    __slots__ = ("name", "features", "arg_type", "ret_type", "allow_oob", "extra")
+    __slots__ = (
+        "name",
+        "meta_type",
+        "features",
+        "arg_type",
+        "ret_type",
+        "allow_oob",
+        "extra",
+    )
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"name", "meta-type", "features", "arg-type", "ret-type", "allow-oob"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("meta_type",)
 
     name: str
-    meta_type: _typing.Literal[SchemaMetaType.COMMAND] = SchemaMetaType.COMMAND
+    meta_type: _typing.Literal[SchemaMetaType.COMMAND]
     features: list[str] | None
     arg_type: str
     ret_type: str
@@ -567,6 +585,7 @@ class SchemaInfo_Command(_Struct):
         extra: dict[str, object] | None = None,
     ) -> None:
         self.name = name
+        self.meta_type = SchemaMetaType.COMMAND
         self.features = features
         self.arg_type = arg_type
         self.ret_type = ret_type
@@ -608,6 +627,7 @@ class SchemaInfo_Command(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.name = name
+        decoded.meta_type = SchemaMetaType.COMMAND
         decoded.features = features
         decoded.arg_type = arg_type
         decoded.ret_type = ret_type
@@ -641,14 +661,14 @@ class SchemaInfo_Event(_Struct):
         features: the entity's features
     """
 
-    __slots__ = ("name", "features", "arg_type", "extra")
+    __slots__ = ("name", "meta_type", "features", "arg_type", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"name", "meta-type", "features", "arg-type"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("meta_type",)
 
     name: str
-    meta_type: _typing.Literal[SchemaMetaType.EVENT] = SchemaMetaType.EVENT
+    meta_type: _typing.Literal[SchemaMetaType.EVENT]
     features: list[str] | None
     arg_type: str
     extra: dict[str, object]
@@ -662,6 +682,7 @@ class SchemaInfo_Event(_Struct):
         extra: dict[str, object] | None = None,
     ) -> None:
         self.name = name
+        self.meta_type = SchemaMetaType.EVENT
         self.features = features
         self.arg_type = arg_type
         self.extra = {} if extra is None else extra
@@ -694,6 +715,7 @@ class SchemaInfo_Event(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.name = name
+        decoded.meta_type = SchemaMetaType.EVENT
         decoded.features = features
         decoded.arg_type = arg_type
         decoded.extra = extra

@@ -364,13 +364,23 @@ class SocketAddress_Inet(_Struct):
         type_: which kind of address this is
     """
 
-    __slots__ = ("host", "port", "numeric", "to", "ipv4", "ipv6", "keep_alive", "extra")
+    __slots__ = (
+        "type_",
+        "host",
+        "port",
+        "numeric",
+        "to",
+        "ipv4",
+        "ipv6",
+        "keep_alive",
+        "extra",
+    )
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"type", "host", "port", "numeric", "to", "ipv4", "ipv6", "keep-alive"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
-    type_: _typing.Literal[SocketAddressType.INET] = SocketAddressType.INET
+    type_: _typing.Literal[SocketAddressType.INET]
     host: str
     port: str
     numeric: bool | None
@@ -392,6 +402,7 @@ class SocketAddress_Inet(_Struct):
         keep_alive: bool | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
+        self.type_ = SocketAddressType.INET
         self.host = host
         self.port = port
         self.numeric = numeric
@@ -443,6 +454,7 @@ class SocketAddress_Inet(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
+        decoded.type_ = SocketAddressType.INET
         decoded.host = host
         decoded.port = port
         decoded.numeric = numeric
@@ -483,13 +495,13 @@ class SocketAddress_Unix(_Struct):
         tight: (if CONFIG_LINUX)
     """
 
-    __slots__ = ("path_", "abstract", "tight", "extra")
+    __slots__ = ("type_", "path_", "abstract", "tight", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"type", "path", "abstract", "tight"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
-    type_: _typing.Literal[SocketAddressType.UNIX] = SocketAddressType.UNIX
+    type_: _typing.Literal[SocketAddressType.UNIX]
     path_: str
     abstract: bool | None
     tight: bool | None
@@ -503,6 +515,7 @@ class SocketAddress_Unix(_Struct):
         tight: bool | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
+        self.type_ = SocketAddressType.UNIX
         self.path_ = path_
         self.abstract = abstract
         self.tight = tight
@@ -535,6 +548,7 @@ class SocketAddress_Unix(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
+        decoded.type_ = SocketAddressType.UNIX
         decoded.path_ = path_
         decoded.abstract = abstract
         decoded.tight = tight
@@ -559,11 +573,11 @@ class SocketAddress_Vsock(_Struct):
         type_: which kind of address this is
     """
 
-    __slots__ = ("cid", "port", "extra")
+    __slots__ = ("type_", "cid", "port", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"type", "cid", "port"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
-    type_: _typing.Literal[SocketAddressType.VSOCK] = SocketAddressType.VSOCK
+    type_: _typing.Literal[SocketAddressType.VSOCK]
     cid: str
     port: str
     extra: dict[str, object]
@@ -571,6 +585,7 @@ class SocketAddress_Vsock(_Struct):
     def __init__(
         self, *, cid: str, port: str, extra: dict[str, object] | None = None
     ) -> None:
+        self.type_ = SocketAddressType.VSOCK
         self.cid = cid
         self.port = port
         self.extra = {} if extra is None else extra
@@ -597,6 +612,7 @@ class SocketAddress_Vsock(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
+        decoded.type_ = SocketAddressType.VSOCK
         decoded.cid = cid
         decoded.port = port
         decoded.extra = extra
@@ -620,15 +636,16 @@ class SocketAddress_Fd(_Struct):
         type_: which kind of address this is
     """
 
-    __slots__ = ("str_", "extra")
+    __slots__ = ("type_", "str_", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"type", "str"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
-    type_: _typing.Literal[SocketAddressType.FD] = SocketAddressType.FD
+    type_: _typing.Literal[SocketAddressType.FD]
     str_: str
     extra: dict[str, object]
 
     def __init__(self, *, str_: str, extra: dict[str, object] | None = None) -> None:
+        self.type_ = SocketAddressType.FD
         self.str_ = str_
         self.extra = {} if extra is None else extra
 
@@ -651,6 +668,7 @@ class SocketAddress_Fd(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
+        decoded.type_ = SocketAddressType.FD
         decoded.str_ = str_
         decoded.extra = extra
         return decoded

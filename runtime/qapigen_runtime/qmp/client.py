@@ -10,7 +10,7 @@ import socket
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from .address import Address, describe
+from .address import Address, describe, not_qmp, timed_out
 from .errors import (
     QMPConnectionError,
     QMPDisconnectedError,
@@ -93,6 +93,7 @@ class QMPClient(asyncio.BufferedProtocol):
         self._pending: dict[int, asyncio.Future[object]] = {}  # out of band, by id
         self._in_band: deque[asyncio.Future[object]] = deque()  # in request order
         self._greeting_future: asyncio.Future[Greeting] | None = None
+        self._address: Address | None = None  # the last one connect() was given
         self._next_id = 0
         self._free_ids: list[int] = []  # ids whose reply came back, smallest first
         self._bare_requests: dict[str, bytes] = {}
@@ -129,13 +130,17 @@ class QMPClient(asyncio.BufferedProtocol):
         self._greeting_future = loop.create_future()
         self._closed_waiter = loop.create_future()
         self._event_arrived = asyncio.Event()
+        self._address = address
+        waiting_for = "the connection"  # what a timeout interrupted, for its message
         try:
             async with asyncio.timeout(timeout):
                 if isinstance(address, str):
                     await loop.create_unix_connection(lambda: self, address)
                 else:
                     await loop.create_connection(lambda: self, address[0], address[1])
+                waiting_for = "the QMP greeting"
                 self.greeting = await self._greeting_future
+                waiting_for = "the reply to qmp_capabilities"
                 enable = self.negotiate_oob and OOB in self.greeting.capabilities
                 try:
                     await self.execute(
@@ -149,10 +154,9 @@ class QMPClient(asyncio.BufferedProtocol):
                     ) from error
                 self.oob_enabled = enable
         except TimeoutError:
-            self._abort(QMPTimeoutError(f"connecting to {describe(address)} timed out"))
-            raise QMPTimeoutError(
-                f"connecting to {describe(address)} timed out"
-            ) from None
+            timeout_error = QMPTimeoutError(timed_out(address, waiting_for, timeout))
+            self._abort(timeout_error)
+            raise timeout_error from None
         except OSError as error:
             self._abort(QMPDisconnectedError(str(error)))
             raise QMPDisconnectedError(
@@ -247,13 +251,22 @@ class QMPClient(asyncio.BufferedProtocol):
             if newline - start > self.max_message_size:
                 self._too_large()
                 return
+            line = self._view[start:newline]
             try:
-                message = decode_line(self._view[start:newline])
+                message = decode_line(line)
             except ValueError as error:
+                if self._awaiting_greeting():
+                    self._not_qmp(line)
+                    return
                 self._abort(QMPProtocolError(f"the server sent invalid JSON: {error}"))
                 return
             start = newline + 1
             if message is not None:
+                if self._awaiting_greeting() and not (
+                    isinstance(message, dict) and "QMP" in message
+                ):
+                    self._not_qmp(line)
+                    return
                 if not isinstance(message, dict):
                     self._abort(
                         QMPProtocolError(f"the server sent a non-object: {message!r}")
@@ -267,6 +280,15 @@ class QMPClient(asyncio.BufferedProtocol):
         self._start, self._scan = start, end
         if end - start > self.max_message_size:
             self._too_large()
+
+    def _awaiting_greeting(self) -> bool:
+        future = self._greeting_future
+        return future is not None and not future.done()
+
+    def _not_qmp(self, received: memoryview) -> None:
+        """The peer's first message is not a greeting: it does not speak QMP."""
+        address = self._address if self._address is not None else "?"
+        self._abort(QMPProtocolError(not_qmp(address, bytes(received))))
 
     def _too_large(self) -> None:
         self._start = self._end = self._scan = 0

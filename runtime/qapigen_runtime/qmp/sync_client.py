@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import NoReturn
 
-from .address import Address, describe, open_socket
+from .address import Address, describe, not_qmp, open_socket, timed_out
 from .client import DEFAULT_EVENT_BACKLOG, DEFAULT_MAX_MESSAGE_SIZE, bare_request
 from .errors import (
     QMPConnectionError,
@@ -81,24 +81,31 @@ class SyncQMPClient:
         # a client may reconnect: nothing of the old session
         self._start = self._end = self._scan = 0
         self._stale_replies = 0
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             self._sock = open_socket(address, timeout)
         except TimeoutError:
             raise QMPTimeoutError(
-                f"connecting to {describe(address)} timed out"
+                timed_out(address, "the connection", timeout)
             ) from None
         except OSError as error:
             raise QMPDisconnectedError(
                 f"cannot connect to {describe(address)}: {error}"
             ) from error
         self._timeout = timeout
+        waiting_for = "the QMP greeting"  # what a timeout interrupted, for its message
         try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            self.greeting = Greeting.from_wire(self._read_message(deadline))
+            self.greeting = self._read_greeting(address, deadline)
+            waiting_for = "the reply to qmp_capabilities"
             enable = self.negotiate_oob and OOB in self.greeting.capabilities
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                self.execute("qmp_capabilities", {"enable": [OOB]} if enable else {})
-            except QMPDisconnectedError:
+                self.execute(
+                    "qmp_capabilities",
+                    {"enable": [OOB]} if enable else {},
+                    timeout=left,
+                )
+            except QMPConnectionError:
                 raise
             except QMPError as error:
                 raise QMPNegotiationError(
@@ -106,9 +113,25 @@ class SyncQMPClient:
                 ) from error
             self.oob_enabled = enable
             self._set_timeout(None)
+        except QMPTimeoutError:
+            self.close()
+            raise QMPTimeoutError(timed_out(address, waiting_for, timeout)) from None
         except BaseException:
             self.close()
             raise
+
+    def _read_greeting(self, address: Address, deadline: float | None) -> Greeting:
+        """The first message; a peer that sends anything else is not QMP."""
+        start = self._start
+        try:
+            message = self._read_message(deadline)
+        except QMPProtocolError:
+            raise QMPProtocolError(
+                not_qmp(address, bytes(self._view[start : self._end]))
+            ) from None
+        if "QMP" not in message:
+            raise QMPProtocolError(not_qmp(address, _encode(message)))
+        return Greeting.from_wire(message)
 
     def close(self) -> None:
         sock, self._sock = self._sock, None

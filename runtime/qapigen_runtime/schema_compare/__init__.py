@@ -30,6 +30,14 @@ package can decode every reply and event the live QEMU can send. In detail:
   (the typed client does not send ``exec-oob`` by itself) and features such as
   ``deprecated`` (informational; a QEMU run with ``-compat deprecated-input=reject``
   would refuse deprecated input, which this comparison does not know about).
+- hidden by policy, not breaking: a QEMU run with ``-compat deprecated-output=hide``
+  leaves its deprecated commands, events and object members out of
+  ``query-qmp-schema`` (and deprecated members out of its replies) while it still
+  accepts them. When the live schema shows no deprecated command, event or member
+  while the package has deprecated ones and the live QEMU none of them, the
+  comparison takes it to run so (``deprecated_hidden`` overrides the guess), and
+  lists the package's deprecated items it lacks as `DifferenceKind.HIDDEN_BY_POLICY`.
+  Introspection alone cannot tell such an item from one the QEMU removed.
 
 Limits: a union branch is compared by its listed ``variants`` only (a tag value with an
 implicitly empty branch counts as no branch), and a type used both in arguments and in
@@ -54,10 +62,17 @@ __all__ = [
 
 
 def compare_schemas(
-    built: Sequence[Mapping[str, object]], live: Sequence[Mapping[str, object]]
+    built: Sequence[Mapping[str, object]],
+    live: Sequence[Mapping[str, object]],
+    *,
+    deprecated_hidden: bool | None = None,
 ) -> SchemaComparison:
     """Compare `built` (what a package was generated from: its
     ``introspection.schema_info()``) with `live` (a QEMU's ``query-qmp-schema``
-    answer). SchemaFormatError, naming the side and entry, if either is malformed."""
-    walker = Walker(Side(PACKAGE, built), Side(LIVE, live))
+    answer). SchemaFormatError, naming the side and entry, if either is malformed.
+
+    `deprecated_hidden`: whether the live QEMU runs with ``-compat
+    deprecated-output=hide``; None (the default) guesses from the two schemas.
+    """
+    walker = Walker(Side(PACKAGE, built), Side(LIVE, live), deprecated_hidden)
     return walker.run()

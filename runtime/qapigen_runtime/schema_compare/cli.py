@@ -1,12 +1,15 @@
-"""Compare a live QEMU with what a generated package was built from.
+"""qapigen-compare: compare a live QEMU with what a generated package was built from.
 
+    qapigen-compare qapigen_migration /run/vm.qmp
+    qapigen-compare qapigen_migration localhost:4444
     python -m qapigen_runtime.schema_compare.cli qapigen_migration /run/vm.qmp
-    python -m qapigen_runtime.schema_compare.cli qapigen_migration localhost:4444
 
 PACKAGE is the import name of a generated package: its ``introspection.schema_info()``
-is compared with the ``query-qmp-schema`` answer of the QEMU at QMP_ADDRESS (a unix
-socket path, ``unix:PATH``, ``HOST:PORT`` or ``tcp:HOST:PORT``). The report goes to
-stdout. Exit status: 0 compatible, 1 not compatible (see
+is compared with the ``query-qmp-schema`` answer of the QEMU at QMP_ADDRESS (the
+address syntax of :mod:`qapigen_runtime.qmp.address`). PACKAGE is looked up in the
+current directory first, as ``python -m`` does, so a package just generated there
+needs no PYTHONPATH. The report goes to stdout; messages name the command that was
+run. Exit status: 0 compatible, 1 not compatible (see
 `qapigen_runtime.schema_compare` for what that means), 2 bad command line, package,
 connection or answer; 130 interrupted.
 """
@@ -16,18 +19,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import re
+import os
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from ..qmp import address as address_syntax
 from ..qmp.address import Address, describe
 from ..qmp.errors import QMPError
 from ..qmp.sync_client import SyncQMPClient
 from ..schema_compare import SchemaFormatError, compare_schemas
+from ..version import add_version_option
 
-PROGRAM = "python -m qapigen_runtime.schema_compare.cli"
+PROGRAM = "qapigen-compare"
+MODULE_PROGRAM = "python -m qapigen_runtime.schema_compare.cli"
 
 EXIT_COMPATIBLE = 0
 EXIT_INCOMPATIBLE = 1
@@ -36,33 +42,18 @@ EXIT_INTERRUPTED = 130
 
 SchemaInfoList = list[Mapping[str, object]]
 
-# HOST:PORT, with HOST a name, an IPv4 address or a bracketed IPv6 address
-_HOST_PORT = re.compile(r"^(\[[^\]]+\]|[^:/\[\]]+):(\d{1,5})$")
-
 
 class ToolError(Exception):
     """A failure reported as one line and exit status 2."""
 
 
 def parse_address(text: str) -> Address:
-    """A QMP address: ``unix:PATH``, ``tcp:HOST:PORT``, ``HOST:PORT`` or a path."""
-    if text.startswith("unix:"):
-        path = text[len("unix:") :]
-        if not path:
-            raise ToolError(f"QMP address {text!r}: no socket path after 'unix:'")
-        return path
-    spec = text[len("tcp:") :] if text.startswith("tcp:") else text
-    match = _HOST_PORT.match(spec)
-    if match is not None:
-        port = int(match.group(2))
-        if port > 65535:
-            raise ToolError(f"QMP address {text!r}: port {port} is out of range")
-        return (match.group(1).strip("[]"), port)
-    if text.startswith("tcp:"):
-        raise ToolError(f"QMP address {text!r}: expected tcp:HOST:PORT")
-    if not text:
-        raise ToolError("the QMP address is empty")
-    return text
+    """A QMP address in the syntax every tool shares (see
+    :mod:`qapigen_runtime.qmp.address`)."""
+    try:
+        return address_syntax.parse_address(text)
+    except address_syntax.AddressError as error:
+        raise ToolError(str(error)) from None
 
 
 def package_schema(
@@ -113,18 +104,36 @@ def _schema_list(value: object, source: str) -> SchemaInfoList:
     return value
 
 
+def program_name() -> str:
+    """How the user ran this tool: the console script, or ``python -m``."""
+    return MODULE_PROGRAM if Path(sys.argv[0]).name.endswith(".py") else PROGRAM
+
+
+def look_in_current_directory() -> None:
+    """Find packages in the working directory first, as ``python -m`` does (a
+    console script's sys.path starts with its own bin directory instead)."""
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)
+
+
+_POLICIES = {"hide": True, "accept": False}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog=program_name(),
         description=(
             "Compare a live QEMU's query-qmp-schema with the schema a generated "
             "package was built from. Exit status: 0 compatible, 1 not, 2 error."
         ),
     )
+    add_version_option(parser)
     parser.add_argument("package", metavar="PACKAGE", help="e.g. qapigen_migration")
     parser.add_argument(
         "address",
         metavar="QMP_ADDRESS",
-        help="unix socket path, unix:PATH, HOST:PORT or tcp:HOST:PORT",
+        help=address_syntax.SYNTAX,
     )
     parser.add_argument(
         "--timeout",
@@ -142,6 +151,16 @@ def _parser() -> argparse.ArgumentParser:
             "was built with; the package's conditional parts whose condition does "
             "not hold are left out (repeatable; '' for none; default: the whole "
             "schema)"
+        ),
+    )
+    parser.add_argument(
+        "--deprecated-output",
+        choices=sorted(_POLICIES),
+        help=(
+            "the live QEMU's -compat deprecated-output policy: with 'hide' its "
+            "deprecated commands, events and members are hidden, and the package's "
+            "deprecated ones it lacks are not breaking (default: guessed from the "
+            "live schema)"
         ),
     )
     return parser
@@ -169,8 +188,7 @@ def main(
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     parser = _parser()
-    if Path(sys.argv[0]).name.endswith(".py"):  # python -m, not a console script
-        parser.prog = PROGRAM
+    program = parser.prog
     try:
         options = parser.parse_args(argv)
     except SystemExit as stop:  # argparse printed the usage and the problem
@@ -181,14 +199,20 @@ def main(
                 f"--timeout must be a positive number of seconds, got {options.timeout}"
             )
         address = parse_address(options.address)
+        look_in_current_directory()
         built = package_schema(options.package, _defined(options.defined))
         live = fetch_live(address, options.timeout)
-        comparison = compare_schemas(built, live)
+        policy = options.deprecated_output
+        comparison = compare_schemas(
+            built,
+            live,
+            deprecated_hidden=None if policy is None else _POLICIES[policy],
+        )
     except (ToolError, SchemaFormatError) as error:
-        print(f"schema_compare: error: {error}", file=err)
+        print(f"{program}: error: {error}", file=err)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("schema_compare: interrupted", file=err)
+        print(f"{program}: interrupted", file=err)
         return EXIT_INTERRUPTED
     out.write(f"Package {options.package} against the QEMU at {describe(address)}\n")
     out.write(comparison.report())

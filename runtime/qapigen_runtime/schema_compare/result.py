@@ -27,6 +27,9 @@ class DifferenceKind(enum.Enum):
     TAG_CHANGED = "union tag changed"
     ALLOW_OOB = "allow-oob"
     FEATURES = "features"
+    HIDDEN_BY_POLICY = "hidden by policy"
+    """A deprecated command, event or member of the package that a live QEMU run
+    with ``-compat deprecated-output=hide`` leaves out of its introspection."""
 
 
 class Flow(enum.Enum):
@@ -60,6 +63,10 @@ class SchemaComparison:
     commands_compared: int
     """Commands present on both sides (walked in depth)."""
     events_compared: int
+    deprecated_hidden: bool = False
+    """Whether the live QEMU hides deprecated items (``-compat
+    deprecated-output=hide``): the package's deprecated commands, events and
+    members it lacks are then `DifferenceKind.HIDDEN_BY_POLICY`, not breaking."""
 
     @property
     def is_compatible(self) -> bool:
@@ -86,6 +93,13 @@ class SchemaComparison:
     def added_commands(self) -> tuple[str, ...]:
         """Commands of the live QEMU the package does not have."""
         return self._names(DifferenceKind.COMMAND_ADDED)
+
+    @property
+    def hidden_by_policy(self) -> tuple[Difference, ...]:
+        """Deprecated items of the package the live QEMU hides by policy."""
+        return tuple(
+            d for d in self.differences if d.kind is DifferenceKind.HIDDEN_BY_POLICY
+        )
 
     @property
     def missing_events(self) -> tuple[str, ...]:
@@ -134,6 +148,19 @@ class SchemaComparison:
                 + (f"; commands affected: {', '.join(unsafe)}" if unsafe else "")
                 + "."
             )
+        hidden = self.hidden_by_policy
+        if self.deprecated_hidden:
+            lines.append(
+                "The live QEMU hides deprecated commands, events and members (as "
+                "with -compat deprecated-output=hide): "
+                + (
+                    f"{len(hidden)} of the package's are listed as hidden by policy, "
+                    "not as breaking (introspection cannot tell a hidden item from "
+                    "a removed one)."
+                    if hidden
+                    else "the package has none it lacks."
+                )
+            )
         # what the live QEMU adds is listed by name: against a full QEMU a package
         # built from a subset of the schema would otherwise print hundreds of lines
         summarized = (DifferenceKind.COMMAND_ADDED, DifferenceKind.EVENT_ADDED)
@@ -153,13 +180,18 @@ class SchemaComparison:
                         break_on_hyphens=False,
                     )
                 )
+        listed_apart = (*summarized, DifferenceKind.HIDDEN_BY_POLICY)
         others = tuple(
-            d for d in self.differences if not d.breaking and d.kind not in summarized
+            d for d in self.differences if not d.breaking and d.kind not in listed_apart
         )
-        for title, group in (("Breaking", breaking), ("Other", others)):
+        for title, group in (
+            ("Breaking differences", breaking),
+            ("Hidden by policy", hidden),
+            ("Other differences", others),
+        ):
             if group:
                 lines.append("")
-                lines.append(f"{title} differences ({len(group)}):")
+                lines.append(f"{title} ({len(group)}):")
                 lines.extend(f"  {difference}" for difference in group)
         if not self.differences:
             lines.append("No differences.")

@@ -91,6 +91,20 @@ class Side:
                     f"meta-type {meta!r}"
                 )
 
+    def shows_deprecated(self) -> bool:
+        """Whether any command, event or object member carries the deprecated
+        feature (a QEMU run with -compat deprecated-output=hide shows none)."""
+        for name, entry in self.entries.items():
+            meta = entry["meta-type"]
+            if meta in ("command", "event") and "deprecated" in self.features(name):
+                return True
+            if meta == "object" and any(
+                "deprecated" in member.features
+                for member in self.type(name, name).members.values()
+            ):
+                return True
+        return False
+
     def _where(self, name: str) -> str:
         return f"{self.label}'s schema, entry #{self.positions[name]} ({name!r})"
 

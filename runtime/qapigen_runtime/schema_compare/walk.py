@@ -56,6 +56,18 @@ class _Draft:
     breaking: bool
 
 
+DEPRECATED = "deprecated"
+
+# What QEMU does with an item hidden by -compat deprecated-output=hide, by the role
+# the item has in the package (the detail of a HIDDEN_BY_POLICY difference).
+_HIDDEN_ROLES = {
+    "command": "deprecated command: QEMU still runs it unless deprecated-input=reject",
+    "event": "deprecated event: QEMU does not send it",
+    Flow.SEND: "deprecated argument: QEMU still takes it unless deprecated-input=reject",
+    Flow.RECEIVE: "deprecated member: QEMU leaves it out of its replies too",
+}
+
+
 @dataclass(slots=True)
 class _Node:
     """What comparing one pair of types (or one root) found, and what it leads to."""
@@ -68,12 +80,24 @@ class _Node:
 
 
 class Walker:
-    def __init__(self, built: Side, live: Side) -> None:
+    """Compares `built` with `live`. ``deprecated_hidden`` says whether the live QEMU
+    leaves deprecated items out of its introspection (QEMU's ``-compat
+    deprecated-output=hide``); None: decide from the two schemas (`_hides_deprecated`).
+    """
+
+    def __init__(
+        self, built: Side, live: Side, deprecated_hidden: bool | None = None
+    ) -> None:
         self.built = built
         self.live = live
+        self.deprecated_hidden = deprecated_hidden
         self.pairs: dict[_PairKey, _Node] = {}
         self.roots: dict[str, _Node] = {}
         self.order: list[_Draft] = []
+        # Deprecated commands, events and members of the package: the differences
+        # of those the live QEMU lacks (with the role each has), and how many it has.
+        self.deprecated_missing: list[tuple[_Draft, str | Flow]] = []
+        self.deprecated_present = 0
 
     def _add(
         self,
@@ -82,10 +106,22 @@ class Walker:
         where: object,
         detail: str,
         breaking: bool,
-    ) -> None:
+    ) -> _Draft:
         draft = _Draft(kind, str(where), detail, breaking)
         node.drafts.append(draft)
         self.order.append(draft)
+        return draft
+
+    def _note_deprecated(
+        self, features: frozenset[str], role: str | Flow, missing: _Draft | None
+    ) -> None:
+        """Keep track of a package item that carries the deprecated feature."""
+        if DEPRECATED not in features:
+            return
+        if missing is None:
+            self.deprecated_present += 1
+        else:
+            self.deprecated_missing.append((missing, role))
 
     # -- roots -------------------------------------------------------------------
 
@@ -106,7 +142,8 @@ class Walker:
                     )
                     # a missing command cannot be called; a missing event is never
                     # received, which a client cannot tell from a quiet QEMU
-                    self._add(node, kind, root, f"not on {LIVE}", index == 0)
+                    draft = self._add(node, kind, root, f"not on {LIVE}", index == 0)
+                    self._note_deprecated(self.built.features(name), label, draft)
                 elif name not in built:
                     kind = (
                         DifferenceKind.COMMAND_ADDED
@@ -116,8 +153,32 @@ class Walker:
                     self._add(node, kind, root, f"only on {LIVE}", False)
                 else:
                     compared[index] += 1
+                    self._note_deprecated(self.built.features(name), label, None)
                     self._compare_root(node, label, name)
-        return self._result(compared[0], compared[1])
+        hidden = self.deprecated_hidden
+        if hidden is None:
+            hidden = self._hides_deprecated()
+        if hidden:
+            self._mark_hidden()
+        return self._result(compared[0], compared[1], hidden)
+
+    def _hides_deprecated(self) -> bool:
+        """Whether the live QEMU looks like one run with -compat
+        deprecated-output=hide: it shows no deprecated command, event or member (QEMU
+        7.2 still shows deprecated enum values then), while the package has
+        deprecated ones and the live QEMU has none of them."""
+        return (
+            bool(self.deprecated_missing)
+            and not self.deprecated_present
+            and not self.live.shows_deprecated()
+        )
+
+    def _mark_hidden(self) -> None:
+        """Deprecated items missing live are hidden by the policy, not breaking."""
+        for draft, role in self.deprecated_missing:
+            draft.kind = DifferenceKind.HIDDEN_BY_POLICY
+            draft.detail = f"hidden by policy ({_HIDDEN_ROLES[role]})"
+            draft.breaking = False
 
     def _compare_root(self, node: _Node, label: str, name: str) -> None:
         root = f"{label} {name}"
@@ -273,7 +334,7 @@ class Walker:
             theirs = live.members.get(name)
             if theirs is None:
                 assert ours is not None
-                self._add(
+                draft = self._add(
                     node,
                     DifferenceKind.MEMBER_MISSING,
                     place,
@@ -282,6 +343,7 @@ class Walker:
                     # sent: QEMU rejects it; received: only a required one is missed
                     send or not ours.optional,
                 )
+                self._note_deprecated(ours.features, flow, draft)
             elif ours is None:
                 self._add(
                     node,
@@ -293,6 +355,7 @@ class Walker:
                     send and not theirs.optional,
                 )
             else:
+                self._note_deprecated(ours.features, flow, None)
                 if ours.optional != theirs.optional:
                     self._add(
                         node,
@@ -421,7 +484,7 @@ class Walker:
                     seen.add(key)
                     stack.append(self.pairs[key])
 
-    def _result(self, commands: int, events: int) -> SchemaComparison:
+    def _result(self, commands: int, events: int, hidden: bool) -> SchemaComparison:
         users: dict[int, list[str]] = {}
         for root, node in self.roots.items():
             for reached in self._reached(node):
@@ -437,7 +500,7 @@ class Walker:
             )
             for draft in self.order
         )
-        return SchemaComparison(differences, commands, events)
+        return SchemaComparison(differences, commands, events, hidden)
 
 
 def _tag_text(tag: str | None) -> str:

@@ -15,7 +15,8 @@ from qapigen_migration.types import (
     MigrationCapabilityStatus,
 )
 from qapigen_runtime.codec import DecodeError
-from qapigen_runtime.qmp.address import Address
+from qapigen_runtime.qmp.address import Address, AddressError
+from qapigen_runtime.qmp.address import parse_address as runtime_parse_address
 
 _ON = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 # Binary size suffixes, as QEMU accepts them in sizes (``max-bandwidth=100M``).
@@ -28,16 +29,12 @@ class UsageError(Exception):
 
 
 def parse_address(text: str, what: str) -> Address:
-    """``unix:PATH`` or ``tcp:HOST:PORT`` (host may be ``[v6]``) as a QMP address."""
-    if text.startswith("unix:") and len(text) > 5:
-        return text[5:]
-    if text.startswith("tcp:"):
-        host, sep, port = text[4:].rpartition(":")
-        if sep and host and port.isdigit() and int(port) < 65536:
-            return (host.strip("[]"), int(port))
-    raise UsageError(
-        f"{what} {text!r} is not a QMP address: expected unix:PATH or tcp:HOST:PORT"
-    )
+    """A QMP address in the syntax every tool shares (see
+    :mod:`qapigen_runtime.qmp.address`); ``what`` names it in the error."""
+    try:
+        return runtime_parse_address(text)
+    except AddressError as error:
+        raise UsageError(f"{what}: {error}") from None
 
 
 def _split(text: str, option: str) -> tuple[str, str]:

@@ -3,15 +3,24 @@
     qapigen-migrate unix:/run/src.qmp unix:/run/dst.qmp --cap events=on \\
         --param max-bandwidth=0 --param downtime-limit=300 --plot timeline.png
 
-It talks to both sides with the generated, typed async client: sets the capabilities
-(on both sides, as QEMU needs for most of them) and parameters (on the source, and on
-the destination for those it reads), finds the destination's listening address (or
-starts ``migrate-incoming`` on a ``-incoming defer`` destination), runs ``migrate``, and
-polls ``query-migrate`` until the migration ends, drawing a progress line on a terminal
-or plain lines otherwise. With pause-before-switchover on, it sends
-``migrate-continue`` at pre-switchover. Ctrl-C (or SIGTERM) cancels the migration
-with ``migrate_cancel``; a second one stops waiting for the cancel. Exit status:
-0 completed, 1 failed or cancelled (or a QMP error), 2 bad command line, 130 gave up.
+It talks to both sides with the generated, typed async client: checks that the
+destination waits for a migration, sets the capabilities on both sides (the
+destination first, and checks it took them, so that a destination that cannot is
+refused before anything starts) and the parameters (on the source, and on the
+destination for those it reads), finds the destination's listening address (or starts
+``migrate-incoming`` on a ``-incoming defer`` destination), runs ``migrate``, and polls
+``query-migrate`` until the migration ends, drawing a progress line on a terminal or
+plain lines otherwise. With pause-before-switchover on, it sends ``migrate-continue`` at
+pre-switchover; with ``--postcopy-after N``, ``migrate-start-postcopy`` once pass N has
+begun. When the destination fails, its own error-desc is reported with the source's.
+
+Every QMP call has a time limit (COMMAND_TIMEOUT, or what is left of ``--timeout``),
+so a peer that stops answering ends the command with a message naming the side and
+the command. ``--timeout`` bounds the whole run: a migration still running then is
+cancelled, and the cancel gets CANCEL_GRACE seconds to end it. Ctrl-C (or SIGTERM)
+cancels the migration with ``migrate_cancel``; a second one stops waiting for the
+cancel. Exit status: 0 completed, 1 failed or cancelled (or a QMP error), 2 bad command
+line, 130 gave up.
 """
 
 from __future__ import annotations
@@ -40,12 +49,15 @@ from qapigen_migration.types import (
     SocketAddress_Unix,
 )
 from qapigen_runtime.qmp import QMPClient, QMPCommandError, QMPConnectionError, QMPEvent
-from qapigen_runtime.qmp.address import Address
+from qapigen_runtime.qmp.address import SYNTAX as ADDRESS_SYNTAX
+from qapigen_runtime.qmp.address import Address, describe
+from qapigen_runtime.version import add_version_option
 
 from .arguments import UsageError, parse_address, parse_capability, parse_parameters
+from .deadline import CallLimits
 from .plot import PlotUnavailable, plot_series, write_png
 from .plot import describe as describe_plot
-from .progress import ProgressDisplay, summary_lines
+from .progress import ProgressDisplay, format_bytes, summary_lines
 from .timeline import FINAL_STATUSES, Mark, MarkKind, Sample, Timeline
 
 PROGRAM = "qapigen-migrate"
@@ -71,7 +83,25 @@ INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SETTLE_TRIES = 20
 SETTLE_DELAY = 0.05
 
+# The longest any QMP call may take (with --timeout: at most what is left of it).
+COMMAND_TIMEOUT = 30.0
+# After migrate_cancel, how long the migration may take to reach a final status.
+CANCEL_GRACE = 15.0
+# How long the destination's own error-desc is asked for once it failed (QEMU exits
+# at once; qapigen-vm answers for a while).
+DESTINATION_REASON_WAIT = 2.0
+
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+# Statuses of a destination that is no longer waiting for a migration.
+_DESTINATION_BUSY = {
+    MigrationStatus.ACTIVE,
+    MigrationStatus.POSTCOPY_ACTIVE,
+    MigrationStatus.POSTCOPY_PAUSED,
+    MigrationStatus.POSTCOPY_RECOVER,
+    MigrationStatus.COMPLETED,
+    MigrationStatus.FAILED,
+    MigrationStatus.COLO,
+}
 
 
 class MigrateError(Exception):
@@ -89,6 +119,7 @@ class Options:
     interval: float = 0.25
     timeout: float | None = None
     plot: Path | None = None
+    postcopy_after: int | None = None  # the pass after which to switch to postcopy
 
 
 @dataclass
@@ -100,6 +131,8 @@ class _RunState:
     pass_number: int | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     destination_done: asyncio.Event = field(default_factory=asyncio.Event)
+    destination_failed: asyncio.Event = field(default_factory=asyncio.Event)
+    destination_error: str | None = None  # the destination's own error-desc
     interrupts: int = 0
 
 
@@ -109,11 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Live-migrate a VM from one QMP endpoint to another, showing "
         "progress; exit 0 when completed, 1 when failed or cancelled.",
     )
-    parser.add_argument("source", help="source QMP socket: unix:PATH or tcp:HOST:PORT")
+    add_version_option(parser)
+    parser.add_argument("source", help=f"the source's QMP address: {ADDRESS_SYNTAX}")
     parser.add_argument(
         "destination",
         nargs="?",
-        help="destination QMP socket: unix:PATH or tcp:HOST:PORT (optional with --uri)",
+        help="the destination's QMP address (optional with --uri)",
     )
     parser.add_argument(
         "--cap",
@@ -149,7 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout",
         type=float,
-        help="cancel the migration if it has not ended after this many seconds",
+        metavar="SECONDS",
+        help="give up after this many seconds, setup included: every QMP call is "
+        "bounded by it, and a migration still running then is cancelled",
+    )
+    parser.add_argument(
+        "--postcopy-after",
+        type=int,
+        metavar="N",
+        help="switch to postcopy (migrate-start-postcopy) once pass N has begun; "
+        "turns postcopy-ram on on both sides",
     )
     parser.add_argument(
         "--plot",
@@ -179,7 +222,14 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     if args.destination is None and (args.uri is None or args.incoming is not None):
         raise UsageError("a destination QMP address is needed (or --uri URI)")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plot needs matplotlib: pip install matplotlib")
+        raise UsageError("--plot needs matplotlib: pip install 'qapigen[plot]'")
+    if args.postcopy_after is not None:
+        if args.postcopy_after < 1:
+            raise UsageError(
+                f"--postcopy-after {args.postcopy_after}: expected a pass number, "
+                "1 or more"
+            )
+        _turn_on(capabilities, MigrationCapability.POSTCOPY_RAM, "--postcopy-after")
     return Options(
         source=parse_address(args.source, "source"),
         destination=(
@@ -194,7 +244,22 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         interval=args.interval,
         timeout=args.timeout,
         plot=args.plot,
+        postcopy_after=args.postcopy_after,
     )
+
+
+def _turn_on(
+    capabilities: list[MigrationCapabilityStatus],
+    capability: MigrationCapability,
+    option: str,
+) -> None:
+    """`option` needs `capability`: on unless the command line turned it off."""
+    for status in capabilities:
+        if status.capability is capability:
+            if not status.state:
+                raise UsageError(f"{option} needs --cap {capability.value}=on")
+            return
+    capabilities.append(MigrationCapabilityStatus(capability=capability, state=True))
 
 
 def destination_parameters(
@@ -249,6 +314,7 @@ class MigrationRun:
     def __init__(self, options: Options, out: TextIO, err: TextIO) -> None:
         self.options = options
         self.out = out
+        self.err = err
         self.display = ProgressDisplay(
             err,
             is_tty=err.isatty(),
@@ -262,12 +328,16 @@ class MigrationRun:
         )
         self.sides = [self.source] + ([self.destination] if self.destination else [])
         self.state = _RunState(t0=time.time())
+        self.limits = CallLimits(options.timeout, COMMAND_TIMEOUT, CANCEL_GRACE)
         self.uri = ""
+        self._deferred = False  # the destination waited for migrate-incoming
+        self._helpers: list[asyncio.Task[None]] = []
 
     async def run(self) -> int:
         readers: list[asyncio.Task[None]] = []
         try:
             await self._connect()
+            await self._check_destination()
             await self._configure()
             self.uri = uri = await self._target_uri()
             readers = [
@@ -275,53 +345,148 @@ class MigrationRun:
             ]
             self._install_interrupt()
             info = await self._migrate(uri)
+            if info is not None and info.status is MigrationStatus.FAILED:
+                await self._destination_reason()
         finally:
             self.display.finish()
             self._remove_interrupt()
-            for task in readers:
+            for task in readers + self._helpers:
                 task.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
+            await asyncio.gather(*readers, *self._helpers, return_exceptions=True)
             for side in self.sides:
                 await side.qmp.close()
         if info is None:
             return 130
-        for line in summary_lines(info, self.state.timeline.last_pass):
+        timeline = self.state.timeline
+        for line in summary_lines(
+            info,
+            timeline.last_pass,
+            paused=timeline.paused_for(),
+            postcopy_at=timeline.mark_time(MarkKind.STATUS, "postcopy-active"),
+            destination_error=self.state.destination_error,
+        ):
             print(line, file=self.out)
+        if self.state.destination_error is not None:
+            print(
+                f"{PROGRAM}: the destination failed: {self.state.destination_error}",
+                file=self.err,
+            )
         if self.options.plot is not None:
             self._plot(self.options.plot)
         return 0 if info.status is MigrationStatus.COMPLETED else 1
+
+    # -- QMP calls, each with its time limit ------------------------------------
+
+    async def _call(self, side: str, name: str, call: Awaitable[T]) -> T:
+        """Await one QMP command; its errors, and a reply later than the limit,
+        become a message naming side and command."""
+        seconds, bound = self.limits.limit()
+        try:
+            return await asyncio.wait_for(call, seconds)
+        except TimeoutError:
+            raise MigrateError(f"{side}: {name}: no reply {bound}") from None
+        except QMPCommandError as error:
+            raise MigrateError(f"{side}: {name}: {error.desc}") from None
+        except QMPConnectionError as error:
+            raise MigrateError(f"{side}: {name}: {error}") from None
+        except ValueError as error:  # a reply the schema cannot decode (DecodeError)
+            raise MigrateError(f"{side}: {name}: unexpected reply: {error}") from None
 
     # -- preparation -----------------------------------------------------------
 
     async def _connect(self) -> None:
         for side in self.sides:
+            seconds, _ = self.limits.limit()
             try:
-                await side.qmp.connect(side.address)
+                await side.qmp.connect(side.address, timeout=seconds)
             except QMPConnectionError as error:
                 raise MigrateError(f"{side.name}: {error}") from None
 
+    async def _check_destination(self) -> None:
+        """Refuse, before anything is set anywhere, what cannot work: a destination
+        that is not waiting for a migration, multifd over a one-way URI."""
+        options = self.options
+        multifd = any(
+            c.capability is MigrationCapability.MULTIFD and c.state
+            for c in options.capabilities
+        )
+        if multifd and options.uri is not None:
+            scheme = options.uri.partition(":")[0]
+            if scheme not in ("tcp", "unix"):
+                raise MigrateError(
+                    f"--uri {options.uri}: multifd needs a tcp: or unix: URI (it "
+                    "opens several connections to the destination)"
+                )
+        destination = self.destination
+        if destination is None:
+            return
+        info = await self._call(
+            "destination", "query-migrate", destination.client.query_migrate()
+        )
+        if info.status in _DESTINATION_BUSY:
+            status = info.status.value if info.status else "none"
+            raise MigrateError(
+                f"destination: its migration status is {status}: it is not waiting "
+                "for a new migration"
+            )
+
     async def _configure(self) -> None:
         options = self.options
-        for side in self.sides:
-            await _command(
-                side.name,
-                "migrate-set-capabilities",
-                side.client.migrate_set_capabilities(capabilities=options.capabilities),
-            )
+        # The destination first: what it refuses is refused before the source
+        # has been changed at all.
+        for side in reversed(self.sides):
+            await self._set_capabilities(side)
         if options.parameters is None:
             return
-        await _command(
-            "source",
-            "migrate-set-parameters",
-            self.source.client.migrate_set_parameters(options.parameters),
-        )
         for_destination = destination_parameters(options.parameters)
         if for_destination is not None and self.destination is not None:
-            await _command(
+            await self._call(
                 "destination",
                 "migrate-set-parameters",
                 self.destination.client.migrate_set_parameters(for_destination),
             )
+        await self._call(
+            "source",
+            "migrate-set-parameters",
+            self.source.client.migrate_set_parameters(options.parameters),
+        )
+
+    async def _set_capabilities(self, side: _Side) -> None:
+        """Set the capabilities and check they hold: the destination reads them
+        when the source connects, so they must be there before `migrate`."""
+        wanted = self.options.capabilities
+        try:
+            await self._call(
+                side.name,
+                "migrate-set-capabilities",
+                side.client.migrate_set_capabilities(capabilities=wanted),
+            )
+        except MigrateError as error:
+            multifd = any(
+                c.capability is MigrationCapability.MULTIFD and c.state for c in wanted
+            )
+            if side is self.destination and multifd:
+                # QEMU 10 takes multifd only before its incoming side starts.
+                raise MigrateError(
+                    f"{error} (a destination that cannot take multifd once it "
+                    "listens must be started with -incoming defer: "
+                    f"{PROGRAM} then starts it with migrate-incoming)"
+                ) from None
+            raise
+        states = await self._call(
+            side.name,
+            "query-migrate-capabilities",
+            side.client.query_migrate_capabilities(),
+        )
+        held = {status.capability: status.state for status in states}
+        for status in wanted:
+            if held.get(status.capability) != status.state:
+                raise MigrateError(
+                    f"{side.name}: capability {status.capability.value} did not "
+                    f"become {'on' if status.state else 'off'} (migrate-set-"
+                    "capabilities was answered, query-migrate-capabilities says "
+                    f"{'on' if held.get(status.capability) else 'off'})"
+                )
 
     async def _target_uri(self) -> str:
         options = self.options
@@ -332,17 +497,18 @@ class MigrationRun:
             assert options.uri is not None  # parse_options requires one of the two
             return options.uri
         client = destination.client
-        info = await _command("destination", "query-migrate", client.query_migrate())
+        info = await self._call("destination", "query-migrate", client.query_migrate())
         listening = uri_from_listening(info, destination.address)
         if listening is None or options.incoming is not None:
             # A '-incoming defer' destination: it listens once migrate-incoming says.
             incoming = options.incoming or _default_incoming(destination.address)
-            await _command(
+            await self._call(
                 "destination",
                 "migrate-incoming",
                 client.migrate_incoming(uri=incoming),
             )
-            info = await _command(
+            self._deferred = True
+            info = await self._call(
                 "destination", "query-migrate", client.query_migrate()
             )
             listening = uri_from_listening(info, destination.address) or incoming
@@ -355,13 +521,13 @@ class MigrationRun:
         """Start, poll until a final status, return the last reply (None: abandoned)."""
         state = self.state
         state.t0 = time.time()
-        await _command("source", "migrate", self.source.client.migrate(uri=uri))
-        cancel_sent = continued = False
+        await self._call("source", "migrate", self.source.client.migrate(uri=uri))
+        continued = postcopy_asked = False
         while True:
-            info = await _command(
+            info = await self._call(
                 "source", "query-migrate", self.source.client.query_migrate()
             )
-            sample = Sample.from_info(info, time.time() - state.t0, state.pass_number)
+            sample = self._sample(info, time.time() - state.t0)
             state.timeline.samples.append(sample)
             self.display.show(sample)
             if info.status in FINAL_STATUSES:
@@ -372,10 +538,15 @@ class MigrationRun:
             if state.interrupts >= 2:
                 self.display.message("interrupted again: not waiting for the cancel")
                 return None
+            if self.limits.grace_over():
+                raise MigrateError(
+                    f"source: the migration did not end within {CANCEL_GRACE:g} s of "
+                    f"migrate_cancel (status {sample.status})"
+                )
             if info.status is MigrationStatus.PRE_SWITCHOVER and not continued:
                 # pause-before-switchover: the guest is stopped and waits for us.
                 self.display.message("pre-switchover: sending migrate-continue")
-                await _command(
+                await self._call(
                     "source",
                     "migrate-continue",
                     self.source.client.migrate_continue(
@@ -383,16 +554,45 @@ class MigrationRun:
                     ),
                 )
                 continued = True
-            if not cancel_sent and self._should_cancel(sample.time):
-                await _command(
+            if not postcopy_asked and self._postcopy_due(info, sample):
+                self.display.message(
+                    f"pass {sample.pass_shown}: switching to postcopy "
+                    "(migrate-start-postcopy)"
+                )
+                await self._call(
+                    "source",
+                    "migrate-start-postcopy",
+                    self.source.client.migrate_start_postcopy(),
+                )
+                postcopy_asked = True
+            if not self.limits.cancelling and self._should_cancel():
+                self.limits.cancel_sent()
+                await self._call(
                     "source", "migrate_cancel", self.source.client.migrate_cancel()
                 )
-                cancel_sent = True
             state.wake.clear()
             try:
                 await asyncio.wait_for(state.wake.wait(), self.options.interval)
             except TimeoutError:
                 pass
+
+    def _sample(self, info: MigrationInfo, elapsed: float) -> Sample:
+        state = self.state
+        ram = info.ram
+        known = ram is not None and state.timeline.dirty_rate_measured(
+            elapsed, ram.dirty_sync_count
+        )
+        return Sample.from_info(
+            info, elapsed, state.pass_number, dirty_rate_known=known
+        )
+
+    def _postcopy_due(self, info: MigrationInfo, sample: Sample) -> bool:
+        after = self.options.postcopy_after
+        return (
+            after is not None
+            and info.status is MigrationStatus.ACTIVE
+            and sample.pass_shown >= after
+        )
 
     async def _settled(self, info: MigrationInfo) -> MigrationInfo:
         """The completed reply with its final figures.
@@ -405,23 +605,22 @@ class MigrationRun:
             if info.total_time:
                 break
             await asyncio.sleep(SETTLE_DELAY)
-            info = await _command(
+            info = await self._call(
                 "source", "query-migrate", self.source.client.query_migrate()
             )
         samples = self.state.timeline.samples
         samples[-1] = Sample.from_info(info, samples[-1].time, self.state.pass_number)
         return info
 
-    def _should_cancel(self, elapsed: float) -> bool:
+    def _should_cancel(self) -> bool:
         if self.state.interrupts:
             self.display.message(
                 "interrupted: cancelling the migration (Ctrl-C again to quit)"
             )
             return True
-        timeout = self.options.timeout
-        if timeout is not None and elapsed > timeout:
+        if self.limits.expired():
             self.display.message(
-                f"no end after {timeout:g} s: cancelling the migration"
+                f"no end after {self.options.timeout:g} s: cancelling the migration"
             )
             return True
         return False
@@ -435,6 +634,55 @@ class MigrationRun:
             )
         except TimeoutError:
             pass  # a destination started with -S never resumes: nothing to wait for
+
+    # -- the destination's side of a failure -------------------------------------
+
+    async def _destination_reason(self) -> None:
+        """After a failed migration: the destination's own error-desc, when it can
+        still give it (QEMU exits right after a failed load; qapigen-vm answers for
+        a moment)."""
+        destination = self.destination
+        if destination is None or self.state.destination_error is not None:
+            return
+        if not self.state.destination_failed.is_set():
+            try:
+                await asyncio.wait_for(
+                    self.state.destination_failed.wait(), DESTINATION_REASON_WAIT
+                )
+            except TimeoutError:
+                return  # it did not fail: the source's reason is the whole story
+        if self.state.destination_error is None:
+            self.state.destination_error = await self._ask_destination_reason()
+
+    async def _ask_destination_reason(self) -> str:
+        destination = self.destination
+        assert destination is not None
+        try:
+            info = await asyncio.wait_for(
+                destination.client.query_migrate(), DESTINATION_REASON_WAIT
+            )
+        except (TimeoutError, QMPConnectionError, QMPCommandError, ValueError):
+            info = None
+        if info is not None and info.error_desc:
+            return info.error_desc
+        return (
+            "no reason given: it closed its QMP connection (QEMU exits after a "
+            "failed load, and prints why on its own stderr)"
+        )
+
+    def _destination_failed(self) -> None:
+        """The destination announced failed: ask why while it still answers."""
+        state = self.state
+        if state.destination_failed.is_set():
+            return
+        state.destination_failed.set()
+
+        async def ask() -> None:
+            state.destination_error = await self._ask_destination_reason()
+
+        self._helpers.append(asyncio.create_task(ask()))
+
+    # -- events ----------------------------------------------------------------
 
     async def _read_events(self, side: _Side) -> None:
         async for raw in side.qmp.events():
@@ -456,10 +704,16 @@ class MigrationRun:
                 marks.append(Mark(when, MarkKind.RESUME, "destination resumed"))
             if done or raw.name == "RESUME":
                 state.destination_done.set()
+            if (
+                isinstance(event, MigrationEvent)
+                and event.status is MigrationStatus.FAILED
+            ):
+                self._destination_failed()
             return
         if isinstance(event, MigrationPassEvent):
             state.pass_number = event.pass_
             marks.append(Mark(when, MarkKind.PASS, str(event.pass_)))
+            state.wake.set()  # --postcopy-after may be due
         elif isinstance(event, MigrationEvent):
             marks.append(Mark(when, MarkKind.STATUS, event.status.value))
             state.wake.set()  # a state change: poll now rather than at the next tick
@@ -492,28 +746,22 @@ class MigrationRun:
 
     # -- the plot --------------------------------------------------------------
 
+    def plot_title(self) -> str:
+        """What was migrated: the guest's RAM, from where to where, over what."""
+        totals = [s.total for s in self.state.timeline.samples if s.has_ram]
+        what = f"{format_bytes(totals[-1])} of guest RAM" if totals else "a guest"
+        route = f"from {describe(self.source.address)}"
+        if self.destination is not None:
+            route += f" to {describe(self.destination.address)}"
+        return f"{what} {route}, over {self.uri}"
+
     def _plot(self, path: Path) -> None:
-        series = plot_series(
-            self.state.timeline,
-            title=f"migration to {self.uri}",
-        )
+        series = plot_series(self.state.timeline, title=self.plot_title())
         try:
             write_png(series, path)
         except (PlotUnavailable, OSError) as error:
             raise MigrateError(f"--plot {path}: {error}") from None
         print(f"timeline:         {path} ({describe_plot(series)})", file=self.out)
-
-
-async def _command(side: str, name: str, call: Awaitable[T]) -> T:
-    """Await one QMP command; its errors become a message naming side and command."""
-    try:
-        return await call
-    except QMPCommandError as error:
-        raise MigrateError(f"{side}: {name}: {error.desc}") from None
-    except QMPConnectionError as error:
-        raise MigrateError(f"{side}: {name}: {error}") from None
-    except ValueError as error:  # a reply the schema cannot decode (DecodeError)
-        raise MigrateError(f"{side}: {name}: unexpected reply: {error}") from None
 
 
 async def _main(options: Options) -> int:

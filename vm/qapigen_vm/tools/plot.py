@@ -1,5 +1,7 @@
 """The PNG timeline of a migration: remaining bytes and throughput over time, with the
-passes and the switchover marked.
+passes and the switchover marked: red from STOP on the source to RESUME on the
+destination (the guest runs nowhere), and a postcopy phase, where the guest already
+runs on the destination, in a colour of its own.
 
 `plot_series` computes everything drawn (pure, testable without matplotlib);
 `write_png` draws it. matplotlib is imported inside `write_png` only, so that the
@@ -8,6 +10,7 @@ command works without it when no plot is asked for.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +24,9 @@ if TYPE_CHECKING:  # for annotations only: matplotlib stays optional at run time
 MIB = 1024 * 1024
 MIN_WINDOW = 0.1
 """Shortest span (s) the measured throughput is averaged over."""
+LABEL_GAP = 0.05
+TITLE_WIDTH = 90  # characters per title line that fit the figure's width
+"""Pass labels closer than this fraction of the time axis are drawn as one."""
 
 
 class PlotUnavailable(Exception):
@@ -41,9 +47,19 @@ class PlotSeries:
     passes: list[tuple[float, int]] = field(default_factory=list)
     stop: float | None = None  # the source's guest stops: downtime starts
     device: float | None = None  # MIGRATION device: device state is being saved
+    postcopy: float | None = None  # MIGRATION postcopy-active: the switch
     completed: float | None = None
     resumed: float | None = None  # RESUME on the destination
     title: str = "migration"
+
+    @property
+    def paused_until(self) -> float | None:
+        """Where the guest runs again: RESUME on the destination, else (no event, a
+        destination started with -S) the switch to postcopy or the completion."""
+        for moment in (self.resumed, self.postcopy, self.completed):
+            if moment is not None and self.stop is not None and moment >= self.stop:
+                return moment
+        return None
 
 
 def plot_series(timeline: Timeline, title: str = "migration") -> PlotSeries:
@@ -80,6 +96,7 @@ def plot_series(timeline: Timeline, title: str = "migration") -> PlotSeries:
         ],
         stop=timeline.mark_time(MarkKind.STOP),
         device=timeline.mark_time(MarkKind.STATUS, "device"),
+        postcopy=timeline.mark_time(MarkKind.STATUS, "postcopy-active"),
         completed=completed,
         resumed=timeline.mark_time(MarkKind.RESUME),
         title=title,
@@ -95,7 +112,7 @@ def write_png(series: PlotSeries, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as error:
         raise PlotUnavailable(
-            "--plot needs matplotlib: pip install matplotlib"
+            "--plot needs matplotlib: pip install 'qapigen[plot]'"
         ) from error
 
     figure, (top, bottom) = plt.subplots(
@@ -128,7 +145,10 @@ def write_png(series: PlotSeries, path: Path) -> None:
             axes.grid(True, alpha=0.3)
         _label_passes(top, series)
         bottom.legend(loc="upper left", fontsize="small")
-        top.set_title(series.title)
+        # Long socket paths: wrap rather than run off the figure.
+        top.set_title(
+            "\n".join(textwrap.wrap(series.title, TITLE_WIDTH, break_on_hyphens=False))
+        )
         figure.savefig(path, dpi=100)
     finally:
         plt.close(figure)
@@ -137,10 +157,14 @@ def write_png(series: PlotSeries, path: Path) -> None:
 def _draw_marks(axes: Axes, series: PlotSeries) -> None:
     for time, _ in series.passes:
         axes.axvline(time, color="grey", linestyle=":", linewidth=1)
-    end = series.completed if series.completed is not None else series.resumed
-    if series.stop is not None and end is not None and end >= series.stop:
-        # The guest runs nowhere between STOP and completion: the downtime.
-        axes.axvspan(series.stop, max(end, series.stop), color="tab:red", alpha=0.2)
+    paused_until = series.paused_until
+    if series.stop is not None and paused_until is not None:
+        # The guest runs nowhere from STOP to RESUME: what the guest sees as downtime.
+        axes.axvspan(series.stop, paused_until, color="tab:red", alpha=0.2)
+    if series.postcopy is not None and series.completed is not None:
+        # The guest runs on the destination while its missing pages come.
+        start = max(series.postcopy, paused_until or series.postcopy)
+        axes.axvspan(start, series.completed, color="tab:cyan", alpha=0.15)
     for moment, colour in (
         (series.stop, "tab:red"),
         (series.device, "tab:purple"),
@@ -150,14 +174,38 @@ def _draw_marks(axes: Axes, series: PlotSeries) -> None:
             axes.axvline(moment, color=colour, linewidth=1.2)
 
 
+def pass_labels(series: PlotSeries, gap: float = LABEL_GAP) -> list[tuple[float, str]]:
+    """Where the pass labels go and what they say: passes closer together than
+    `gap` of the time axis (they crowd the end of a run) share one label, "passes
+    4-9", at the first of them, so no label is drawn over another."""
+    if not series.passes:
+        return []
+    times = [t for t, _ in series.passes] + series.times
+    if series.completed is not None:
+        times.append(series.completed)
+    span = max(times) - min(*times, 0.0) or 1.0
+    groups: list[list[tuple[float, int]]] = []
+    for time, number in sorted(series.passes):
+        if groups and time - groups[-1][0][0] < gap * span:
+            groups[-1].append((time, number))
+        else:
+            groups.append([(time, number)])
+    labels = []
+    for group in groups:
+        first, last = group[0][1], group[-1][1]
+        text = f"pass {first}" if first == last else f"passes {first}-{last}"
+        labels.append((group[0][0], text))
+    return labels
+
+
 def _label_passes(axes: Axes, series: PlotSeries) -> None:
     transform = axes.get_xaxis_transform()  # x in data, y in axes fraction
-    for order, (time, number) in enumerate(series.passes):
-        # Passes near the end come close together: alternate heights to keep them apart.
+    for order, (time, text) in enumerate(pass_labels(series)):
+        # Alternate heights: a long label may reach over the next one.
         axes.text(
             time,
             0.98 - 0.07 * (order % 2),
-            f" pass {number}",
+            f" {text}",
             transform=transform,
             va="top",
             fontsize="small",
@@ -166,6 +214,7 @@ def _label_passes(axes: Axes, series: PlotSeries) -> None:
     labels = (
         (series.stop, "STOP", "tab:red"),
         (series.device, "device", "tab:purple"),
+        (series.postcopy, "postcopy", "tab:cyan"),
         (series.completed, "completed", "black"),
     )
     for position, (moment, text, colour) in enumerate(labels):
@@ -182,13 +231,16 @@ def _label_passes(axes: Axes, series: PlotSeries) -> None:
 
 
 def describe(series: PlotSeries) -> str:
-    """A one-line caption: duration and downtime as the timeline shows them."""
+    """A one-line caption: duration, the guest's pause and the passes, as the
+    timeline shows them."""
     parts = []
     if series.completed is not None:
         parts.append(f"completed at {format_duration(series.completed)}")
-    if series.stop is not None and series.completed is not None:
-        parts.append(
-            f"guest stopped for {format_duration(series.completed - series.stop)}"
-        )
+    if series.postcopy is not None:
+        parts.append(f"postcopy from {format_duration(series.postcopy)}")
+    if series.stop is not None and series.resumed is not None:
+        if series.resumed >= series.stop:
+            pause = format_duration(series.resumed - series.stop)
+            parts.append(f"guest paused {pause} (STOP to RESUME)")
     parts.append(f"{len(series.passes)} passes")
     return ", ".join(parts)

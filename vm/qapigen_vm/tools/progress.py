@@ -51,7 +51,12 @@ def progress_fields(sample: Sample) -> list[str]:
             f"sent {format_bytes(sample.transferred)}",
             f"left {format_bytes(sample.remaining)}",
             f"{sample.mbps:.0f} Mbps",
-            f"dirty {format_bytes(sample.dirty_bytes_rate)}/s",
+            # QEMU reads 0 until it has measured the rate: not the same as idle
+            (
+                f"dirty {format_bytes(sample.dirty_bytes_rate)}/s"
+                if sample.dirty_rate_known
+                else "dirty —"
+            ),
         ]
     fields.append(format_duration(sample.time))
     return fields
@@ -129,18 +134,58 @@ class ProgressDisplay:
         self._stream.flush()
 
 
-def summary_lines(info: MigrationInfo, pass_count: int | None = None) -> list[str]:
-    """The final report from the source's last `query-migrate` reply."""
+def summary_lines(
+    info: MigrationInfo,
+    pass_count: int | None = None,
+    *,
+    paused: float | None = None,
+    postcopy_at: float | None = None,
+    destination_error: str | None = None,
+) -> list[str]:
+    """The final report from the source's last `query-migrate` reply.
+
+    `paused`: seconds from STOP on the source to RESUME on the destination (the
+    events' timestamps); `postcopy_at`: when the switch to postcopy came;
+    `destination_error`: why the destination failed, when it said so.
+
+    QEMU's downtime is measured on the source (until the switchover: the end of the
+    stream in precopy, the switch itself in postcopy), the pause from the events, so
+    the second also holds the destination's own start; in postcopy neither holds the
+    time the guest then runs on the destination while pages still arrive.
+    """
     status = "none" if info.status is None else info.status.value
     rows: list[tuple[str, str]] = [("status", status)]
     if info.error_desc is not None:
         rows.append(("error", info.error_desc))
+    if destination_error is not None:
+        rows.append(("destination error", destination_error))
     if info.total_time is not None:
         rows.append(("total time", f"{info.total_time} ms"))
     if info.setup_time is not None:
         rows.append(("setup time", f"{info.setup_time} ms"))
     if info.downtime is not None:
-        rows.append(("downtime", f"{info.downtime} ms"))
+        until = (
+            "the switch to postcopy" if postcopy_at is not None else "its switchover"
+        )
+        rows.append(
+            ("downtime", f"{info.downtime} ms (the source's figure, until {until})")
+        )
+    if paused is not None:
+        rows.append(
+            (
+                "guest paused",
+                f"{paused * 1000:.0f} ms (STOP on the source to RESUME on the "
+                "destination)",
+            )
+        )
+    if postcopy_at is not None:
+        rows.append(
+            (
+                "postcopy",
+                f"from {format_duration(postcopy_at)}: the guest ran on the "
+                "destination while the rest of its pages came",
+            )
+        )
     ram = info.ram
     if ram is not None:
         rows += [

@@ -8,6 +8,7 @@ command was issued, on the wall clock, because QMP event timestamps are wall-clo
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass, field
 
 from qapigen_migration.types import MigrationInfo, MigrationStatus
@@ -16,6 +17,10 @@ FINAL_STATUSES = frozenset(
     {MigrationStatus.COMPLETED, MigrationStatus.FAILED, MigrationStatus.CANCELLED}
 )
 """Statuses after which a migration makes no more progress."""
+
+RATE_PERIOD = 1.0
+"""QEMU computes dirty-pages-rate at a dirty sync that ends a period of more than this
+many seconds (the first period starts at the first sync); before that it reads 0."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +38,22 @@ class Sample:
     dirty_sync_count: int = 0
     expected_downtime: int | None = None
     pass_number: int | None = None
+    dirty_rate_known: bool = False  # whether QEMU has computed dirty-pages-rate yet
 
     @classmethod
     def from_info(
-        cls, info: MigrationInfo, time: float, pass_number: int | None = None
+        cls,
+        info: MigrationInfo,
+        time: float,
+        pass_number: int | None = None,
+        *,
+        dirty_rate_known: bool = False,
     ) -> Sample:
-        """Reduce a typed reply; before `ram` appears (setup) the counters stay 0."""
+        """Reduce a typed reply; before `ram` appears (setup) the counters stay 0.
+
+        `dirty_rate_known`: QEMU has computed the rate (see
+        `Timeline.dirty_rate_measured`); a non-zero rate is known in any case.
+        """
         status = "none" if info.status is None else info.status.value
         ram = info.ram
         if ram is None:
@@ -56,6 +71,7 @@ class Sample:
             dirty_sync_count=ram.dirty_sync_count,
             expected_downtime=info.expected_downtime,
             pass_number=pass_number,
+            dirty_rate_known=dirty_rate_known or ram.dirty_pages_rate > 0,
         )
 
     @property
@@ -118,3 +134,34 @@ class Timeline:
     def last_pass(self) -> int | None:
         passes = [int(m.label) for m in self.marks if m.kind is MarkKind.PASS]
         return max(passes) if passes else None
+
+    def dirty_rate_measured(self, time: float, dirty_sync_count: int) -> bool:
+        """Whether QEMU has computed dirty-pages-rate by `time`, when a poll saw
+        `dirty_sync_count` (see RATE_PERIOD).
+
+        From MIGRATION_PASS events when there are any (their timestamps are when
+        each sync happened); otherwise from the polls, erring on "not yet": a sync
+        first seen at one poll happened after the poll before it.
+        """
+        passes = sorted(m.time for m in self.marks if m.kind is MarkKind.PASS)
+        if passes:
+            return any(t - passes[0] > RATE_PERIOD for t in passes[1:])
+        polls = [(s.time, s.dirty_sync_count) for s in self.samples]
+        polls.append((time, dirty_sync_count))
+        first = next(((t, c) for t, c in polls if c >= 1), None)
+        if first is None:
+            return False
+        first_time = first[0]
+        for (before, seen), (_, count) in itertools.pairwise(polls):
+            if count > seen and before - first_time > RATE_PERIOD:
+                return True  # a sync between these polls, late enough for sure
+        return False
+
+    def paused_for(self) -> float | None:
+        """Seconds the guest ran nowhere: STOP on the source to RESUME on the
+        destination, by the events' timestamps (None without both)."""
+        stop = self.mark_time(MarkKind.STOP)
+        resume = self.mark_time(MarkKind.RESUME)
+        if stop is None or resume is None or resume < stop:
+            return None
+        return resume - stop
