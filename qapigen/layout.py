@@ -218,13 +218,36 @@ def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
         )
         at_bracket = _lines(split, indent, trailer)
         # black splits at the value's last bracket when the line up to it fits;
-        # otherwise it takes the value in parentheses, but only if then every line
-        # fits, else the bracket split after all
-        if _fits(indent + prefix + value.opening) or not all(map(_fits, wrapped)):
+        # otherwise it takes the value in parentheses: after a target with brackets
+        # always, after a plain one only if then every line fits
+        if _fits(indent + prefix + value.opening):
             return at_bracket
-    # a value without brackets: black wraps it in parentheses even when that line
-    # is still too long
+        if not _has_brackets(node.target) and not all(map(_fits, wrapped)):
+            return at_bracket
+    if (
+        isinstance(value, str)
+        and _single_token(value)
+        and not _fits(indent + INDENT + value)
+        and not _has_brackets(node.target)
+    ):
+        # one token, which parentheses would not make fit, after a target without
+        # brackets (black keeps parentheses after a subscript): black leaves the
+        # statement on its one long line
+        return [indent + prefix + value + trailer]
+    # black wraps the value in parentheses (a Group's value: when that fits better)
     return wrapped
+
+
+def _has_brackets(text: str) -> bool:
+    return any(bracket in text for bracket in "()[]{}")
+
+
+def _single_token(text: str) -> bool:
+    """A name, a number or one string literal: what black cannot split at all."""
+    quoted = len(text) >= 2 and text[0] in "\"'" and text[-1] == text[0]
+    return (
+        text.isidentifier() or text.isdigit() or (quoted and text[0] not in text[1:-1])
+    )
 
 
 def _field_lines(node: Field, indent: str, trailer: str) -> list[str]:

@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qapigen.frontend import schema_from_parsed
-from qapigen.parser import parse_text
 from qapigen.generate import generate_package
 from qapigen.level import Level
+from qapigen.parser import parse_text
 
 MODE = black.Mode(line_length=88, target_versions={black.TargetVersion.PY311})
 

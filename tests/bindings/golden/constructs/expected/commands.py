@@ -32,7 +32,7 @@ class AsyncClient(_AsyncClientBase):
         Since: 1.0
         """
         _reply = await self._transport.execute("query-jobs")
-        return _c.array_of(_t.Job.from_wire)(_reply, "", False)
+        return _c.decode(_c.array_of(_t.Job.from_wire), _reply, "", False)
 
     async def job_start(
         self,
@@ -143,7 +143,7 @@ class SyncClient(_SyncClientBase):
         Since: 1.0
         """
         _reply = self._transport.execute("query-jobs")
-        return _c.array_of(_t.Job.from_wire)(_reply, "", False)
+        return _c.decode(_c.array_of(_t.Job.from_wire), _reply, "", False)
 
     def job_start(
         self,

@@ -401,9 +401,7 @@ class Job(_Struct):
                 type_ = _c.required(data, "type", path, strict, _c.string)
         widths = get("widths")
         if type(widths) is dict:
-            widths = Widths.from_wire(
-                widths, path + ".widths" if path else "widths", strict
-            )
+            widths = Widths.from_wire(widths, _c.at(path, "widths"), strict)
         elif widths is not None or "widths" in data:
             widths = _c.required(data, "widths", path, strict, Widths.from_wire)
         tags = _c.required(data, "tags", path, strict, _c.array_of(_c.string))
@@ -412,14 +410,9 @@ class Job(_Struct):
             history = _c.required(
                 data, "history", path, strict, _c.array_of(Status.from_wire)
             )
-        very_long_member_name_that_needs_wrapping = get(
-            "very-long-member-name-that-needs-wrapping"
-        )
-        if (
-            very_long_member_name_that_needs_wrapping is not None
-            or "very-long-member-name-that-needs-wrapping" in data
-        ):
-            very_long_member_name_that_needs_wrapping = _c.required(
+        m7 = get("very-long-member-name-that-needs-wrapping")
+        if m7 is not None or "very-long-member-name-that-needs-wrapping" in data:
+            m7 = _c.required(
                 data,
                 "very-long-member-name-that-needs-wrapping",
                 path,
@@ -442,9 +435,7 @@ class Job(_Struct):
         decoded.widths = widths
         decoded.tags = tags
         decoded.history = history
-        decoded.very_long_member_name_that_needs_wrapping = (
-            very_long_member_name_that_needs_wrapping
-        )
+        decoded.very_long_member_name_that_needs_wrapping = m7
         decoded.zstd_level = zstd_level
         decoded.extra = extra
         return decoded
@@ -557,12 +548,12 @@ class ActiveData(_Struct):
 class JobInfo_Active(_Struct):
     """Branch 'active' of union JobInfo."""
 
-    __slots__ = ("id", "progress", "extra")
+    __slots__ = ("id", "kind", "progress", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"id", "kind", "progress"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("kind",)
 
     id: str
-    kind: _typing.Literal[Status.ACTIVE] = Status.ACTIVE
+    kind: _typing.Literal[Status.ACTIVE]
     progress: int
     extra: dict[str, object]
 
@@ -570,6 +561,7 @@ class JobInfo_Active(_Struct):
         self, *, id: str, progress: int, extra: dict[str, object] | None = None
     ) -> None:
         self.id = id
+        self.kind = Status.ACTIVE
         self.progress = progress
         self.extra = {} if extra is None else extra
 
@@ -594,6 +586,7 @@ class JobInfo_Active(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.id = id
+        decoded.kind = Status.ACTIVE
         decoded.progress = progress
         decoded.extra = extra
         return decoded
@@ -612,16 +605,17 @@ class JobInfo_Active(_Struct):
 class JobInfo_None(_Struct):
     """Branch 'none' of union JobInfo."""
 
-    __slots__ = ("id", "extra")
+    __slots__ = ("id", "kind", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"id", "kind"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("kind",)
 
     id: str
-    kind: _typing.Literal[Status.NONE] = Status.NONE
+    kind: _typing.Literal[Status.NONE]
     extra: dict[str, object]
 
     def __init__(self, *, id: str, extra: dict[str, object] | None = None) -> None:
         self.id = id
+        self.kind = Status.NONE
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -642,6 +636,7 @@ class JobInfo_None(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.id = id
+        decoded.kind = Status.NONE
         decoded.extra = extra
         return decoded
 
@@ -655,16 +650,17 @@ class JobInfo_None(_Struct):
 class JobInfo_OrgQemuXPaused(_Struct):
     """Branch '__org.qemu_x-paused' of union JobInfo."""
 
-    __slots__ = ("id", "extra")
+    __slots__ = ("id", "kind", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"id", "kind"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("kind",)
 
     id: str
-    kind: _typing.Literal[Status.ORG_QEMU_X_PAUSED] = Status.ORG_QEMU_X_PAUSED
+    kind: _typing.Literal[Status.ORG_QEMU_X_PAUSED]
     extra: dict[str, object]
 
     def __init__(self, *, id: str, extra: dict[str, object] | None = None) -> None:
         self.id = id
+        self.kind = Status.ORG_QEMU_X_PAUSED
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -687,6 +683,7 @@ class JobInfo_OrgQemuXPaused(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.id = id
+        decoded.kind = Status.ORG_QEMU_X_PAUSED
         decoded.extra = extra
         return decoded
 
@@ -700,19 +697,20 @@ class JobInfo_OrgQemuXPaused(_Struct):
 class JobInfo_Old(_Struct):
     """Branch 'old' of union JobInfo. Its tag value is deprecated: building it warns."""
 
-    __slots__ = ("id", "extra")
+    __slots__ = ("id", "kind", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"id", "kind"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("kind",)
 
     id: str
-    kind: _typing.Literal[Status.OLD] = Status.OLD
+    kind: _typing.Literal[Status.OLD]
     extra: dict[str, object]
 
     def __init__(self, *, id: str, extra: dict[str, object] | None = None) -> None:
         self.id = id
+        self.kind = Status.OLD
         self.extra = {} if extra is None else extra
         _c.warn_deprecated_values(
-            self.kind, _Status_DEPRECATED, "member 'kind' of JobInfo.old", 2
+            Status.OLD, _Status_DEPRECATED, "member 'kind' of JobInfo.old", 2
         )
 
     @classmethod
@@ -733,6 +731,7 @@ class JobInfo_Old(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.id = id
+        decoded.kind = Status.OLD
         decoded.extra = extra
         return decoded
 
@@ -746,16 +745,17 @@ class JobInfo_Old(_Struct):
 class JobInfo_Zstd(_Struct):
     """Branch 'zstd' of union JobInfo."""
 
-    __slots__ = ("id", "extra")
+    __slots__ = ("id", "kind", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"id", "kind"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("kind",)
 
     id: str
-    kind: _typing.Literal[Status.ZSTD] = Status.ZSTD
+    kind: _typing.Literal[Status.ZSTD]
     extra: dict[str, object]
 
     def __init__(self, *, id: str, extra: dict[str, object] | None = None) -> None:
         self.id = id
+        self.kind = Status.ZSTD
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -776,6 +776,7 @@ class JobInfo_Zstd(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.id = id
+        decoded.kind = Status.ZSTD
         decoded.extra = extra
         return decoded
 

@@ -271,15 +271,16 @@ class FastInfo(_Struct):
 class CopyInfo_Fast(_Struct):
     """Branch 'fast' of union CopyInfo."""
 
-    __slots__ = ("rate", "extra")
+    __slots__ = ("mode", "rate", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"mode", "rate"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("mode",)
 
-    mode: _typing.Literal[Mode.FAST] = Mode.FAST
+    mode: _typing.Literal[Mode.FAST]
     rate: int
     extra: dict[str, object]
 
     def __init__(self, *, rate: int, extra: dict[str, object] | None = None) -> None:
+        self.mode = Mode.FAST
         self.rate = rate
         self.extra = {} if extra is None else extra
 
@@ -300,6 +301,7 @@ class CopyInfo_Fast(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
+        decoded.mode = Mode.FAST
         decoded.rate = rate
         decoded.extra = extra
         return decoded
@@ -314,17 +316,18 @@ class CopyInfo_Fast(_Struct):
 class CopyInfo_Legacy(_Struct):
     """Branch 'legacy' of union CopyInfo. Its tag value is deprecated: building it warns."""
 
-    __slots__ = ("extra",)
+    __slots__ = ("mode", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"mode"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("mode",)
 
-    mode: _typing.Literal[Mode.LEGACY] = Mode.LEGACY
+    mode: _typing.Literal[Mode.LEGACY]
     extra: dict[str, object]
 
     def __init__(self, *, extra: dict[str, object] | None = None) -> None:
+        self.mode = Mode.LEGACY
         self.extra = {} if extra is None else extra
         _c.warn_deprecated_values(
-            self.mode, _Mode_DEPRECATED, "member 'mode' of CopyInfo.legacy", 2
+            Mode.LEGACY, _Mode_DEPRECATED, "member 'mode' of CopyInfo.legacy", 2
         )
 
     @classmethod
@@ -342,6 +345,7 @@ class CopyInfo_Legacy(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
+        decoded.mode = Mode.LEGACY
         decoded.extra = extra
         return decoded
 
@@ -355,17 +359,18 @@ class CopyInfo_Legacy(_Struct):
 class CopyInfo_Gone(_Struct):
     """Branch 'gone' of union CopyInfo. Its tag value is deprecated: building it warns."""
 
-    __slots__ = ("extra",)
+    __slots__ = ("mode", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"mode"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("mode",)
 
-    mode: _typing.Literal[Mode.GONE] = Mode.GONE
+    mode: _typing.Literal[Mode.GONE]
     extra: dict[str, object]
 
     def __init__(self, *, extra: dict[str, object] | None = None) -> None:
+        self.mode = Mode.GONE
         self.extra = {} if extra is None else extra
         _c.warn_deprecated_values(
-            self.mode, _Mode_DEPRECATED, "member 'mode' of CopyInfo.gone", 2
+            Mode.GONE, _Mode_DEPRECATED, "member 'mode' of CopyInfo.gone", 2
         )
 
     @classmethod
@@ -381,6 +386,7 @@ class CopyInfo_Gone(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
+        decoded.mode = Mode.GONE
         decoded.extra = extra
         return decoded
 

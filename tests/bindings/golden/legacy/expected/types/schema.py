@@ -126,15 +126,16 @@ class Path(_Struct):
 class Where_Inet(_Struct):
     """Branch 'inet' of union Where."""
 
-    __slots__ = ("data", "extra")
+    __slots__ = ("type_", "data", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"type", "data"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
-    type_: _typing.Literal[WhereKind.INET] = WhereKind.INET
+    type_: _typing.Literal[WhereKind.INET]
     data: Addr
     extra: dict[str, object]
 
     def __init__(self, *, data: Addr, extra: dict[str, object] | None = None) -> None:
+        self.type_ = WhereKind.INET
         self.data = data
         self.extra = {} if extra is None else extra
 
@@ -157,6 +158,7 @@ class Where_Inet(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
+        decoded.type_ = WhereKind.INET
         decoded.data = data_
         decoded.extra = extra
         return decoded
@@ -174,15 +176,16 @@ class Where_Inet(_Struct):
 class Where_Unix(_Struct):
     """Branch 'unix' of union Where."""
 
-    __slots__ = ("data", "extra")
+    __slots__ = ("type_", "data", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"type", "data"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
-    type_: _typing.Literal[WhereKind.UNIX] = WhereKind.UNIX
+    type_: _typing.Literal[WhereKind.UNIX]
     data: Path
     extra: dict[str, object]
 
     def __init__(self, *, data: Path, extra: dict[str, object] | None = None) -> None:
+        self.type_ = WhereKind.UNIX
         self.data = data
         self.extra = {} if extra is None else extra
 
@@ -205,6 +208,7 @@ class Where_Unix(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
+        decoded.type_ = WhereKind.UNIX
         decoded.data = data_
         decoded.extra = extra
         return decoded
