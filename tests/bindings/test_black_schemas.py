@@ -80,7 +80,9 @@ def schemas(draw: st.DrawFn) -> str:
 """
 
 
-@settings(max_examples=int(os.environ.get("QAPIGEN_BLACK_EXAMPLES", "40")), deadline=None)
+@settings(
+    max_examples=int(os.environ.get("QAPIGEN_BLACK_EXAMPLES", "40")), deadline=None
+)
 @given(schemas())
 def test_every_generated_file_is_what_black_prints(text: str) -> None:
     parsed = parse_text(text, "random.json", Level.PERMISSIVE)

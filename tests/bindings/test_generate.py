@@ -835,7 +835,7 @@ def test_complete_qemu_schemas_import_type_check_and_are_black_clean(
                     # `Event` is None for a schema without events (the guest agent's)
                     value = getattr(module, name)
                     assert value is not None or name == "Event", (package, name)
-            importlib.import_module(f"{package}.commands").CommandDispatcher
+            assert importlib.import_module(f"{package}.commands").CommandDispatcher
     finally:
         sys.path.remove(str(tmp_path))
     typed = run_mypy(tmp_path, [arg for p in packages for arg in ("-p", p)])

@@ -45,7 +45,7 @@ def test_the_runtime_imports_no_generated_package_no_vm_and_not_the_generator() 
 
 
 def test_generated_packages_import_only_the_standard_library_and_the_runtime() -> None:
-    assert GENERATED_NAMES >= {"qapigen_migration", "qapigen_vm_qmp"}
+    assert {"qapigen_migration", "qapigen_vm_qmp"} <= GENERATED_NAMES
     allowed = set(sys.stdlib_module_names) | {"qapigen_runtime"}
     found = [
         f"{path.relative_to(REPO)}:{line}: imports {module}"
