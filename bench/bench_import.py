@@ -64,19 +64,33 @@ class Run:
     peak_mib: float
 
 
+# The process reports its own peak RSS since exec (VmHWM): the rusage of a child
+# counts the memory of the process it was forked from, this bench's.
+PEAK = """
+import sys as _sys
+for _line in open("/proc/self/status"):
+    if _line.startswith("VmHWM:"):
+        _sys.stdout.write(_line.split()[1])
+"""
+
+
 def run(code: str, cwd: Path, bytecode: bool = True) -> Run:
     """One fresh interpreter running `code`: its wall time, CPU time and peak RSS."""
     environment = {
         k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"
     }
-    command = [sys.executable, *([] if bytecode else ["-B"]), "-c", code]
+    command = [sys.executable, *([] if bytecode else ["-B"]), "-c", code + PEAK]
     start = os.times().elapsed
-    process = subprocess.Popen(command, cwd=cwd, env=environment)
+    process = subprocess.Popen(
+        command, cwd=cwd, env=environment, stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    peak_kib = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = os.times().elapsed - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{code!r} failed")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    return Run(wall, usage.ru_utime + usage.ru_stime, int(peak_kib) / 1024)
 
 
 def median(runs: list[Run], field: str) -> float:

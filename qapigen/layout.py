@@ -204,38 +204,42 @@ def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
         inner = indent + INDENT + node.target[opening:-1]
         rest = _lines(Assign("]", value), indent, trailer)
         return [indent + node.target[:opening], inner, *rest]
-    wrapped = [
-        indent + prefix + "(",
-        *_lines(value, indent + INDENT, ""),
-        indent + ")" + trailer,
-    ]
     if isinstance(value, Group):
-        split = Group(prefix + value.opening, value.items, value.closing)
-        split.explode, split.is_def, split.literal = (
-            value.explode,
-            value.is_def,
-            value.literal,
-        )
-        at_bracket = _lines(split, indent, trailer)
         # black splits at the value's last bracket when the line up to it fits;
         # otherwise it takes the value in parentheses: after a target with brackets
         # always, after a plain one only if then every line fits
-        if _fits(indent + prefix + value.opening):
-            return at_bracket
-        if not _has_brackets(node.target) and not all(map(_fits, wrapped)):
-            return at_bracket
-    if (
-        isinstance(value, str)
-        and _single_token(value)
-        and not _fits(indent + INDENT + value)
+        if _fits(indent + prefix + value.opening) or not _has_brackets(node.target):
+            split = Group(prefix + value.opening, value.items, value.closing)
+            split.explode, split.is_def, split.literal = (
+                value.explode,
+                value.is_def,
+                value.literal,
+            )
+            at_bracket = _lines(split, indent, trailer)
+            if _fits(indent + prefix + value.opening):
+                return at_bracket
+            wrapped = _wrapped(prefix, value, indent, trailer)
+            return wrapped if all(map(_fits, wrapped)) else at_bracket
+    elif (
+        _single_token(flat(value))
+        and not _fits(indent + INDENT + flat(value))
         and not _has_brackets(node.target)
     ):
         # one token, which parentheses would not make fit, after a target without
         # brackets (black keeps parentheses after a subscript): black leaves the
         # statement on its one long line
-        return [indent + prefix + value + trailer]
-    # black wraps the value in parentheses (a Group's value: when that fits better)
-    return wrapped
+        return [indent + prefix + flat(value) + trailer]
+    # black wraps the value in parentheses
+    return _wrapped(prefix, value, indent, trailer)
+
+
+def _wrapped(prefix: str, value: Node, indent: str, trailer: str) -> list[str]:
+    """``prefix(`` / the value, one level in / ``)``."""
+    return [
+        indent + prefix + "(",
+        *_lines(value, indent + INDENT, ""),
+        indent + ")" + trailer,
+    ]
 
 
 def _has_brackets(text: str) -> bool:
