@@ -17,6 +17,7 @@ from .backends.commands import generate_commands
 from .backends.common import TypeNames
 from .backends.events import generate_events
 from .backends.introspection import generate_introspection
+from .backends.modules import ModulePlan
 from .backends.types import generate_types
 from .ownership import OutputError, Plan, plan_package
 from .render import header, render
@@ -35,10 +36,11 @@ def generate_package(schema: Schema, package: str, schema_name: str) -> dict[str
     where the schema lives).
     """
     names = TypeNames(schema)
+    plan = ModulePlan(schema, taken=names.owner)
     modules = [
-        generate_types(schema, names, schema_name),
-        generate_commands(schema, names, schema_name),
-        generate_events(schema, names, schema_name),
+        *generate_types(schema, names, plan, schema_name),
+        *generate_commands(schema, names, plan, schema_name),
+        *generate_events(schema, names, plan, schema_name),
         generate_introspection(schema, schema_name),
     ]
     files = {module.path: module.body for module in modules}
@@ -47,7 +49,7 @@ def generate_package(schema: Schema, package: str, schema_name: str) -> dict[str
         package=package,
         schema_name=schema_name,
         header=header(schema_name),
-        modules=[module.path.removesuffix(".py") for module in modules],
+        modules=["commands", "events", "introspection", "types"],
     )
     files[PY_TYPED] = ""
     return dict(sorted(files.items()))

@@ -74,9 +74,16 @@ class Assign:
 
     target: str
     value: Node
+    # what joins them: " = ", or " " for ``return value`` (see `Return`)
+    joint: str = " = "
 
     def flat(self) -> str:
-        return f"{self.target} = {flat(self.value)}"
+        return f"{self.target}{self.joint}{flat(self.value)}"
+
+
+def Return(value: Node) -> Assign:
+    """``return value``: laid out as an assignment's value is."""
+    return Assign("return", value, " ")
 
 
 @dataclass
@@ -149,7 +156,7 @@ def _lines(node: Node, indent: str, trailer: str) -> list[str]:
         return [one_line]
     inner = indent + INDENT
     head = indent + node.opening
-    tail = indent + node.closing + trailer
+    tails = _tail_lines(node, indent, trailer)
     if not node.items:
         return [one_line]
     single_def_param = node.is_def and len(node.items) == 1
@@ -157,20 +164,35 @@ def _lines(node: Node, indent: str, trailer: str) -> list[str]:
     if not node.explode and not single_def_param and not exploded_literal:
         body = inner + ", ".join(flat(item) for item in node.items)
         if _fits(body):
-            return [head, body, tail]
+            return [head, body, *tails]
     # Black puts a trailing comma after the last item only when it split at commas
     # (two or more items), or in any parameter list.
     comma = "," if len(node.items) > 1 or node.is_def or node.explode else ""
     lines = [head]
     for item in node.items:
         lines += _lines(item, inner, comma)
-    lines.append(tail)
-    return lines
+    return lines + tails
+
+
+_RETURN_ANNOTATION = re.compile(r"^\) -> (.+):$")
+
+
+def _tail_lines(node: Group, indent: str, trailer: str) -> list[str]:
+    """The closing line of a split group; a `def`'s return annotation that makes it
+    too long goes into parentheses of its own, as black does."""
+    tail = indent + node.closing + trailer
+    annotation = _RETURN_ANNOTATION.match(node.closing)
+    if not node.is_def or _fits(tail) or annotation is None:
+        return [tail]
+    inside = indent + INDENT + annotation.group(1)
+    if not _fits(inside):
+        return [tail]  # black keeps the parentheses only if that makes it fit
+    return [f"{indent}) -> (", inside, f"{indent}):"]
 
 
 def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
     value = node.value
-    prefix = f"{node.target} = "
+    prefix = f"{node.target}{node.joint}"
     if (
         not _fits(indent + prefix + "(")
         and node.target.endswith("]")
@@ -182,17 +204,54 @@ def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
         inner = indent + INDENT + node.target[opening:-1]
         rest = _lines(Assign("]", value), indent, trailer)
         return [indent + node.target[:opening], inner, *rest]
-    if isinstance(value, Group) and _fits(indent + prefix + value.opening):
-        split = Group(prefix + value.opening, value.items, value.closing)
-        split.explode, split.is_def, split.literal = (
-            value.explode,
-            value.is_def,
-            value.literal,
-        )
-        return _lines(split, indent, trailer)
-    # black wraps the value in parentheses even when that line is still too long
-    wrapped = _lines(value, indent + INDENT, "")
-    return [indent + prefix + "(", *wrapped, indent + ")" + trailer]
+    if isinstance(value, Group):
+        # black splits at the value's last bracket when the line up to it fits;
+        # otherwise it takes the value in parentheses: after a target with brackets
+        # always, after a plain one only if then every line fits
+        if _fits(indent + prefix + value.opening) or not _has_brackets(node.target):
+            split = Group(prefix + value.opening, value.items, value.closing)
+            split.explode, split.is_def, split.literal = (
+                value.explode,
+                value.is_def,
+                value.literal,
+            )
+            at_bracket = _lines(split, indent, trailer)
+            if _fits(indent + prefix + value.opening):
+                return at_bracket
+            wrapped = _wrapped(prefix, value, indent, trailer)
+            return wrapped if all(map(_fits, wrapped)) else at_bracket
+    elif (
+        _single_token(flat(value))
+        and not _fits(indent + INDENT + flat(value))
+        and not _has_brackets(node.target)
+    ):
+        # one token, which parentheses would not make fit, after a target without
+        # brackets (black keeps parentheses after a subscript): black leaves the
+        # statement on its one long line
+        return [indent + prefix + flat(value) + trailer]
+    # black wraps the value in parentheses
+    return _wrapped(prefix, value, indent, trailer)
+
+
+def _wrapped(prefix: str, value: Node, indent: str, trailer: str) -> list[str]:
+    """``prefix(`` / the value, one level in / ``)``."""
+    return [
+        indent + prefix + "(",
+        *_lines(value, indent + INDENT, ""),
+        indent + ")" + trailer,
+    ]
+
+
+def _has_brackets(text: str) -> bool:
+    return any(bracket in text for bracket in "()[]{}")
+
+
+def _single_token(text: str) -> bool:
+    """A name, a number or one string literal: what black cannot split at all."""
+    quoted = len(text) >= 2 and text[0] in "\"'" and text[-1] == text[0]
+    return (
+        text.isidentifier() or text.isdigit() or (quoted and text[0] not in text[1:-1])
+    )
 
 
 def _field_lines(node: Field, indent: str, trailer: str) -> list[str]:
@@ -206,14 +265,14 @@ def _field_lines(node: Field, indent: str, trailer: str) -> list[str]:
             indent + INDENT + node.annotation,
             f"{indent}) = {node.default}{trailer}",
         ]
-    annotation = node.annotation
-    if annotation.endswith("]"):
-        opening = annotation.index("[") + 1
-        group = Group(
-            f"{node.name}: {annotation[:opening]}", [annotation[opening:-1]], "]"
+    # like an assignment's value: split at the subscript's bracket, or parenthesized
+    annotation: Node = node.annotation
+    if node.annotation.endswith("]"):
+        opening = node.annotation.index("[") + 1
+        annotation = Group(
+            node.annotation[:opening], [node.annotation[opening:-1]], "]"
         )
-        return _lines(group, indent, trailer)
-    return [indent + node.flat() + trailer]
+    return _assign_lines(Assign(node.name, annotation, ": "), indent, trailer)
 
 
 def _chain_lines(node: Chain, indent: str, trailer: str) -> list[str]:
@@ -240,5 +299,6 @@ def _comparison_lines(line: str, indent: str) -> list[str]:
     """An operand line still too long: black splits a comparison chain before each
     comparison operator (``not -(2**63)`` / ``<= value`` / ``< 2**63``). A piece
     still too long then (a name of 65+ characters) is not split further."""
-    first, *rest = _COMPARISON.split(line)
-    return [first] + [indent + piece for piece in rest]
+    text = line.lstrip()
+    first, *rest = _COMPARISON.split(text)
+    return [line[: len(line) - len(text)] + first] + [indent + p for p in rest]

@@ -12,7 +12,7 @@ import functools
 
 import jinja2
 
-from .layout import Chain, Group, Node, lay_out
+from .layout import Assign, Chain, Group, Node, Return, lay_out
 from .template_folder import templates_folder
 
 
@@ -69,6 +69,8 @@ def environment() -> jinja2.Environment:
     env.filters["py_string"] = py_string
     env.filters["docstring"] = docstring
     env.filters["layout"] = layout_filter
+    env.globals["Assign"] = Assign
+    env.globals["Return"] = Return
     env.globals["Group"] = Group
     env.globals["Chain"] = Chain
     return env

@@ -1,16 +1,19 @@
-"""The `commands` module: async and sync clients, the handler protocol, a dispatcher."""
+"""The `commands` module (async and sync clients, the handler protocol and base, the
+dispatcher and the command tables) and the `_server` module (CommandDispatcher and one
+marshal function per command, which only a server imports)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .. import naming
-from ..layout import INDENT, Assign, Group, Node, lay_out
+from ..layout import INDENT, Assign, Group, Node, Return, lay_out
 from ..render import header, py_string, render
 from ..schema import Command, Schema
 from .common import (
     RUNTIME,
     Imports,
+    Reference,
     TypeMapper,
     TypeNames,
     is_deprecated,
@@ -18,6 +21,7 @@ from .common import (
 )
 from .docs import doc_text
 from .literals import dict_literal, frozenset_literal, json_node, keyed
+from .modules import ModulePlan
 from .view import Member, Module, TypeUse
 
 I2 = INDENT * 2
@@ -42,7 +46,7 @@ class CommandView:
 
     @property
     def runner(self) -> str:
-        return "_run_" + self.method.rstrip("_")
+        return "run_" + self.method.rstrip("_")
 
     @property
     def not_found(self) -> str:
@@ -56,10 +60,7 @@ class CommandView:
             params += [f"arguments: {self.boxed.annotation}", "/"]
         elif self.params:
             params.append("*")
-            for p in self.params:
-                params.append(
-                    f"{p.attr}: {p.annotation}" + (" = None" if p.optional else "")
-                )
+            params += [p.parameter for p in self.params]
             if self.open_arguments:
                 params.append(f"{OPEN_ARGUMENTS}: dict[str, object] | None = None")
         returns = self.returns.annotation if self.returns else "None"
@@ -72,7 +73,7 @@ class CommandView:
     def warn_deprecated(self) -> Node:
         message = py_string(f"QMP command '{self.wire}' is deprecated")
         return Group(
-            "warnings.warn(", [message, "DeprecationWarning", "stacklevel=2"], ")"
+            "_warnings.warn(", [message, "DeprecationWarning", "stacklevel=2"], ")"
         )
 
     def client_body(self, is_async: bool) -> str:
@@ -111,10 +112,8 @@ class CommandView:
             lines.append(lay_out(call, I2))
         else:
             lines.append(lay_out(Assign("_reply", call), I2))
-            decode = Group(
-                f"return {self.returns.decoder}(", ["_reply", '""', "False"], ")"
-            )
-            lines.append(lay_out(decode, I2))
+            decode = self.returns.decode_call(["_reply", '""', "False"])
+            lines.append(lay_out(Return(decode), I2))
         return "\n".join(lines)
 
     @property
@@ -123,41 +122,37 @@ class CommandView:
         as QEMU's input visitor does), call the handler, encode the reply."""
         lines: list[str] = []
         if self.boxed is not None:
-            decode = Group(f"{self.boxed.decoder}(", ["arguments", '""', "True"], ")")
-            call = Group(f"await handler.{self.method}(", [decode], ")")
+            decode = Group(f"{self.boxed.decoder}(", ["_arguments", '""', "True"], ")")
+            call = Group(f"await _handler.{self.method}(", [decode], ")")
         else:
             for p in self.params:
                 helper = "_c.optional" if p.optional else "_c.required"
-                args: list[Node] = ["arguments", py_string(p.wire), '""', "True"]
-                value = Group(f"{helper}(", [*args, p.type.decoder], ")")
+                args: list[Node] = ["_arguments", py_string(p.wire), '""', "True"]
+                value = Group(f"{helper}(", [*args, p.type.decoder_node], ")")
                 lines.append(lay_out(Assign(p.attr, value), INDENT))
             strict = "False" if self.open_arguments else "True"
+            # a set display, not frozenset(): a decoded argument may be named so
+            known: Node = "_c.NO_MEMBERS"
             if self.params:
                 known = Group(
                     "{", [py_string(p.wire) for p in self.params], "}", literal=True
                 )
-                check: Node = Group(
-                    "_c.extra_members(",
-                    ["arguments", Group("frozenset(", [known], ")"), '""', strict],
-                    ")",
-                )
-            else:
-                check = Group(
-                    "_c.extra_members(", ["arguments", "frozenset()", '""', strict], ")"
-                )
+            check: Node = Group(
+                "_c.extra_members(", ["_arguments", known, '""', strict], ")"
+            )
             kwargs: list[Node] = [f"{p.attr}={p.attr}" for p in self.params]
             if self.open_arguments:
                 # what QEMU's own handler of such a command reads from the request
                 check = Assign(OPEN_ARGUMENTS, check)
                 kwargs.append(f"{OPEN_ARGUMENTS}={OPEN_ARGUMENTS}")
             lines.append(lay_out(check, INDENT))
-            call = Group(f"await handler.{self.method}(", kwargs, ")")
+            call = Group(f"await _handler.{self.method}(", kwargs, ")")
         if self.returns is None:
             lines.append(lay_out(call, INDENT))
             lines.append(INDENT + "return {}")
         else:
-            lines.append(lay_out(Assign("reply", call), INDENT))
-            lines.append(lay_out(_return(self.returns.encode_node("reply")), INDENT))
+            lines.append(lay_out(Assign("_reply", call), INDENT))
+            lines.append(lay_out(Return(self.returns.encode_node("_reply")), INDENT))
         return "\n".join(lines)
 
     @property
@@ -182,15 +177,6 @@ def _item(key: str, value: Node) -> Node:
         )
     assert isinstance(value, str)
     return f"{py_string(key)}: {value}"
-
-
-def _return(value: Node) -> Node:
-    if isinstance(value, Group):
-        return Group(
-            "return " + value.opening, value.items, value.closing, literal=value.literal
-        )
-    assert isinstance(value, str)
-    return "return " + value
 
 
 def command_view(
@@ -235,37 +221,31 @@ def command_view(
     )
 
 
-def generate_commands(schema: Schema, names: TypeNames, schema_name: str) -> Module:
-    imports = Imports()
-    mapper = TypeMapper(names, imports, in_types=False)
-    # Client and handler methods share one namespace with what the classes define.
+def _command_views(
+    schema: Schema, names: TypeNames, plan: ModulePlan, imports: Imports
+) -> list[CommandView]:
+    mapper = TypeMapper(names, Reference(plan, imports))
+    # The client classes' and handler classes' namespace: one method per command.
     methods = naming.NameScope("the client classes")
-    for taken in ("dispatch", "command_names"):
-        methods.reserve(taken, "CommandDispatcher")
-    commands = [command_view(c, mapper, methods) for c in schema.commands()]
-    imports.name("qapigen_runtime", "codec as _c")
-    imports.name(f"{RUNTIME}.conditions", "disabled")
-    imports.name(f"{RUNTIME}.conditions", "holds")
-    imports.name(f"{RUNTIME}.qmp.transport", "AsyncTransport")
-    imports.name(f"{RUNTIME}.qmp.transport", "SyncTransport")
-    imports.name(f"{RUNTIME}.qmp.errors", "CommandNotFound")
-    imports.name(f"{RUNTIME}.qmp.server", "Dispatcher")
-    imports.name(f"{RUNTIME}.qmp.errors", "GenericError")
-    imports.name("collections.abc", "Awaitable")
-    imports.name("collections.abc", "Callable")
-    imports.name("collections.abc", "Collection")
-    imports.name("typing", "Protocol")
-    imports.name(".types", "ENUM_VALUE_CONDITIONS")
-    imports.name(".types", "MEMBER_CONDITIONS")
-    imports.name("typing", "TypeAlias")
+    return [command_view(c, mapper, methods) for c in schema.commands()]
+
+
+def generate_commands(
+    schema: Schema, names: TypeNames, plan: ModulePlan, schema_name: str
+) -> list[Module]:
+    imports = Imports()
+    commands = _command_views(schema, names, plan, imports)
+    imports.module("typing as _typing")
+    imports.name(f"{RUNTIME}.bindings.client", "AsyncClientBase as _AsyncClientBase")
+    imports.name(f"{RUNTIME}.bindings.client", "SyncClientBase as _SyncClientBase")
+    imports.name(f"{RUNTIME}.qmp.errors", "CommandNotFound as _CommandNotFound")
     if any(c.deprecated or any(p.deprecated for p in c.params) for c in commands):
-        imports.module("warnings")
+        imports.module("warnings as _warnings")
     module = Module(
         "commands.py",
         f"QMP commands of the QAPI schema {schema_name}.\n\n{header(schema_name)}",
         imports.lines(),
     )
-    runners: list[Node] = [f"{py_string(c.wire)}: {c.runner}" for c in commands]
     method_names: list[Node] = [
         f"{py_string(c.wire)}: {py_string(c.method)}" for c in commands
     ]
@@ -274,20 +254,47 @@ def generate_commands(schema: Schema, names: TypeNames, schema_name: str) -> Mod
     ]
     arguments = [c.conditional_params for c in commands if c.conditional_params]
     oob: list[Node] = [py_string(c.wire) for c in commands if c.allow_oob]
-    oob_commands = frozenset_literal("OOB_COMMANDS: frozenset[str]", oob)
     module.body = render(
         "commands.py.j2",
-        oob_commands=oob_commands,
         module=module,
         commands=commands,
         schema_name=schema_name,
-        runners=dict_literal("_RUNNERS: dict[str, _Runner]", runners),
-        methods=dict_literal("_METHODS: dict[str, str]", method_names),
+        methods=dict_literal("METHODS: dict[str, str]", method_names),
         command_conditions=dict_literal(
             "COMMAND_CONDITIONS: dict[str, object]", conditions
         ),
         argument_conditions=dict_literal(
             "ARGUMENT_CONDITIONS: dict[str, dict[str, object]]", arguments
         ),
+        oob_commands=frozenset_literal("OOB_COMMANDS: frozenset[str]", oob),
+    )
+    return [module, _generate_server(schema, names, plan, schema_name)]
+
+
+def _generate_server(
+    schema: Schema, names: TypeNames, plan: ModulePlan, schema_name: str
+) -> Module:
+    imports = Imports()
+    commands = _command_views(schema, names, plan, imports)
+    imports.name(RUNTIME, "codec as _c")
+    imports.name("collections.abc", "Collection as _Collection")
+    imports.name(f"{RUNTIME}.bindings", "dispatch as _dispatch")
+    imports.name(".", "commands as _commands")
+    imports.name(".", "types as _t")
+    module = Module(
+        "_server.py",
+        f"What a server of {schema_name} needs: `CommandDispatcher`, and the\n"
+        "marshal function of each QMP command (arguments decoded strictly, in member\n"
+        "order, then unknown ones refused, as QEMU's input visitor does; the\n"
+        "handler called; the reply encoded). `commands` names the dispatcher and\n"
+        "imports this module only when a program uses it.\n\n" + header(schema_name),
+        imports.lines(),
+    )
+    runners: list[Node] = [f"{py_string(c.wire)}: {c.runner}" for c in commands]
+    module.body = render(
+        "server.py.j2",
+        module=module,
+        commands=commands,
+        runners=dict_literal("RUNNERS: dict[str, _dispatch.Runner]", runners),
     )
     return module

@@ -28,6 +28,7 @@ from ..schema import (
     Type,
 )
 from .docs import annotate, member_doc
+from .modules import ModulePlan
 from .view import Member, TypeUse
 
 RUNTIME = "qapigen_runtime"
@@ -51,47 +52,10 @@ _BUILTINS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "null": ("_c.Null", "_c.null", ("null",)),
 }
 
-# Names the generated modules bind themselves (module -> what binds it); a schema type,
-# whose class the commands and events modules import, may not take them.
-_MODULE_NAMES = {
-    "annotations": "types",
-    "dataclasses": "types",
-    "enum": "types",
-    "warnings": "commands",
-    "ClassVar": "types",
-    "Literal": "types",
-    "Protocol": "commands",
-    "TypeAlias": "types",
-    "Callable": "commands",
-    "Awaitable": "commands",
-    "Collection": "commands",
-    "_c": "types",
-    # what the commands and events modules define beside the type names they import
-    "AsyncClient": "commands",
-    "SyncClient": "commands",
-    "CommandHandler": "commands",
-    "CommandDispatcher": "commands",
-    "Dispatcher": "commands",
-    "OOB_COMMANDS": "commands",
-    "AsyncTransport": "commands",
-    "SyncTransport": "commands",
-    "GenericError": "commands",
-    "CommandNotFound": "commands",
-    "COMMAND_CONDITIONS": "commands",
-    "ARGUMENT_CONDITIONS": "commands",
-    "holds": "commands",
-    "disabled": "commands",
-    "Event": "events",
-    "EVENT_DECODERS": "events",
-    "EVENT_CONDITIONS": "events",
-    "DEPRECATED_EVENTS": "events",
-    "Timestamp": "events",
-    "NO_TIMESTAMP": "events",
-    "decode_event": "events",
-    "Iterator": "events",
-    "MEMBER_CONDITIONS": "types",
-    "ENUM_VALUE_CONDITIONS": "types",
-}
+# Names a facade binds besides the names it re-exports; a schema name may not take them.
+# (Everything else generated code refers to itself is imported under a leading
+# underscore, which no QAPI name becomes, so it cannot meet a schema name.)
+TYPES_FACADE_NAMES = ("MEMBER_CONDITIONS", "ENUM_VALUE_CONDITIONS")
 
 
 class Imports:
@@ -108,6 +72,10 @@ class Imports:
     def name(self, module: str, name: str) -> None:
         """``from module import name`` (``x as y`` allowed in `name`)."""
         self._names[module].add(name)
+
+    def from_modules(self) -> list[str]:
+        """The modules names are imported from."""
+        return sorted(self._names)
 
     def lines(self) -> list[str]:
         """Grouped like isort does: standard library, runtime, then the package."""
@@ -149,12 +117,15 @@ def _statement_key(line: str) -> tuple[bool, str]:
 
 
 class TypeNames:
-    """The Python names of everything the `types` module defines."""
+    """The Python names of everything the `types` facade lists, and for each the
+    schema entity it belongs to (its module is that entity's: `ModulePlan`)."""
 
     def __init__(self, schema: Schema) -> None:
-        self.scope = naming.NameScope("the generated types module")
-        for taken, why in _MODULE_NAMES.items():
-            self.scope.reserve(taken, f"the generated {why} module")
+        self.scope = naming.NameScope("the generated types package")
+        for taken in TYPES_FACADE_NAMES:
+            self.scope.reserve(taken, "the types facade")
+        # Python name -> the QAPI entity whose module defines it
+        self.owner: dict[str, str] = {}
         self.classes: dict[str, str] = {}
         # (union, branch, inner branch, ...) -> class: one class per leaf branch, a
         # branch whose type is a union having one per branch of that union
@@ -170,15 +141,13 @@ class TypeNames:
             if isinstance(entity, EnumType) and not entity.is_builtin:
                 self._class(entity)
                 table = f"_{self.classes[entity.name]}_VALUES"
-                self.enum_tables[entity.name] = self.scope.add(
-                    f"the values of {entity.name}", table, entity.info
+                self.enum_tables[entity.name] = self._add(
+                    entity, f"the values of {entity.name}", table
                 )
                 if any(is_deprecated(value.features) for value in entity.members):
                     deprecated = f"_{self.classes[entity.name]}_DEPRECATED"
-                    self.deprecated_values[entity.name] = self.scope.add(
-                        f"the deprecated values of {entity.name}",
-                        deprecated,
-                        entity.info,
+                    self.deprecated_values[entity.name] = self._add(
+                        entity, f"the deprecated values of {entity.name}", deprecated
                     )
             elif isinstance(entity, ObjectType) and is_generated_object(entity):
                 self._class(entity)
@@ -189,13 +158,18 @@ class TypeNames:
                 self._function(entity, "decode_", self.decoders)
                 self._function(entity, "encode_", self.encoders)
 
+    def _add(self, entity: Entity, what: str, python_name: str) -> str:
+        name = self.scope.add(what, python_name, entity.info)
+        self.owner[name] = entity.name
+        return name
+
     def _class(self, entity: Entity) -> None:
         name = naming.class_name(entity.name)
-        self.classes[entity.name] = self.scope.add(entity.name, name, entity.info)
+        self.classes[entity.name] = self._add(entity, entity.name, name)
 
     def _function(self, entity: Entity, prefix: str, table: dict[str, str]) -> None:
         name = prefix + naming.snake_case(entity.name)
-        table[entity.name] = self.scope.add(f"{prefix}{entity.name}", name, entity.info)
+        table[entity.name] = self._add(entity, f"{prefix}{entity.name}", name)
 
     def _union(self, union: ObjectType) -> None:
         for path in branch_paths(union):
@@ -203,9 +177,7 @@ class TypeNames:
                 "_" + naming.camel_case(step) for step in path
             )
             key = f"{union.name} branch {'/'.join(path)}"
-            self.branch_classes[(union.name, *path)] = self.scope.add(
-                key, name, union.info
-            )
+            self.branch_classes[(union.name, *path)] = self._add(union, key, name)
         self._function(union, "decode_", self.decoders)
 
 
@@ -229,36 +201,65 @@ def is_generated_object(typ: ObjectType) -> bool:
     return not typ.is_implicit
 
 
+class Reference:
+    """How code in one generated module spells a name the types package defines.
+
+    - `home` set (a module of the types package): names of the same module as they
+      are, names of another module imported from it (``from .sockets import X``);
+    - otherwise (commands, the server module, the events package's modules): through the lazy
+      facade, ``_t.X`` (`parent` is the package, relative to the module), so no
+      schema name enters the module's namespace and importing it loads no types.
+    """
+
+    def __init__(
+        self,
+        plan: ModulePlan,
+        imports: Imports,
+        home: str | None = None,
+        parent: str = ".",
+    ) -> None:
+        self.plan = plan
+        self.imports = imports
+        self.home = home
+        self.parent = parent
+
+    def __call__(self, names: TypeNames, python_name: str) -> str:
+        if self.home is not None:
+            module = self.plan.module_of(names.owner[python_name])
+            if module != self.home:
+                self.imports.name(f".{module}", python_name)
+            return python_name
+        self.imports.name(self.parent, "types as _t")
+        return f"_t.{python_name}"
+
+
 class TypeMapper:
-    """`TypeUse`s for code in one module (`in_types`: the types module itself, where
-    names need no import; `decodes_members`: the module's classes decode their members
-    themselves, so member types bring what that code refers to)."""
+    """`TypeUse`s for code in one module (`reference`: how that module refers to the
+    types package's names; `decodes_members`: the module's classes decode their
+    members themselves, so member types bring what that code refers to)."""
 
     def __init__(
         self,
         names: TypeNames,
-        imports: Imports,
-        in_types: bool,
+        reference: Reference,
         decodes_members: bool = False,
     ) -> None:
         self.names = names
-        self.imports = imports
-        self.in_types = in_types
+        self.reference = reference
+        self.imports = reference.imports
         self.decodes_members = decodes_members
 
     def _local(self, name: str) -> str:
-        if not self.in_types:
-            self.imports.name(".types", name)
-        return name
+        return self.reference(self.names, name)
 
     def use(self, typ: Type) -> TypeUse:
         if isinstance(typ, BuiltinType):
             annotation, decoder, kinds = _BUILTINS[typ.name]
-            self.imports.name(f"{RUNTIME}", "codec as _c")
+            self.imports.name(RUNTIME, "codec as _c")
             encode = {"null": "None", "any": "_c.any_wire({})"}.get(typ.name, "{}")
             check = "_c.Null" if typ.name == "null" else None
             return TypeUse(annotation, decoder, encode, kinds, check, typ.name)
-        self.imports.name(f"{RUNTIME}", "codec as _c")
+        self.imports.name(RUNTIME, "codec as _c")
         if isinstance(typ, ArrayType):
             element = self.use(typ.element_type)
             if element.encode == "{}":
@@ -311,11 +312,10 @@ class TypeMapper:
         )
 
     def import_deprecated_values(self, use: TypeUse) -> None:
-        """Import the sets of deprecated enum values that code checking `use`'s values
-        (`Member.deprecation_lines`) refers to; imported only then, as they are
-        private to the types module otherwise."""
-        for table in use.deprecated_tables:
-            self._local(table)
+        """Spell (and import) the sets of deprecated enum values that code checking
+        `use`'s values (`Member.deprecation_lines`) refers to; imported only then, as
+        they are private to the types package otherwise."""
+        use.deprecated_refs = tuple(self._local(t) for t in use.deprecated_tables)
 
     def member(
         self,

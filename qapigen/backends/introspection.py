@@ -155,17 +155,16 @@ def generate_introspection(schema: Schema, schema_name: str) -> Module:
         f"The query-qmp-schema answer for the QAPI schema {schema_name}.\n\n"
         + header(schema_name),
         [
-            "import json",
-            "from collections.abc import Collection",
-            "from typing import TypeAlias",
+            "from collections.abc import Collection as _Collection",
             "",
-            "from qapigen_runtime.conditions import holds",
+            "from qapigen_runtime.bindings import introspection as _introspection",
         ],
     )
-    entries: Node = "_ENTRIES: list[_Entry] = []"
+    entries: Node = "_ENTRIES: list[_introspection.Entry] = []"
     if items:
         entries = Assign(
-            "_ENTRIES: list[_Entry]", Group("[", items, "]", literal=True, explode=True)
+            "_ENTRIES: list[_introspection.Entry]",
+            Group("[", items, "]", literal=True, explode=True),
         )
     module.body = render("introspection.py.j2", module=module, entries=entries)
     return module

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from .. import naming
 from ..layout import Group, Node
 from ..render import header, render
 from ..schema import AlternateType, EnumType, ObjectMember, ObjectType, Schema
 from .common import (
+    RUNTIME,
     Imports,
+    Reference,
     TypeMapper,
     TypeNames,
     is_deprecated,
@@ -16,6 +20,7 @@ from .common import (
 )
 from .docs import annotate, doc_text
 from .literals import dict_literal, json_node, keyed
+from .modules import ModulePlan
 from .view import (
     Alternate,
     Alternative,
@@ -23,6 +28,7 @@ from .view import (
     Dispatch,
     Enum,
     EnumValue,
+    FacadeExports,
     Member,
     Module,
     Struct,
@@ -80,6 +86,8 @@ def _doc_of(typ: EnumType | ObjectType | AlternateType, name: str) -> str:
 def struct_view(typ: ObjectType, names: TypeNames, mapper: TypeMapper) -> Struct:
     cls = names.classes[typ.name]
     members = members_of(mapper, typ.members, typ.doc, f"struct '{typ.name}'")
+    for member in members:
+        mapper.import_deprecated_values(member.type)
     return Struct(cls, typ.name, members, _struct_doc(typ, members))
 
 
@@ -161,12 +169,14 @@ def _dispatch(
         where = f"union '{union.name}' branch '{'/'.join(steps)}'"
         members = members_of(mapper, common + vtype.members, union.doc, where)
         for member in members:
+            mapper.import_deprecated_values(member.type)
             if member.wire in tags:
                 member.fixed_tag, tag_deprecated = tags[member.wire]
                 if not tag_deprecated:
                     # building this branch sends its tag value: check only a
                     # deprecated one
                     member.type.deprecated_tables = ()
+                    member.type.deprecated_refs = ()
         fallback = (
             f"Branch '{'/'.join(steps)}' of union {union.name}."
             if path
@@ -206,71 +216,161 @@ def alternate_view(
     )
 
 
-def generate_types(schema: Schema, names: TypeNames, schema_name: str) -> Module:
-    imports = Imports()
-    mapper = TypeMapper(names, imports, in_types=True, decodes_members=True)
-    enums: list[Enum] = []
-    structs: list[Struct] = []
-    unions: list[Union] = []
-    alternates: list[Alternate] = []
+@dataclass
+class _TypesFile:
+    """What one module of the types package holds, with the imports its code uses."""
+
+    name: str
+    imports: Imports
+    enums: list[Enum] = field(default_factory=list)
+    structs: list[Struct] = field(default_factory=list)
+    unions: list[Union] = field(default_factory=list)
+    alternates: list[Alternate] = field(default_factory=list)
+
+    def imported_modules(self) -> set[str]:
+        """The other modules of the package this one imports from."""
+        return {
+            module[1:] for module in self.imports.from_modules() if module[:1] == "."
+        }
+
+
+def _collect(schema: Schema, names: TypeNames, plan: ModulePlan) -> list[_TypesFile]:
+    files: dict[str, _TypesFile] = {}
+    mappers: dict[str, TypeMapper] = {}
+    for name in plan.modules():
+        files[name] = _TypesFile(name, Imports())
+        reference = Reference(plan, files[name].imports, home=name)
+        mappers[name] = TypeMapper(names, reference, decodes_members=True)
     for entity in schema.entities:
         if isinstance(entity, EnumType) and not entity.is_builtin:
-            enums.append(enum_view(entity, names))
+            target = files[plan.module_of(entity.name)]
+            target.enums.append(enum_view(entity, names))
         elif isinstance(entity, ObjectType) and is_generated_object(entity):
+            target = files[plan.module_of(entity.name)]
+            mapper = mappers[target.name]
             if entity.variants is None:
-                structs.append(struct_view(entity, names, mapper))
+                target.structs.append(struct_view(entity, names, mapper))
             else:
                 branch_classes, union = union_views(entity, names, mapper)
-                structs.extend(branch_classes)
-                unions.append(union)
+                target.structs.extend(branch_classes)
+                target.unions.append(union)
         elif isinstance(entity, AlternateType):
-            alternates.append(alternate_view(entity, names, mapper))
-    if enums:
-        imports.module("enum")
-    if any(s.uses_warnings for s in structs):
-        imports.module("warnings")
-    if structs:
-        imports.module("dataclasses")
-        imports.name("typing", "ClassVar")
-    if any(m.fixed_tag for s in structs for m in s.members):
-        imports.name("typing", "Literal")
-    if unions or alternates:
-        imports.name("typing", "TypeAlias")
-    if enums or structs or unions or alternates:
-        imports.name("qapigen_runtime", "codec as _c")
+            target = files[plan.module_of(entity.name)]
+            mapper = mappers[target.name]
+            target.alternates.append(alternate_view(entity, names, mapper))
+    return list(files.values())
+
+
+def _render_module(content: _TypesFile, schema_name: str) -> Module:
+    imports = content.imports
+    if content.enums:
+        imports.module("enum as _enum")
+    if any(s.uses_warnings for s in content.structs):
+        imports.module("warnings as _warnings")
+    if content.structs or content.unions or content.alternates:
+        imports.module("typing as _typing")
+    if content.structs:
+        imports.name(f"{RUNTIME}.bindings.struct", "Struct as _Struct")
+    if content.enums or content.structs or content.unions or content.alternates:
+        imports.name(RUNTIME, "codec as _c")
     module = Module(
-        "types.py",
-        f"Types of the QAPI schema {schema_name}.\n\n{header(schema_name)}",
+        f"types/{content.name}.py",
+        f"Types of {schema_name}'s module {content.name}.\n\n{header(schema_name)}",
         imports.lines(),
     )
-    member_conditions: list[Node] = []
-    for struct in structs:
-        conditional = [
-            keyed(m.wire, json_node(m.cond_json)) for m in struct.members if m.cond_json
-        ]
-        if conditional:
-            table = Group("{", conditional, "}", literal=True, explode=True)
-            member_conditions.append(keyed(struct.name, table))
-    value_conditions: list[Node] = []
-    for e in enums:
-        conditional = [
-            keyed(v.wire, json_node(v.cond_json)) for v in e.values if v.cond_json
-        ]
-        if conditional:
-            table = Group("{", conditional, "}", literal=True, explode=True)
-            value_conditions.append(keyed(e.name, table))
     module.body = render(
-        "types.py.j2",
-        member_conditions=dict_literal(
-            "MEMBER_CONDITIONS: dict[str, dict[str, object]]", member_conditions
-        ),
-        value_conditions=dict_literal(
-            "ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]]", value_conditions
-        ),
+        "types_module.py.j2",
         module=module,
-        enums=enums,
-        structs=structs,
-        unions=unions,
-        alternates=alternates,
+        enums=content.enums,
+        structs=content.structs,
+        unions=content.unions,
+        alternates=content.alternates,
     )
     return module
+
+
+def _conditions_table(target: str, tables: list[tuple[str, list[Node]]]) -> Node:
+    items: list[Node] = []
+    for owner, conditional in tables:
+        if conditional:
+            table = Group("{", conditional, "}", literal=True, explode=True)
+            items.append(keyed(owner, table))
+    return dict_literal(target, items)
+
+
+def generate_types(
+    schema: Schema, names: TypeNames, plan: ModulePlan, schema_name: str
+) -> list[Module]:
+    """The types package: a module per schema module (cycles between schema modules
+    merged, see `ModulePlan`), and the facade `types/__init__.py` naming them all."""
+    contents = _collect(schema, names, plan)
+    while plan.merge_cycles({c.name: c.imported_modules() for c in contents}):
+        contents = _collect(schema, names, plan)
+    contents = [c for c in contents if c.enums or c.structs or c.alternates]
+    modules = [_render_module(content, schema_name) for content in contents]
+    member_conditions = _conditions_table(
+        "MEMBER_CONDITIONS: dict[str, dict[str, object]]",
+        [
+            (
+                s.name,
+                [
+                    keyed(m.wire, json_node(m.cond_json))
+                    for m in s.members
+                    if m.cond_json
+                ],
+            )
+            for c in contents
+            for s in c.structs
+        ],
+    )
+    value_conditions = _conditions_table(
+        "ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]]",
+        [
+            (
+                e.name,
+                [
+                    keyed(v.wire, json_node(v.cond_json))
+                    for v in e.values
+                    if v.cond_json
+                ],
+            )
+            for c in contents
+            for e in c.enums
+        ],
+    )
+    facade = Module(
+        "types/__init__.py",
+        f"Types of the QAPI schema {schema_name}: enums, structs, unions and\n"
+        "alternates, each with its codec.\n\n"
+        "Every type is importable from here; its code lives in the module named after\n"
+        "the schema file that defines it, imported when the type is first used.\n\n"
+        + header(schema_name),
+        [
+            "import typing as _typing",
+            "",
+            f"from {RUNTIME}.bindings import lazy as _lazy",
+        ],
+    )
+    facade.body = render(
+        "facade.py.j2",
+        module=facade,
+        exports=facade_exports(names.owner, plan),
+        extra_tables=[
+            (
+                member_conditions,
+                "The `if` condition of each conditional member, by class (JSON form).",
+            ),
+            (
+                value_conditions,
+                "The `if` condition of each conditional enum value, by enum class"
+                " (JSON form).",
+            ),
+        ],
+    )
+    return [facade, *modules]
+
+
+def facade_exports(owner: dict[str, str], plan: ModulePlan) -> FacadeExports:
+    """Each name of a facade with the module defining it (`owner`: name -> entity)."""
+    locations = {name: plan.module_of(entity) for name, entity in owner.items()}
+    return FacadeExports(locations, plan.modules())

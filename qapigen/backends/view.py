@@ -47,6 +47,22 @@ class TypeUse:
     qapi_name: str = ""
     enum_table: str | None = None
     deprecated_tables: tuple[str, ...] = ()
+    # the same as this module's code spells them (see TypeMapper.import_deprecated_values)
+    deprecated_refs: tuple[str, ...] = ()
+
+    @property
+    def decoder_node(self) -> Node:
+        """The decoder expression as a layout node (``_c.array_of(...)`` can be split
+        inside its brackets)."""
+        return _call_node(self.decoder)
+
+    def decode_call(self, arguments: list[Node]) -> Node:
+        """A call of the decoder with `arguments`: directly when it is a name, through
+        ``_c.decode`` when it is itself a call (black lays ``f(x)(y)`` out its own
+        way; generated code does not use that shape)."""
+        if "(" in self.decoder:
+            return Group("_c.decode(", [self.decoder_node, *arguments], ")")
+        return Group(f"{self.decoder}(", arguments, ")")
 
     def encode_expr(self, value: str) -> str:
         return self.encode.format(value)
@@ -58,7 +74,19 @@ class TypeUse:
         if text.startswith("[") and text.endswith("]"):
             element, loop = text[1:-1].split(" for ", 1)
             return Group("[", [Split([element, "for " + loop])], "]", literal=True)
+        if self.encode.endswith("({})"):
+            # a call of an encoder function (an alternate's): black splits inside its
+            # brackets, as it does any call whose opening line fits
+            return Group(self.encode[: -len("{})")], [value], ")")
         return text
+
+
+def _call_node(expression: str) -> Node:
+    """``f(g(x))`` as nested groups; a name as itself."""
+    if not expression.endswith(")") or "(" not in expression:
+        return expression
+    head, _, inner = expression.partition("(")
+    return Group(head + "(", [_call_node(inner[:-1])], ")")
 
 
 def _prefixed(prefix: str, node: Node) -> Node:
@@ -119,6 +147,15 @@ def _statement(indent: str, text: str, node: Node) -> str:
     return lay_out(node, indent)
 
 
+def _if_given(indent: str, value: str) -> str:
+    """``if value is not None:`` at `indent`."""
+    return _statement(
+        indent,
+        f"if {value} is not None:",
+        Chain("if ", [value, "None"], "is not", ":"),
+    )
+
+
 def _condition(indent: str, operands: list[str]) -> str:
     """``if a or b:`` at `indent`."""
     return _statement(
@@ -142,22 +179,27 @@ class Member:
     @property
     def annotation(self) -> str:
         if self.fixed_tag is not None:
-            return f"Literal[{self.fixed_tag}]"
+            return f"_typing.Literal[{self.fixed_tag}]"
         if self.optional:
             return f"{self.type.annotation} | None"
         return self.type.annotation
 
     @property
     def declaration(self) -> Node:
-        """The dataclass field line."""
-        if self.fixed_tag is not None:
-            field = Group(
-                "dataclasses.field(", [f"default={self.fixed_tag}", "init=False"], ")"
-            )
-            return Assign(f"{self.attr}: {self.annotation}", field)
-        if self.optional:
-            return Field(self.attr, self.annotation, "None")
+        """The class-body line: an annotated slot (a union branch's tag too: fixed,
+        set by ``__init__`` and ``from_wire``, never a parameter)."""
         return Field(self.attr, self.annotation)
+
+    @property
+    def value(self) -> str:
+        """What ``__init__`` sets the attribute to: its parameter, or the fixed tag."""
+        return self.fixed_tag or self.attr
+
+    @property
+    def parameter(self) -> Node:
+        """The member as a keyword parameter (black parenthesizes a long annotation
+        as it does a field's)."""
+        return Field(self.attr, self.annotation, "None" if self.optional else None)
 
     @property
     def fetches(self) -> bool:
@@ -197,7 +239,9 @@ class Member:
         lines += self._call_helper(local, inner, wire, operands)
         if self.type.enum_table is not None:
             lines.append(f"{indent}else:")
-            lines.append(f"{inner}{local} = {self.type.enum_table}[{local}]")
+            table = self.type.enum_table
+            lookup = Assign(local, Group(f"{table}[", [local], "]"))
+            lines.append(_statement(inner, f"{local} = {table}[{local}]", lookup))
         return lines
 
     def _object_lines(self, local: str, indent: str, wire: str) -> list[str]:
@@ -207,13 +251,11 @@ class Member:
         members, so the two paths report alike."""
         inner = indent + INDENT
         path = f"path + {py_string('.' + self.wire)} if path else {wire}"
-        if len(inner) + len(INDENT) + len(path) + 1 > LINE_LENGTH:
-            # black would parenthesize the conditional on lines of its own: a call
-            path = f"_c.at(path, {wire})"
         call = f"{local} = {self.type.decoder}({local}, {path}, strict)"
-        node = Assign(
-            local, Group(f"{self.type.decoder}(", [local, path, "strict"], ")")
-        )
+        # split, the path is a call (black would split a long conditional its own
+        # way); on one line, the cheaper conditional
+        at: Node = Group("_c.at(", ["path", wire], ")")
+        node = Assign(local, Group(f"{self.type.decoder}(", [local, at, "strict"], ")"))
         lines = [f"{indent}if type({local}) is dict:", _statement(inner, call, node)]
         if self.optional:
             present = [f"{local} is not None", f"{wire} in data"]
@@ -232,8 +274,9 @@ class Member:
         """``local = _c.required(data, "wire", path, strict, decoder)``."""
         arguments = ["data", wire, "path", "strict", self.type.decoder]
         text = f"{local} = _c.required({', '.join(arguments)})"
+        items: list[Node] = [*arguments[:-1], self.type.decoder_node]
         return _statement(
-            indent, text, Assign(local, Group("_c.required(", list(arguments), ")"))
+            indent, text, Assign(local, Group("_c.required(", items, ")"))
         )
 
     def _call_helper(
@@ -265,16 +308,16 @@ class Member:
         if self.deprecated and self.fixed_tag is None:  # a fixed tag is not set
             message = py_string(f"{where} is deprecated")
             warn = Group(
-                "warnings.warn(",
+                "_warnings.warn(",
                 [message, "DeprecationWarning", f"stacklevel={stacklevel}"],
                 ")",
             )
             if self.optional:
-                lines.append(f"{indent}if {value} is not None:")
+                lines.append(_if_given(indent, value))
                 inner = indent + INDENT
             lines.append(lay_out(warn, inner))
-        if self.type.deprecated_tables:
-            tables = " | ".join(self.type.deprecated_tables)
+        if self.type.deprecated_refs:
+            tables = " | ".join(self.type.deprecated_refs)
             call = Group(
                 "_c.warn_deprecated_values(",
                 [value, tables, py_string(where), str(stacklevel)],
@@ -288,7 +331,7 @@ class Member:
         assign = Assign(
             f"{target}[{py_string(self.wire)}]", self.type.encode_node(value)
         )
-        return f"{indent}if {value} is not None:\n" + lay_out(assign, indent + INDENT)
+        return _if_given(indent, value) + "\n" + lay_out(assign, indent + INDENT)
 
 
 @dataclass
@@ -339,7 +382,7 @@ class Enum:
 
 @dataclass
 class Struct:
-    """A dataclass with a codec: a struct, a union branch, or an event's data."""
+    """A class with a codec: a struct, a union branch, or an event."""
 
     name: str
     qapi_name: str
@@ -350,12 +393,76 @@ class Struct:
     deprecated: bool = False
 
     @property
+    def base(self) -> str:
+        return "_Struct" if self.event_name is None else "_Event"
+
+    @property
+    def settable(self) -> list[Member]:
+        """The members an instance holds (a branch's fixed tag is the class's)."""
+        return [m for m in self.members if m.fixed_tag is None]
+
+    @property
+    def fixed(self) -> list[Member]:
+        return [m for m in self.members if m.fixed_tag is not None]
+
+    @property
+    def own_attributes(self) -> list[str]:
+        """Every attribute an instance holds, in order (an event's `timestamp` is
+        its base class's)."""
+        return [m.attr for m in self.members] + ["extra"]
+
+    @property
+    def slots(self) -> Node:
+        return Assign("__slots__", _tuple_literal(self.own_attributes))
+
+    @property
+    def fixed_fields(self) -> Node | None:
+        if not self.fixed:
+            return None
+        names = [m.attr for m in self.fixed]
+        return Assign(
+            "_FIXED: _typing.ClassVar[tuple[str, ...]]", _tuple_literal(names)
+        )
+
+    @property
     def known_members(self) -> Node:
         """The class constant listing the wire names of its members."""
         items: list[Node] = [py_string(m.wire) for m in self.members]
         members = Group("{", items, "}", literal=True) if items else "()"
         value = Group("frozenset(", [members], ")")
-        return Assign("_MEMBERS: ClassVar[frozenset[str]]", value)
+        return Assign("_MEMBERS: _typing.ClassVar[frozenset[str]]", value)
+
+    @property
+    def init_signature(self) -> Node:
+        params: list[Node] = ["self", "*"]
+        params += [m.parameter for m in self.settable]
+        params.append("extra: dict[str, object] | None = None")
+        if self.event_name is not None:
+            params.append("timestamp: _Timestamp = _NO_TIMESTAMP")
+        return Group("def __init__(", params, ") -> None:", is_def=True)
+
+    @property
+    def init_body(self) -> str:
+        """Set each attribute; then warn about each deprecated member a program sets
+        and each deprecated enum value it gives. `from_wire` bypasses ``__init__``, so
+        a client is told what it sends, never what it receives. Event classes do not
+        warn: a program builds events only to serve them."""
+        indent = INDENT * 2
+        lines = [
+            _statement(
+                indent, f"self.{m.attr} = {m.value}", Assign(f"self.{m.attr}", m.value)
+            )
+            for m in self.members
+        ]
+        lines.append(f"{indent}self.extra = {{}} if extra is None else extra")
+        if self.event_name is not None:
+            lines.append(f"{indent}self.timestamp = timestamp")
+            return "\n".join(lines)
+        for m in self.members:
+            where = f"member '{m.wire}' of {self.qapi_name}"
+            # stack: warnings.warn, __init__, the caller
+            lines += m.deprecation_lines(m.value, where, indent, 2)
+        return "\n".join(lines)
 
     @property
     def from_wire_body(self) -> str:
@@ -364,7 +471,7 @@ class Struct:
         members looked for only when some key is not a member, then the instance,
         its slots filled directly."""
         indent = INDENT * 2
-        decoded = [m for m in self.members if m.fixed_tag is None]
+        decoded = self.settable
         locals_ = _local_names(decoded)
         lines = [
             f"{indent}data: dict[str, object] = (",
@@ -384,34 +491,18 @@ class Struct:
         lines.append(lay_out(extra, indent + INDENT))
         lines.append(f"{indent}else:")
         lines.append(f"{indent}{INDENT}extra = {{}}")
-        # Filling the slots directly skips the keyword matching of the dataclass's
-        # __init__, which costs more than all the checks above (it sets nothing else).
+        # Filling the slots directly skips the keyword matching of __init__, which
+        # costs more than all the checks above (it sets nothing else).
         lines.append(f"{indent}decoded = object.__new__(cls)")
         for m in self.members:
-            value = m.fixed_tag if m.fixed_tag is not None else locals_[m.attr]
+            value = m.fixed_tag or locals_[m.attr]
             assign = f"decoded.{m.attr} = {value}"
             lines.append(_statement(indent, assign, Assign(f"decoded.{m.attr}", value)))
         lines.append(f"{indent}decoded.extra = extra")
         if self.event_name is not None:
             # the data member carries no stamp: the decode paths set the envelope's
-            lines.append(f"{indent}decoded.timestamp = NO_TIMESTAMP")
+            lines.append(f"{indent}decoded.timestamp = _NO_TIMESTAMP")
         lines.append(f"{indent}return decoded")
-        return "\n".join(lines)
-
-    @property
-    def post_init_body(self) -> str:
-        """The statements of ``__post_init__`` (empty: the class needs none): warn
-        about each deprecated member a program sets and each deprecated enum value it
-        gives. Only constructing runs it (`from_wire` bypasses ``__init__``), so a
-        client is told what it sends, never what it receives. Event classes have
-        none: a program builds events only to serve them."""
-        if self.event_name is not None:
-            return ""
-        lines: list[str] = []
-        for m in self.members:
-            where = f"member '{m.wire}' of {self.qapi_name}"
-            # stack: warnings.warn, __post_init__, the dataclass's __init__, caller
-            lines += m.deprecation_lines("self." + m.attr, where, INDENT * 2, 3)
         return "\n".join(lines)
 
     @property
@@ -432,6 +523,15 @@ class Struct:
         return Assign("wire: dict[str, object]", Group("{", items, "}", literal=True))
 
 
+def _tuple_literal(names: list[str]) -> Node:
+    """``("a", "b")``; a one-element tuple keeps its comma."""
+    items: list[Node] = [py_string(name) for name in names]
+    if len(items) == 1:
+        # the comma makes it a tuple, on one line or split
+        return Group("(", [f"{flat(items[0])},"], ")", literal=True)
+    return Group("(", items, ")", literal=True)
+
+
 # Names `from_wire` binds or reads besides its members' variables.
 _CODEC_NAMES = frozenset(
     {
@@ -446,21 +546,32 @@ _CODEC_NAMES = frozenset(
         "object",
         "type",
         "float",
+        "dict",
+        "str",
+        "int",
+        "bool",
+        "list",
         "_c",
+        "_NO_TIMESTAMP",
     }
 )
 
 
+# Longer attribute names are decoded into ``m<position>``: the decoding statements
+# then stay short, and laid out only in the few shapes the layout rules know.
+_MAX_LOCAL = 20
+
+
 def _local_names(members: list[Member]) -> dict[str, str]:
-    """The variable each member is decoded into: its attribute name, unless that is a
-    name the codec uses (``data``, ``value``, a class it refers to, ...)."""
+    """The variable each member is decoded into: its attribute name, unless that is
+    long or a name the codec uses (``data``, ``value``, a class it refers to, ...)."""
     taken = set(_CODEC_NAMES)
     for m in members:
         taken.update(_referenced_names(m.type))
     attrs = {m.attr for m in members}
     names: dict[str, str] = {}
-    for m in members:
-        name = m.attr
+    for position, m in enumerate(members):
+        name = m.attr if len(m.attr) <= _MAX_LOCAL else f"m{position}"
         while name in taken or (name != m.attr and name in attrs):
             name += "_"
         taken.add(name)
@@ -546,8 +657,8 @@ class EncodeStep:
     """One `if isinstance(...): return ...` of an alternate's encoder (test None: the
     final unconditional return)."""
 
-    test: str | None
-    expr: str
+    test: Node | None
+    expr: Node
 
 
 @dataclass
@@ -572,13 +683,64 @@ class Alternate:
             if alt.type.isinstance is None:
                 plain = True
                 continue
-            test = f"isinstance(value, {alt.type.isinstance})"
-            steps.append(EncodeStep(test, alt.type.encode_expr("value")))
+            test = Group("if isinstance(", ["value", alt.type.isinstance], "):")
+            steps.append(EncodeStep(test, alt.type.encode_node("value")))
         if plain:
             steps.append(EncodeStep(None, "value"))
         elif steps:
             steps[-1].test = None
         return steps
+
+
+@dataclass
+class FacadeExports:
+    """What a lazy facade (`types/__init__.py`, `events/__init__.py`) names: every
+    name with the module of the package that defines it, in the package's modules'
+    order (`modules`)."""
+
+    locations: dict[str, str]
+    modules: list[str]
+    # names the facade itself defines that a program uses
+    also: tuple[str, ...] = ()
+
+    @property
+    def public(self) -> list[str]:
+        """``__all__``: the names a program uses (tables are the package's own)."""
+        listed = [name for name in self.locations if not name.startswith("_")]
+        return sorted({*listed, *self.also})
+
+    def type_checking_imports(self, indent: str) -> list[str]:
+        """``from .module import (Name as Name, ...)``, a statement per module, so
+        type checkers and IDEs see every name where it is defined."""
+        statements: list[str] = []
+        for module in sorted(self.modules):
+            names = sorted(n for n, m in self.locations.items() if m == module)
+            if not names:
+                continue
+            items: list[Node] = [f"{name} as {name}" for name in names]
+            group = Group(f"from .{module} import (", items, ")", explode=True)
+            statements.append(lay_out(group, indent))
+        return statements
+
+    @property
+    def all_list(self) -> Node:
+        items: list[Node] = [py_string(name) for name in self.public]
+        if not items:
+            return "__all__: list[str] = []"
+        return Assign("__all__", Group("[", items, "]", literal=True, explode=True))
+
+    @property
+    def locations_table(self) -> Node:
+        items: list[Node] = [
+            f"{py_string(name)}: {py_string(self.locations[name])}"
+            for name in sorted(self.locations)
+        ]
+        if not items:
+            return "_LOCATIONS: dict[str, str] = {}"
+        return Assign(
+            "_LOCATIONS: dict[str, str]",
+            Group("{", items, "}", literal=True, explode=True),
+        )
 
 
 @dataclass

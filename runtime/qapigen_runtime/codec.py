@@ -16,9 +16,9 @@ from __future__ import annotations
 import enum
 import warnings
 from collections.abc import Callable, Collection, Mapping
+from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 JSONObject = dict[str, object]
 
@@ -123,8 +123,7 @@ class DecodeError(ValueError):
         return f"Invalid parameter type for '{name}', expected: {expected}"
 
 
-@dataclass(frozen=True)
-class Disabled:
+class Disabled(NamedTuple):
     """What a server's `if` condition symbols leave out, by generated class name:
     `members` of objects and `values` of enums. While a dispatcher decodes arguments
     it sets `DISABLED`, and strict decoding refuses these as QEMU built without them
@@ -336,6 +335,14 @@ def array_of(decode: Decoder[T]) -> Decoder[list[T]]:
     return decode_array
 
 
+def decode(
+    decoder: Decoder[T], value: object, path: str = "", strict: bool = False
+) -> T:
+    """`decoder` applied to `value`: how generated code calls a decoder it builds
+    (``decode(array_of(X.from_wire), value)``) rather than calling the built one."""
+    return decoder(value, path, strict)
+
+
 def required(
     data: JSONObject, member: str, path: str, strict: bool, decode: Decoder[T]
 ) -> T:
@@ -398,8 +405,16 @@ def enum_value(cls: type[E], value: object, path: str, strict: bool) -> E:
     return cls(value)
 
 
+NO_MEMBERS: Final[frozenset[str]] = frozenset()
+"""The members of an object that has none (what an argument-less command takes)."""
+
+
 def extra_members(
-    data: JSONObject, known: frozenset[str], path: str, strict: bool, owner: str = ""
+    data: JSONObject,
+    known: AbstractSet[str],
+    path: str,
+    strict: bool,
+    owner: str = "",
 ) -> JSONObject:
     """Members the schema does not define. Lenient mode returns them so the object
     round-trips; strict mode rejects the first one, as QEMU rejects unknown arguments
@@ -409,7 +424,7 @@ def extra_members(
         for member in limits.members.get(owner, ()):
             if member in data:
                 raise _member_fault(path, member, "unexpected", "unexpected member")
-    if len(data) <= len(known) and known.issuperset(data):
+    if len(data) <= len(known) and known >= data.keys():
         return {}
     unknown = {key: value for key, value in data.items() if key not in known}
     if strict:

@@ -145,11 +145,11 @@ def test_generate_writes_then_check_detects_staleness(tmp_path: Path) -> None:
     write(tmp_path, "colors.json", SMALL_SCHEMA)
     made = qapigen("generate", "colors.json", "-o", "out", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
-    assert (tmp_path / "out" / "types.py").is_file()
+    assert (tmp_path / "out" / "types" / "colors.py").is_file()
     fresh = qapigen("generate", "colors.json", "-o", "out", "--check", cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
 
-    types_py = tmp_path / "out" / "types.py"
+    types_py = tmp_path / "out" / "types" / "colors.py"
     types_py.write_text(types_py.read_text() + "# edited by hand\n")
     stale = qapigen("generate", "colors.json", "-o", "out", "--check", cwd=tmp_path)
     assert stale.returncode == 1
@@ -221,10 +221,10 @@ def test_no_change_regeneration_is_skipped_until_an_input_changes(
     changed = qapigen(*args, cwd=tmp_path)
     assert changed.returncode == 0, changed.stderr
     assert "up to date" not in changed.stderr
-    assert "GREEN" in (tmp_path / "out" / "types.py").read_text()
+    assert "GREEN" in (tmp_path / "out" / "types" / "colors.py").read_text()
 
     # The stamp never vouches for output edited by hand.
-    types_py = tmp_path / "out" / "types.py"
+    types_py = tmp_path / "out" / "types" / "colors.py"
     types_py.write_text(types_py.read_text().replace("GREEN", "RED_"))
     stale = qapigen(*args, "--check", cwd=tmp_path)
     assert stale.returncode == 1

@@ -9,11 +9,12 @@ the `qemu.qmp` adapter, or a test double.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .events import QMPEvent
+if TYPE_CHECKING:
+    from .events import QMPEvent
 
-EventPredicate = Callable[[QMPEvent], bool]
+EventPredicate = Callable[["QMPEvent"], bool]
 """Selects the event `wait_for` waits for (besides its name)."""
 
 

@@ -1,0 +1,93 @@
+"""Whole generated packages are what black prints, whatever the lengths of the names.
+
+The generator lays code out itself (qapigen/layout.py) instead of running a formatter;
+this checks the result, file by file, with black in-process, over random schemas whose
+type, member and command names are short, long and everything around the 88-column
+limit, in every construct the templates emit (structs, optional members, arrays, enums
+with deprecated values, unions with nested branches, alternates, commands with and
+without arguments and replies, boxed commands, events).
+"""
+
+from __future__ import annotations
+
+import os
+
+import black
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qapigen.frontend import schema_from_parsed
+from qapigen.generate import generate_package
+from qapigen.level import Level
+from qapigen.parser import parse_text
+
+MODE = black.Mode(line_length=88, target_versions={black.TargetVersion.PY311})
+
+words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=12)
+
+
+def _join(parts: list[str], sep: str) -> str:
+    return sep.join(parts)
+
+
+lower_names = st.lists(words, min_size=1, max_size=7).map(lambda p: _join(p, "-"))
+type_names = st.lists(words, min_size=1, max_size=6).map(
+    lambda p: "".join(w.capitalize() for w in p)
+)
+event_names = st.lists(words, min_size=1, max_size=6).map(
+    lambda p: _join(p, "_").upper()
+)
+
+
+@st.composite
+def schemas(draw: st.DrawFn) -> str:
+    """A valid schema: distinct names drawn long and short."""
+    names = draw(st.lists(type_names, min_size=6, max_size=6, unique=True))
+    names = [f"T{index}{name}" for index, name in enumerate(names)]
+    enum, struct, inner, union, alternate, boxed = names
+    members = draw(st.lists(lower_names, min_size=2, max_size=5, unique=True))
+    members = [f"m-{name}" for name in members]
+    values = draw(st.lists(lower_names, min_size=2, max_size=4, unique=True))
+    values = [f"v-{name}" for name in values]
+    command = "do-" + draw(lower_names)
+    event = "EV_" + draw(event_names)
+    first, *rest = members
+    data = ", ".join(
+        [f"'{first}': '{enum}'"]
+        + [
+            f"'*{m}': ['{inner}']" if i % 2 else f"'*{m}': '{alternate}'"
+            for i, m in enumerate(rest)
+        ]
+    )
+    value_list = ", ".join(
+        [f"'{values[0]}'"]
+        + [f"{{ 'name': '{v}', 'features': [ 'deprecated' ] }}" for v in values[1:]]
+    )
+    branches = ", ".join(f"'{v}': '{inner}'" for v in values)
+    return f"""
+{{ 'enum': '{enum}', 'data': [ {value_list} ] }}
+{{ 'struct': '{inner}', 'data': {{ 'i-{first}': 'int', '*opt-{command}': 'str' }} }}
+{{ 'struct': '{struct}', 'data': {{ {data} }} }}
+{{ 'union': '{union}', 'base': {{ '{first}': '{enum}' }}, 'discriminator': '{first}',
+   'data': {{ {branches} }} }}
+{{ 'alternate': '{alternate}', 'data': {{ 'object': '{inner}', 'number': 'int' }} }}
+{{ 'struct': '{boxed}', 'data': {{ '{first}': '{union}' }} }}
+{{ 'command': '{command}', 'data': {{ {data} }}, 'returns': '{struct}' }}
+{{ 'command': '{command}-boxed', 'data': '{boxed}', 'boxed': true,
+   'returns': ['{inner}'] }}
+{{ 'command': '{command}-plain' }}
+{{ 'event': '{event}', 'data': {{ {data} }} }}
+"""
+
+
+@settings(
+    max_examples=int(os.environ.get("QAPIGEN_BLACK_EXAMPLES", "40")), deadline=None
+)
+@given(schemas())
+def test_every_generated_file_is_what_black_prints(text: str) -> None:
+    parsed = parse_text(text, "random.json", Level.PERMISSIVE)
+    schema = schema_from_parsed(parsed, "random.json", Level.PERMISSIVE)
+    files = generate_package(schema, "random_pkg", "random.json")
+    for name, source in files.items():
+        if name.endswith(".py"):
+            assert black.format_str(source, mode=MODE) == source, name
