@@ -5,6 +5,8 @@ rewrites only files whose text changed (so timestamps and build caches stay put)
 once (atomic_write.py), and removes files it no longer produces; it touches only files
 qapigen owns (ownership.py) and leaves a stamp recording them (stamp.py). `check_package`
 returns a unified diff from what is on disk to what would be written (empty when current).
+Every generated module is compiled in memory before anything is written: a package that
+would not compile is a bug of qapigen's (GeneratedCodeError), never written.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .backends.commands import generate_commands
 from .backends.common import TypeNames
 from .backends.events import generate_events
 from .backends.introspection import generate_introspection
+from .backends.limits import check_limits
 from .backends.modules import ModulePlan
 from .backends.types import generate_types
 from .ownership import OutputError, Plan, plan_package
@@ -28,6 +31,32 @@ from .stamp import STAMP_NAME, Provenance, make_stamp, regular_file_bytes, stamp
 PY_TYPED = "py.typed"
 
 
+class GeneratedCodeError(Exception):
+    """A generated module does not compile: a bug of qapigen's, not of the schema (a
+    schema qapigen cannot express is refused by the front end with a located error)."""
+
+
+def check_compiles(files: dict[str, str]) -> None:
+    """Compile every Python module of `files` in memory (and check it is encodable);
+    GeneratedCodeError, naming the file and line, for the first that is not."""
+    for path, text in files.items():
+        if not path.endswith(".py"):
+            continue
+        try:
+            text.encode("utf-8")
+            compile(text, path, "exec", dont_inherit=True)
+        except SyntaxError as error:  # IndentationError among them
+            raise GeneratedCodeError(
+                f"{path}:{error.lineno}: generated code does not compile:"
+                f" {type(error).__name__}: {error.msg}"
+            ) from error
+        except (ValueError, UnicodeError, RecursionError, MemoryError) as error:
+            raise GeneratedCodeError(
+                f"{path}: generated code does not compile: {type(error).__name__}:"
+                f" {error}"
+            ) from error
+
+
 def generate_package(schema: Schema, package: str, schema_name: str) -> dict[str, str]:
     """Every file of the package for `schema`, by path relative to the package folder.
 
@@ -35,6 +64,7 @@ def generate_package(schema: Schema, package: str, schema_name: str) -> dict[str
     name as the header should show it (no directories: output must not depend on
     where the schema lives).
     """
+    check_limits(schema)  # a schema too deep to generate in proportion: a located error
     names = TypeNames(schema)
     plan = ModulePlan(schema, taken=names.owner)
     modules = [
@@ -52,6 +82,7 @@ def generate_package(schema: Schema, package: str, schema_name: str) -> dict[str
         modules=["commands", "events", "introspection", "types"],
     )
     files[PY_TYPED] = ""
+    check_compiles(files)
     return dict(sorted(files.items()))
 
 

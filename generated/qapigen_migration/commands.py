@@ -20,7 +20,8 @@ from . import types as _t
 
 class AsyncClient(_AsyncClientBase):
     """The commands of migration.json: typed methods over an asynchronous QMP
-    transport (replies decoded leniently: what a newer QEMU adds is kept)."""
+    transport (replies decoded leniently: what a newer QEMU adds is kept).
+    """
 
     __slots__ = ()
 
@@ -647,7 +648,8 @@ class AsyncClient(_AsyncClientBase):
 
 class SyncClient(_SyncClientBase):
     """The commands of migration.json: typed methods over a blocking QMP
-    transport (replies decoded leniently: what a newer QEMU adds is kept)."""
+    transport (replies decoded leniently: what a newer QEMU adds is kept).
+    """
 
     __slots__ = ()
 
@@ -1272,7 +1274,8 @@ class SyncClient(_SyncClientBase):
 
 class CommandHandler(_typing.Protocol):
     """What a server implements to serve migration.json: one method per command, with
-    the arguments the clients send, returning the typed reply."""
+    the arguments the clients send, returning the typed reply.
+    """
 
     async def query_migrate(self) -> _t.MigrationInfo: ...
 

@@ -20,7 +20,8 @@ from . import types as _t
 
 class AsyncClient(_AsyncClientBase):
     """The commands of schema.json: typed methods over an asynchronous QMP
-    transport (replies decoded leniently: what a newer QEMU adds is kept)."""
+    transport (replies decoded leniently: what a newer QEMU adds is kept).
+    """
 
     __slots__ = ()
 
@@ -131,7 +132,8 @@ class AsyncClient(_AsyncClientBase):
 
 class SyncClient(_SyncClientBase):
     """The commands of schema.json: typed methods over a blocking QMP
-    transport (replies decoded leniently: what a newer QEMU adds is kept)."""
+    transport (replies decoded leniently: what a newer QEMU adds is kept).
+    """
 
     __slots__ = ()
 
@@ -242,7 +244,8 @@ class SyncClient(_SyncClientBase):
 
 class CommandHandler(_typing.Protocol):
     """What a server implements to serve schema.json: one method per command, with
-    the arguments the clients send, returning the typed reply."""
+    the arguments the clients send, returning the typed reply.
+    """
 
     async def query_jobs(self) -> list[_t.Job]: ...
 

@@ -19,7 +19,8 @@ from . import types as _t
 
 class AsyncClient(_AsyncClientBase):
     """The commands of schema.json: typed methods over an asynchronous QMP
-    transport (replies decoded leniently: what a newer QEMU adds is kept)."""
+    transport (replies decoded leniently: what a newer QEMU adds is kept).
+    """
 
     __slots__ = ()
 
@@ -38,7 +39,8 @@ class AsyncClient(_AsyncClientBase):
 
 class SyncClient(_SyncClientBase):
     """The commands of schema.json: typed methods over a blocking QMP
-    transport (replies decoded leniently: what a newer QEMU adds is kept)."""
+    transport (replies decoded leniently: what a newer QEMU adds is kept).
+    """
 
     __slots__ = ()
 
@@ -57,7 +59,8 @@ class SyncClient(_SyncClientBase):
 
 class CommandHandler(_typing.Protocol):
     """What a server implements to serve schema.json: one method per command, with
-    the arguments the clients send, returning the typed reply."""
+    the arguments the clients send, returning the typed reply.
+    """
 
     async def where_is(self, *, at: _t.Where) -> _t.Where: ...
 
