@@ -33,12 +33,15 @@ RESERVED_ATTRIBUTES = frozenset(
     {
         "bool",
         "bytes",
+        "classmethod",
         "dict",
         "float",
+        "frozenset",
         "int",
         "list",
         "object",
         "str",
+        "tuple",
         "type",
         "self",
         "cls",
@@ -105,7 +108,10 @@ def class_name(name: str) -> str:
     text = _base(name)
     if text.startswith("_"):
         return "Q" + text
-    return text[:1].upper() + text[1:]
+    text = text[:1].upper() + text[1:]
+    if keyword.iskeyword(text):  # None, True, False
+        text += "_"
+    return text
 
 
 def camel_case(name: str) -> str:
@@ -148,31 +154,41 @@ class NameScope:
         self._by_qapi: dict[str, str] = {}
         # Python names the generated code itself binds in this namespace.
         self._reserved: dict[str, str] = {}
+        # Python names given with `_` appended, the natural one being reserved.
+        self._renamed: set[str] = set()
 
     def reserve(self, python_name: str, why: str) -> None:
-        """Keep `python_name` for the generated code (`why` says what uses it)."""
+        """Keep `python_name` for the generated code (`why` says what uses it): a QAPI
+        name that would become it gets it with ``_`` appended."""
         self._reserved[python_name] = why
 
     def add(self, qapi_name: str, python_name: str, info: SourceInfo | None) -> str:
-        """Register `qapi_name` as `python_name`; a second QAPI name on the same Python
-        name is an error located at `info`."""
-        why = self._reserved.get(python_name)
-        if why is not None:
-            raise QAPIError(
-                info,
-                f"'{qapi_name}' becomes the Python name '{python_name}' in "
-                f"{self.what}, which {why} already uses",
-            )
-        owner = self._by_python.get(python_name)
+        """Register `qapi_name` as `python_name` and return the Python name it gets:
+        `python_name`, or that with ``_`` appended until it is free when the generated
+        code reserves it (or a renamed name holds it). Two QAPI names on the same
+        Python name by the naming rules alone are an error located at `info`."""
+        name = python_name
+        while name in self._reserved or self._renamed_holder(name, qapi_name):
+            name += "_"
+        owner = self._by_python.get(name)
         if owner is not None and owner != qapi_name:
             raise QAPIError(
                 info,
                 f"'{qapi_name}' and '{owner}' both become the Python name "
-                f"'{python_name}' in {self.what}",
+                f"'{name}' in {self.what}",
             )
-        self._by_python[python_name] = qapi_name
-        self._by_qapi[qapi_name] = python_name
-        return python_name
+        if name != python_name:
+            self._renamed.add(name)
+        self._by_python[name] = qapi_name
+        self._by_qapi[qapi_name] = name
+        return name
+
+    def _renamed_holder(self, python_name: str, qapi_name: str) -> bool:
+        """Whether another QAPI name holds `python_name` because it was renamed."""
+        owner = self._by_python.get(python_name)
+        return (
+            owner is not None and owner != qapi_name and python_name in self._renamed
+        )
 
     def python(self, qapi_name: str) -> str:
         return self._by_qapi[qapi_name]

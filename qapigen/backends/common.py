@@ -9,6 +9,8 @@ schema type into a `TypeUse` for one output module and records, in that module's
 
 from __future__ import annotations
 
+import builtins
+
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -124,6 +126,10 @@ class TypeNames:
         self.scope = naming.NameScope("the generated types package")
         for taken in TYPES_FACADE_NAMES:
             self.scope.reserve(taken, "the types facade")
+        for taken in dir(builtins):
+            # a class named like a builtin would shadow it in annotations (mypy
+            # resolves a later alias `IndexError` to the builtin), so it gets a `_`
+            self.scope.reserve(taken, "Python's builtins")
         # Python name -> the QAPI entity whose module defines it
         self.owner: dict[str, str] = {}
         self.classes: dict[str, str] = {}
@@ -359,7 +365,7 @@ def members_of(
     result = []
     for member in members:
         view = mapper.member(member, doc, attribute)
-        scope.add(member.name, view.attr, member.info)
+        view.attr = scope.add(member.name, view.attr, member.info)
         result.append(view)
     return result
 
