@@ -407,7 +407,7 @@ def test_names_mixed_across_roles(case: tuple[str, list[str]]) -> None:
         imported_package(files, Path(scratch), "names_mixed") as pkg,
     ):
         _import_all(pkg)
-        value = {member: 1}
+        value: dict[str, object] = {member: 1}
         type_class = next(
             getattr(pkg.types, n)
             for n in pkg.types.__all__
