@@ -186,9 +186,7 @@ class NameScope:
     def _renamed_holder(self, python_name: str, qapi_name: str) -> bool:
         """Whether another QAPI name holds `python_name` because it was renamed."""
         owner = self._by_python.get(python_name)
-        return (
-            owner is not None and owner != qapi_name and python_name in self._renamed
-        )
+        return owner is not None and owner != qapi_name and python_name in self._renamed
 
     def python(self, qapi_name: str) -> str:
         return self._by_qapi[qapi_name]

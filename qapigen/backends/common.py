@@ -10,7 +10,6 @@ schema type into a `TypeUse` for one output module and records, in that module's
 from __future__ import annotations
 
 import builtins
-
 from collections import defaultdict
 from collections.abc import Callable
 
