@@ -82,9 +82,17 @@ def _key(name: str) -> str:
     return name.lower().replace("-", "_").strip("_")
 
 
+# The names issue R found breaking generated code, whatever the lists above hold.
+ISSUE_MEMBERS = ["frozenset", "classmethod", "dataclasses", "handler", "arguments"]
+ISSUE_MEMBERS += ["reply"]
+ISSUE_TYPES = ["TypeVar", "CommandHandlerBase", "QMPEvent", "AsyncIterator"]
+
+
 def every_name() -> list[str]:
     candidates = (
-        set(dir(builtins))
+        set(ISSUE_MEMBERS)
+        | set(ISSUE_TYPES)
+        | set(dir(builtins))
         | set(keyword.kwlist)
         | set(keyword.softkwlist)
         | set(dir(typing))
@@ -279,6 +287,8 @@ def test_names_are_not_helpers() -> None:
     assert len(NAMES) > 500
     for role in (TYPE_NAMES, MEMBER_NAMES, VALUE_NAMES, COMMAND_NAMES, EVENT_NAMES):
         assert len(role) > 150
+    assert set(ISSUE_MEMBERS) <= set(MEMBER_NAMES)
+    assert set(ISSUE_TYPES) <= set(TYPE_NAMES)
     for helper in (KIND, LEAF, "ZzAll", "ZzHolder", "ZzValues", "ZzProbe"):
         assert _key(helper) not in {_key(n) for n in NAMES}
 
