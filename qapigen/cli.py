@@ -159,6 +159,27 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write nothing; exit 1 with a diff if a package on disk is stale",
     )
+    shell = commands.add_parser(
+        "shell",
+        help="a typed QMP shell: completion, validation, help from the schema",
+        description="A QMP shell typed by the server's schema (its query-qmp-schema,"
+        " or the generated package --package names): Tab completes commands and"
+        " argument names, arguments are checked before they are sent, help COMMAND"
+        " shows the package's documentation. Without a terminal on stdin it runs one"
+        " command per line (COMMAND KEY=VALUE ...), prints each reply as a line of"
+        " JSON and stops with status 1 at the first error.",
+    )
+    shell.add_argument(
+        "address",
+        metavar="ADDRESS",
+        help="the QMP server: unix:PATH, a socket path, tcp:HOST:PORT or HOST:PORT",
+    )
+    shell.add_argument(
+        "--package",
+        metavar="NAME",
+        help="a generated package of the server's schema (importable): its doc"
+        " comments for help, its schema when the server has no query-qmp-schema",
+    )
     return parser
 
 
@@ -425,7 +446,18 @@ def _report(error: Exception) -> None:
         print(error, file=sys.stderr)
 
 
-_COMMANDS = {"check": _cmd_check, "dump-ir": _cmd_dump_ir, "generate": _cmd_generate}
+def _cmd_shell(args: argparse.Namespace) -> int:
+    from .shell.session import main as shell_main
+
+    return shell_main(args.address, args.package)
+
+
+_COMMANDS = {
+    "check": _cmd_check,
+    "dump-ir": _cmd_dump_ir,
+    "generate": _cmd_generate,
+    "shell": _cmd_shell,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
