@@ -79,12 +79,8 @@ class Completer:
 
             line = readline.get_line_buffer()[: readline.get_endidx()]
             self._candidates = completions(self.catalog, line)
+        # the session sets readline's delimiters to blanks, so `text` is the
+        # partial word the candidates replace
         if state < len(self._candidates):
-            candidate = self._candidates[state]
-            # readline replaces only `text` (the part after its delimiters)
-            return (
-                candidate[len(candidate) - len(text) :]
-                if text
-                else candidate.rpartition(" ")[2]
-            )
+            return self._candidates[state]
         return None
