@@ -20,6 +20,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qapigen.from_introspection.build import schema_from_entities
 from qapigen.from_introspection.names import camel, derive_names
@@ -264,3 +266,40 @@ def test_bad_answers_are_located(entries: object, message: str) -> None:
     with pytest.raises(QAPIError) as raised:
         read_entities(entries, "reply.json")
     assert str(raised.value).startswith(message), str(raised.value)
+
+
+def _reachable(entries: list[dict[str, Any]], roots: set[str]) -> set[str]:
+    """Every type the commands and events `roots` use, directly or not."""
+    by_name = {e["name"]: e for e in entries}
+    seen: set[str] = set()
+    stack = [
+        ref
+        for e in entries
+        if e["name"] in roots
+        for ref in (e.get("arg-type"), e.get("ret-type"))
+        if ref is not None
+    ]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        entry = by_name[name]
+        stack += [m["type"] for m in entry.get("members", []) if "type" in m]
+        stack += [v["type"] for v in entry.get("variants", [])]
+        if "element-type" in entry:
+            stack.append(entry["element-type"])
+    return seen
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_removing_commands_renames_only_what_they_reach(data: st.DataObject) -> None:
+    entries = answer("qemu-10.0.2.json")
+    roots = sorted(e["name"] for e in entries if e["meta-type"] in ("command", "event"))
+    removed = set(data.draw(st.lists(st.sampled_from(roots), max_size=8, unique=True)))
+    before = derive_names(read_entities(entries, "a"))
+    kept = [e for e in entries if e["name"] not in removed]
+    after = derive_names(read_entities(kept, "b"))
+    untouched = set(before) - _reachable(entries, removed)
+    assert {k: after[k] for k in untouched} == {k: before[k] for k in untouched}
