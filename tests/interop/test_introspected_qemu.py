@@ -1,4 +1,8 @@
-"""A package generated from a live QEMU 7.2's introspection, driven against that QEMU.
+"""A package generated from a live QEMU's introspection, driven against that QEMU.
+
+The installed QEMU 7.2 always; other builds too when $QAPIGEN_EXTRA_QEMU lists their
+binaries (separated by `:`), e.g. Debian's 5.2 and 10.0 unpacked into a scratch folder,
+each compared with the package generated from its own release's source schema.
 
 `qapigen generate --from-introspection` asks the running QEMU for its schema and
 version; the package passes black and mypy --strict, and every `query-*` command that
@@ -12,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import re
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -34,24 +40,45 @@ from qapigen_runtime.qmp.sync_client import SyncQMPClient
 from qapigen_runtime.qmp.transport import EventPredicate
 from qapigen_testing.generated_packages import imported_package
 from qapigen_testing.paths import qemu_release
-from qapigen_testing.qemu_fixtures import QemuLauncher, QemuProcess, qemu_version
+from qapigen_testing.qemu_fixtures import (
+    QEMU_BINARY,
+    QemuLauncher,
+    QemuProcess,
+    qemu_version,
+)
 from qapigen_testing.typecheck import link_tree, run_mypy
 
 pytestmark = pytest.mark.qemu
 
 
-@pytest.fixture(scope="module")
-def qemu() -> Iterator[QemuProcess]:
-    if qemu_version() != (7, 2):
-        pytest.skip(f"these tests drive QEMU 7.2; installed: {qemu_version()}")
-    with QemuLauncher() as launcher:
+EXTRA_BINARIES = [
+    path for path in os.environ.get("QAPIGEN_EXTRA_QEMU", "").split(os.pathsep) if path
+]
+
+
+@pytest.fixture(scope="module", params=[QEMU_BINARY, *EXTRA_BINARIES])
+def qemu(request: pytest.FixtureRequest) -> Iterator[QemuProcess]:
+    binary: str = request.param
+    version = qemu_version(binary)
+    if binary == QEMU_BINARY and version != (7, 2):
+        pytest.skip(f"these tests drive QEMU 7.2; installed: {version}")
+    with QemuLauncher(binary=binary) as launcher:
         yield launcher.start("introspected")
+
+
+def release_of(qemu: QemuProcess) -> str:
+    """`7.2` for the QEMU 7.2 running as `qemu`."""
+    with SyncQMPClient() as client:
+        client.connect(qemu.qmp_address)
+        version = client.execute("query-version")
+    assert isinstance(version, dict)
+    return "{major}.{minor}".format(**version["qemu"])
 
 
 @pytest.fixture(scope="module")
 def live_folder(qemu: QemuProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package the command line generates from the live QEMU."""
-    folder = tmp_path_factory.mktemp("live") / "live_q72"
+    folder = tmp_path_factory.mktemp("live") / "live_qemu"
     status = qapigen_main(
         [
             "generate",
@@ -65,10 +92,11 @@ def live_folder(qemu: QemuProcess, tmp_path_factory: pytest.TempPathFactory) -> 
     return folder
 
 
-def test_docstrings_name_the_qemu_version(live_folder: Path) -> None:
+def test_docstrings_name_the_qemu_version(qemu: QemuProcess, live_folder: Path) -> None:
     first = (live_folder / "__init__.py").read_text().splitlines()[0]
+    release = re.escape(release_of(qemu))
     assert re.fullmatch(
-        r'"""Typed QMP bindings for the QAPI schema introspection of QEMU 7\.2\.\d+\.',
+        rf'"""Typed QMP bindings for the QAPI schema introspection of QEMU {release}\.\d+\.',
         first,
     ), first
 
@@ -82,8 +110,8 @@ def test_live_package_is_black_clean_and_type_checks(
         text=True,
     )
     assert black.returncode == 0, black.stderr
-    link_tree(tmp_path, {"live_q72": live_folder})
-    checked = run_mypy(tmp_path, ["live_q72"])
+    link_tree(tmp_path, {"live_qemu": live_folder})
+    checked = run_mypy(tmp_path, ["live_qemu"])
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -120,7 +148,10 @@ def wire_of(package: ModuleType, command: str, reply: object) -> object:
     dispatcher (what a server built on the package would send)."""
     commands = importlib.import_module(package.__name__ + ".commands")
     method = commands.METHODS[command]
-    value = getattr(commands.SyncClient(Replay(reply)), method)()
+    with warnings.catch_warnings():
+        # deprecated commands warn when called (features are kept): not the point here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        value = getattr(commands.SyncClient(Replay(reply)), method)()
 
     async def answer(self: object, *args: object, **kwargs: object) -> object:
         return value
@@ -146,17 +177,20 @@ def no_argument_queries(schema: Schema) -> list[str]:
 def packages(
     qemu: QemuProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Schema, ModuleType, ModuleType]]:
-    source_path = qemu_release("7.2", "qapi", "qapi-schema.json")
+    release = release_of(qemu)
+    source_path = qemu_release(release, "qapi", "qapi-schema.json")
     if source_path is None:
-        pytest.skip("QEMU 7.2's source schema is absent")
+        pytest.skip(f"QEMU {release}'s source schema is absent")
     answer = load_answer(qemu.qmp_address)
     live_schema = schema_from_entities(answer.entities, qemu.qmp_address)
-    live_files = generate_package(live_schema, "live_pkg", answer.described)
-    source_files = generate_package(load_schema(str(source_path)), "src_pkg", "q")
     root = tmp_path_factory.mktemp("pkgs")
+    live_name, source_name = f"live_{root.name}", f"source_{root.name}"
+    live_files = generate_package(live_schema, live_name, answer.described)
+    source_schema = load_schema(str(source_path))
+    source_files = generate_package(source_schema, source_name, f"QEMU {release}")
     with (
-        imported_package(live_files, root, "live_pkg") as live,
-        imported_package(source_files, root, "src_pkg") as source,
+        imported_package(live_files, root, live_name) as live,
+        imported_package(source_files, root, source_name) as source,
     ):
         yield live_schema, live, source
 
@@ -166,7 +200,7 @@ def test_every_argumentless_query_decodes_and_agrees_with_source(
 ) -> None:
     schema, live, source = packages
     queries = no_argument_queries(schema)
-    assert len(queries) >= 60, queries
+    assert len(queries) >= 50, queries
     failures: list[str] = []
     refused: list[str] = []
     compared = 0
@@ -188,4 +222,4 @@ def test_every_argumentless_query_decodes_and_agrees_with_source(
                     failures.append(f"{package.__name__} {command}: {wire} != {reply}")
             compared += 1
     assert failures == []
-    assert compared >= 50, (compared, refused)
+    assert compared >= 40, (compared, refused)
