@@ -266,6 +266,7 @@ def read_entities(data: object, fname: str) -> list[InfoEntity]:
 
 
 _TYPE_METAS = ("builtin", "enum", "object", "array", "alternate")
+_ELEMENT_METAS = ("builtin", "enum", "object", "alternate")  # no arrays of arrays
 
 
 def _check_references(
@@ -286,10 +287,7 @@ def _check_references(
         return found
 
     if entity.meta == "array":
-        element = target(
-            entity.element_type, "element-type", _TYPE_METAS[:-2] + ("alternate",)
-        )
-        del element
+        target(entity.element_type, "element-type", _ELEMENT_METAS)
     elif entity.meta == "object":
         for i, member in enumerate(entity.members):
             found = target(member.type, f"members[{i}].type", _TYPE_METAS)
