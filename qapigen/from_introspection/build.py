@@ -20,7 +20,10 @@ introspection cannot say is settled the way that keeps the wire the same:
 - Conditions: the answer lists only what the build has, so nothing is conditional.
 - Features are kept on every entity, member and enum value that has them.
 - `allow-oob` is kept; `allow-preconfig`, `coroutine`, `gen` and `success-response`
-  are not in introspection and take their defaults.
+  are not in introspection and take their defaults, except that the commands QEMU
+  declares `'gen': false` to take arguments its schema does not list (OPEN_COMMANDS:
+  `device_add`, and QEMU 5.x's `object-add`, whose arguments were then not a union)
+  are marked so again, as from source: they take the properties of what they create.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ from ..schema import Schema
 from ..source import QAPIError, QAPIWarning, SourceInfo
 from .names import alternative_label, derive_names
 from .reply import InfoEntity, InfoMember
+
+OPEN_COMMANDS = frozenset({"device_add", "object-add"})
+"""Commands every QEMU release (5.2 to 10.0) that has them with plain (not union)
+arguments declares `'gen': false` "so we can get the additional arguments"."""
 
 MODULE_NAME = "qmp-schema"
 """The one module of a schema built from introspection (the answer has no files)."""
@@ -113,6 +120,8 @@ class _Writer:
     def command(self, entity: InfoEntity) -> dict[str, object]:
         expr: dict[str, object] = {"command": entity.name}
         expr.update(self.arguments(entity.arg_type))
+        if entity.name in OPEN_COMMANDS and "boxed" not in expr:
+            expr["gen"] = False
         if not self.is_empty(entity.ret_type):
             expr["returns"] = self.type_ref(entity.ret_type)
         if entity.allow_oob:

@@ -51,9 +51,12 @@ def check_request(request: Request, catalog: Catalog) -> None:
         raise ShellError(f"unknown command '{request.command}' (try: help)")
     try:
         if command.arg_type is None:
-            codec.extra_members(request.arguments, codec.NO_MEMBERS, "", True)
+            if command.gen:
+                codec.extra_members(request.arguments, codec.NO_MEMBERS, "", True)
         else:
-            check_value(request.arguments, command.arg_type, "")
+            _check_object(
+                request.arguments, command.arg_type, "", open_=not command.gen
+            )
     except codec.DecodeError as error:
         top = error.path.split(".")[0].split("[")[0]
         raise ShellError(
@@ -82,7 +85,11 @@ def check_value(value: object, typ: Type, path: str) -> None:
         _check_alternate(value, typ, path)
 
 
-def _check_object(data: dict[str, object], typ: ObjectType, path: str) -> None:
+def _check_object(
+    data: dict[str, object], typ: ObjectType, path: str, open_: bool = False
+) -> None:
+    """`open_`: members the schema does not list are let through (the arguments of
+    a `'gen': false` command such as device_add: the properties of the device)."""
     members = list(typ.members)
     if typ.variants is not None:
         tag = typ.variants.tag_member
@@ -103,7 +110,8 @@ def _check_object(data: dict[str, object], typ: ObjectType, path: str) -> None:
             codec.optional(data, member.name, path, True, decode)
         else:
             codec.required(data, member.name, path, True, decode)
-    codec.extra_members(data, {m.name for m in members}, path, True)
+    if not open_:
+        codec.extra_members(data, {m.name for m in members}, path, True)
 
 
 def _check_alternate(value: object, typ: AlternateType, path: str) -> None:

@@ -87,7 +87,12 @@ def test_damaged_answers_are_refused_with_a_location(data: st.DataObject) -> Non
     for _ in range(data.draw(st.integers(1, 3))):
         entry = data.draw(st.sampled_from(answer))
         target = entry
-        nested = [m for m in entry.get("members", []) if isinstance(m, dict)]
+        members = entry.get("members")
+        nested = (
+            [m for m in members if isinstance(m, dict)]
+            if isinstance(members, list)
+            else []
+        )
         if data.draw(st.booleans()) and nested:
             target = data.draw(st.sampled_from(nested))
         key = data.draw(KEYS)

@@ -135,3 +135,16 @@ def test_help_shows_the_signature_without_a_package(catalog: Catalog) -> None:
     assert text.startswith("migrate uri=str [blk=bool] [inc=bool] [detach=bool]")
     assert catalog.help("query-status") == "query-status -> StatusInfo"
     assert "features: deprecated" in catalog.help("drive-backup")
+
+
+def test_device_add_takes_the_properties_of_the_device(catalog: Catalog) -> None:
+    # 'gen': false in QEMU's schema: properties beyond driver, bus and id go through
+    parsed = request(catalog, "device_add driver=virtio-rng-pci id=rng0 max-bytes=1024")
+    assert parsed.arguments == {
+        "driver": "virtio-rng-pci",
+        "id": "rng0",
+        "max-bytes": 1024,  # not in the schema: read as JSON
+    }
+    with pytest.raises(ShellError) as raised:
+        request(catalog, "device_add id=rng0")
+    assert raised.value.message == "device_add: driver: missing member"
