@@ -32,6 +32,7 @@ from .validate import check_request
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
 PROMPT = "(QMP) "
 HISTORY_LENGTH = 1000
 
@@ -101,6 +102,9 @@ def run_script(shell: Shell, lines: Iterable[str], where: str = "<stdin>") -> in
             command = line.split()[0] if line.split() else ""
             print(f"{where}:{number}: {command}: {error}", file=shell.err)
             return EXIT_ERROR
+        except QMPError as error:  # the connection failed
+            print(f"{where}:{number}: connection lost: {error}", file=shell.err)
+            return EXIT_ERROR
         if result is None:
             continue
         if isinstance(result, HelpText):
@@ -152,6 +156,12 @@ def run_interactive(shell: Shell, banner: str) -> int:
             except QMPCommandError as error:
                 print(f"error: {error}", file=shell.err)
                 continue
+            except KeyboardInterrupt:
+                print("\ninterrupted: the command may still run", file=shell.err)
+                continue
+            except QMPError as error:  # the connection failed
+                print(f"connection lost: {error}", file=shell.err)
+                return EXIT_ERROR
             if isinstance(result, HelpText):
                 print(result, file=shell.out)
             elif result is not None:
@@ -238,5 +248,7 @@ def main(address: str, package: str | None, interactive: bool | None = None) -> 
         if interactive:
             return run_interactive(shell, banner)
         return run_script(shell, sys.stdin)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     finally:
         connection.close()

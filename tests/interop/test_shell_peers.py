@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from qapigen_testing.peers import MACHINE_ARGS, Peer, PeerKind, Site, free_port
+from qapigen_testing.qemu_fixtures import QemuLauncher
 
 SHELL = [sys.executable, "-m", "qapigen", "shell"]
 
@@ -183,3 +184,19 @@ def test_interactive_session_in_a_pty(server: Peer, tmp_path: Path) -> None:
             process.wait()
         os.close(controller)
     assert "query-status" in history.read_text().splitlines()
+
+
+@pytest.mark.qemu
+def test_a_server_that_goes_away_ends_the_script(qemu_launcher: QemuLauncher) -> None:
+    qemu = qemu_launcher.start("shell-quit")
+    ran = subprocess.run(
+        [*SHELL, qemu.qmp_address],
+        input='{"execute": "quit"}\nquery-status\n',
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 1
+    assert ran.stdout.splitlines()[0] == "{}"
+    assert ran.stderr.splitlines()[-1].startswith("<stdin>:2: connection lost: ")
+    assert "Traceback" not in ran.stderr
