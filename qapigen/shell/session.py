@@ -56,6 +56,7 @@ class Shell:
         self.catalog = catalog
         self.out = out
         self.err = err
+        self.command = ""  # the last command sent, for messages
 
     def help_text(self, words: list[str]) -> str:
         if not words:
@@ -71,21 +72,27 @@ class Shell:
         return self.catalog.help(name)
 
     def run_line(self, line: str) -> object:
-        """What `line` gives: the reply of the command it sends, or help text (a
-        str); ShellError or QMPError when it fails. None for a blank line."""
+        """What `line` gives: the reply of the command it sends (`command` names
+        it), or help text (a HelpText); ShellError or QMPError when it fails.
+        NOTHING for a blank line or a comment."""
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
-            return None
+            return NOTHING
         words = stripped.split()
         if words[0] == "help":
             return HelpText(self.help_text(words[1:]))
         request = parse_line(line, self.catalog)
+        self.command = request.command
         check_request(request, self.catalog)
         return self.connection.execute(request.command, request.arguments)
 
 
 class HelpText(str):
     """Text to print as it is, not as JSON."""
+
+
+NOTHING = object()
+"""What a line without a command gives (a reply may be null: `qom-get`)."""
 
 
 def run_script(shell: Shell, lines: Iterable[str], where: str = "<stdin>") -> int:
@@ -99,13 +106,12 @@ def run_script(shell: Shell, lines: Iterable[str], where: str = "<stdin>") -> in
             print(error.located(f"{where}:{number}"), file=shell.err)
             return EXIT_ERROR
         except QMPCommandError as error:
-            command = line.split()[0] if line.split() else ""
-            print(f"{where}:{number}: {command}: {error}", file=shell.err)
+            print(f"{where}:{number}: {shell.command}: {error}", file=shell.err)
             return EXIT_ERROR
         except QMPError as error:  # the connection failed
             print(f"{where}:{number}: connection lost: {error}", file=shell.err)
             return EXIT_ERROR
-        if result is None:
+        if result is NOTHING:
             continue
         if isinstance(result, HelpText):
             print(result, file=shell.out)
@@ -164,7 +170,7 @@ def run_interactive(shell: Shell, banner: str) -> int:
                 return EXIT_ERROR
             if isinstance(result, HelpText):
                 print(result, file=shell.out)
-            elif result is not None:
+            elif result is not NOTHING:
                 print(json.dumps(result, indent=2), file=shell.out)
     finally:
         try:

@@ -99,6 +99,10 @@ def test_script_stops_at_an_error_reply(server: Peer) -> None:
         "<stdin>:1: migrate: GenericError: Parameter 'uri' expects a valid"
         " migration protocol"
     )
+    as_json = run_shell(
+        server, '{"execute": "migrate", "arguments": {"uri": "bogus:x"}}\n'
+    )
+    assert as_json.stderr == ran.stderr
 
 
 def test_events_are_shown(server: Peer) -> None:
