@@ -84,7 +84,12 @@ def request(name: str, arguments: Mapping[str, object] | None) -> bytes:
 
 def reply_value(name: str, line: bytes | bytearray | memoryview) -> object:
     """The ``return`` value of a reply line; QMPCommandError for an error reply,
-    QMPProtocolError for anything else (the caller resynchronises after it)."""
+    QMPProtocolError for anything else (the caller resynchronises after it).
+
+    The sentinel in front of the reply to a ``guest-sync-delimited`` sent as an
+    ordinary command is dropped."""
+    if line[:1] == RESET:
+        line = line[1:]
     try:
         message = decode_line(line)
     except ValueError as error:
