@@ -75,8 +75,8 @@ def worked_example(client: SyncQMPClient, folder: Path) -> None:
     nbd_socket = folder / "nbd.sock"
     address = t.UnixSocketAddress(path_=str(nbd_socket))
     qsd.nbd_server_start(addr=t.SocketAddressLegacy_Unix(data=address))
-    for node in ("disk", "backup"):  # NBD exports named as the nodes
-        qsd.block_export_add(t.BlockExportOptions_Nbd(id=node, node_name=node))
+    for name in ("disk", "backup"):  # NBD exports named as the nodes
+        qsd.block_export_add(t.BlockExportOptions_Nbd(id=name, node_name=name))
 
     qsd.blockdev_backup(
         t.BlockdevBackup(
