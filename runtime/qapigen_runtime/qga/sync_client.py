@@ -12,6 +12,7 @@ timeout, an unreadable reply or a command sent without waiting.
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from collections.abc import Mapping, Sequence
 
@@ -52,6 +53,8 @@ class SyncQGAClient:
         self._buffer = bytearray()
         self._scan = 0  # where the search for the next newline resumes
         self._in_sync = False
+        self._kernel_timeouts: dict[int, float] = {}
+        self._requests: dict[str, bytes] = {}  # encoded argument-less requests
 
     @classmethod
     def connected(
@@ -86,7 +89,9 @@ class SyncQGAClient:
             raise QMPDisconnectedError(
                 f"cannot connect to {describe(address)}: {error}"
             ) from error
+        sock.settimeout(None)  # blocking: deadlines are the kernel's (_kernel_timeout)
         self._sock, self._address = sock, address
+        self._kernel_timeouts = {}
         self._buffer.clear()
         self._scan = 0
         try:
@@ -132,7 +137,13 @@ class SyncQGAClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._in_sync:
             self._resync(deadline)
-        self._send(wire.request(name, arguments), name, deadline)
+        if arguments is None:
+            payload = self._requests.get(name)
+            if payload is None:
+                payload = self._requests[name] = wire.request(name, None)
+        else:
+            payload = wire.request(name, arguments)
+        self._send(payload, name, deadline)
         try:
             line = self._read_line(deadline)
         except QMPTimeoutError:
@@ -206,9 +217,9 @@ class SyncQGAClient:
     def _send(self, payload: bytes, name: str, deadline: float | None) -> None:
         sock = self._socket()
         try:
-            sock.settimeout(self._remaining(deadline))
+            self._kernel_timeout(socket.SO_SNDTIMEO, deadline)
             sock.sendall(payload)
-        except TimeoutError:
+        except (BlockingIOError, QMPTimeoutError):
             # part of it may have gone: the agent's parser holds half a request
             self._in_sync = False
             raise QMPTimeoutError(
@@ -242,10 +253,12 @@ class SyncQGAClient:
     def _receive(self, deadline: float | None) -> None:
         sock = self._socket()
         try:
-            sock.settimeout(self._remaining(deadline))
+            self._kernel_timeout(socket.SO_RCVTIMEO, deadline)
             data = sock.recv(_READ_SIZE)
-        except TimeoutError:
-            raise QMPTimeoutError("no reply in time") from None
+        except BlockingIOError:
+            if deadline is None or time.monotonic() >= deadline:
+                raise QMPTimeoutError("no reply in time") from None
+            return  # the kernel's wait ended a little early: the caller reads again
         except OSError as error:
             self.close()
             raise QMPDisconnectedError(f"the connection failed: {error}") from error
@@ -254,16 +267,34 @@ class SyncQGAClient:
             raise QMPDisconnectedError("the guest agent closed the connection")
         self._buffer += data
 
+    def _kernel_timeout(self, option: int, deadline: float | None) -> None:
+        """Make the kernel end a blocking send or receive near `deadline`.
+
+        The socket stays blocking (one system call per send or receive, as a bare
+        loop makes); SO_RCVTIMEO / SO_SNDTIMEO are changed only when the one set
+        would wait past the deadline or far less than it could, and set a little
+        short of it, so the next command (with the same timeout) keeps it.
+        """
+        current = self._kernel_timeouts.get(option, 0.0)  # 0: no limit
+        if deadline is None:
+            wanted = 0.0
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise QMPTimeoutError("the deadline passed")
+            if current and remaining / 2 <= current <= remaining:
+                return
+            wanted = remaining * 0.8 if remaining > 0.01 else remaining
+        if wanted == current:
+            return
+        seconds, fraction = divmod(wanted, 1.0)
+        microseconds = max(1, int(fraction * 1e6)) if wanted else 0
+        self._socket().setsockopt(
+            socket.SOL_SOCKET, option, struct.pack("ll", int(seconds), microseconds)
+        )
+        self._kernel_timeouts[option] = wanted
+
     def _socket(self) -> socket.socket:
         if self._sock is None:
             raise QMPDisconnectedError("not connected")
         return self._sock
-
-    @staticmethod
-    def _remaining(deadline: float | None) -> float | None:
-        if deadline is None:
-            return None
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise QMPTimeoutError("the deadline passed")
-        return remaining
