@@ -9,14 +9,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from qapigen_testing.daemons import QEMU_GA, QEMU_IMG, STORAGE_DAEMON, find_program
+from qapigen_testing.daemons import (
+    QEMU_GA,
+    QEMU_IMG,
+    QEMU_IO,
+    STORAGE_DAEMON,
+    find_program,
+)
 from qapigen_testing.qemu_fixtures import QEMU_BINARY, QemuLauncher
 
 # marker -> the programs its tests run, and the Debian package that has them
 PEERS = {
     "qemu": ((QEMU_BINARY,), "qemu-system-x86"),
     "guest_agent": ((QEMU_GA,), "qemu-guest-agent"),
-    "storage_daemon": ((STORAGE_DAEMON, QEMU_IMG), "qemu-system-x86"),
+    "storage_daemon": (
+        (STORAGE_DAEMON, QEMU_IMG, QEMU_IO),
+        "qemu-system-common qemu-utils",
+    ),
 }
 
 

@@ -33,6 +33,7 @@ from .qemu_fixtures import _die_with_parent
 QEMU_GA = "qemu-ga"
 STORAGE_DAEMON = "qemu-storage-daemon"
 QEMU_IMG = "qemu-img"
+QEMU_IO = "qemu-io"
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
