@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -272,12 +273,18 @@ def test_resync_after_a_half_sent_command_and_stale_bytes(
     with ChannelRelay(agent.socket_path, tcp=tcp) as relay:
         with SyncQGAClient.connected(relay.address) as first:
             commands.SyncClient(first).guest_ping()
-            # a reply nobody reads, then half a request
+            # a reply nobody reads (kept in the channel), then half a request
+            relay.hold(True)
             relay.to_agent(b'{"execute":"guest-get-osinfo"}\n')
             relay.to_agent(b'{"execute":"guest-sync", "arguments": {"id": 9')
             relay.drop_client()
+        deadline = time.monotonic() + 10
+        while relay.pending() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert relay.pending() > 0, "the agent did not answer guest-get-osinfo"
         # stale bytes of every kind on the way to the next client
         relay.to_client(b'{"return": {}}\ngarbage \x01\x02\n\xff{"return": 55}\n')
+        relay.hold(False)
         with SyncQGAClient.connected(relay.address) as second:
             typed = commands.SyncClient(second)
             assert typed.guest_sync(id=10) == 10

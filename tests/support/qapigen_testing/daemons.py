@@ -181,6 +181,11 @@ class ChannelRelay:
             self._to_client += data
         self._wake()
 
+    def pending(self) -> int:
+        """Bytes of the agent's output waiting for a client."""
+        with self._lock:
+            return len(self._to_client)
+
     def hold(self, held: bool) -> None:
         """Keep the agent's output from the client (True) or let it through."""
         with self._lock:
