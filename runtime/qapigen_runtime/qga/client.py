@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from ..qmp.address import Address, describe, timed_out
-from ..qmp.client import CLIENT_TIMEOUT, Timeout
+from ..qmp.requests import CLIENT_TIMEOUT, Timeout
 from ..qmp.errors import (
     QMPDisconnectedError,
     QMPMessageTooLargeError,

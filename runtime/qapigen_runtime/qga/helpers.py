@@ -17,7 +17,6 @@ the types each release accepts, so the clients of all of them type-check here.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import time
@@ -250,6 +249,8 @@ async def run_async(
     timeout: float | None = 60.0,
 ) -> ExecResult:
     """`run` over an asynchronous client."""
+    import asyncio  # here: a program of blocking calls does not load asyncio
+
     arg, data = _exec_arguments(args, input)
     started = await client.guest_exec(
         path_=path, arg=arg, input_data=data, capture_output=True

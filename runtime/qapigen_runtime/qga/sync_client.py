@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from ..qmp.address import Address, describe, open_socket, timed_out
-from ..qmp.client import CLIENT_TIMEOUT, Timeout
+from ..qmp.requests import CLIENT_TIMEOUT, Timeout
 from ..qmp.errors import (
     QMPDisconnectedError,
     QMPMessageTooLargeError,

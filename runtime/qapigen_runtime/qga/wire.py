@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
-from ..qmp.client import encode_request
+from ..qmp.requests import encode_request
 from ..qmp.errors import QMPError, QMPProtocolError, command_error_from_wire
 from ..qmp.received_json import decode_line
 
