@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from ..qmp.address import Address, describe, timed_out
-from ..qmp.requests import CLIENT_TIMEOUT, Timeout
 from ..qmp.errors import (
     QMPDisconnectedError,
     QMPMessageTooLargeError,
     QMPProtocolError,
     QMPTimeoutError,
 )
+from ..qmp.requests import CLIENT_TIMEOUT, Timeout
 from . import wire
 
 

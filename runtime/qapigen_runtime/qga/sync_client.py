@@ -17,13 +17,13 @@ import time
 from collections.abc import Mapping, Sequence
 
 from ..qmp.address import Address, describe, open_socket, timed_out
-from ..qmp.requests import CLIENT_TIMEOUT, Timeout
 from ..qmp.errors import (
     QMPDisconnectedError,
     QMPMessageTooLargeError,
     QMPProtocolError,
     QMPTimeoutError,
 )
+from ..qmp.requests import CLIENT_TIMEOUT, Timeout
 from . import wire
 
 _READ_SIZE = 64 * 1024

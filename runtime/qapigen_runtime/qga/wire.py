@@ -26,9 +26,9 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
-from ..qmp.requests import encode_request
 from ..qmp.errors import QMPError, QMPProtocolError, command_error_from_wire
 from ..qmp.received_json import decode_line
+from ..qmp.requests import encode_request
 
 SENTINEL = 0xFF
 """The byte that resets the agent's parser, and that precedes the sync reply."""
