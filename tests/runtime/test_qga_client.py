@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import tempfile
 import threading
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qapigen_qga import commands
 from qapigen_runtime.qga import QGAClient, SyncQGAClient
@@ -30,7 +33,8 @@ class ScriptedAgent:
     real agent refuses it), "guest-bad-reply" gets a line that is not JSON, and
     "guest-silence" gets nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, stale: bytes = b"") -> None:
+        self.stale = stale  # sent first, as a channel holds what no client read
         self.folder = Path(tempfile.mkdtemp(prefix="qapigen-qga-"))
         self.path = str(self.folder / "sock")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -46,6 +50,7 @@ class ScriptedAgent:
         except OSError:
             return
         with conn:
+            conn.sendall(self.stale)
             pending = b""
             while data := conn.recv(4096):
                 pending += data
@@ -86,6 +91,7 @@ class ScriptedAgent:
     def close(self) -> None:
         self.listener.close()
         self.thread.join(5)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -136,6 +142,39 @@ def test_an_unreadable_reply_is_a_protocol_error_and_the_next_command_resyncs(
             transport.execute("guest-silence", timeout=0.1)
         assert transport.execute("guest-sync", {"id": 9}) == 9
         assert transport.resyncs == 3
+
+
+# What a channel may hold: any bytes, with sentinels, replies, sync replies of other
+# ids and lines cut short among them.
+STALE_PIECES = st.one_of(
+    st.binary(max_size=40),
+    st.just(b"\xff"),
+    st.just(b"\n"),
+    st.integers(0, 2**31).map(lambda n: b'\xff{"return": %d}\n' % n),
+    st.just(b'{"return": {}}\n'),
+    st.just(b'\xff{"return": '),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(STALE_PIECES, max_size=8).map(b"".join))
+def test_whatever_the_channel_holds_the_clients_resync(stale: bytes) -> None:
+    agent = ScriptedAgent(stale)
+    try:
+        with SyncQGAClient.connected(agent.path, timeout=5) as transport:
+            assert transport.execute("guest-sync", {"id": 3}) == 3
+    finally:
+        agent.close()
+
+    async def scenario(path: str) -> None:
+        async with await QGAClient.connected(path, timeout=5) as transport:
+            assert await transport.execute("guest-sync", {"id": 4}) == 4
+
+    agent = ScriptedAgent(stale)
+    try:
+        asyncio.run(scenario(agent.path))
+    finally:
+        agent.close()
 
 
 def test_errors_of_the_agent_and_of_the_stream() -> None:
