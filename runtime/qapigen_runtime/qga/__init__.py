@@ -1,10 +1,10 @@
 """The guest agent's transport: asyncio and blocking clients of ``qemu-ga``.
 
+    from qapigen_qga.commands import SyncClient
     from qapigen_runtime.qga import SyncQGAClient
-    import qapigen_qga
 
     with SyncQGAClient.connected("/run/qga.sock") as agent:
-        qga = qapigen_qga.commands.SyncClient(agent)
+        qga = SyncClient(agent)
         qga.guest_ping()
 
 `QGAClient` (asyncio) and `SyncQGAClient` (blocking) carry the generated clients of

@@ -1,7 +1,7 @@
 """An asyncio guest-agent client: generated `AsyncClient`s ride on it as on QMP's.
 
     async with await QGAClient.connected("/run/qga.sock") as agent:
-        qga = qapigen_qga.commands.AsyncClient(agent)
+        qga = AsyncClient(agent)  # from qapigen_qga.commands (or any release's)
         print((await qga.guest_get_osinfo()).pretty_name)
 
 Commands are serialised (the agent answers in order and its replies carry no id):

@@ -1,7 +1,7 @@
 """A blocking guest-agent client: generated `SyncClient`s ride on it as on QMP's.
 
     with SyncQGAClient.connected("/run/qga.sock") as agent:
-        qga = qapigen_qga.commands.SyncClient(agent)
+        qga = SyncClient(agent)  # from qapigen_qga.commands (or any release's)
         print(qga.guest_get_osinfo().pretty_name)
 
 One command at a time, in order (the agent answers in order and its replies carry no
