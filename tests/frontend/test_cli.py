@@ -181,7 +181,7 @@ def test_generate_rejects_a_bad_pyproject_table(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == (
         "qapigen: pyproject.toml:3: [tool.qapigen]: bogus: unknown key"
-        " (known: schema, output, package, qapi-version)\n"
+        " (known: schema, output, package, qapi-version, optional)\n"
     )
 
 
