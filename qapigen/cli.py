@@ -329,6 +329,15 @@ def _generate_one(target: Target, fix: str, args: argparse.Namespace) -> int:
     from .stamp import Provenance, is_current
 
     output = shown(target.output)
+    if target.optional and not target.schema.exists():
+        # Nothing to check against: say so, and leave the committed package alone.
+        print(
+            f"{output}: skipped: its schema {shown(target.schema)} is absent (an"
+            " optional target); the committed package was not "
+            + ("checked" if args.check else "regenerated"),
+            file=sys.stderr,
+        )
+        return EXIT_OK
     check_folder(target.output)  # before the schema is read: a wrong -o fails at once
     options = _options(target)
     if is_current(target.output, options):

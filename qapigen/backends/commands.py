@@ -43,6 +43,9 @@ class CommandView:
     allow_oob: bool
     # 'gen': false commands take arguments beyond the declared ones (device_add)
     open_arguments: bool = False
+    # 'success-response': false commands (guest-shutdown) get no reply on success:
+    # the client sends them through the base class, which does not wait for one
+    success_response: bool = True
 
     @property
     def runner(self) -> str:
@@ -63,7 +66,9 @@ class CommandView:
             params += [p.parameter for p in self.params]
             if self.open_arguments:
                 params.append(f"{OPEN_ARGUMENTS}: dict[str, object] | None = None")
-        returns = self.returns.annotation if self.returns else "None"
+        returns = "None"
+        if self.returns is not None and self.success_response:
+            returns = self.returns.annotation
         keyword = "async def" if is_async else "def"
         return Group(
             f"{keyword} {self.method}(", params, f") -> {returns}:{suffix}", is_def=True
@@ -108,7 +113,12 @@ class CommandView:
                 call_arguments.append("_arguments or None")
         wait = "await " if is_async else ""
         call = Group(f"{wait}self._transport.execute(", call_arguments, ")")
-        if self.returns is None:
+        if not self.success_response:
+            if len(call_arguments) == 1:
+                call_arguments.append("None")
+            call = Group(f"{wait}self._execute_no_reply(", call_arguments, ")")
+            lines.append(lay_out(call, I2))
+        elif self.returns is None:
             lines.append(lay_out(call, I2))
         else:
             lines.append(lay_out(Assign("_reply", call), I2))
@@ -218,6 +228,7 @@ def command_view(
         is_deprecated(command.features),
         command.allow_oob,
         open_arguments=not command.gen and boxed is None and bool(params),
+        success_response=command.success_response,
     )
 
 
