@@ -180,6 +180,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="a generated package of the server's schema (importable): its doc"
         " comments for help, its schema when the server has no query-qmp-schema",
     )
+    shell.add_argument(
+        "--guest-agent",
+        action="store_true",
+        help="the server is qemu-ga (no greeting, no introspection): the schema is"
+        " --package's, by default qapigen_qga (QEMU 7.2's guest-agent schema)",
+    )
     return parser
 
 
@@ -458,7 +464,7 @@ def _report(error: Exception) -> None:
 def _cmd_shell(args: argparse.Namespace) -> int:
     from .shell.session import main as shell_main
 
-    return shell_main(args.address, args.package)
+    return shell_main(args.address, args.package, args.guest_agent)
 
 
 _COMMANDS = {

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import TypeVar
 
+from qapigen_runtime.qga.client import QGAClient
 from qapigen_runtime.qmp.address import Address
 from qapigen_runtime.qmp.client import QMPClient
 from qapigen_runtime.qmp.events import QMPEvent
@@ -24,17 +25,24 @@ COMMAND_TIMEOUT = None
 
 
 class Connection:
-    """One QMP connection served by a background event loop; `on_event` is called
-    (in that loop's thread) with each event as it arrives."""
+    """One QMP connection (or, `guest_agent`, one to qemu-ga, which has no greeting
+    and no events) served by a background event loop; `on_event` is called (in that
+    loop's thread) with each event as it arrives."""
 
-    def __init__(self, on_event: Callable[[QMPEvent], None]) -> None:
+    def __init__(
+        self, on_event: Callable[[QMPEvent], None], guest_agent: bool = False
+    ) -> None:
         self._on_event = on_event
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="qapigen-shell-qmp", daemon=True
         )
         self._thread.start()
-        self._client = QMPClient(command_timeout=COMMAND_TIMEOUT)
+        self._client: QMPClient | QGAClient = (
+            QGAClient(command_timeout=COMMAND_TIMEOUT)
+            if guest_agent
+            else QMPClient(command_timeout=COMMAND_TIMEOUT)
+        )
         self._watch: concurrent.futures.Future[None] | None = None
 
     def _run(self, coroutine: Coroutine[object, object, T]) -> T:
@@ -44,10 +52,12 @@ class Connection:
         """Connect and negotiate (QMPConnectionError on failure); start showing
         events."""
         self._run(self._client.connect(address, timeout=timeout))
-        self._watch = asyncio.run_coroutine_threadsafe(self._events(), self._loop)
+        if isinstance(self._client, QMPClient):
+            events = self._events(self._client)
+            self._watch = asyncio.run_coroutine_threadsafe(events, self._loop)
 
-    async def _events(self) -> None:
-        async for event in self._client.events():
+    async def _events(self, client: QMPClient) -> None:
+        async for event in client.events():
             self._on_event(event)
 
     def execute(self, name: str, arguments: dict[str, object] | None) -> object:

@@ -194,6 +194,31 @@ def show_event_scripted(event: QMPEvent) -> None:
     print(json.dumps(event_json(event)), file=sys.stderr, flush=True)
 
 
+GUEST_AGENT_PACKAGE = "qapigen_qga"
+"""The package of the guest agent's schema the shell uses without --package."""
+
+
+def describe_guest_agent(
+    connection: Connection, address_text: str, package: str | None
+) -> tuple[Catalog, str]:
+    """qemu-ga cannot describe itself: its catalog is the package's (QEMU 7.2's
+    guest-agent schema by default), its version from `guest-info`."""
+    from qapigen_runtime.qmp.address import describe, parse_address
+
+    address = parse_address(address_text)
+    catalog = Catalog.from_package(package or GUEST_AGENT_PACKAGE)
+    connection.connect(address, timeout=10.0)
+    banner = f"Connected to the guest agent at {describe(address)}"
+    info = connection.execute("guest-info", None)
+    if isinstance(info, dict) and isinstance(info.get("version"), str):
+        banner += f": qemu-ga {info['version']}"
+    banner += (
+        f", {len(catalog.commands)} commands. help, help COMMAND, quit;"
+        " Tab completes commands and arguments."
+    )
+    return catalog, banner
+
+
 def connect_and_describe(
     connection: Connection, address_text: str, package: str | None
 ) -> tuple[Catalog, str]:
@@ -202,8 +227,8 @@ def connect_and_describe(
     from qapigen_runtime.qmp.address import describe, parse_address
 
     address = parse_address(address_text)
-    connection.connect(address, timeout=10.0)
     docs_from = Catalog.from_package(package) if package else None
+    connection.connect(address, timeout=10.0)
     try:
         answer = connection.execute("query-qmp-schema", None)
     except QMPCommandError:
@@ -236,16 +261,22 @@ def connect_and_describe(
     return catalog, banner
 
 
-def main(address: str, package: str | None, interactive: bool | None = None) -> int:
+def main(
+    address: str,
+    package: str | None,
+    guest_agent: bool = False,
+    interactive: bool | None = None,
+) -> int:
     """`qapigen shell`: connect, load the catalog, run the loop; the exit status.
     Errors before the loop are reported on stderr (exit 1)."""
     if interactive is None:
         interactive = sys.stdin.isatty()
     on_event = show_event_interactive if interactive else show_event_scripted
-    connection = Connection(on_event)
+    connection = Connection(on_event, guest_agent)
+    describe = describe_guest_agent if guest_agent else connect_and_describe
     try:
         try:
-            catalog, banner = connect_and_describe(connection, address, package)
+            catalog, banner = describe(connection, address, package)
         except (QMPError, QAPIError, ShellError, ValueError, ImportError) as error:
             message = error.message if isinstance(error, ShellError) else str(error)
             print(f"qapigen shell: {message}", file=sys.stderr)

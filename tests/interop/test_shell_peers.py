@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from qapigen_testing.daemons import GuestAgent
 from qapigen_testing.peers import MACHINE_ARGS, Peer, PeerKind, Site, free_port
 from qapigen_testing.qemu_fixtures import QemuLauncher
 
@@ -204,3 +205,34 @@ def test_a_server_that_goes_away_ends_the_script(qemu_launcher: QemuLauncher) ->
     assert ran.stdout.splitlines()[0] == "{}"
     assert ran.stderr.splitlines()[-1].startswith("<stdin>:2: connection lost: ")
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.guest_agent
+def test_script_against_the_guest_agent() -> None:
+    with GuestAgent() as agent:
+        shell = [*SHELL, "--guest-agent", str(agent.socket_path)]
+        ran = subprocess.run(
+            shell,
+            input="guest-ping\nguest-info\nhelp guest-ping\nguest-exec pth=/bin/true\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 1
+        lines = ran.stdout.splitlines()
+        assert json.loads(lines[0]) == {}
+        assert "guest-ping" in {
+            c["name"] for c in json.loads(lines[1])["supported_commands"]
+        }
+        # help from the doc comments of qapigen_qga (QEMU 7.2's guest-agent schema)
+        assert lines[2] == "guest-ping" and "Ping the guest agent" in ran.stdout
+        assert ran.stderr.strip() == "<stdin>:4: guest-exec: path: missing member"
+        refused = subprocess.run(
+            shell,
+            input="guest-file-open path=/nonexistent/x\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert refused.returncode == 1
+        assert refused.stderr.startswith("<stdin>:1: guest-file-open: GenericError: ")
