@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import importlib
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,6 +24,7 @@ from qapigen.generate import generate_package
 from qapigen_runtime.codec import DecodeError
 from qapigen_runtime.qmp.errors import GenericError
 from qapigen_testing.generated_packages import imported_package
+from qapigen_testing.paths import qemu_release
 
 SCHEMA = """
 { 'enum': 'Mode', 'data': [ 'a', { 'name': 'b', 'if': 'CONFIG_B' }, 'c' ] }
@@ -281,3 +282,51 @@ def test_decoding_what_a_hiding_server_sends_never_warns(
 ) -> None:
     with _no_warnings():
         assert pkg.types.Info.from_wire({"model": "x", "old": 2}).old == 2
+
+
+# -- the cases of QEMU's own schemas ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def release_types(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], Any]]:
+    """The types module of QEMU `release`'s complete QMP package (skips when absent)."""
+    root = tmp_path_factory.mktemp("release_absent")
+    with contextlib.ExitStack() as stack:
+        loaded: dict[str, Any] = {}
+
+        def types_of(release: str) -> Any:
+            if release not in loaded:
+                path = qemu_release(release, "qapi", "qapi-schema.json")
+                if path is None:
+                    pytest.skip(f"QEMU {release}'s schema is absent")
+                name = "absent_qemu" + release.replace(".", "")
+                files = generate_package(load_schema(str(path)), name, "qapi.json")
+                package = stack.enter_context(imported_package(files, root, name))
+                loaded[release] = importlib.import_module(f"{package.__name__}.types")
+            return loaded[release]
+
+        yield types_of
+
+
+def test_qemu_10_cpu_model_expansion_without_the_s390x_member(
+    release_types: Callable[[str], Any],
+) -> None:
+    """x86 QEMU 10.0 has no deprecated-props (required, under TARGET_S390X)."""
+    types = release_types("10.0")
+    info = types.CpuModelExpansionInfo.from_wire({"model": {"name": "max"}})
+    assert info.model.name == "max" and info.deprecated_props is None
+    assert info.to_wire() == {"model": {"name": "max"}}
+
+
+def test_qemu_7_2_sgx_info_with_deprecated_output_hidden(
+    release_types: Callable[[str], Any],
+) -> None:
+    """query-sgx under -compat deprecated-output=hide lacks section-size."""
+    types = release_types("7.2")
+    wire = {"sgx": True, "sgx1": True, "sgx2": False, "flc": True, "sections": []}
+    info = types.SGXInfo.from_wire(wire)
+    assert info.section_size is None and info.to_wire() == wire
+    with pytest.raises(DecodeError, match="sections: missing member"):
+        types.SGXInfo.from_wire({k: v for k, v in wire.items() if k != "sections"})
