@@ -317,7 +317,7 @@ _ENTRIES: list[_introspection.Entry] = [
         None,
     ),
     (
-        '{"name": "SchemaInfoEnum", "meta-type": "object", "members": [{"name": "members", "type": "[SchemaInfoEnumMember]"}, {"name": "values", "type": "[str]"}]}',
+        '{"name": "SchemaInfoEnum", "meta-type": "object", "members": [{"name": "members", "type": "[SchemaInfoEnumMember]"}, {"name": "values", "type": "[str]", "features": ["deprecated"]}]}',
         None,
         None,
     ),

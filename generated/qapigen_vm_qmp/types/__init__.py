@@ -255,6 +255,12 @@ ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]] = {
 """The `if` condition of each conditional enum value, by enum class (JSON form)."""
 
 MEMBER_FEATURES: dict[str, dict[str, list[str]]] = {
+    "SchemaInfo_Enum": {
+        "values": ["deprecated"],
+    },
+    "SchemaInfoEnum": {
+        "values": ["deprecated"],
+    },
     "MigrateSetParameters": {
         "x-checkpoint-delay": ["unstable"],
     },
