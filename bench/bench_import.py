@@ -94,7 +94,7 @@ def run(code: str, cwd: Path, bytecode: bool = True) -> Run:
 
 
 def median(runs: list[Run], field: str) -> float:
-    return statistics.median(getattr(r, field) for r in runs)
+    return float(statistics.median(getattr(r, field) for r in runs))
 
 
 def bench_release(release: str, schema: Path, runs: int) -> None:

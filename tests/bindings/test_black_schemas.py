@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 import black
+from black.mode import TargetVersion
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,7 @@ from qapigen.generate import generate_package
 from qapigen.level import Level
 from qapigen.parser import parse_text
 
-MODE = black.Mode(line_length=88, target_versions={black.TargetVersion.PY311})
+MODE = black.Mode(line_length=88, target_versions={TargetVersion.PY311})
 
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=12)
 

@@ -779,19 +779,14 @@ def test_a_type_and_an_event_class_of_one_name_live_apart(tmp_path: Path) -> Non
     )
     parsed = parse_text(text, "apart.json", Level.PERMISSIVE)
     schema = schema_from_parsed(parsed, "apart.json", Level.PERMISSIVE)
-    write_package(generate_package(schema, "apart", "apart.json"), tmp_path / "apart")
-    sys.path.insert(0, str(tmp_path))
-    try:
+    files = generate_package(schema, "apart", "apart.json")
+    with imported_package(files, tmp_path, "apart"):
         types = importlib.import_module("apart.types")
         events = importlib.import_module("apart.events")
         event = events.decode_event("JOB_DONE", {"info": {"id": "j"}})
         assert isinstance(event, events.JobDoneEvent)
         assert event.info == types.JobDoneEvent(id="j")
         assert events.JobDoneEvent is not types.JobDoneEvent
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m == "apart" or m.startswith("apart.")]:
-            del sys.modules[name]
 
 
 # QEMU's three QAPI protocols: QMP, the guest agent, the storage daemon
@@ -810,20 +805,20 @@ def test_complete_qemu_schemas_import_type_check_and_are_black_clean(
     imports with every module loaded, type-checks, and black leaves it alone."""
     from qapigen_testing.paths import qemu_release
 
-    packages: list[str] = []
+    generated: dict[str, dict[str, str]] = {}
     for release in ("5.2", "7.2", "10.0"):
         for kind, parts in COMPLETE_SCHEMAS.items():
             schema = qemu_release(release, *parts)
             if schema is None:
                 continue
             package = kind + release.replace(".", "")
-            files = generate_package(load_schema(str(schema)), package, schema.name)
-            write_package(files, tmp_path / package)
-            packages.append(package)
+            generated[package] = generate_package(
+                load_schema(str(schema)), package, schema.name
+            )
+    packages = list(generated)
     assert {"qemu52", "qemu72", "qga72", "qsd72"} <= set(packages), packages
-    sys.path.insert(0, str(tmp_path))
-    try:
-        for package in packages:
+    for package, files in generated.items():
+        with imported_package(files, tmp_path, package):
             for facade in ("types", "events"):
                 module = importlib.import_module(f"{package}.{facade}")
                 for name in module.__all__:
@@ -831,8 +826,6 @@ def test_complete_qemu_schemas_import_type_check_and_are_black_clean(
                     value = getattr(module, name)
                     assert value is not None or name == "Event", (package, name)
             assert importlib.import_module(f"{package}.commands").CommandDispatcher
-    finally:
-        sys.path.remove(str(tmp_path))
     typed = run_mypy(tmp_path, [arg for p in packages for arg in ("-p", p)])
     assert typed.returncode == 0, typed.stdout[-4000:] + typed.stderr
     black = subprocess.run(

@@ -9,6 +9,7 @@ itself.
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,3 +61,21 @@ def test_the_scan_sees_imports_inside_functions(tmp_path: Path) -> None:
     """The check above cannot pass by missing imports: a function-level one counts."""
     (tmp_path / "m.py").write_text("def f():\n    import qapigen_vm.engine\n")
     assert [m for _, _, m in imported_modules(tmp_path)] == ["qapigen_vm"]
+
+
+def test_a_blocking_program_does_not_import_asyncio() -> None:
+    """A program that drives QEMU with the sync client pays for no event loop: the
+    blocking client, the generated commands, types and events leave asyncio (and ssl,
+    which asyncio pulls in) unimported."""
+
+    probe = (
+        "import sys\n"
+        "import qapigen_migration.commands, qapigen_migration.events\n"
+        "from qapigen_migration.types import MigrationParameters\n"
+        "from qapigen_runtime.qmp import SyncQMPClient\n"
+        "print(sorted(m for m in ('asyncio', 'ssl') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -46,7 +46,9 @@ def test_the_package_is_imported_from_the_folder_then_forgotten(
         on_path, modules = traces(root)
         assert on_path and {NAME, f"{NAME}.types"} <= set(modules)
     assert traces(root) == (False, [])
-    assert (root / NAME / "types.py").exists()  # the files stay, for a look after
+    assert (
+        root / NAME / "types" / "__init__.py"
+    ).exists()  # the files stay, for a look after
 
 
 def test_nothing_is_left_when_the_body_fails(

@@ -13,14 +13,11 @@ or a reply to nothing, ends the connection with a QMPProtocolError.
 from __future__ import annotations
 
 import asyncio
-import enum
 import heapq
-import json
 import os
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Final, Literal
 
 from .address import Address, describe, not_qmp, timed_out
 from .errors import (
@@ -35,32 +32,19 @@ from .errors import (
 from .events import EventBacklog, QMPEvent, event_matches
 from .protocol import EVENT, GREETING, OOB, Greeting, message_kind, refusal
 from .received_json import MultiLineMessage, decode_line
+from .requests import (
+    CLIENT_TIMEOUT,
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_EVENT_BACKLOG,
+    DEFAULT_EVENT_BACKLOG_BYTES,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    ClientDefault,
+    Timeout,
+    bare_request,
+    check_reply_id,
+    encode_request,
+)
 from .transport import EventPredicate
-
-DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
-"""Largest message accepted from the server (a query-qmp-schema reply is ~200 KiB)."""
-
-DEFAULT_EVENT_BACKLOG = 4096
-"""Unconsumed events kept per client before the oldest are dropped."""
-
-DEFAULT_EVENT_BACKLOG_BYTES = 16 * 1024 * 1024
-"""Bytes (on the wire) of unconsumed events kept before the oldest are dropped."""
-
-DEFAULT_COMMAND_TIMEOUT = 60.0
-"""Seconds `execute` waits for a reply unless told otherwise (None: for ever)."""
-
-
-class _ClientDefault(enum.Enum):
-    TIMEOUT = "the client's command_timeout"
-
-
-CLIENT_TIMEOUT: Final = _ClientDefault.TIMEOUT
-"""`execute`'s default timeout: the client's `command_timeout`."""
-
-Timeout = float | None | Literal[_ClientDefault.TIMEOUT]
-"""A timeout in seconds, None for none, or CLIENT_TIMEOUT."""
-
-_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 _READ_BUFFER_SIZE = 64 * 1024
 """Initial size of the receive buffer (it grows for larger messages)."""
@@ -70,32 +54,6 @@ _MIN_READ = 4096
 
 _MAX_CACHED_REQUESTS = 256
 """Encoded argument-less requests kept, by command name."""
-
-
-def bare_request(name: str) -> bytes:
-    """The request for command `name` without arguments, as sent in band."""
-    return _encode({"execute": name}).encode() + b"\n"
-
-
-def encode_request(
-    name: str, arguments: Mapping[str, object] | None, oob: bool, request_id: int | None
-) -> bytes:
-    """A request as the clients send it: compact, ``arguments`` only when given."""
-    message: dict[str, object] = {"exec-oob" if oob else "execute": name}
-    if arguments is not None:
-        message["arguments"] = arguments
-    if request_id is not None:
-        message["id"] = request_id
-    return _encode(message).encode() + b"\n"
-
-
-def check_reply_id(message: dict[str, object]) -> int:
-    """The id of a reply that carries one; QMPProtocolError unless it is one of ours
-    (the clients only ever send small integers)."""
-    request_id = message["id"]
-    if isinstance(request_id, int) and not isinstance(request_id, bool):
-        return request_id
-    raise QMPProtocolError(f"a reply with an id this client never sent: {message!r}")
 
 
 def _timed_out(name: str, timeout: float | None) -> QMPTimeoutError:
@@ -553,7 +511,7 @@ class QMPClient(asyncio.BufferedProtocol):
         default_timeout = timeout is CLIENT_TIMEOUT
         if default_timeout:
             timeout = self.command_timeout
-        assert not isinstance(timeout, _ClientDefault)
+        assert not isinstance(timeout, ClientDefault)
         loop = self._loop
         writable = self._writable
         if loop is None or writable is None or self._failure is not None:

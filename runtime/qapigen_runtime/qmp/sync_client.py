@@ -24,17 +24,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import NoReturn
 
 from .address import Address, describe, not_qmp, open_socket, timed_out
-from .client import (
-    CLIENT_TIMEOUT,
-    DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_EVENT_BACKLOG,
-    DEFAULT_EVENT_BACKLOG_BYTES,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    Timeout,
-    bare_request,
-    check_reply_id,
-    encode_request,
-)
 from .errors import (
     QMPConnectionError,
     QMPDisconnectedError,
@@ -48,6 +37,17 @@ from .errors import (
 from .events import EventBacklog, QMPEvent
 from .protocol import EVENT, GREETING, OOB, Greeting, message_kind, refusal
 from .received_json import MultiLineMessage, decode_line
+from .requests import (
+    CLIENT_TIMEOUT,
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_EVENT_BACKLOG,
+    DEFAULT_EVENT_BACKLOG_BYTES,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Timeout,
+    bare_request,
+    check_reply_id,
+    encode_request,
+)
 from .transport import EventPredicate
 
 _READ_BUFFER_SIZE = 64 * 1024
