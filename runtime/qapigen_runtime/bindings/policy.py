@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from ..codec import Refusal
+
 InputPolicy = Literal["accept", "reject", "crash"]
 OutputPolicy = Literal["accept", "hide"]
 
@@ -59,9 +61,9 @@ class CompatPolicy:
         winning as with QEMU); raises PolicyOptionError with QEMU's message."""
         chosen: dict[str, str] = {}
         for key, value in settings:
-            allowed = _INPUT if key.endswith("-input") else _OUTPUT
             if key not in _KEYS:
                 raise PolicyOptionError(f"Parameter '{key}' is unexpected")
+            allowed = _INPUT if key.endswith("-input") else _OUTPUT
             if value not in allowed:
                 raise PolicyOptionError(
                     f"Parameter '{key}' does not accept value '{value}'"
@@ -87,12 +89,10 @@ class CompatPolicy:
                 return feature
         return None
 
-    def refused(
-        self, table: Mapping[str, Iterable[str]]
-    ) -> dict[str, tuple[str, bool]]:
+    def refused(self, table: Mapping[str, Iterable[str]]) -> dict[str, Refusal]:
         """Of `table` (name -> features), what input refuses: name -> (the word QEMU
         names its feature with, whether the policy crashes rather than rejects)."""
-        found: dict[str, tuple[str, bool]] = {}
+        found: dict[str, Refusal] = {}
         for name, features in table.items():
             feature = self.refusing(list(features))
             if feature is not None:
