@@ -154,7 +154,7 @@ class CommandView:
                 helper = "_c.optional" if p.optional else "_c.required"
                 args: list[Node] = ["_arguments", py_string(p.wire), '""', "True"]
                 tail: list[Node] = [p.type.decoder_node]
-                if p.absent_when_hidden:
+                if p.required_but_omissible:
                     # required unless the server's conditions leave it out
                     helper = "_c.omissible"
                     tail.append('""' if p.cond_json is not None else "None")

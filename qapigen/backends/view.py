@@ -187,11 +187,12 @@ class Member:
         lack it though the schema requires it (a build without its `if` condition has
         no such member; ``-compat deprecated-output=hide`` drops deprecated ones).
         Such a member is ``T | None``, absent when None."""
-        return self.optional or self.absent_when_hidden
+        return self.optional or self.required_but_omissible
 
     @property
-    def absent_when_hidden(self) -> bool:
-        """A required member that a build or a policy may still leave out."""
+    def required_but_omissible(self) -> bool:
+        """A member the schema requires that a build (without its `if` condition)
+        or a policy (hiding what is deprecated) may still leave out."""
         return (
             not self.optional
             and self.fixed_tag is None
@@ -227,7 +228,7 @@ class Member:
     def fetches(self) -> bool:
         """Whether `decode_lines` reads the member with ``get`` (else only through
         the helper)."""
-        if self.absent_when_hidden:
+        if self.required_but_omissible:
             return False
         return (
             self.optional
@@ -242,7 +243,7 @@ class Member:
         helper (`_c.required`) for what they do not accept, so faults read as before.
         """
         wire = py_string(self.wire)
-        if self.absent_when_hidden:
+        if self.required_but_omissible:
             return [self._omissible_helper(local, indent, wire)]
         inner = indent + INDENT
         fetch = _statement(
