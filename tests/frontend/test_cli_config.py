@@ -42,14 +42,14 @@ def test_one_bare_command_generates_and_checks_every_target(project: Path) -> No
     made = run_qapigen("generate", cwd=project)
     assert made.returncode == 0, made.stderr
     assert made.stderr.splitlines() == [
-        "pkg/colors: 6 files, 6 changed",
-        "pkg/shapes: 6 files, 6 changed",
+        "pkg/colors: 8 files, 8 changed",
+        "pkg/shapes: 8 files, 8 changed",
     ]
-    assert "class Shape(" in (project / "pkg/shapes/types.py").read_text()
+    assert "class Shape(" in (project / "pkg/shapes/types/shapes.py").read_text()
     assert run_qapigen("generate", "--check", cwd=project).returncode == 0
 
     for name in ("colors", "shapes"):
-        types_py = project / "pkg" / name / "types.py"
+        types_py = project / "pkg" / name / "types" / f"{name}.py"
         types_py.write_text(types_py.read_text() + "# edited by hand\n")
     stale = run_qapigen("generate", "--check", cwd=project)
     assert stale.returncode == 1
@@ -57,8 +57,8 @@ def test_one_bare_command_generates_and_checks_every_target(project: Path) -> No
         "pkg/colors is stale; to fix it run: qapigen generate",
         "pkg/shapes is stale; to fix it run: qapigen generate",
     ]
-    assert "--- a/pkg/colors/types.py\n" in stale.stdout
-    assert "--- a/pkg/shapes/types.py\n" in stale.stdout
+    assert "--- a/pkg/colors/types/colors.py\n" in stale.stdout
+    assert "--- a/pkg/shapes/types/shapes.py\n" in stale.stdout
 
     fixed = run_qapigen("generate", cwd=project)
     assert fixed.returncode == 0, fixed.stderr
@@ -82,7 +82,7 @@ def test_a_failing_target_does_not_stop_the_others(project: Path) -> None:
     (project / "colors.json").write_text("{ 'enum': 'Color', 'data': [ 'red' ")
     result = run_qapigen("generate", cwd=project)
     assert plain_failure(result).splitlines()[0].startswith("colors.json:1")
-    assert (project / "pkg/shapes/types.py").is_file()
+    assert (project / "pkg/shapes/types/shapes.py").is_file()
 
 
 def test_the_single_table_still_works_from_a_subfolder(project: Path) -> None:
@@ -92,7 +92,7 @@ def test_the_single_table_still_works_from_a_subfolder(project: Path) -> None:
     (project / "src").mkdir()
     made = run_qapigen("generate", cwd=project / "src")
     assert made.returncode == 0, made.stderr
-    assert made.stderr.strip() == "../colors: 6 files, 6 changed"
+    assert made.stderr.strip() == "../colors: 8 files, 8 changed"
     assert (project / "colors" / "__init__.py").is_file()
 
 
@@ -233,7 +233,7 @@ def test_outside_a_repository_only_the_working_folder_counts(tmp_path: Path) -> 
     assert not (tmp_path / "written").exists()
     made = run_qapigen("generate", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
-    assert (tmp_path / "written" / "types.py").is_file()
+    assert (tmp_path / "written" / "types" / "colors.py").is_file()
 
 
 def test_a_pyproject_without_the_table(project: Path) -> None:

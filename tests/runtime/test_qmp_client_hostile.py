@@ -23,7 +23,7 @@ from qapigen_runtime.qmp import (
     QMPTimeoutError,
     SyncQMPClient,
 )
-from qapigen_runtime.qmp.client import DEFAULT_COMMAND_TIMEOUT
+from qapigen_runtime.qmp.requests import DEFAULT_COMMAND_TIMEOUT
 
 pytestmark = pytest.mark.timeout(120)
 

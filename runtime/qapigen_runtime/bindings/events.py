@@ -144,12 +144,10 @@ async def wait_for(
 ) -> E:
     """Wait for (and consume) the next `event_type` event that `predicate` accepts."""
     _warn_if_deprecated(event_type)
-
-    def accepts(raw: QMPEvent) -> bool:
-        return predicate is None or predicate(_typed(event_type, raw))
-
-    raw = await transport.wait_for(event_type.NAME, accepts, timeout)
-    return _typed(event_type, raw)
+    accepts = _raw_predicate(event_type, predicate)
+    return _typed(
+        event_type, await transport.wait_for(event_type.NAME, accepts, timeout)
+    )
 
 
 def wait_for_sync(
@@ -160,9 +158,16 @@ def wait_for_sync(
 ) -> E:
     """`wait_for` over a blocking transport."""
     _warn_if_deprecated(event_type)
+    accepts = _raw_predicate(event_type, predicate)
+    return _typed(event_type, transport.wait_for(event_type.NAME, accepts, timeout))
+
+
+def _raw_predicate(
+    event_type: type[E], predicate: Callable[[E], bool] | None
+) -> Callable[[QMPEvent], bool]:
+    """`predicate` over the typed event, as the transports take it: over raw events."""
 
     def accepts(raw: QMPEvent) -> bool:
         return predicate is None or predicate(_typed(event_type, raw))
 
-    raw = transport.wait_for(event_type.NAME, accepts, timeout)
-    return _typed(event_type, raw)
+    return accepts
