@@ -5801,6 +5801,27 @@ ARGUMENT_CONDITIONS: dict[str, dict[str, object]] = {}
 OOB_COMMANDS: frozenset[str] = frozenset()
 """The commands that may run out of band."""
 
+COMMAND_FEATURES: dict[str, list[str]] = {
+    "drive-backup": ["deprecated"],
+    "x-debug-query-block-graph": ["unstable"],
+    "x-debug-block-dirty-bitmap-sha256": ["unstable"],
+    "x-blockdev-amend": ["unstable"],
+    "x-blockdev-change": ["unstable"],
+    "x-blockdev-set-iothread": ["unstable"],
+    "nbd-server-add": ["deprecated"],
+    "nbd-server-remove": ["deprecated"],
+}
+"""The features of commands that a server's `-compat` policy acts on ('deprecated',
+'unstable')."""
+
+ARGUMENT_FEATURES: dict[str, dict[str, list[str]]] = {
+    "block-commit": {
+        "base": ["deprecated"],
+        "top": ["deprecated"],
+    },
+}
+"""The features of arguments that a server's `-compat` policy acts on, by command."""
+
 
 if _typing.TYPE_CHECKING:
     from ._server import CommandDispatcher as CommandDispatcher

@@ -2251,6 +2251,11 @@ _LOCATIONS: dict[str, str] = {
 """The module of the package that defines each name."""
 
 MEMBER_CONDITIONS: dict[str, dict[str, object]] = {
+    "BlockStatsSpecific_HostDevice": {
+        "discard-nb-ok": "HAVE_HOST_BLOCK_DEVICE",
+        "discard-nb-failed": "HAVE_HOST_BLOCK_DEVICE",
+        "discard-bytes-ok": "HAVE_HOST_BLOCK_DEVICE",
+    },
     "BlockdevOptionsFile": {
         "drop-cache": "CONFIG_LINUX",
     },
@@ -2258,10 +2263,42 @@ MEMBER_CONDITIONS: dict[str, dict[str, object]] = {
         "drop-cache": "CONFIG_LINUX",
     },
     "BlockdevOptions_HostCdrom": {
-        "drop-cache": "CONFIG_LINUX",
+        "filename": "HAVE_HOST_BLOCK_DEVICE",
+        "pr-manager": "HAVE_HOST_BLOCK_DEVICE",
+        "locking": "HAVE_HOST_BLOCK_DEVICE",
+        "aio": "HAVE_HOST_BLOCK_DEVICE",
+        "aio-max-batch": "HAVE_HOST_BLOCK_DEVICE",
+        "drop-cache": {"all": ["HAVE_HOST_BLOCK_DEVICE", "CONFIG_LINUX"]},
+        "x-check-cache-dropped": "HAVE_HOST_BLOCK_DEVICE",
     },
     "BlockdevOptions_HostDevice": {
-        "drop-cache": "CONFIG_LINUX",
+        "filename": "HAVE_HOST_BLOCK_DEVICE",
+        "pr-manager": "HAVE_HOST_BLOCK_DEVICE",
+        "locking": "HAVE_HOST_BLOCK_DEVICE",
+        "aio": "HAVE_HOST_BLOCK_DEVICE",
+        "aio-max-batch": "HAVE_HOST_BLOCK_DEVICE",
+        "drop-cache": {"all": ["HAVE_HOST_BLOCK_DEVICE", "CONFIG_LINUX"]},
+        "x-check-cache-dropped": "HAVE_HOST_BLOCK_DEVICE",
+    },
+    "BlockdevOptions_IoUring": {
+        "filename": "CONFIG_BLKIO",
+    },
+    "BlockdevOptions_NvmeIoUring": {
+        "path": "CONFIG_BLKIO",
+    },
+    "BlockdevOptions_Replication": {
+        "file": "CONFIG_REPLICATION",
+        "mode": "CONFIG_REPLICATION",
+        "top-id": "CONFIG_REPLICATION",
+    },
+    "BlockdevOptions_VirtioBlkVfioPci": {
+        "path": "CONFIG_BLKIO",
+    },
+    "BlockdevOptions_VirtioBlkVhostUser": {
+        "path": "CONFIG_BLKIO",
+    },
+    "BlockdevOptions_VirtioBlkVhostVdpa": {
+        "path": "CONFIG_BLKIO",
     },
     "InetSocketAddress": {
         "mptcp": "HAVE_IPPROTO_MPTCP",
@@ -2277,11 +2314,97 @@ MEMBER_CONDITIONS: dict[str, dict[str, object]] = {
         "abstract": "CONFIG_LINUX",
         "tight": "CONFIG_LINUX",
     },
+    "BlockExportOptions_VhostUserBlk": {
+        "addr": "CONFIG_VHOST_USER_BLK_SERVER",
+        "logical-block-size": "CONFIG_VHOST_USER_BLK_SERVER",
+        "num-queues": "CONFIG_VHOST_USER_BLK_SERVER",
+    },
+    "BlockExportOptions_Fuse": {
+        "mountpoint": "CONFIG_FUSE",
+        "growable": "CONFIG_FUSE",
+        "allow-other": "CONFIG_FUSE",
+    },
+    "BlockExportOptions_VduseBlk": {
+        "name": "CONFIG_VDUSE_BLK_EXPORT",
+        "num-queues": "CONFIG_VDUSE_BLK_EXPORT",
+        "queue-size": "CONFIG_VDUSE_BLK_EXPORT",
+        "logical-block-size": "CONFIG_VDUSE_BLK_EXPORT",
+        "serial": "CONFIG_VDUSE_BLK_EXPORT",
+    },
+    "ChardevBackend_Spicevmc": {
+        "data": "CONFIG_SPICE",
+    },
+    "ChardevBackend_Spiceport": {
+        "data": "CONFIG_SPICE",
+    },
+    "ChardevBackend_QemuVdagent": {
+        "data": "CONFIG_SPICE_PROTOCOL",
+    },
+    "ChardevBackend_Dbus": {
+        "data": "CONFIG_DBUS_DISPLAY",
+    },
     "MemoryBackendFileProperties": {
         "pmem": "CONFIG_LIBPMEM",
     },
+    "ObjectOptions_CanHostSocketcan": {
+        "if": "CONFIG_LINUX",
+        "canbus": "CONFIG_LINUX",
+    },
+    "ObjectOptions_CryptodevVhostUser": {
+        "queues": "CONFIG_VHOST_CRYPTO",
+        "chardev": "CONFIG_VHOST_CRYPTO",
+    },
+    "ObjectOptions_InputLinux": {
+        "evdev": "CONFIG_LINUX",
+        "grab_all": "CONFIG_LINUX",
+        "repeat": "CONFIG_LINUX",
+        "grab-toggle": "CONFIG_LINUX",
+    },
+    "ObjectOptions_MemoryBackendEpc": {
+        "dump": "CONFIG_LINUX",
+        "host-nodes": "CONFIG_LINUX",
+        "merge": "CONFIG_LINUX",
+        "policy": "CONFIG_LINUX",
+        "prealloc": "CONFIG_LINUX",
+        "prealloc-threads": "CONFIG_LINUX",
+        "prealloc-context": "CONFIG_LINUX",
+        "share": "CONFIG_LINUX",
+        "reserve": "CONFIG_LINUX",
+        "size": "CONFIG_LINUX",
+        "x-use-canonical-path-for-ramblock-id": "CONFIG_LINUX",
+    },
     "ObjectOptions_MemoryBackendFile": {
         "pmem": "CONFIG_LIBPMEM",
+    },
+    "ObjectOptions_MemoryBackendMemfd": {
+        "dump": "CONFIG_LINUX",
+        "host-nodes": "CONFIG_LINUX",
+        "merge": "CONFIG_LINUX",
+        "policy": "CONFIG_LINUX",
+        "prealloc": "CONFIG_LINUX",
+        "prealloc-threads": "CONFIG_LINUX",
+        "prealloc-context": "CONFIG_LINUX",
+        "share": "CONFIG_LINUX",
+        "reserve": "CONFIG_LINUX",
+        "size": "CONFIG_LINUX",
+        "x-use-canonical-path-for-ramblock-id": "CONFIG_LINUX",
+        "hugetlb": "CONFIG_LINUX",
+        "hugetlbsize": "CONFIG_LINUX",
+        "seal": "CONFIG_LINUX",
+    },
+    "ObjectOptions_PrManagerHelper": {
+        "path": "CONFIG_LINUX",
+    },
+    "ObjectOptions_RngRandom": {
+        "opened": "CONFIG_POSIX",
+        "filename": "CONFIG_POSIX",
+    },
+    "ObjectOptions_SecretKeyring": {
+        "loaded": "CONFIG_SECRET_KEYRING",
+        "format": "CONFIG_SECRET_KEYRING",
+        "keyid": "CONFIG_SECRET_KEYRING",
+        "iv": "CONFIG_SECRET_KEYRING",
+        "serial": "CONFIG_SECRET_KEYRING",
     },
 }
 """The `if` condition of each conditional member, by class (JSON form)."""
@@ -2326,6 +2449,154 @@ ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]] = {
     },
 }
 """The `if` condition of each conditional enum value, by enum class (JSON form)."""
+
+MEMBER_FEATURES: dict[str, dict[str, list[str]]] = {
+    "BackupCommon": {
+        "x-perf": ["unstable"],
+    },
+    "DriveBackup": {
+        "x-perf": ["unstable"],
+    },
+    "BlockdevBackup": {
+        "x-perf": ["unstable"],
+    },
+    "BlockIOThrottle": {
+        "device": ["deprecated"],
+    },
+    "ThrottleGroupProperties": {
+        "x-iops-total": ["unstable"],
+        "x-iops-total-max": ["unstable"],
+        "x-iops-total-max-length": ["unstable"],
+        "x-iops-read": ["unstable"],
+        "x-iops-read-max": ["unstable"],
+        "x-iops-read-max-length": ["unstable"],
+        "x-iops-write": ["unstable"],
+        "x-iops-write-max": ["unstable"],
+        "x-iops-write-max-length": ["unstable"],
+        "x-bps-total": ["unstable"],
+        "x-bps-total-max": ["unstable"],
+        "x-bps-total-max-length": ["unstable"],
+        "x-bps-read": ["unstable"],
+        "x-bps-read-max": ["unstable"],
+        "x-bps-read-max-length": ["unstable"],
+        "x-bps-write": ["unstable"],
+        "x-bps-write-max": ["unstable"],
+        "x-bps-write-max-length": ["unstable"],
+        "x-iops-size": ["unstable"],
+    },
+    "BlockdevOptionsFile": {
+        "x-check-cache-dropped": ["unstable"],
+    },
+    "BlockdevOptionsNbd": {
+        "x-dirty-bitmap": ["unstable"],
+    },
+    "BlockdevOptions_File": {
+        "x-check-cache-dropped": ["unstable"],
+    },
+    "BlockdevOptions_HostCdrom": {
+        "x-check-cache-dropped": ["unstable"],
+    },
+    "BlockdevOptions_HostDevice": {
+        "x-check-cache-dropped": ["unstable"],
+    },
+    "BlockdevOptions_Nbd": {
+        "x-dirty-bitmap": ["unstable"],
+    },
+    "SecretCommonProperties": {
+        "loaded": ["deprecated"],
+    },
+    "SecretProperties": {
+        "loaded": ["deprecated"],
+    },
+    "SecretKeyringProperties": {
+        "loaded": ["deprecated"],
+    },
+    "TlsCredsAnonProperties": {
+        "loaded": ["deprecated"],
+    },
+    "TlsCredsPskProperties": {
+        "loaded": ["deprecated"],
+    },
+    "TlsCredsX509Properties": {
+        "loaded": ["deprecated"],
+    },
+    "SchemaInfo_Enum": {
+        "values": ["deprecated"],
+    },
+    "SchemaInfoEnum": {
+        "values": ["deprecated"],
+    },
+    "RngProperties": {
+        "opened": ["deprecated"],
+    },
+    "RngEgdProperties": {
+        "opened": ["deprecated"],
+    },
+    "RngRandomProperties": {
+        "opened": ["deprecated"],
+    },
+    "ObjectOptions_RngBuiltin": {
+        "opened": ["deprecated"],
+    },
+    "ObjectOptions_RngEgd": {
+        "opened": ["deprecated"],
+    },
+    "ObjectOptions_RngRandom": {
+        "opened": ["deprecated"],
+    },
+    "ObjectOptions_Secret": {
+        "loaded": ["deprecated"],
+    },
+    "ObjectOptions_SecretKeyring": {
+        "loaded": ["deprecated"],
+    },
+    "ObjectOptions_ThrottleGroup": {
+        "x-iops-total": ["unstable"],
+        "x-iops-total-max": ["unstable"],
+        "x-iops-total-max-length": ["unstable"],
+        "x-iops-read": ["unstable"],
+        "x-iops-read-max": ["unstable"],
+        "x-iops-read-max-length": ["unstable"],
+        "x-iops-write": ["unstable"],
+        "x-iops-write-max": ["unstable"],
+        "x-iops-write-max-length": ["unstable"],
+        "x-bps-total": ["unstable"],
+        "x-bps-total-max": ["unstable"],
+        "x-bps-total-max-length": ["unstable"],
+        "x-bps-read": ["unstable"],
+        "x-bps-read-max": ["unstable"],
+        "x-bps-read-max-length": ["unstable"],
+        "x-bps-write": ["unstable"],
+        "x-bps-write-max": ["unstable"],
+        "x-bps-write-max-length": ["unstable"],
+        "x-iops-size": ["unstable"],
+    },
+    "ObjectOptions_TlsCredsAnon": {
+        "loaded": ["deprecated"],
+    },
+    "ObjectOptions_TlsCredsPsk": {
+        "loaded": ["deprecated"],
+    },
+    "ObjectOptions_TlsCredsX509": {
+        "loaded": ["deprecated"],
+    },
+}
+"""The features of members that a server's `-compat` policy acts on ('deprecated',
+'unstable'), by class.
+"""
+
+ENUM_VALUE_FEATURES: dict[str, dict[str, list[str]]] = {
+    "ObjectType": {
+        "x-remote-object": ["unstable"],
+        "x-vfio-user-server": ["unstable"],
+    },
+    "TransactionActionKind": {
+        "drive-backup": ["deprecated"],
+    },
+}
+"""The features of enum values that a server's `-compat` policy acts on, by enum
+class.
+"""
 
 if not _typing.TYPE_CHECKING:
 

@@ -5393,17 +5393,17 @@ class BlockStatsSpecific_HostDevice(_Struct):
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("driver",)
 
     driver: _typing.Literal[BlockdevDriver.HOST_DEVICE]
-    discard_nb_ok: int
-    discard_nb_failed: int
-    discard_bytes_ok: int
+    discard_nb_ok: int | None
+    discard_nb_failed: int | None
+    discard_bytes_ok: int | None
     extra: dict[str, object]
 
     def __init__(
         self,
         *,
-        discard_nb_ok: int,
-        discard_nb_failed: int,
-        discard_bytes_ok: int,
+        discard_nb_ok: int | None = None,
+        discard_nb_failed: int | None = None,
+        discard_bytes_ok: int | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.HOST_DEVICE
@@ -5420,20 +5420,30 @@ class BlockStatsSpecific_HostDevice(_Struct):
         data: dict[str, object] = (
             value if type(value) is dict else _c.object_(value, path)
         )
-        get = data.get
-        discard_nb_ok = get("discard-nb-ok")
-        if type(discard_nb_ok) is not int or not 0 <= discard_nb_ok < 2**64:
-            discard_nb_ok = _c.required(data, "discard-nb-ok", path, strict, _c.uint64)
-        discard_nb_failed = get("discard-nb-failed")
-        if type(discard_nb_failed) is not int or not 0 <= discard_nb_failed < 2**64:
-            discard_nb_failed = _c.required(
-                data, "discard-nb-failed", path, strict, _c.uint64
-            )
-        discard_bytes_ok = get("discard-bytes-ok")
-        if type(discard_bytes_ok) is not int or not 0 <= discard_bytes_ok < 2**64:
-            discard_bytes_ok = _c.required(
-                data, "discard-bytes-ok", path, strict, _c.uint64
-            )
+        discard_nb_ok = _c.omissible(
+            data,
+            "discard-nb-ok",
+            path,
+            strict,
+            _c.uint64,
+            "BlockStatsSpecific_HostDevice",
+        )
+        discard_nb_failed = _c.omissible(
+            data,
+            "discard-nb-failed",
+            path,
+            strict,
+            _c.uint64,
+            "BlockStatsSpecific_HostDevice",
+        )
+        discard_bytes_ok = _c.omissible(
+            data,
+            "discard-bytes-ok",
+            path,
+            strict,
+            _c.uint64,
+            "BlockStatsSpecific_HostDevice",
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "BlockStatsSpecific_HostDevice"
@@ -5450,12 +5460,13 @@ class BlockStatsSpecific_HostDevice(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "driver": self.driver.value,
-            "discard-nb-ok": self.discard_nb_ok,
-            "discard-nb-failed": self.discard_nb_failed,
-            "discard-bytes-ok": self.discard_bytes_ok,
-        }
+        wire: dict[str, object] = {"driver": self.driver.value}
+        if self.discard_nb_ok is not None:
+            wire["discard-nb-ok"] = self.discard_nb_ok
+        if self.discard_nb_failed is not None:
+            wire["discard-nb-failed"] = self.discard_nb_failed
+        if self.discard_bytes_ok is not None:
+            wire["discard-bytes-ok"] = self.discard_bytes_ok
         wire.update(self.extra)
         return wire
 
@@ -8221,6 +8232,7 @@ class BackupCommon(_Struct):
             wire["filter-node-name"] = self.filter_node_name
         if self.x_perf is not None:
             wire["x-perf"] = self.x_perf.to_wire()
+        _c.hide_members(wire, "BackupCommon")
         wire.update(self.extra)
         return wire
 
@@ -8499,6 +8511,7 @@ class DriveBackup(_Struct):
             wire["format"] = self.format
         if self.mode is not None:
             wire["mode"] = self.mode.value
+        _c.hide_members(wire, "DriveBackup")
         wire.update(self.extra)
         return wire
 
@@ -8745,6 +8758,7 @@ class BlockdevBackup(_Struct):
             wire["filter-node-name"] = self.filter_node_name
         if self.x_perf is not None:
             wire["x-perf"] = self.x_perf.to_wire()
+        _c.hide_members(wire, "BlockdevBackup")
         wire.update(self.extra)
         return wire
 
@@ -9989,6 +10003,7 @@ class BlockIOThrottle(_Struct):
             wire["iops_size"] = self.iops_size
         if self.group is not None:
             wire["group"] = self.group
+        _c.hide_members(wire, "BlockIOThrottle")
         wire.update(self.extra)
         return wire
 
@@ -10642,6 +10657,7 @@ class ThrottleGroupProperties(_Struct):
             wire["x-bps-write-max-length"] = self.x_bps_write_max_length
         if self.x_iops_size is not None:
             wire["x-iops-size"] = self.x_iops_size
+        _c.hide_members(wire, "ThrottleGroupProperties")
         wire.update(self.extra)
         return wire
 
@@ -10888,6 +10904,7 @@ class BlockdevOptionsFile(_Struct):
             wire["drop-cache"] = self.drop_cache
         if self.x_check_cache_dropped is not None:
             wire["x-check-cache-dropped"] = self.x_check_cache_dropped
+        _c.hide_members(wire, "BlockdevOptionsFile")
         wire.update(self.extra)
         return wire
 
@@ -15853,6 +15870,7 @@ class BlockdevOptionsNbd(_Struct):
             wire["reconnect-delay"] = self.reconnect_delay
         if self.open_timeout is not None:
             wire["open-timeout"] = self.open_timeout
+        _c.hide_members(wire, "BlockdevOptionsNbd")
         wire.update(self.extra)
         return wire
 
@@ -18718,6 +18736,7 @@ class BlockdevOptions_File(_Struct):
             wire["drop-cache"] = self.drop_cache
         if self.x_check_cache_dropped is not None:
             wire["x-check-cache-dropped"] = self.x_check_cache_dropped
+        _c.hide_members(wire, "BlockdevOptions_File")
         wire.update(self.extra)
         return wire
 
@@ -19602,7 +19621,7 @@ class BlockdevOptions_HostCdrom(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    filename: str
+    filename: str | None
     pr_manager: str | None
     locking: OnOffAuto | None
     aio: BlockdevAioOptions | None
@@ -19621,7 +19640,7 @@ class BlockdevOptions_HostCdrom(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        filename: str,
+        filename: str | None = None,
         pr_manager: str | None = None,
         locking: OnOffAuto | None = None,
         aio: BlockdevAioOptions | None = None,
@@ -19709,9 +19728,9 @@ class BlockdevOptions_HostCdrom(_Struct):
                 )
         else:
             detect_zeroes = _BlockdevDetectZeroesOptions_VALUES[detect_zeroes]
-        filename = get("filename")
-        if type(filename) is not str:
-            filename = _c.required(data, "filename", path, strict, _c.string)
+        filename = _c.omissible(
+            data, "filename", path, strict, _c.string, "BlockdevOptions_HostCdrom"
+        )
         pr_manager = get("pr-manager")
         if type(pr_manager) is not str:
             if pr_manager is not None or "pr-manager" in data:
@@ -19775,10 +19794,7 @@ class BlockdevOptions_HostCdrom(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "driver": self.driver.value,
-            "filename": self.filename,
-        }
+        wire: dict[str, object] = {"driver": self.driver.value}
         if self.node_name is not None:
             wire["node-name"] = self.node_name
         if self.discard is not None:
@@ -19793,6 +19809,8 @@ class BlockdevOptions_HostCdrom(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
+        if self.filename is not None:
+            wire["filename"] = self.filename
         if self.pr_manager is not None:
             wire["pr-manager"] = self.pr_manager
         if self.locking is not None:
@@ -19805,6 +19823,7 @@ class BlockdevOptions_HostCdrom(_Struct):
             wire["drop-cache"] = self.drop_cache
         if self.x_check_cache_dropped is not None:
             wire["x-check-cache-dropped"] = self.x_check_cache_dropped
+        _c.hide_members(wire, "BlockdevOptions_HostCdrom")
         wire.update(self.extra)
         return wire
 
@@ -19886,7 +19905,7 @@ class BlockdevOptions_HostDevice(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    filename: str
+    filename: str | None
     pr_manager: str | None
     locking: OnOffAuto | None
     aio: BlockdevAioOptions | None
@@ -19905,7 +19924,7 @@ class BlockdevOptions_HostDevice(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        filename: str,
+        filename: str | None = None,
         pr_manager: str | None = None,
         locking: OnOffAuto | None = None,
         aio: BlockdevAioOptions | None = None,
@@ -19993,9 +20012,9 @@ class BlockdevOptions_HostDevice(_Struct):
                 )
         else:
             detect_zeroes = _BlockdevDetectZeroesOptions_VALUES[detect_zeroes]
-        filename = get("filename")
-        if type(filename) is not str:
-            filename = _c.required(data, "filename", path, strict, _c.string)
+        filename = _c.omissible(
+            data, "filename", path, strict, _c.string, "BlockdevOptions_HostDevice"
+        )
         pr_manager = get("pr-manager")
         if type(pr_manager) is not str:
             if pr_manager is not None or "pr-manager" in data:
@@ -20059,10 +20078,7 @@ class BlockdevOptions_HostDevice(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "driver": self.driver.value,
-            "filename": self.filename,
-        }
+        wire: dict[str, object] = {"driver": self.driver.value}
         if self.node_name is not None:
             wire["node-name"] = self.node_name
         if self.discard is not None:
@@ -20077,6 +20093,8 @@ class BlockdevOptions_HostDevice(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
+        if self.filename is not None:
+            wire["filename"] = self.filename
         if self.pr_manager is not None:
             wire["pr-manager"] = self.pr_manager
         if self.locking is not None:
@@ -20089,6 +20107,7 @@ class BlockdevOptions_HostDevice(_Struct):
             wire["drop-cache"] = self.drop_cache
         if self.x_check_cache_dropped is not None:
             wire["x-check-cache-dropped"] = self.x_check_cache_dropped
+        _c.hide_members(wire, "BlockdevOptions_HostDevice")
         wire.update(self.extra)
         return wire
 
@@ -20769,7 +20788,7 @@ class BlockdevOptions_IoUring(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    filename: str
+    filename: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -20782,7 +20801,7 @@ class BlockdevOptions_IoUring(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        filename: str,
+        filename: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.IO_URING
@@ -20858,9 +20877,9 @@ class BlockdevOptions_IoUring(_Struct):
                 )
         else:
             detect_zeroes = _BlockdevDetectZeroesOptions_VALUES[detect_zeroes]
-        filename = get("filename")
-        if type(filename) is not str:
-            filename = _c.required(data, "filename", path, strict, _c.string)
+        filename = _c.omissible(
+            data, "filename", path, strict, _c.string, "BlockdevOptions_IoUring"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "BlockdevOptions_IoUring"
@@ -20882,10 +20901,7 @@ class BlockdevOptions_IoUring(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "driver": self.driver.value,
-            "filename": self.filename,
-        }
+        wire: dict[str, object] = {"driver": self.driver.value}
         if self.node_name is not None:
             wire["node-name"] = self.node_name
         if self.discard is not None:
@@ -20900,6 +20916,8 @@ class BlockdevOptions_IoUring(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
+        if self.filename is not None:
+            wire["filename"] = self.filename
         wire.update(self.extra)
         return wire
 
@@ -21701,6 +21719,7 @@ class BlockdevOptions_Nbd(_Struct):
             wire["reconnect-delay"] = self.reconnect_delay
         if self.open_timeout is not None:
             wire["open-timeout"] = self.open_timeout
+        _c.hide_members(wire, "BlockdevOptions_Nbd")
         wire.update(self.extra)
         return wire
 
@@ -22713,7 +22732,7 @@ class BlockdevOptions_NvmeIoUring(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    path_: str
+    path_: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -22726,7 +22745,7 @@ class BlockdevOptions_NvmeIoUring(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        path_: str,
+        path_: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.NVME_IO_URING
@@ -22802,9 +22821,9 @@ class BlockdevOptions_NvmeIoUring(_Struct):
                 )
         else:
             detect_zeroes = _BlockdevDetectZeroesOptions_VALUES[detect_zeroes]
-        path_ = get("path")
-        if type(path_) is not str:
-            path_ = _c.required(data, "path", path, strict, _c.string)
+        path_ = _c.omissible(
+            data, "path", path, strict, _c.string, "BlockdevOptions_NvmeIoUring"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "BlockdevOptions_NvmeIoUring"
@@ -22826,7 +22845,7 @@ class BlockdevOptions_NvmeIoUring(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"driver": self.driver.value, "path": self.path_}
+        wire: dict[str, object] = {"driver": self.driver.value}
         if self.node_name is not None:
             wire["node-name"] = self.node_name
         if self.discard is not None:
@@ -22841,6 +22860,8 @@ class BlockdevOptions_NvmeIoUring(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
+        if self.path_ is not None:
+            wire["path"] = self.path_
         wire.update(self.extra)
         return wire
 
@@ -24956,8 +24977,8 @@ class BlockdevOptions_Replication(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    file: BlockdevRef
-    mode: ReplicationMode
+    file: BlockdevRef | None
+    mode: ReplicationMode | None
     top_id: str | None
     extra: dict[str, object]
 
@@ -24971,8 +24992,8 @@ class BlockdevOptions_Replication(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        file: BlockdevRef,
-        mode: ReplicationMode,
+        file: BlockdevRef | None = None,
+        mode: ReplicationMode | None = None,
         top_id: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
@@ -25051,12 +25072,22 @@ class BlockdevOptions_Replication(_Struct):
                 )
         else:
             detect_zeroes = _BlockdevDetectZeroesOptions_VALUES[detect_zeroes]
-        file = _c.required(data, "file", path, strict, decode_blockdev_ref)
-        mode = get("mode")
-        if strict or type(mode) is not str or mode not in _ReplicationMode_VALUES:
-            mode = _c.required(data, "mode", path, strict, ReplicationMode.from_wire)
-        else:
-            mode = _ReplicationMode_VALUES[mode]
+        file = _c.omissible(
+            data,
+            "file",
+            path,
+            strict,
+            decode_blockdev_ref,
+            "BlockdevOptions_Replication",
+        )
+        mode = _c.omissible(
+            data,
+            "mode",
+            path,
+            strict,
+            ReplicationMode.from_wire,
+            "BlockdevOptions_Replication",
+        )
         top_id = get("top-id")
         if type(top_id) is not str:
             if top_id is not None or "top-id" in data:
@@ -25084,11 +25115,7 @@ class BlockdevOptions_Replication(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "driver": self.driver.value,
-            "file": encode_blockdev_ref(self.file),
-            "mode": self.mode.value,
-        }
+        wire: dict[str, object] = {"driver": self.driver.value}
         if self.node_name is not None:
             wire["node-name"] = self.node_name
         if self.discard is not None:
@@ -25103,6 +25130,10 @@ class BlockdevOptions_Replication(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
+        if self.file is not None:
+            wire["file"] = encode_blockdev_ref(self.file)
+        if self.mode is not None:
+            wire["mode"] = self.mode.value
         if self.top_id is not None:
             wire["top-id"] = self.top_id
         wire.update(self.extra)
@@ -26215,7 +26246,7 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    path_: str
+    path_: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -26228,7 +26259,7 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        path_: str,
+        path_: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.VIRTIO_BLK_VFIO_PCI
@@ -26304,9 +26335,9 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
                 )
         else:
             detect_zeroes = _BlockdevDetectZeroesOptions_VALUES[detect_zeroes]
-        path_ = get("path")
-        if type(path_) is not str:
-            path_ = _c.required(data, "path", path, strict, _c.string)
+        path_ = _c.omissible(
+            data, "path", path, strict, _c.string, "BlockdevOptions_VirtioBlkVfioPci"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "BlockdevOptions_VirtioBlkVfioPci"
@@ -26328,7 +26359,7 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"driver": self.driver.value, "path": self.path_}
+        wire: dict[str, object] = {"driver": self.driver.value}
         if self.node_name is not None:
             wire["node-name"] = self.node_name
         if self.discard is not None:
@@ -26343,6 +26374,8 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
+        if self.path_ is not None:
+            wire["path"] = self.path_
         wire.update(self.extra)
         return wire
 
@@ -26411,7 +26444,7 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    path_: str
+    path_: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -26424,7 +26457,7 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        path_: str,
+        path_: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.VIRTIO_BLK_VHOST_USER
@@ -26500,9 +26533,9 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
                 )
         else:
             detect_zeroes = _BlockdevDetectZeroesOptions_VALUES[detect_zeroes]
-        path_ = get("path")
-        if type(path_) is not str:
-            path_ = _c.required(data, "path", path, strict, _c.string)
+        path_ = _c.omissible(
+            data, "path", path, strict, _c.string, "BlockdevOptions_VirtioBlkVhostUser"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "BlockdevOptions_VirtioBlkVhostUser"
@@ -26524,7 +26557,7 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"driver": self.driver.value, "path": self.path_}
+        wire: dict[str, object] = {"driver": self.driver.value}
         if self.node_name is not None:
             wire["node-name"] = self.node_name
         if self.discard is not None:
@@ -26539,6 +26572,8 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
+        if self.path_ is not None:
+            wire["path"] = self.path_
         wire.update(self.extra)
         return wire
 
@@ -26607,7 +26642,7 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    path_: str
+    path_: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -26620,7 +26655,7 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        path_: str,
+        path_: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.VIRTIO_BLK_VHOST_VDPA
@@ -26696,9 +26731,9 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
                 )
         else:
             detect_zeroes = _BlockdevDetectZeroesOptions_VALUES[detect_zeroes]
-        path_ = get("path")
-        if type(path_) is not str:
-            path_ = _c.required(data, "path", path, strict, _c.string)
+        path_ = _c.omissible(
+            data, "path", path, strict, _c.string, "BlockdevOptions_VirtioBlkVhostVdpa"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "BlockdevOptions_VirtioBlkVhostVdpa"
@@ -26720,7 +26755,7 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"driver": self.driver.value, "path": self.path_}
+        wire: dict[str, object] = {"driver": self.driver.value}
         if self.node_name is not None:
             wire["node-name"] = self.node_name
         if self.discard is not None:
@@ -26735,6 +26770,8 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
+        if self.path_ is not None:
+            wire["path"] = self.path_
         wire.update(self.extra)
         return wire
 

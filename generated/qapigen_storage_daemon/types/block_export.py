@@ -1060,7 +1060,7 @@ class BlockExportOptions_VhostUserBlk(_Struct):
     node_name: str
     writable: bool | None
     writethrough: bool | None
-    addr: SocketAddress
+    addr: SocketAddress | None
     logical_block_size: int | None
     num_queues: int | None
     extra: dict[str, object]
@@ -1074,7 +1074,7 @@ class BlockExportOptions_VhostUserBlk(_Struct):
         node_name: str,
         writable: bool | None = None,
         writethrough: bool | None = None,
-        addr: SocketAddress,
+        addr: SocketAddress | None = None,
         logical_block_size: int | None = None,
         num_queues: int | None = None,
         extra: dict[str, object] | None = None,
@@ -1126,11 +1126,14 @@ class BlockExportOptions_VhostUserBlk(_Struct):
                 writethrough = _c.required(
                     data, "writethrough", path, strict, _c.boolean
                 )
-        addr = get("addr")
-        if type(addr) is dict:
-            addr = decode_socket_address(addr, _c.at(path, "addr"), strict)
-        else:
-            addr = _c.required(data, "addr", path, strict, decode_socket_address)
+        addr = _c.omissible(
+            data,
+            "addr",
+            path,
+            strict,
+            decode_socket_address,
+            "BlockExportOptions_VhostUserBlk",
+        )
         logical_block_size = get("logical-block-size")
         if type(logical_block_size) is not int or not 0 <= logical_block_size < 2**64:
             if logical_block_size is not None or "logical-block-size" in data:
@@ -1167,7 +1170,6 @@ class BlockExportOptions_VhostUserBlk(_Struct):
             "type": self.type_.value,
             "id": self.id,
             "node-name": self.node_name,
-            "addr": self.addr.to_wire(),
         }
         if self.fixed_iothread is not None:
             wire["fixed-iothread"] = self.fixed_iothread
@@ -1177,6 +1179,8 @@ class BlockExportOptions_VhostUserBlk(_Struct):
             wire["writable"] = self.writable
         if self.writethrough is not None:
             wire["writethrough"] = self.writethrough
+        if self.addr is not None:
+            wire["addr"] = self.addr.to_wire()
         if self.logical_block_size is not None:
             wire["logical-block-size"] = self.logical_block_size
         if self.num_queues is not None:
@@ -1241,7 +1245,7 @@ class BlockExportOptions_Fuse(_Struct):
     node_name: str
     writable: bool | None
     writethrough: bool | None
-    mountpoint: str
+    mountpoint: str | None
     growable: bool | None
     allow_other: FuseExportAllowOther | None
     extra: dict[str, object]
@@ -1255,7 +1259,7 @@ class BlockExportOptions_Fuse(_Struct):
         node_name: str,
         writable: bool | None = None,
         writethrough: bool | None = None,
-        mountpoint: str,
+        mountpoint: str | None = None,
         growable: bool | None = None,
         allow_other: FuseExportAllowOther | None = None,
         extra: dict[str, object] | None = None,
@@ -1307,9 +1311,9 @@ class BlockExportOptions_Fuse(_Struct):
                 writethrough = _c.required(
                     data, "writethrough", path, strict, _c.boolean
                 )
-        mountpoint = get("mountpoint")
-        if type(mountpoint) is not str:
-            mountpoint = _c.required(data, "mountpoint", path, strict, _c.string)
+        mountpoint = _c.omissible(
+            data, "mountpoint", path, strict, _c.string, "BlockExportOptions_Fuse"
+        )
         growable = get("growable")
         if type(growable) is not bool:
             if growable is not None or "growable" in data:
@@ -1352,7 +1356,6 @@ class BlockExportOptions_Fuse(_Struct):
             "type": self.type_.value,
             "id": self.id,
             "node-name": self.node_name,
-            "mountpoint": self.mountpoint,
         }
         if self.fixed_iothread is not None:
             wire["fixed-iothread"] = self.fixed_iothread
@@ -1362,6 +1365,8 @@ class BlockExportOptions_Fuse(_Struct):
             wire["writable"] = self.writable
         if self.writethrough is not None:
             wire["writethrough"] = self.writethrough
+        if self.mountpoint is not None:
+            wire["mountpoint"] = self.mountpoint
         if self.growable is not None:
             wire["growable"] = self.growable
         if self.allow_other is not None:
@@ -1430,7 +1435,7 @@ class BlockExportOptions_VduseBlk(_Struct):
     node_name: str
     writable: bool | None
     writethrough: bool | None
-    name: str
+    name: str | None
     num_queues: int | None
     queue_size: int | None
     logical_block_size: int | None
@@ -1446,7 +1451,7 @@ class BlockExportOptions_VduseBlk(_Struct):
         node_name: str,
         writable: bool | None = None,
         writethrough: bool | None = None,
-        name: str,
+        name: str | None = None,
         num_queues: int | None = None,
         queue_size: int | None = None,
         logical_block_size: int | None = None,
@@ -1502,9 +1507,9 @@ class BlockExportOptions_VduseBlk(_Struct):
                 writethrough = _c.required(
                     data, "writethrough", path, strict, _c.boolean
                 )
-        name = get("name")
-        if type(name) is not str:
-            name = _c.required(data, "name", path, strict, _c.string)
+        name = _c.omissible(
+            data, "name", path, strict, _c.string, "BlockExportOptions_VduseBlk"
+        )
         num_queues = get("num-queues")
         if type(num_queues) is not int or not 0 <= num_queues < 2**16:
             if num_queues is not None or "num-queues" in data:
@@ -1551,7 +1556,6 @@ class BlockExportOptions_VduseBlk(_Struct):
             "type": self.type_.value,
             "id": self.id,
             "node-name": self.node_name,
-            "name": self.name,
         }
         if self.fixed_iothread is not None:
             wire["fixed-iothread"] = self.fixed_iothread
@@ -1561,6 +1565,8 @@ class BlockExportOptions_VduseBlk(_Struct):
             wire["writable"] = self.writable
         if self.writethrough is not None:
             wire["writethrough"] = self.writethrough
+        if self.name is not None:
+            wire["name"] = self.name
         if self.num_queues is not None:
             wire["num-queues"] = self.num_queues
         if self.queue_size is not None:

@@ -2926,11 +2926,14 @@ class ChardevBackend_Spicevmc(_Struct):
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
     type_: _typing.Literal[ChardevBackendKind.SPICEVMC]
-    data: ChardevSpiceChannel
+    data: ChardevSpiceChannel | None
     extra: dict[str, object]
 
     def __init__(
-        self, *, data: ChardevSpiceChannel, extra: dict[str, object] | None = None
+        self,
+        *,
+        data: ChardevSpiceChannel | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         self.type_ = ChardevBackendKind.SPICEVMC
         self.data = data
@@ -2944,14 +2947,14 @@ class ChardevBackend_Spicevmc(_Struct):
         data: dict[str, object] = (
             value if type(value) is dict else _c.object_(value, path)
         )
-        get = data.get
-        data_ = get("data")
-        if type(data_) is dict:
-            data_ = ChardevSpiceChannel.from_wire(data_, _c.at(path, "data"), strict)
-        else:
-            data_ = _c.required(
-                data, "data", path, strict, ChardevSpiceChannel.from_wire
-            )
+        data_ = _c.omissible(
+            data,
+            "data",
+            path,
+            strict,
+            ChardevSpiceChannel.from_wire,
+            "ChardevBackend_Spicevmc",
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "ChardevBackend_Spicevmc"
@@ -2966,10 +2969,9 @@ class ChardevBackend_Spicevmc(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "type": self.type_.value,
-            "data": self.data.to_wire(),
-        }
+        wire: dict[str, object] = {"type": self.type_.value}
+        if self.data is not None:
+            wire["data"] = self.data.to_wire()
         wire.update(self.extra)
         return wire
 
@@ -2982,11 +2984,14 @@ class ChardevBackend_Spiceport(_Struct):
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
     type_: _typing.Literal[ChardevBackendKind.SPICEPORT]
-    data: ChardevSpicePort
+    data: ChardevSpicePort | None
     extra: dict[str, object]
 
     def __init__(
-        self, *, data: ChardevSpicePort, extra: dict[str, object] | None = None
+        self,
+        *,
+        data: ChardevSpicePort | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         self.type_ = ChardevBackendKind.SPICEPORT
         self.data = data
@@ -3000,12 +3005,14 @@ class ChardevBackend_Spiceport(_Struct):
         data: dict[str, object] = (
             value if type(value) is dict else _c.object_(value, path)
         )
-        get = data.get
-        data_ = get("data")
-        if type(data_) is dict:
-            data_ = ChardevSpicePort.from_wire(data_, _c.at(path, "data"), strict)
-        else:
-            data_ = _c.required(data, "data", path, strict, ChardevSpicePort.from_wire)
+        data_ = _c.omissible(
+            data,
+            "data",
+            path,
+            strict,
+            ChardevSpicePort.from_wire,
+            "ChardevBackend_Spiceport",
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "ChardevBackend_Spiceport"
@@ -3020,10 +3027,9 @@ class ChardevBackend_Spiceport(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "type": self.type_.value,
-            "data": self.data.to_wire(),
-        }
+        wire: dict[str, object] = {"type": self.type_.value}
+        if self.data is not None:
+            wire["data"] = self.data.to_wire()
         wire.update(self.extra)
         return wire
 
@@ -3036,11 +3042,14 @@ class ChardevBackend_QemuVdagent(_Struct):
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
     type_: _typing.Literal[ChardevBackendKind.QEMU_VDAGENT]
-    data: ChardevQemuVDAgent
+    data: ChardevQemuVDAgent | None
     extra: dict[str, object]
 
     def __init__(
-        self, *, data: ChardevQemuVDAgent, extra: dict[str, object] | None = None
+        self,
+        *,
+        data: ChardevQemuVDAgent | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         self.type_ = ChardevBackendKind.QEMU_VDAGENT
         self.data = data
@@ -3054,14 +3063,14 @@ class ChardevBackend_QemuVdagent(_Struct):
         data: dict[str, object] = (
             value if type(value) is dict else _c.object_(value, path)
         )
-        get = data.get
-        data_ = get("data")
-        if type(data_) is dict:
-            data_ = ChardevQemuVDAgent.from_wire(data_, _c.at(path, "data"), strict)
-        else:
-            data_ = _c.required(
-                data, "data", path, strict, ChardevQemuVDAgent.from_wire
-            )
+        data_ = _c.omissible(
+            data,
+            "data",
+            path,
+            strict,
+            ChardevQemuVDAgent.from_wire,
+            "ChardevBackend_QemuVdagent",
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "ChardevBackend_QemuVdagent"
@@ -3076,10 +3085,9 @@ class ChardevBackend_QemuVdagent(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "type": self.type_.value,
-            "data": self.data.to_wire(),
-        }
+        wire: dict[str, object] = {"type": self.type_.value}
+        if self.data is not None:
+            wire["data"] = self.data.to_wire()
         wire.update(self.extra)
         return wire
 
@@ -3092,11 +3100,11 @@ class ChardevBackend_Dbus(_Struct):
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
     type_: _typing.Literal[ChardevBackendKind.DBUS]
-    data: ChardevDBus
+    data: ChardevDBus | None
     extra: dict[str, object]
 
     def __init__(
-        self, *, data: ChardevDBus, extra: dict[str, object] | None = None
+        self, *, data: ChardevDBus | None = None, extra: dict[str, object] | None = None
     ) -> None:
         self.type_ = ChardevBackendKind.DBUS
         self.data = data
@@ -3110,12 +3118,9 @@ class ChardevBackend_Dbus(_Struct):
         data: dict[str, object] = (
             value if type(value) is dict else _c.object_(value, path)
         )
-        get = data.get
-        data_ = get("data")
-        if type(data_) is dict:
-            data_ = ChardevDBus.from_wire(data_, _c.at(path, "data"), strict)
-        else:
-            data_ = _c.required(data, "data", path, strict, ChardevDBus.from_wire)
+        data_ = _c.omissible(
+            data, "data", path, strict, ChardevDBus.from_wire, "ChardevBackend_Dbus"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "ChardevBackend_Dbus"
@@ -3130,10 +3135,9 @@ class ChardevBackend_Dbus(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "type": self.type_.value,
-            "data": self.data.to_wire(),
-        }
+        wire: dict[str, object] = {"type": self.type_.value}
+        if self.data is not None:
+            wire["data"] = self.data.to_wire()
         wire.update(self.extra)
         return wire
 

@@ -2075,6 +2075,7 @@ class SecretCommonProperties(_Struct):
             wire["keyid"] = self.keyid
         if self.iv is not None:
             wire["iv"] = self.iv
+        _c.hide_members(wire, "SecretCommonProperties")
         wire.update(self.extra)
         return wire
 
@@ -2202,6 +2203,7 @@ class SecretProperties(_Struct):
             wire["data"] = self.data
         if self.file is not None:
             wire["file"] = self.file
+        _c.hide_members(wire, "SecretProperties")
         wire.update(self.extra)
         return wire
 
@@ -2313,6 +2315,7 @@ class SecretKeyringProperties(_Struct):
             wire["keyid"] = self.keyid
         if self.iv is not None:
             wire["iv"] = self.iv
+        _c.hide_members(wire, "SecretKeyringProperties")
         wire.update(self.extra)
         return wire
 
@@ -2536,6 +2539,7 @@ class TlsCredsAnonProperties(_Struct):
             wire["priority"] = self.priority
         if self.loaded is not None:
             wire["loaded"] = self.loaded
+        _c.hide_members(wire, "TlsCredsAnonProperties")
         wire.update(self.extra)
         return wire
 
@@ -2676,6 +2680,7 @@ class TlsCredsPskProperties(_Struct):
             wire["loaded"] = self.loaded
         if self.username is not None:
             wire["username"] = self.username
+        _c.hide_members(wire, "TlsCredsPskProperties")
         wire.update(self.extra)
         return wire
 
@@ -2841,6 +2846,7 @@ class TlsCredsX509Properties(_Struct):
             wire["sanity-check"] = self.sanity_check
         if self.passwordid is not None:
             wire["passwordid"] = self.passwordid
+        _c.hide_members(wire, "TlsCredsX509Properties")
         wire.update(self.extra)
         return wire
 

@@ -3316,6 +3316,7 @@ class RngProperties(_Struct):
         wire: dict[str, object] = {}
         if self.opened is not None:
             wire["opened"] = self.opened
+        _c.hide_members(wire, "RngProperties")
         wire.update(self.extra)
         return wire
 
@@ -3388,6 +3389,7 @@ class RngEgdProperties(_Struct):
         wire: dict[str, object] = {"chardev": self.chardev}
         if self.opened is not None:
             wire["opened"] = self.opened
+        _c.hide_members(wire, "RngEgdProperties")
         wire.update(self.extra)
         return wire
 
@@ -3463,6 +3465,7 @@ class RngRandomProperties(_Struct):
             wire["opened"] = self.opened
         if self.filename is not None:
             wire["filename"] = self.filename
+        _c.hide_members(wire, "RngRandomProperties")
         wire.update(self.extra)
         return wire
 
@@ -4020,12 +4023,17 @@ class ObjectOptions_CanHostSocketcan(_Struct):
 
     qom_type: _typing.Literal[ObjectType.CAN_HOST_SOCKETCAN]
     id: str
-    if_: str
-    canbus: str
+    if_: str | None
+    canbus: str | None
     extra: dict[str, object]
 
     def __init__(
-        self, *, id: str, if_: str, canbus: str, extra: dict[str, object] | None = None
+        self,
+        *,
+        id: str,
+        if_: str | None = None,
+        canbus: str | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         self.qom_type = ObjectType.CAN_HOST_SOCKETCAN
         self.id = id
@@ -4045,12 +4053,12 @@ class ObjectOptions_CanHostSocketcan(_Struct):
         id = get("id")
         if type(id) is not str:
             id = _c.required(data, "id", path, strict, _c.string)
-        if_ = get("if")
-        if type(if_) is not str:
-            if_ = _c.required(data, "if", path, strict, _c.string)
-        canbus = get("canbus")
-        if type(canbus) is not str:
-            canbus = _c.required(data, "canbus", path, strict, _c.string)
+        if_ = _c.omissible(
+            data, "if", path, strict, _c.string, "ObjectOptions_CanHostSocketcan"
+        )
+        canbus = _c.omissible(
+            data, "canbus", path, strict, _c.string, "ObjectOptions_CanHostSocketcan"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "ObjectOptions_CanHostSocketcan"
@@ -4067,12 +4075,11 @@ class ObjectOptions_CanHostSocketcan(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "qom-type": self.qom_type.value,
-            "id": self.id,
-            "if": self.if_,
-            "canbus": self.canbus,
-        }
+        wire: dict[str, object] = {"qom-type": self.qom_type.value, "id": self.id}
+        if self.if_ is not None:
+            wire["if"] = self.if_
+        if self.canbus is not None:
+            wire["canbus"] = self.canbus
         wire.update(self.extra)
         return wire
 
@@ -4476,7 +4483,7 @@ class ObjectOptions_CryptodevVhostUser(_Struct):
     qom_type: _typing.Literal[ObjectType.CRYPTODEV_VHOST_USER]
     id: str
     queues: int | None
-    chardev: str
+    chardev: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -4484,7 +4491,7 @@ class ObjectOptions_CryptodevVhostUser(_Struct):
         *,
         id: str,
         queues: int | None = None,
-        chardev: str,
+        chardev: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.qom_type = ObjectType.CRYPTODEV_VHOST_USER
@@ -4509,9 +4516,9 @@ class ObjectOptions_CryptodevVhostUser(_Struct):
         if type(queues) is not int or not 0 <= queues < 2**32:
             if queues is not None or "queues" in data:
                 queues = _c.required(data, "queues", path, strict, _c.uint32)
-        chardev = get("chardev")
-        if type(chardev) is not str:
-            chardev = _c.required(data, "chardev", path, strict, _c.string)
+        chardev = _c.omissible(
+            data, "chardev", path, strict, _c.string, "ObjectOptions_CryptodevVhostUser"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "ObjectOptions_CryptodevVhostUser"
@@ -4528,13 +4535,11 @@ class ObjectOptions_CryptodevVhostUser(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "qom-type": self.qom_type.value,
-            "id": self.id,
-            "chardev": self.chardev,
-        }
+        wire: dict[str, object] = {"qom-type": self.qom_type.value, "id": self.id}
         if self.queues is not None:
             wire["queues"] = self.queues
+        if self.chardev is not None:
+            wire["chardev"] = self.chardev
         wire.update(self.extra)
         return wire
 
@@ -5704,7 +5709,7 @@ class ObjectOptions_InputLinux(_Struct):
 
     qom_type: _typing.Literal[ObjectType.INPUT_LINUX]
     id: str
-    evdev: str
+    evdev: str | None
     grab_all: bool | None
     repeat: bool | None
     grab_toggle: GrabToggleKeys | None
@@ -5714,7 +5719,7 @@ class ObjectOptions_InputLinux(_Struct):
         self,
         *,
         id: str,
-        evdev: str,
+        evdev: str | None = None,
         grab_all: bool | None = None,
         repeat: bool | None = None,
         grab_toggle: GrabToggleKeys | None = None,
@@ -5740,9 +5745,9 @@ class ObjectOptions_InputLinux(_Struct):
         id = get("id")
         if type(id) is not str:
             id = _c.required(data, "id", path, strict, _c.string)
-        evdev = get("evdev")
-        if type(evdev) is not str:
-            evdev = _c.required(data, "evdev", path, strict, _c.string)
+        evdev = _c.omissible(
+            data, "evdev", path, strict, _c.string, "ObjectOptions_InputLinux"
+        )
         grab_all = get("grab_all")
         if type(grab_all) is not bool:
             if grab_all is not None or "grab_all" in data:
@@ -5781,11 +5786,9 @@ class ObjectOptions_InputLinux(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "qom-type": self.qom_type.value,
-            "id": self.id,
-            "evdev": self.evdev,
-        }
+        wire: dict[str, object] = {"qom-type": self.qom_type.value, "id": self.id}
+        if self.evdev is not None:
+            wire["evdev"] = self.evdev
         if self.grab_all is not None:
             wire["grab_all"] = self.grab_all
         if self.repeat is not None:
@@ -6096,7 +6099,7 @@ class ObjectOptions_MemoryBackendEpc(_Struct):
     prealloc_context: str | None
     share: bool | None
     reserve: bool | None
-    size: int
+    size: int | None
     x_use_canonical_path_for_ramblock_id: bool | None
     extra: dict[str, object]
 
@@ -6113,7 +6116,7 @@ class ObjectOptions_MemoryBackendEpc(_Struct):
         prealloc_context: str | None = None,
         share: bool | None = None,
         reserve: bool | None = None,
-        size: int,
+        size: int | None = None,
         x_use_canonical_path_for_ramblock_id: bool | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
@@ -6189,9 +6192,9 @@ class ObjectOptions_MemoryBackendEpc(_Struct):
         if type(reserve) is not bool:
             if reserve is not None or "reserve" in data:
                 reserve = _c.required(data, "reserve", path, strict, _c.boolean)
-        size = get("size")
-        if type(size) is not int or not 0 <= size < 2**64:
-            size = _c.required(data, "size", path, strict, _c.size)
+        size = _c.omissible(
+            data, "size", path, strict, _c.size, "ObjectOptions_MemoryBackendEpc"
+        )
         m11 = get("x-use-canonical-path-for-ramblock-id")
         if type(m11) is not bool:
             if m11 is not None or "x-use-canonical-path-for-ramblock-id" in data:
@@ -6227,11 +6230,7 @@ class ObjectOptions_MemoryBackendEpc(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "qom-type": self.qom_type.value,
-            "id": self.id,
-            "size": self.size,
-        }
+        wire: dict[str, object] = {"qom-type": self.qom_type.value, "id": self.id}
         if self.dump is not None:
             wire["dump"] = self.dump
         if self.host_nodes is not None:
@@ -6250,6 +6249,8 @@ class ObjectOptions_MemoryBackendEpc(_Struct):
             wire["share"] = self.share
         if self.reserve is not None:
             wire["reserve"] = self.reserve
+        if self.size is not None:
+            wire["size"] = self.size
         if self.x_use_canonical_path_for_ramblock_id is not None:
             wire["x-use-canonical-path-for-ramblock-id"] = (
                 self.x_use_canonical_path_for_ramblock_id
@@ -6595,7 +6596,7 @@ class ObjectOptions_MemoryBackendMemfd(_Struct):
     prealloc_context: str | None
     share: bool | None
     reserve: bool | None
-    size: int
+    size: int | None
     x_use_canonical_path_for_ramblock_id: bool | None
     hugetlb: bool | None
     hugetlbsize: int | None
@@ -6615,7 +6616,7 @@ class ObjectOptions_MemoryBackendMemfd(_Struct):
         prealloc_context: str | None = None,
         share: bool | None = None,
         reserve: bool | None = None,
-        size: int,
+        size: int | None = None,
         x_use_canonical_path_for_ramblock_id: bool | None = None,
         hugetlb: bool | None = None,
         hugetlbsize: int | None = None,
@@ -6697,9 +6698,9 @@ class ObjectOptions_MemoryBackendMemfd(_Struct):
         if type(reserve) is not bool:
             if reserve is not None or "reserve" in data:
                 reserve = _c.required(data, "reserve", path, strict, _c.boolean)
-        size = get("size")
-        if type(size) is not int or not 0 <= size < 2**64:
-            size = _c.required(data, "size", path, strict, _c.size)
+        size = _c.omissible(
+            data, "size", path, strict, _c.size, "ObjectOptions_MemoryBackendMemfd"
+        )
         m11 = get("x-use-canonical-path-for-ramblock-id")
         if type(m11) is not bool:
             if m11 is not None or "x-use-canonical-path-for-ramblock-id" in data:
@@ -6750,11 +6751,7 @@ class ObjectOptions_MemoryBackendMemfd(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "qom-type": self.qom_type.value,
-            "id": self.id,
-            "size": self.size,
-        }
+        wire: dict[str, object] = {"qom-type": self.qom_type.value, "id": self.id}
         if self.dump is not None:
             wire["dump"] = self.dump
         if self.host_nodes is not None:
@@ -6773,6 +6770,8 @@ class ObjectOptions_MemoryBackendMemfd(_Struct):
             wire["share"] = self.share
         if self.reserve is not None:
             wire["reserve"] = self.reserve
+        if self.size is not None:
+            wire["size"] = self.size
         if self.x_use_canonical_path_for_ramblock_id is not None:
             wire["x-use-canonical-path-for-ramblock-id"] = (
                 self.x_use_canonical_path_for_ramblock_id
@@ -7017,11 +7016,15 @@ class ObjectOptions_PrManagerHelper(_Struct):
 
     qom_type: _typing.Literal[ObjectType.PR_MANAGER_HELPER]
     id: str
-    path_: str
+    path_: str | None
     extra: dict[str, object]
 
     def __init__(
-        self, *, id: str, path_: str, extra: dict[str, object] | None = None
+        self,
+        *,
+        id: str,
+        path_: str | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         self.qom_type = ObjectType.PR_MANAGER_HELPER
         self.id = id
@@ -7040,9 +7043,9 @@ class ObjectOptions_PrManagerHelper(_Struct):
         id = get("id")
         if type(id) is not str:
             id = _c.required(data, "id", path, strict, _c.string)
-        path_ = get("path")
-        if type(path_) is not str:
-            path_ = _c.required(data, "path", path, strict, _c.string)
+        path_ = _c.omissible(
+            data, "path", path, strict, _c.string, "ObjectOptions_PrManagerHelper"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "ObjectOptions_PrManagerHelper"
@@ -7058,11 +7061,9 @@ class ObjectOptions_PrManagerHelper(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "qom-type": self.qom_type.value,
-            "id": self.id,
-            "path": self.path_,
-        }
+        wire: dict[str, object] = {"qom-type": self.qom_type.value, "id": self.id}
+        if self.path_ is not None:
+            wire["path"] = self.path_
         wire.update(self.extra)
         return wire
 
@@ -7217,6 +7218,7 @@ class ObjectOptions_RngBuiltin(_Struct):
         wire: dict[str, object] = {"qom-type": self.qom_type.value, "id": self.id}
         if self.opened is not None:
             wire["opened"] = self.opened
+        _c.hide_members(wire, "ObjectOptions_RngBuiltin")
         wire.update(self.extra)
         return wire
 
@@ -7304,6 +7306,7 @@ class ObjectOptions_RngEgd(_Struct):
         }
         if self.opened is not None:
             wire["opened"] = self.opened
+        _c.hide_members(wire, "ObjectOptions_RngEgd")
         wire.update(self.extra)
         return wire
 
@@ -7390,6 +7393,7 @@ class ObjectOptions_RngRandom(_Struct):
             wire["opened"] = self.opened
         if self.filename is not None:
             wire["filename"] = self.filename
+        _c.hide_members(wire, "ObjectOptions_RngRandom")
         wire.update(self.extra)
         return wire
 
@@ -7534,6 +7538,7 @@ class ObjectOptions_Secret(_Struct):
             wire["data"] = self.data
         if self.file is not None:
             wire["file"] = self.file
+        _c.hide_members(wire, "ObjectOptions_Secret")
         wire.update(self.extra)
         return wire
 
@@ -7559,7 +7564,7 @@ class ObjectOptions_SecretKeyring(_Struct):
     format: QCryptoSecretFormat | None
     keyid: str | None
     iv: str | None
-    serial: int
+    serial: int | None
     extra: dict[str, object]
 
     def __init__(
@@ -7570,7 +7575,7 @@ class ObjectOptions_SecretKeyring(_Struct):
         format: QCryptoSecretFormat | None = None,
         keyid: str | None = None,
         iv: str | None = None,
-        serial: int,
+        serial: int | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.qom_type = ObjectType.SECRET_KEYRING
@@ -7624,9 +7629,9 @@ class ObjectOptions_SecretKeyring(_Struct):
         if type(iv) is not str:
             if iv is not None or "iv" in data:
                 iv = _c.required(data, "iv", path, strict, _c.string)
-        serial = get("serial")
-        if type(serial) is not int or not -(2**31) <= serial < 2**31:
-            serial = _c.required(data, "serial", path, strict, _c.int32)
+        serial = _c.omissible(
+            data, "serial", path, strict, _c.int32, "ObjectOptions_SecretKeyring"
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "ObjectOptions_SecretKeyring"
@@ -7646,11 +7651,7 @@ class ObjectOptions_SecretKeyring(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "qom-type": self.qom_type.value,
-            "id": self.id,
-            "serial": self.serial,
-        }
+        wire: dict[str, object] = {"qom-type": self.qom_type.value, "id": self.id}
         if self.loaded is not None:
             wire["loaded"] = self.loaded
         if self.format is not None:
@@ -7659,6 +7660,9 @@ class ObjectOptions_SecretKeyring(_Struct):
             wire["keyid"] = self.keyid
         if self.iv is not None:
             wire["iv"] = self.iv
+        if self.serial is not None:
+            wire["serial"] = self.serial
+        _c.hide_members(wire, "ObjectOptions_SecretKeyring")
         wire.update(self.extra)
         return wire
 
@@ -8238,6 +8242,7 @@ class ObjectOptions_ThrottleGroup(_Struct):
             wire["x-bps-write-max-length"] = self.x_bps_write_max_length
         if self.x_iops_size is not None:
             wire["x-iops-size"] = self.x_iops_size
+        _c.hide_members(wire, "ObjectOptions_ThrottleGroup")
         wire.update(self.extra)
         return wire
 
@@ -8371,6 +8376,7 @@ class ObjectOptions_TlsCredsAnon(_Struct):
             wire["priority"] = self.priority
         if self.loaded is not None:
             wire["loaded"] = self.loaded
+        _c.hide_members(wire, "ObjectOptions_TlsCredsAnon")
         wire.update(self.extra)
         return wire
 
@@ -8524,6 +8530,7 @@ class ObjectOptions_TlsCredsPsk(_Struct):
             wire["loaded"] = self.loaded
         if self.username is not None:
             wire["username"] = self.username
+        _c.hide_members(wire, "ObjectOptions_TlsCredsPsk")
         wire.update(self.extra)
         return wire
 
@@ -8691,6 +8698,7 @@ class ObjectOptions_TlsCredsX509(_Struct):
             wire["sanity-check"] = self.sanity_check
         if self.passwordid is not None:
             wire["passwordid"] = self.passwordid
+        _c.hide_members(wire, "ObjectOptions_TlsCredsX509")
         wire.update(self.extra)
         return wire
 
