@@ -146,11 +146,45 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_package_name,
         help="the package's import name (a Python identifier): ./NAME without -o",
     )
+    generate.add_argument(
+        "--from-introspection",
+        metavar="SOURCE",
+        help="generate from a query-qmp-schema answer instead of a schema: a saved"
+        " reply (file) or a QMP address to ask (unix:PATH, tcp:HOST:PORT, HOST:PORT,"
+        " a socket); needs -o or --package",
+    )
     _add_level_options(generate)
     generate.add_argument(
         "--check",
         action="store_true",
         help="write nothing; exit 1 with a diff if a package on disk is stale",
+    )
+    shell = commands.add_parser(
+        "shell",
+        help="a typed QMP shell: completion, validation, help from the schema",
+        description="A QMP shell typed by the server's schema (its query-qmp-schema,"
+        " or the generated package --package names): Tab completes commands and"
+        " argument names, arguments are checked before they are sent, help COMMAND"
+        " shows the package's documentation. Without a terminal on stdin it runs one"
+        " command per line (COMMAND KEY=VALUE ...), prints each reply as a line of"
+        " JSON and stops with status 1 at the first error.",
+    )
+    shell.add_argument(
+        "address",
+        metavar="ADDRESS",
+        help="the QMP server: unix:PATH, a socket path, tcp:HOST:PORT or HOST:PORT",
+    )
+    shell.add_argument(
+        "--package",
+        metavar="NAME",
+        help="a generated package of the server's schema (importable): its doc"
+        " comments for help, its schema when the server has no query-qmp-schema",
+    )
+    shell.add_argument(
+        "--guest-agent",
+        action="store_true",
+        help="the server is qemu-ga (no greeting, no introspection): the schema is"
+        " --package's, by default qapigen_qga (QEMU 7.2's guest-agent schema)",
     )
     return parser
 
@@ -301,6 +335,15 @@ def _generate_one(target: Target, fix: str, args: argparse.Namespace) -> int:
     from .stamp import Provenance, is_current
 
     output = shown(target.output)
+    if target.optional and not target.schema.exists():
+        # Nothing to check against: say so, and leave the committed package alone.
+        print(
+            f"{output}: skipped: its schema {shown(target.schema)} is absent (an"
+            " optional target); the committed package was not "
+            + ("checked" if args.check else "regenerated"),
+            file=sys.stderr,
+        )
+        return EXIT_OK
     check_folder(target.output)  # before the schema is read: a wrong -o fails at once
     options = _options(target)
     if is_current(target.output, options):
@@ -333,6 +376,8 @@ def _generate_one(target: Target, fix: str, args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .ownership import OutputError
 
+    if args.from_introspection is not None:
+        return _generate_from_introspection(args)
     targets = [_explicit_target(args)] if args.schema else _project_targets(args)
     status = EXIT_OK
     for target, fix in targets:
@@ -346,6 +391,55 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             _report(error)
             status = EXIT_ERROR
     return status
+
+
+def _generate_from_introspection(args: argparse.Namespace) -> int:
+    """`generate --from-introspection SOURCE`: one package from a live or saved
+    query-qmp-schema answer (qapigen/from_introspection)."""
+    from .from_introspection.build import schema_from_entities
+    from .from_introspection.source import load_answer
+    from .generate import apply_plan, generate_package, plan_diff
+    from .ownership import OutputError, check_folder, plan_package
+
+    if args.schema is not None:
+        raise UsageError("give either SCHEMA or --from-introspection, not both")
+    if args.output is None and args.package is None:
+        raise UsageError("--from-introspection needs -o DIR or --package NAME")
+    if args.qapi_version is not None:
+        raise UsageError("--qapi-version applies to schema files only")
+    try:
+        target = resolve_target(
+            Path(args.from_introspection),
+            Path(args.output) if args.output else None,
+            args.package,
+            None,
+            Path(),
+        )
+    except TargetError as error:
+        option = {"output": "-o", "package": "--package"}
+        raise UsageError(
+            f"{option.get(error.key, error.key)}: {error.message}"
+        ) from None
+    output = shown(target.output)
+    try:
+        check_folder(target.output)
+        answer = load_answer(args.from_introspection)
+        schema = schema_from_entities(answer.entities, args.from_introspection)
+        files = generate_package(schema, target.package, answer.described)
+        plan = plan_package(files, target.output)
+        if args.check:
+            if plan.is_current:
+                return EXIT_OK
+            sys.stdout.write(plan_diff(plan, prefix=f"{output}/"))
+            print(f"{output} is stale", file=sys.stderr)
+            return EXIT_ERROR
+        changed = apply_plan(plan)
+    except (QAPIError, OutputError, OSError) as error:
+        _report(error)
+        return EXIT_ERROR
+    _report_left_alone(plan)
+    print(f"{output}: {len(files)} files, {len(changed)} changed", file=sys.stderr)
+    return EXIT_OK
 
 
 def _report(error: Exception) -> None:
@@ -367,7 +461,18 @@ def _report(error: Exception) -> None:
         print(error, file=sys.stderr)
 
 
-_COMMANDS = {"check": _cmd_check, "dump-ir": _cmd_dump_ir, "generate": _cmd_generate}
+def _cmd_shell(args: argparse.Namespace) -> int:
+    from .shell.session import main as shell_main
+
+    return shell_main(args.address, args.package, args.guest_agent)
+
+
+_COMMANDS = {
+    "check": _cmd_check,
+    "dump-ir": _cmd_dump_ir,
+    "generate": _cmd_generate,
+    "shell": _cmd_shell,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,10 @@ Several targets, one array-of-tables entry each (nothing else in [tool.qapigen] 
     output = "generated/qapigen_vm_qmp"
 
 Keys: `schema` (required), `output`, `package`, `qapi-version` (see target.py for how
-output and package go together). Paths are relative to the pyproject.toml's folder,
+output and package go together), `optional` (true for a schema that lives outside the
+project and may be absent, as QEMU's own schemas do: where it is absent, `generate` and
+`generate --check` say that they skip the target, and leave its committed package as it
+is; where it is there, the target is generated and checked as any other). Paths are relative to the pyproject.toml's folder,
 the project folder, and an output must stay inside it: a pyproject.toml (maybe of a
 repository just cloned) never makes qapigen write elsewhere. The project's pyproject.toml
 is the nearest one from the working folder up to the repository's root (the nearest
@@ -42,7 +45,8 @@ PYPROJECT = "pyproject.toml"
 REPOSITORY_MARKER = ".git"
 QAPI_VERSIONS = tuple(lv.value for lv in Level if lv is not Level.PERMISSIVE)
 
-_KEYS = ("schema", "output", "package", "qapi-version")
+_KEYS = ("schema", "output", "package", "qapi-version", "optional")
+_FLAGS = ("optional",)
 _SINGLE = "[tool.qapigen]"
 _SEVERAL = "[[tool.qapigen.targets]]"
 _SINGLE_HEADER = re.compile(r"\s*\[\s*tool\s*\.\s*qapigen\s*\]")
@@ -151,9 +155,13 @@ class _Reader:
             if key not in _KEYS:
                 raise self.error(entry, key, f"unknown key (known: {', '.join(_KEYS)})")
         for key, value in table.items():
-            if not isinstance(value, str):
+            if key in _FLAGS:
+                if not isinstance(value, bool):
+                    raise self.error(entry, key, "must be true or false")
+            elif not isinstance(value, str):
                 raise self.error(entry, key, "must be a string")
         values: dict[str, str] = {k: v for k, v in table.items() if isinstance(v, str)}
+        optional = table.get("optional") is True
         if "schema" not in values:
             raise self.error(
                 entry, "schema", "missing: the QAPI schema to generate from"
@@ -191,7 +199,9 @@ class _Reader:
                 f"{output or target.package!r} is not a folder inside the project"
                 " folder (a pyproject.toml only generates into its own project)",
             )
-        return Target(target.schema, real, target.package, target.qapi_version)
+        return Target(
+            target.schema, real, target.package, target.qapi_version, optional
+        )
 
     def check_apart(self, entries: list[_Entry], targets: list[Target]) -> None:
         """No two targets write the same folder, or one inside another's."""

@@ -37,6 +37,8 @@ class Target:
     output: Path  # the package folder
     package: str  # its import name: the folder's name
     qapi_version: str | None = None
+    # the schema may be absent (it lives outside the project): then skip, saying so
+    optional: bool = False
 
 
 def package_name_problem(name: str) -> str | None:

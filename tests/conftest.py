@@ -9,17 +9,41 @@ from collections.abc import Iterator
 
 import pytest
 
+from qapigen_testing.daemons import (
+    QEMU_GA,
+    QEMU_IMG,
+    QEMU_IO,
+    STORAGE_DAEMON,
+    find_program,
+)
 from qapigen_testing.qemu_fixtures import QEMU_BINARY, QemuLauncher
+
+# marker -> the programs its tests run, and the Debian package that has them
+PEERS = {
+    "qemu": ((QEMU_BINARY,), "qemu-system-x86"),
+    "guest_agent": ((QEMU_GA,), "qemu-guest-agent"),
+    "storage_daemon": (
+        (STORAGE_DAEMON, QEMU_IMG, QEMU_IO),
+        "qemu-system-common qemu-utils",
+    ),
+}
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    # Interop tests need a real QEMU. On a developer machine without one they skip with a
-    # reason; in CI a missing QEMU is a broken setup, so they fail instead of hiding.
-    if "qemu" not in item.keywords or shutil.which("qemu-system-x86_64"):
-        return
-    if os.environ.get("CI"):
-        pytest.fail("qemu-system-x86_64 is missing: CI must install it (scripts/setup)")
-    pytest.skip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+    # Interop tests need the real peer. On a developer machine without one they skip
+    # with a reason; in CI a missing peer is a broken setup, so they fail instead of
+    # hiding.
+    for marker, (programs, package) in PEERS.items():
+        if marker not in item.keywords:
+            continue
+        missing = [p for p in programs if find_program(p) is None]
+        if not missing:
+            continue
+        if os.environ.get("CI"):
+            pytest.fail(
+                f"{', '.join(missing)} missing: CI must install it (scripts/setup)"
+            )
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install {package})")
 
 
 @pytest.fixture

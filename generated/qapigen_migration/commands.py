@@ -1500,6 +1500,18 @@ ARGUMENT_CONDITIONS: dict[str, dict[str, object]] = {}
 OOB_COMMANDS: frozenset[str] = frozenset({"migrate-recover", "migrate-pause"})
 """The commands that may run out of band."""
 
+COMMAND_FEATURES: dict[str, list[str]] = {
+    "migrate_set_downtime": ["deprecated"],
+    "migrate_set_speed": ["deprecated"],
+    "migrate-set-cache-size": ["deprecated"],
+    "query-migrate-cache-size": ["deprecated"],
+}
+"""The features of commands that a server's `-compat` policy acts on ('deprecated',
+'unstable')."""
+
+ARGUMENT_FEATURES: dict[str, dict[str, list[str]]] = {}
+"""The features of arguments that a server's `-compat` policy acts on, by command."""
+
 
 if _typing.TYPE_CHECKING:
     from ._server import CommandDispatcher as CommandDispatcher

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection as _Collection
 
 from qapigen_runtime.bindings import introspection as _introspection
+from qapigen_runtime.bindings.policy import CompatPolicy as _CompatPolicy
 
 _ENTRIES: list[_introspection.Entry] = [
     (
@@ -355,11 +356,14 @@ _ENTRIES: list[_introspection.Entry] = [
 """The SchemaInfo entries: JSON text, the entry's `if` condition, its members'."""
 
 
-def schema_info(defined: _Collection[str] | None = None) -> list[dict[str, object]]:
+def schema_info(
+    defined: _Collection[str] | None = None, policy: _CompatPolicy | None = None
+) -> list[dict[str, object]]:
     """The query-qmp-schema answer: a list of SchemaInfo objects.
 
     With `defined` (the condition symbols a server has), entries, members, values and
     branches whose `if` condition does not hold are left out, as QEMU built without
-    them would; None answers for the whole schema.
+    them would; None answers for the whole schema. `policy` (QEMU's `-compat`): with
+    ``deprecated-output=hide``, what QEMU 7.2 then leaves out is left out.
     """
-    return _introspection.schema_info(_ENTRIES, defined)
+    return _introspection.schema_info(_ENTRIES, defined, policy)

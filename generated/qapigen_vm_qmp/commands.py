@@ -92,7 +92,7 @@ class AsyncClient(_AsyncClientBase):
         """
         await self._transport.execute("cont")
 
-    async def getfd(self, *, fdname: str) -> None:
+    async def getfd(self, *, fdname: str, fd: int) -> None:
         """Keep the file descriptor that came with this command (as SCM_RIGHTS
         ancillary data on a unix socket) under a name, for later use such as
         a migration to "fd:NAME".
@@ -101,9 +101,13 @@ class AsyncClient(_AsyncClientBase):
             fdname: the name to keep it under; an existing one is replaced
 
         Since: 0.14
+
+        A client sends `fd` (a file descriptor) with the command,
+        by SCM_RIGHTS over a unix socket; a handler takes it with
+        `qapigen_runtime.qmp.passed_fds.take_passed_fd()`.
         """
         _arguments: dict[str, object] = {"fdname": fdname}
-        await self._transport.execute("getfd", _arguments)
+        await self._transport.execute("getfd", _arguments, fds=[fd])
 
     async def closefd(self, *, fdname: str) -> None:
         """Close a file descriptor kept by getfd.
@@ -543,7 +547,7 @@ class SyncClient(_SyncClientBase):
         """
         self._transport.execute("cont")
 
-    def getfd(self, *, fdname: str) -> None:
+    def getfd(self, *, fdname: str, fd: int) -> None:
         """Keep the file descriptor that came with this command (as SCM_RIGHTS
         ancillary data on a unix socket) under a name, for later use such as
         a migration to "fd:NAME".
@@ -552,9 +556,13 @@ class SyncClient(_SyncClientBase):
             fdname: the name to keep it under; an existing one is replaced
 
         Since: 0.14
+
+        A client sends `fd` (a file descriptor) with the command,
+        by SCM_RIGHTS over a unix socket; a handler takes it with
+        `qapigen_runtime.qmp.passed_fds.take_passed_fd()`.
         """
         _arguments: dict[str, object] = {"fdname": fdname}
-        self._transport.execute("getfd", _arguments)
+        self._transport.execute("getfd", _arguments, fds=[fd])
 
     def closefd(self, *, fdname: str) -> None:
         """Close a file descriptor kept by getfd.
@@ -1211,6 +1219,19 @@ ARGUMENT_CONDITIONS: dict[str, dict[str, object]] = {}
 
 OOB_COMMANDS: frozenset[str] = frozenset({"migrate-recover", "migrate-pause"})
 """The commands that may run out of band."""
+
+COMMAND_FEATURES: dict[str, list[str]] = {
+    "x-colo-lost-heartbeat": ["unstable"],
+    "migrate_set_downtime": ["deprecated"],
+    "migrate_set_speed": ["deprecated"],
+    "migrate-set-cache-size": ["deprecated"],
+    "query-migrate-cache-size": ["deprecated"],
+}
+"""The features of commands that a server's `-compat` policy acts on ('deprecated',
+'unstable')."""
+
+ARGUMENT_FEATURES: dict[str, dict[str, list[str]]] = {}
+"""The features of arguments that a server's `-compat` policy acts on, by command."""
 
 
 if _typing.TYPE_CHECKING:

@@ -18,6 +18,7 @@ from .common import (
     TypeNames,
     is_deprecated,
     members_of,
+    special_features,
 )
 from .docs import doc_text
 from .literals import dict_literal, frozenset_literal, json_node, keyed
@@ -28,6 +29,17 @@ I2 = INDENT * 2
 
 # The parameter that carries the undeclared arguments of a 'gen': false command.
 OPEN_ARGUMENTS = "extra_arguments"
+
+# The QMP commands that take the file descriptor sent along with them (SCM_RIGHTS).
+# A fact of QEMU's monitor: of what a client passes with a command, only these two
+# take a descriptor (getfd names it, add-fd puts it into a set). Everything else that
+# uses one (migration to `fd:NAME`, add_client, `/dev/fdset/N` paths, the fd options
+# of chardevs and netdevs) names a descriptor one of them stored, so only these two
+# client methods need a descriptor parameter, and there it is required.
+PASSED_FD_COMMANDS = frozenset({"getfd", "add-fd"})
+
+# The client methods' parameter that carries that descriptor.
+PASSED_FD = "fd"
 
 
 @dataclass
@@ -43,6 +55,13 @@ class CommandView:
     allow_oob: bool
     # 'gen': false commands take arguments beyond the declared ones (device_add)
     open_arguments: bool = False
+    # 'success-response': false commands (guest-shutdown) get no reply on success:
+    # the client sends them through the base class, which does not wait for one
+    success_response: bool = True
+    # the command takes a descriptor passed with it (PASSED_FD_COMMANDS)
+    passes_fd: bool = False
+    # its features a server's `-compat` policy acts on
+    special: tuple[str, ...] = ()
 
     @property
     def runner(self) -> str:
@@ -53,8 +72,11 @@ class CommandView:
         """QEMU's CommandNotFound text for this command."""
         return f"The command {self.wire} has not been found"
 
-    def signature(self, is_async: bool, suffix: str) -> Node:
-        """``[async ]def method(self, *, a: T, b: U | None = None) -> R:`` + suffix."""
+    def signature(self, is_async: bool, suffix: str, client: bool = False) -> Node:
+        """``[async ]def method(self, *, a: T, b: U | None = None) -> R:`` + suffix;
+        a `client` method of a command that takes a passed descriptor also takes it
+        (``fd: int``; a handler gets it from the connection, see
+        `qapigen_runtime.qmp.passed_fds`)."""
         params: list[Node] = ["self"]
         if self.boxed is not None:
             params += [f"arguments: {self.boxed.annotation}", "/"]
@@ -63,7 +85,13 @@ class CommandView:
             params += [p.parameter for p in self.params]
             if self.open_arguments:
                 params.append(f"{OPEN_ARGUMENTS}: dict[str, object] | None = None")
-        returns = self.returns.annotation if self.returns else "None"
+        if client and self.passes_fd:
+            if "*" not in params:
+                params.append("*")
+            params.append(f"{PASSED_FD}: int")
+        returns = "None"
+        if self.returns is not None and self.success_response:
+            returns = self.returns.annotation
         keyword = "async def" if is_async else "def"
         return Group(
             f"{keyword} {self.method}(", params, f") -> {returns}:{suffix}", is_def=True
@@ -90,7 +118,7 @@ class CommandView:
             required: list[Node] = [
                 _item(p.wire, p.type.encode_node(p.attr))
                 for p in self.params
-                if not p.optional
+                if not p.omissible
             ]
             value = Group("{", required, "}", literal=True)
             lines.append(lay_out(Assign("_arguments: dict[str, object]", value), I2))
@@ -100,15 +128,22 @@ class CommandView:
             for p in self.params:
                 where = f"argument '{p.wire}' of QMP command '{self.wire}'"
                 lines += p.deprecation_lines(p.attr, where, I2, stacklevel=2)
-                if p.optional:
+                if p.omissible:
                     lines.append(p.set_optional("_arguments", p.attr, I2))
             if required or self.open_arguments:
                 call_arguments.append("_arguments")
             else:  # only optional arguments: maybe none given
                 call_arguments.append("_arguments or None")
+        if self.passes_fd:
+            call_arguments.append(f"fds=[{PASSED_FD}]")
         wait = "await " if is_async else ""
         call = Group(f"{wait}self._transport.execute(", call_arguments, ")")
-        if self.returns is None:
+        if not self.success_response:
+            if len(call_arguments) == 1:
+                call_arguments.append("None")
+            call = Group(f"{wait}self._execute_no_reply(", call_arguments, ")")
+            lines.append(lay_out(call, I2))
+        elif self.returns is None:
             lines.append(lay_out(call, I2))
         else:
             lines.append(lay_out(Assign("_reply", call), I2))
@@ -128,7 +163,12 @@ class CommandView:
             for p in self.params:
                 helper = "_c.optional" if p.optional else "_c.required"
                 args: list[Node] = ["_arguments", py_string(p.wire), '""', "True"]
-                value = Group(f"{helper}(", [*args, p.type.decoder_node], ")")
+                tail: list[Node] = [p.type.decoder_node]
+                if p.required_but_omissible:
+                    # required unless the server's conditions leave it out
+                    helper = "_c.omissible"
+                    tail.append('""' if p.cond_json is not None else "None")
+                value = Group(f"{helper}(", [*args, *tail], ")")
                 lines.append(lay_out(Assign(p.attr, value), INDENT))
             strict = "False" if self.open_arguments else "True"
             # a set display, not frozenset(): a decoded argument may be named so
@@ -154,6 +194,15 @@ class CommandView:
             lines.append(lay_out(Assign("_reply", call), INDENT))
             lines.append(lay_out(Return(self.returns.encode_node("_reply")), INDENT))
         return "\n".join(lines)
+
+    @property
+    def special_params(self) -> Node | None:
+        items: list[Node] = [
+            keyed(p.wire, json_node(p.special)) for p in self.params if p.special
+        ]
+        if not items:
+            return None
+        return keyed(self.wire, Group("{", items, "}", literal=True, explode=True))
 
     @property
     def conditional_params(self) -> Node | None:
@@ -187,13 +236,15 @@ def command_view(
     )
     params: list[Member] = []
     boxed = None
+    passes_fd = command.name in PASSED_FD_COMMANDS
     arg_type = command.arg_type
     if arg_type is not None and command.boxed:
         boxed = mapper.use(arg_type)
     elif arg_type is not None:
         where = f"the arguments of command '{command.name}'"
+        reserved = (OPEN_ARGUMENTS, PASSED_FD) if passes_fd else (OPEN_ARGUMENTS,)
         params = members_of(
-            mapper, arg_type.members, command.doc, where, reserved=(OPEN_ARGUMENTS,)
+            mapper, arg_type.members, command.doc, where, reserved=reserved
         )
         for param in params:
             mapper.import_deprecated_values(param.type)
@@ -207,6 +258,12 @@ def command_view(
         condition=command.ifcond.to_json(),
         fallback=f"QMP command {command.name}.",
     )
+    if passes_fd:
+        doc += (
+            f"\n\nA client sends `{PASSED_FD}` (a file descriptor) with the command,\n"
+            "by SCM_RIGHTS over a unix socket; a handler takes it with\n"
+            "`qapigen_runtime.qmp.passed_fds.take_passed_fd()`."
+        )
     return CommandView(
         command.name,
         method,
@@ -218,6 +275,9 @@ def command_view(
         is_deprecated(command.features),
         command.allow_oob,
         open_arguments=not command.gen and boxed is None and bool(params),
+        success_response=command.success_response,
+        passes_fd=passes_fd,
+        special=tuple(special_features(command.features)),
     )
 
 
@@ -253,6 +313,10 @@ def generate_commands(
         keyed(c.wire, json_node(c.cond_json)) for c in commands if c.cond_json
     ]
     arguments = [c.conditional_params for c in commands if c.conditional_params]
+    features = [
+        keyed(c.wire, json_node(list(c.special))) for c in commands if c.special
+    ]
+    argument_features = [c.special_params for c in commands if c.special_params]
     oob: list[Node] = [py_string(c.wire) for c in commands if c.allow_oob]
     module.body = render(
         "commands.py.j2",
@@ -267,6 +331,12 @@ def generate_commands(
             "ARGUMENT_CONDITIONS: dict[str, dict[str, object]]", arguments
         ),
         oob_commands=frozenset_literal("OOB_COMMANDS: frozenset[str]", oob),
+        command_features=dict_literal(
+            "COMMAND_FEATURES: dict[str, list[str]]", features
+        ),
+        argument_features=dict_literal(
+            "ARGUMENT_FEATURES: dict[str, dict[str, list[str]]]", argument_features
+        ),
     )
     return [module, _generate_server(schema, names, plan, schema_name)]
 
@@ -279,6 +349,7 @@ def _generate_server(
     imports.name(RUNTIME, "codec as _c")
     imports.name("collections.abc", "Collection as _Collection")
     imports.name(f"{RUNTIME}.bindings", "dispatch as _dispatch")
+    imports.name(f"{RUNTIME}.bindings.policy", "CompatPolicy as _CompatPolicy")
     imports.name(".", "commands as _commands")
     imports.name(".", "types as _t")
     module = Module(

@@ -344,6 +344,7 @@ class TypeMapper:
             doc=text,
             cond_json=member.ifcond.to_json(),
             deprecated=is_deprecated(member.features),
+            special=special_features(member.features),
         )
 
 
@@ -371,3 +372,10 @@ def members_of(
 
 def is_deprecated(features: list[Feature]) -> bool:
     return any(feature.name == "deprecated" for feature in features)
+
+
+def special_features(features: list[Feature]) -> list[str]:
+    """The features QEMU's `-compat` policies act on ('deprecated', 'unstable'), in
+    that order: what a server's policy may refuse on input or hide on output."""
+    names = {feature.name for feature in features if feature.is_special}
+    return [name for name in ("deprecated", "unstable") if name in names]

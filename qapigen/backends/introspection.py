@@ -158,6 +158,7 @@ def generate_introspection(schema: Schema, schema_name: str) -> Module:
             "from collections.abc import Collection as _Collection",
             "",
             "from qapigen_runtime.bindings import introspection as _introspection",
+            "from qapigen_runtime.bindings.policy import CompatPolicy as _CompatPolicy",
         ],
     )
     entries: Node = "_ENTRIES: list[_introspection.Entry] = []"

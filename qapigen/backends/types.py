@@ -17,6 +17,7 @@ from .common import (
     is_deprecated,
     is_generated_object,
     members_of,
+    special_features,
 )
 from .docs import annotate, doc_text
 from .literals import dict_literal, json_node, keyed
@@ -47,6 +48,7 @@ def enum_view(typ: EnumType, names: TypeNames) -> Enum:
                 attr,
                 cond_json=value.ifcond.to_json(),
                 deprecated=is_deprecated(value.features),
+                special=special_features(value.features),
             )
         )
     doc = doc_text(
@@ -106,7 +108,7 @@ def union_views(
     """One class per leaf branch (base members, the tags fixed, the branch's members),
     and the union itself."""
     classes: list[Struct] = []
-    dispatch = _dispatch(typ, typ, (), [], {}, names, mapper, classes)
+    dispatch = _dispatch(typ, typ, (), [], {}, names, mapper, classes, ({}, None))
     union = Union(
         names.classes[typ.name],
         typ.name,
@@ -126,6 +128,7 @@ def _dispatch(
     names: TypeNames,
     mapper: TypeMapper,
     classes: list[Struct],
+    conditions: tuple[dict[str, object], object],
 ) -> Dispatch:
     """The dispatch on `level`'s tag, adding a class to `classes` for each leaf.
 
@@ -133,7 +136,15 @@ def _dispatch(
     union: QEMU puts the inner union's members (its tag included) into the same JSON
     object as the outer ones, so a leaf class carries every member on the way down
     (`outer_members`) and every tag value that selects it (`outer_tags`: tag member
-    -> (enum member, whether that value is deprecated))."""
+    -> (enum member, whether that value is deprecated)).
+
+    `conditions` holds the `if` conditions of the branches on the way down: by
+    member, of each member a conditional branch brings, and the one every branch
+    below this level is under. A build without a branch's condition sends its tag
+    value with the outer members only, so the members of a conditional branch are
+    conditional members of the leaf class (absent is None, see `Member.omissible`).
+    """
+    member_conds, level_cond = conditions
     assert level.variants is not None
     tag = level.variants.tag_member
     tag_type = mapper.use(tag.type)
@@ -151,6 +162,12 @@ def _dispatch(
         tags = {**outer_tags, tag.name: (fixed, deprecated)}
         vtype = variant.type
         assert isinstance(vtype, ObjectType)
+        branch_cond = _conjoin(level_cond, variant.ifcond.to_json())
+        if branch_cond is None:
+            inner_conds = member_conds
+        else:
+            inner = {m.name: branch_cond for m in vtype.members}
+            inner_conds = {**member_conds, **inner}
         if vtype.variants is not None:
             nested = _dispatch(
                 union,
@@ -161,6 +178,7 @@ def _dispatch(
                 names,
                 mapper,
                 classes,
+                (inner_conds, branch_cond),
             )
             branches.append(Branch(variant.name, fixed, None, nested))
             continue
@@ -170,6 +188,8 @@ def _dispatch(
         members = members_of(mapper, common + vtype.members, union.doc, where)
         for member in members:
             mapper.import_deprecated_values(member.type)
+            if member.wire in inner_conds:
+                member.cond_json = _conjoin(inner_conds[member.wire], member.cond_json)
             if member.wire in tags:
                 member.fixed_tag, tag_deprecated = tags[member.wire]
                 if not tag_deprecated:
@@ -193,6 +213,15 @@ def _dispatch(
         classes.append(Struct(cls, qapi_name, members, doc))
         branches.append(Branch(variant.name, fixed, cls))
     return Dispatch(tag.name, tag_type, branches)
+
+
+def _conjoin(first: object, second: object) -> object:
+    """Both conditions (JSON form; None is unconditional)."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return {"all": [first, second]}
 
 
 def alternate_view(
@@ -338,6 +367,28 @@ def generate_types(
             for e in c.enums
         ],
     )
+    member_features = _conditions_table(
+        "MEMBER_FEATURES: dict[str, dict[str, list[str]]]",
+        [
+            (
+                s.name,
+                [keyed(m.wire, json_node(m.special)) for m in s.members if m.special],
+            )
+            for c in contents
+            for s in c.structs
+        ],
+    )
+    value_features = _conditions_table(
+        "ENUM_VALUE_FEATURES: dict[str, dict[str, list[str]]]",
+        [
+            (
+                e.name,
+                [keyed(v.wire, json_node(v.special)) for v in e.values if v.special],
+            )
+            for c in contents
+            for e in c.enums
+        ],
+    )
     facade = Module(
         "types/__init__.py",
         f"Types of the QAPI schema {schema_name}: enums, structs, unions and\n"
@@ -364,6 +415,16 @@ def generate_types(
                 value_conditions,
                 "The `if` condition of each conditional enum value, by enum class"
                 " (JSON form).",
+            ),
+            (
+                member_features,
+                "The features of members that a server's `-compat` policy acts on"
+                " ('deprecated',\n'unstable'), by class.",
+            ),
+            (
+                value_features,
+                "The features of enum values that a server's `-compat` policy acts on,"
+                " by enum\nclass.",
             ),
         ],
     )

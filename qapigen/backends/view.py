@@ -175,12 +175,35 @@ class Member:
     deprecated: bool = False
     # A union branch's discriminator: fixed to this enum member.
     fixed_tag: str | None = None
+    # Its features a server's `-compat` policy acts on ("deprecated", "unstable").
+    special: list[str] = field(default_factory=list)
+    # Where a server's disabled members of this member's object are listed
+    # (`codec.Disabled.members`): the class name; "" for a command's arguments.
+    owner: str = ""
+
+    @property
+    def omissible(self) -> bool:
+        """Whether a peer may leave the member out: it is optional, or a server may
+        lack it though the schema requires it (a build without its `if` condition has
+        no such member; ``-compat deprecated-output=hide`` drops deprecated ones).
+        Such a member is ``T | None``, absent when None."""
+        return self.optional or self.required_but_omissible
+
+    @property
+    def required_but_omissible(self) -> bool:
+        """A member the schema requires that a build (without its `if` condition)
+        or a policy (hiding what is deprecated) may still leave out."""
+        return (
+            not self.optional
+            and self.fixed_tag is None
+            and (self.cond_json is not None or self.deprecated)
+        )
 
     @property
     def annotation(self) -> str:
         if self.fixed_tag is not None:
             return f"_typing.Literal[{self.fixed_tag}]"
-        if self.optional:
+        if self.omissible:
             return f"{self.type.annotation} | None"
         return self.type.annotation
 
@@ -199,12 +222,14 @@ class Member:
     def parameter(self) -> Node:
         """The member as a keyword parameter (black parenthesizes a long annotation
         as it does a field's)."""
-        return Field(self.attr, self.annotation, "None" if self.optional else None)
+        return Field(self.attr, self.annotation, "None" if self.omissible else None)
 
     @property
     def fetches(self) -> bool:
         """Whether `decode_lines` reads the member with ``get`` (else only through
         the helper)."""
+        if self.required_but_omissible:
+            return False
         return (
             self.optional
             or self.type.decoder == "_c.number"
@@ -218,6 +243,8 @@ class Member:
         helper (`_c.required`) for what they do not accept, so faults read as before.
         """
         wire = py_string(self.wire)
+        if self.required_but_omissible:
+            return [self._omissible_helper(local, indent, wire)]
         inner = indent + INDENT
         fetch = _statement(
             indent, f"{local} = get({wire})", Assign(local, Group("get(", [wire], ")"))
@@ -279,6 +306,20 @@ class Member:
             indent, text, Assign(local, Group("_c.required(", items, ")"))
         )
 
+    def _omissible_helper(self, local: str, indent: str, wire: str) -> str:
+        """``local = _c.omissible(data, "wire", path, strict, decoder, owner)``: absent
+        is None when decoding leniently; strict decoding (a server's arguments) still
+        requires it unless the server's conditions leave it out (`owner` names where
+        the server's disabled members are listed; ``""`` for a command's arguments;
+        None when the member is unconditional, only deprecated)."""
+        arguments = ["data", wire, "path", "strict", self.type.decoder]
+        owner = "None" if self.cond_json is None else py_string(self.owner)
+        text = f"{local} = _c.omissible({', '.join([*arguments, owner])})"
+        items: list[Node] = [*arguments[:-1], self.type.decoder_node, owner]
+        return _statement(
+            indent, text, Assign(local, Group("_c.omissible(", items, ")"))
+        )
+
     def _call_helper(
         self,
         local: str,
@@ -312,7 +353,7 @@ class Member:
                 [message, "DeprecationWarning", f"stacklevel={stacklevel}"],
                 ")",
             )
-            if self.optional:
+            if self.omissible:
                 lines.append(_if_given(indent, value))
                 inner = indent + INDENT
             lines.append(lay_out(warn, inner))
@@ -340,6 +381,7 @@ class EnumValue:
     attr: str
     cond_json: object = None
     deprecated: bool = False
+    special: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -391,6 +433,10 @@ class Struct:
     # Event classes carry their QMP event name.
     event_name: str | None = None
     deprecated: bool = False
+
+    def __post_init__(self) -> None:
+        for member in self.members:
+            member.owner = self.name
 
     @property
     def base(self) -> str:
@@ -506,6 +552,12 @@ class Struct:
         return "\n".join(lines)
 
     @property
+    def hides_members(self) -> bool:
+        """Whether a server's `-compat` output policy may hide some of its members
+        (`to_wire` then asks `_c.hide_members`; events are a program's to send)."""
+        return self.event_name is None and any(m.special for m in self.members)
+
+    @property
     def uses_warnings(self) -> bool:
         """Whether the class's code calls `warnings.warn` itself."""
         return self.event_name is None and any(
@@ -518,7 +570,7 @@ class Struct:
         items: list[Node] = [
             _prefixed(f"{py_string(m.wire)}: ", m.type.encode_node("self." + m.attr))
             for m in self.members
-            if not m.optional
+            if not m.omissible
         ]
         return Assign("wire: dict[str, object]", Group("{", items, "}", literal=True))
 

@@ -14,6 +14,7 @@ members and enum values are rejected, as QEMU's input visitor does).
 from __future__ import annotations
 
 import enum
+import os
 import warnings
 from collections.abc import Callable, Collection, Mapping
 from collections.abc import Set as AbstractSet
@@ -109,6 +110,8 @@ class DecodeError(ValueError):
         """The error text QEMU's QMP server gives for the same fault in arguments."""
         name = self.path or "null"
         leaf = self.leaf or name
+        if self.kind == "policy":
+            return self.message
         if self.kind == "missing":
             return f"Parameter '{name}' is missing"
         if self.kind == "unexpected":
@@ -123,17 +126,59 @@ class DecodeError(ValueError):
         return f"Invalid parameter type for '{name}', expected: {expected}"
 
 
+# A member or enum value a server's `-compat` input policy refuses: the word its
+# messages name the feature with ("Deprecated", "Unstable"), and whether the policy
+# crashes the server (QEMU aborts) rather than rejects the command.
+Refusal = tuple[str, bool]
+
+_NO_REFUSALS: Final[Mapping[str, Mapping[str, Refusal]]] = {}
+
+
 class Disabled(NamedTuple):
-    """What a server's `if` condition symbols leave out, by generated class name:
-    `members` of objects and `values` of enums. While a dispatcher decodes arguments
-    it sets `DISABLED`, and strict decoding refuses these as QEMU built without them
-    would (as unexpected members, as values it does not accept)."""
+    """What a server refuses, by generated class name. `members` of objects and
+    `values` of enums that its `if` condition symbols leave out (`arguments`: those of
+    the command being decoded): strict decoding refuses them as QEMU built without
+    them would (as unexpected members, as values it does not accept) and no longer
+    requires them. `refused_members` and `refused_values`: what its `-compat` input
+    policy refuses (see `qapigen_runtime.bindings.policy`). While a dispatcher
+    decodes arguments it sets `DISABLED`."""
 
     members: Mapping[str, frozenset[str]]
     values: Mapping[str, frozenset[str]]
+    arguments: frozenset[str] = frozenset()
+    refused_members: Mapping[str, Mapping[str, Refusal]] = _NO_REFUSALS
+    refused_values: Mapping[str, Mapping[str, Refusal]] = _NO_REFUSALS
 
 
 DISABLED: ContextVar[Disabled | None] = ContextVar("qapigen_disabled", default=None)
+
+HIDDEN: ContextVar[Mapping[str, frozenset[str]] | None] = ContextVar(
+    "qapigen_hidden", default=None
+)
+"""The members a server's `-compat` output policy leaves out of what it sends, by
+generated class name; set by a dispatcher while it encodes a reply."""
+
+
+def hide_members(wire: JSONObject, owner: str) -> None:
+    """Leave out of `wire` (an object of class `owner`, encoded) the members the
+    server's output policy hides; generated `to_wire` of classes with deprecated or
+    unstable members calls it."""
+    hidden = HIDDEN.get()
+    if hidden is not None:
+        for member in hidden.get(owner, ()):
+            wire.pop(member, None)
+
+
+def refuse(kind: str, name: str, path: str, refusal: Refusal) -> DecodeError:
+    """The fault of a `kind` ("parameter", "value") the input policy refuses; when
+    the policy is ``crash``, the process aborts instead, as QEMU does."""
+    word, crashes = refusal
+    if crashes:
+        os.abort()
+    message = f"{word} {kind} {name} disabled by policy"
+    error = DecodeError(path, "policy", message, value=name)
+    error.leaf = name
+    return error
 
 
 def at(path: str, member: str) -> str:
@@ -358,6 +403,40 @@ def required(
         raise
 
 
+def omissible(
+    data: JSONObject,
+    member: str,
+    path: str,
+    strict: bool,
+    decode: Decoder[T],
+    owner: str | None,
+) -> T | None:
+    """A member the schema requires that a server may still leave out: one under an
+    `if` condition (QEMU built without it has no such member) or a deprecated one
+    (``-compat deprecated-output=hide`` drops it). Decoding a peer's reply or event
+    (lenient) takes its absence as None. Strict decoding (a server reading
+    arguments) requires it, as QEMU's input visitor does, unless it is conditional
+    (`owner` not None: the class holding it, ``""`` for a command's arguments) and
+    the server's conditions leave it out."""
+    if member in data:
+        try:
+            return decode(data[member], at(path, member), strict)
+        except DecodeError as error:
+            _name_leaf(error, member)
+            raise
+    if strict:
+        limits = DISABLED.get()
+        if owner is None or limits is None or member not in _disabled_in(limits, owner):
+            raise _member_fault(path, member, "missing", "missing member")
+    return None
+
+
+def _disabled_in(limits: Disabled, owner: str) -> frozenset[str]:
+    if owner == "":
+        return limits.arguments
+    return limits.members.get(owner, frozenset())
+
+
 def optional(
     data: JSONObject, member: str, path: str, strict: bool, decode: Decoder[T]
 ) -> T | None:
@@ -395,8 +474,14 @@ def enum_value(cls: type[E], value: object, path: str, strict: bool) -> E:
         return member  # type: ignore[return-value]
     if member is not None and cls._member_map_.get(member.name) is member:
         # strict: a value the schema defines, unless the server's conditions drop it
+        # or its policy refuses it
         limits = DISABLED.get()
-        if limits is None or value not in limits.values.get(cls.__name__, ()):
+        if limits is None:
+            return member  # type: ignore[return-value]
+        if value not in limits.values.get(cls.__name__, ()):
+            refusal = limits.refused_values.get(cls.__name__, {}).get(value)
+            if refusal is not None:
+                raise refuse("value", value, path, refusal)
             return member  # type: ignore[return-value]
     if strict:
         raise DecodeError(
@@ -424,6 +509,11 @@ def extra_members(
         for member in limits.members.get(owner, ()):
             if member in data:
                 raise _member_fault(path, member, "unexpected", "unexpected member")
+        refused = limits.refused_members.get(owner)
+        if refused:
+            for member, refusal in refused.items():
+                if member in data:
+                    raise refuse("parameter", member, at(path, member), refusal)
     if len(data) <= len(known) and known >= data.keys():
         return {}
     unknown = {key: value for key, value in data.items() if key not in known}

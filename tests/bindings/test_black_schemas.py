@@ -5,7 +5,9 @@ this checks the result, file by file, with black in-process, over random schemas
 type, member and command names are short, long and everything around the 88-column
 limit, in every construct the templates emit (structs, optional members, arrays, enums
 with deprecated values, unions with nested branches, alternates, commands with and
-without arguments and replies, boxed commands, events).
+without arguments and replies, boxed commands, events, members a server may leave
+out (conditional or deprecated), a conditional branch, a command taking a passed
+descriptor).
 """
 
 from __future__ import annotations
@@ -64,19 +66,24 @@ def schemas(draw: st.DrawFn) -> str:
         [f"'{values[0]}'"]
         + [f"{{ 'name': '{v}', 'features': [ 'deprecated' ] }}" for v in values[1:]]
     )
-    branches = ", ".join(f"'{v}': '{inner}'" for v in values)
+    # the last value's branch is conditional
+    branches = ", ".join(f"'{v}': '{inner}'" for v in values[:-1])
     return f"""
 {{ 'enum': '{enum}', 'data': [ {value_list} ] }}
-{{ 'struct': '{inner}', 'data': {{ 'i-{first}': 'int', '*opt-{command}': 'str' }} }}
+{{ 'struct': '{inner}', 'data': {{ 'i-{first}': 'int', '*opt-{command}': 'str',
+   'if-{first}': {{ 'type': '{alternate}', 'if': 'CONFIG_{enum}' }},
+   'dep-{first}': {{ 'type': 'int', 'features': [ 'deprecated' ] }} }} }}
 {{ 'struct': '{struct}', 'data': {{ {data} }} }}
 {{ 'union': '{union}', 'base': {{ '{first}': '{enum}' }}, 'discriminator': '{first}',
-   'data': {{ {branches} }} }}
+   'data': {{ {branches},
+             '{values[-1]}': {{ 'type': '{inner}', 'if': 'CONFIG_{union}' }} }} }}
 {{ 'alternate': '{alternate}', 'data': {{ 'object': '{inner}', 'number': 'int' }} }}
 {{ 'struct': '{boxed}', 'data': {{ '{first}': '{union}' }} }}
 {{ 'command': '{command}', 'data': {{ {data} }}, 'returns': '{struct}' }}
 {{ 'command': '{command}-boxed', 'data': '{boxed}', 'boxed': true,
    'returns': ['{inner}'] }}
 {{ 'command': '{command}-plain' }}
+{{ 'command': 'add-fd', 'data': {{ {data} }}, 'returns': '{struct}' }}
 {{ 'event': '{event}', 'data': {{ {data} }} }}
 """
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import inspect
 import json
 import shutil
 import warnings
@@ -616,6 +617,7 @@ class RecordingTransport:
     def __init__(self, reply: object) -> None:
         self.reply = reply
         self.sent: list[tuple[str, dict[str, object] | None]] = []
+        self.fds: list[int] = []
 
     async def execute(
         self,
@@ -626,6 +628,7 @@ class RecordingTransport:
         fds: Sequence[int] = (),
     ) -> object:
         self.sent.append((name, arguments))
+        self.fds = list(fds)
         return self.reply
 
 
@@ -655,10 +658,14 @@ async def _serve_then_call(
     [(method, args, kwargs)] = handler.calls
     transport = RecordingTransport(reply)
     client = bindings.commands.AsyncClient(transport)
+    passed_fd = "fd" in inspect.signature(getattr(client, method)).parameters
+    if passed_fd:  # getfd, add-fd: the descriptor goes with the command
+        kwargs = {**kwargs, "fd": 7}
     with warnings.catch_warnings():
         # deprecated commands warn when called; that is not what is tested here
         warnings.simplefilter("ignore", DeprecationWarning)
         returned = await getattr(client, method)(*args, **kwargs)
+    assert transport.fds == ([7] if passed_fd else [])
     encoded = None
     if command.ret_type is not None:
         encoded = bindings.codec.encoder(command.ret_type)(returned)

@@ -105,13 +105,56 @@ def test_the_repositorys_targets_are_its_committed_packages() -> None:
     assert outputs == committed
 
 
+def test_an_optional_target_whose_schema_is_absent_is_skipped_saying_so(
+    project: Path,
+) -> None:
+    """A schema kept outside the project (QEMU's) may be missing on a machine: the
+    target is skipped with a note and its committed package left alone, while the
+    other targets are generated and checked as usual."""
+    (project / "pyproject.toml").write_text(
+        TWO_TARGETS.replace(
+            'qapi-version = "7.2"', 'qapi-version = "7.2"\noptional = true'
+        )
+    )
+    assert run_qapigen("generate", cwd=project).returncode == 0
+    committed = (project / "pkg/shapes/types/__init__.py").read_text()
+    (project / "shapes.json").unlink()
+    (project / "pkg/colors/types/__init__.py").write_text("# edited by hand\n")
+    checked = run_qapigen("generate", "--check", cwd=project)
+    assert checked.returncode == 1  # the target that can be checked still is
+    assert checked.stderr.splitlines() == [
+        "pkg/colors is stale; to fix it run: qapigen generate",
+        "pkg/shapes: skipped: its schema shapes.json is absent (an optional"
+        " target); the committed package was not checked",
+    ]
+    made = run_qapigen("generate", cwd=project)
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.splitlines()[-1] == (
+        "pkg/shapes: skipped: its schema shapes.json is absent (an optional"
+        " target); the committed package was not regenerated"
+    )
+    assert (project / "pkg/shapes/types/__init__.py").read_text() == committed
+    assert run_qapigen("generate", "--check", cwd=project).returncode == 0
+
+    # A target that is not optional still fails on a missing schema.
+    (project / "pyproject.toml").write_text(TWO_TARGETS)
+    missing = run_qapigen("generate", "--check", cwd=project)
+    assert missing.returncode == 1
+    assert "shapes.json" in missing.stderr
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
         (
             TWO_TARGETS.replace('qapi-version = "7.2"', 'bogus = "1"'),
             "pyproject.toml:11: [[tool.qapigen.targets]] entry 2: bogus: unknown key"
-            " (known: schema, output, package, qapi-version)",
+            " (known: schema, output, package, qapi-version, optional)",
+        ),
+        (
+            TWO_TARGETS.replace('qapi-version = "7.2"', 'optional = "yes"'),
+            "pyproject.toml:11: [[tool.qapigen.targets]] entry 2: optional: must be"
+            " true or false",
         ),
         (
             TWO_TARGETS.replace('"pkg/shapes"', '"pkg/shapes"\npackage = "1bad"'),

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from qapigen_runtime.bindings.policy import CompatPolicy
 from qapigen_vm.cmdline import (
     FLAGS,
     IGNORED_FLAGS,
@@ -58,6 +59,26 @@ def test_memory_backend_file_sets_the_ram_size() -> None:
     assert config.memory_backend.share
     assert config.memory_backend.mem_path == "/dev/shm/r"
     assert config.ram_size == 32 << 20
+
+
+def test_compat_option() -> None:
+    assert parse_command_line([]).compat == CompatPolicy()
+    config = parse_command_line(
+        [
+            "-compat",
+            "deprecated-input=reject,deprecated-output=hide,unstable-input=crash",
+        ]
+    )
+    assert config.compat == CompatPolicy(
+        deprecated_input="reject", deprecated_output="hide", unstable_input="crash"
+    )
+    # the last setting of a key wins, as with QEMU
+    assert (
+        parse_command_line(
+            ["-compat", "deprecated-input=reject,deprecated-input=accept"]
+        ).compat
+        == CompatPolicy()
+    )
 
 
 def test_workload_option() -> None:
@@ -127,6 +148,23 @@ def test_workload_option() -> None:
             "qapigen-vm: Machine memory size does not match the size of the memory backend",
         ),
         (["-name"], "qapigen-vm: -name: requires an argument"),
+        # QEMU 7.2's own texts for -compat
+        (
+            ["-compat", "deprecated-input=bogus"],
+            "qapigen-vm: -compat deprecated-input=bogus:"
+            " Parameter 'deprecated-input' does not accept value 'bogus'",
+        ),
+        (
+            ["-compat", "deprecated-output=reject"],
+            "qapigen-vm: -compat deprecated-output=reject:"
+            " Parameter 'deprecated-output' does not accept value 'reject'",
+        ),
+        (["-compat", "bogus=1"], "qapigen-vm: -compat bogus=1: Parameter 'bogus' is unexpected"),
+        (
+            ["-compat", "deprecated-input"],
+            "qapigen-vm: -compat deprecated-input:"
+            " Expected '=' after parameter 'deprecated-input'",
+        ),
     ],
 )  # fmt: skip
 def test_errors_read_like_qemus(argv: list[str], message: str) -> None:

@@ -7,6 +7,7 @@ at 32 MiB so the whole file runs in a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from qapigen_runtime.qmp import (
     CommandNotFound,
     GenericError,
     QMPConnectionError,
+    QMPError,
     SyncQMPClient,
 )
 from qapigen_vm_qmp import introspection
@@ -320,6 +322,39 @@ def test_parameters_and_deprecated_commands(vms: VmLauncher) -> None:
     assert parameters["downtime-limit"] == 123
     assert parameters["max-bandwidth"] == 12345
     assert client.execute("query-migrate-cache-size") == 4096
+
+
+def test_compat_policies_as_qemu(vms: VmLauncher) -> None:
+    """-compat as QEMU 7.2 takes it (texts observed on QEMU 7.2, see
+    tests/interop/test_qemu_compat_policies.py)."""
+    reject = vms.start("reject", "-m", "16", "-compat", "deprecated-input=reject")
+    client = reject.connect()
+    with pytest.raises(CommandNotFound) as refused:
+        client.execute("migrate_set_downtime", {"value": 1})
+    assert refused.value.desc == (
+        "Deprecated command migrate_set_downtime disabled by policy"
+    )
+    assert isinstance(client.execute("query-migrate-parameters"), dict)
+    # query-commands still lists it, as QEMU 7.2's does under any policy
+    listed = client.execute("query-commands")
+    assert isinstance(listed, list)
+    assert "migrate_set_downtime" in {entry["name"] for entry in listed}
+
+    hide = vms.start("hide", "-m", "16", "-compat", "deprecated-output=hide")
+    client = hide.connect()
+    schema = client.execute("query-qmp-schema")
+    assert isinstance(schema, list)
+    names = {entry["name"] for entry in schema}
+    assert "migrate_set_downtime" not in names and "query-migrate" in names
+    enums = [entry for entry in schema if entry["meta-type"] == "enum"]
+    assert enums and all("values" not in entry for entry in enums)
+    client.execute("migrate_set_downtime", {"value": 1})  # hidden, still accepted
+
+    crash = vms.start("crash", "-m", "16", "-compat", "deprecated-input=crash")
+    client = crash.connect()
+    with contextlib.suppress(QMPError):
+        client.execute("migrate_set_downtime", {"value": 1})
+    assert crash.wait() == -signal.SIGABRT
 
 
 # -- process life ---------------------------------------------------------------------

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from qapigen_runtime.bindings.policy import CompatPolicy, PolicyOptionError
+
 from .tls import AuthzSimple, TlsCredsX509, TlsError, UserObject
 
 PROGRAM = "qapigen-vm"
@@ -84,6 +86,8 @@ class VmConfig:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     # -object tls-creds-x509 / authz-simple, in command-line order
     objects: tuple[UserObject, ...] = ()
+    # -compat: what QMP does with deprecated and unstable symbols
+    compat: CompatPolicy = field(default_factory=CompatPolicy)
     # -h or -version: print that and exit (the rest of the line is not used)
     show: Literal["help", "version"] | None = None
 
@@ -348,6 +352,7 @@ IGNORED_FLAGS = {
 }
 WITH_ARGUMENT = {
     "-m",
+    "-compat",
     "-qmp",
     "-incoming",
     "-uuid",
@@ -362,6 +367,20 @@ WITH_ARGUMENT = {
 HELP_OPTIONS = {"-h", "-help"}  # and --help, as every option takes two dashes
 VERSION_OPTIONS = {"-version"}
 FLAGS = {"-S", "-daemonize"} | HELP_OPTIONS | VERSION_OPTIONS | IGNORED_FLAGS
+
+
+def _parse_compat(value: str, option: str) -> CompatPolicy:
+    """``-compat deprecated-input=reject,...`` with QEMU 7.2's messages (every
+    setting needs its '='; QEMU's keyval parser takes no bare flag here)."""
+    for part in value.split(","):
+        if part and "=" not in part:
+            raise CommandLineError(f"Expected '=' after parameter '{part}'", option)
+    try:
+        return CompatPolicy.from_settings(
+            (key, setting) for key, setting in parse_keyvals(value) if key
+        )
+    except PolicyOptionError as error:
+        raise CommandLineError(str(error), option) from None
 
 
 def _split_options(argv: Sequence[str]) -> list[tuple[str, str, str | None]]:
@@ -400,6 +419,7 @@ def parse_command_line(argv: Sequence[str]) -> VmConfig:
     objects: dict[str, UserObject] = {}
     machine_backend: str | None = None
     workload = WorkloadConfig()
+    compat = CompatPolicy()
 
     for raw, option, value in _split_options(argv):
         # QEMU prints its help or version when it reaches the option, ignoring what
@@ -461,6 +481,8 @@ def parse_command_line(argv: Sequence[str]) -> VmConfig:
             machine_backend = settings.get("memory-backend", machine_backend)
         elif option == "-workload":
             workload = _parse_workload(value, where)
+        elif option == "-compat":
+            compat = _parse_compat(value, where)
 
     memory_backend = None
     if machine_backend is not None:
@@ -488,4 +510,5 @@ def parse_command_line(argv: Sequence[str]) -> VmConfig:
         memory_backend=memory_backend,
         workload=workload,
         objects=tuple(objects.values()),
+        compat=compat,
     )

@@ -11,6 +11,7 @@ has no 'zstd', as in a QEMU built without zstd).
 
 from __future__ import annotations
 
+from qapigen_runtime.bindings.policy import CompatPolicy
 from qapigen_vm_qmp.commands import CommandDispatcher, CommandHandler
 
 from .codecs import zstd_available
@@ -24,6 +25,9 @@ def build_symbols() -> frozenset[str]:
     return frozenset(symbols)
 
 
-def vm_dispatcher(handler: CommandHandler) -> CommandDispatcher:
-    """The generated dispatcher over `handler`, limited to the VM's build."""
-    return CommandDispatcher(handler, defined=build_symbols())
+def vm_dispatcher(
+    handler: CommandHandler, policy: CompatPolicy | None = None
+) -> CommandDispatcher:
+    """The generated dispatcher over `handler`, limited to the VM's build, with the
+    `-compat` policy the VM was started with."""
+    return CommandDispatcher(handler, defined=build_symbols(), policy=policy)

@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from qapigen_runtime.bindings.policy import CompatPolicy
 from qapigen_runtime.qmp.errors import CommandNotFound, GenericError, command_error
 from qapigen_runtime.qmp.passed_fds import take_passed_fd
 from qapigen_runtime.qmp.protocol import ALREADY_NEGOTIATED
@@ -72,7 +73,8 @@ class VmCommandHandler:
     """Implements the generated `CommandHandler` for one `Machine`.
 
     ``command_names`` lists what the dispatcher serves (for query-commands);
-    ``request_quit`` ends the process after the reply to ``quit`` has been sent.
+    ``request_quit`` ends the process after the reply to ``quit`` has been sent;
+    ``policy`` is the `-compat` policy (query-qmp-schema follows it).
     """
 
     def __init__(
@@ -81,8 +83,10 @@ class VmCommandHandler:
         *,
         command_names: Callable[[], Sequence[str]],
         request_quit: Callable[[], None],
+        policy: CompatPolicy | None = None,
     ) -> None:
         self.machine = machine
+        self._policy = policy
         self.engine = machine.engine
         self._command_names = command_names
         self._request_quit = request_quit
@@ -113,7 +117,9 @@ class VmCommandHandler:
         if self._schema is None:
             self._schema = [
                 decode_schema_info(entry, f"[{index}]", _STRICT_REPLIES)
-                for index, entry in enumerate(introspection.schema_info())
+                for index, entry in enumerate(
+                    introspection.schema_info(policy=self._policy)
+                )
             ]
         return self._schema
 

@@ -116,8 +116,9 @@ class VmProcess:
             self.machine,
             command_names=lambda: dispatcher.command_names(),  # noqa: PLW0108 - bound below
             request_quit=self._quit_after_reply,
+            policy=config.compat,
         )
-        dispatcher = vm_dispatcher(handler)
+        dispatcher = vm_dispatcher(handler, config.compat)
         major, minor, micro = QEMU_VERSION
         self.server = QMPServer(
             dispatcher, version=qemu_version(major, minor, micro, PACKAGE)

@@ -50,6 +50,11 @@ OPTIONS: tuple[tuple[str, str], ...] = (
         "-machine [type=]NAME[,memory-backend=ID]",
         "also -M; the machine type is ignored, memory-backend selects the RAM",
     ),
+    (
+        "-compat [deprecated-input=accept|reject|crash][,deprecated-output=accept|hide]"
+        "[,unstable-input=...][,unstable-output=...]",
+        "what QMP does with deprecated and unstable commands, arguments and members",
+    ),
     ("-daemonize", "go to the background once the VM is ready (needs -qmp)"),
     ("-pidfile FILE", "write the process id to FILE"),
     (

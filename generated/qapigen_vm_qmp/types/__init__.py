@@ -254,6 +254,34 @@ ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]] = {
 }
 """The `if` condition of each conditional enum value, by enum class (JSON form)."""
 
+MEMBER_FEATURES: dict[str, dict[str, list[str]]] = {
+    "SchemaInfo_Enum": {
+        "values": ["deprecated"],
+    },
+    "SchemaInfoEnum": {
+        "values": ["deprecated"],
+    },
+    "MigrateSetParameters": {
+        "x-checkpoint-delay": ["unstable"],
+    },
+    "MigrationParameters": {
+        "x-checkpoint-delay": ["unstable"],
+    },
+}
+"""The features of members that a server's `-compat` policy acts on ('deprecated',
+'unstable'), by class.
+"""
+
+ENUM_VALUE_FEATURES: dict[str, dict[str, list[str]]] = {
+    "MigrationCapability": {
+        "x-colo": ["unstable"],
+        "x-ignore-shared": ["unstable"],
+    },
+}
+"""The features of enum values that a server's `-compat` policy acts on, by enum
+class.
+"""
+
 if not _typing.TYPE_CHECKING:
 
     def __getattr__(name: str) -> object:

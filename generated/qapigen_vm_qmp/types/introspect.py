@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum as _enum
 import typing as _typing
+import warnings as _warnings
 
 from qapigen_runtime import codec as _c
 from qapigen_runtime.bindings.struct import Struct as _Struct
@@ -183,6 +184,7 @@ class SchemaInfo_Enum(_Struct):
             generated names)
         meta_type: the kind of entity
         features: the entity's features
+        values: (deprecated)
     """
 
     __slots__ = ("name", "meta_type", "features", "members", "values", "extra")
@@ -195,7 +197,7 @@ class SchemaInfo_Enum(_Struct):
     meta_type: _typing.Literal[SchemaMetaType.ENUM]
     features: list[str] | None
     members: list[SchemaInfoEnumMember]
-    values: list[str]
+    values: list[str] | None
     extra: dict[str, object]
 
     def __init__(
@@ -204,7 +206,7 @@ class SchemaInfo_Enum(_Struct):
         name: str,
         features: list[str] | None = None,
         members: list[SchemaInfoEnumMember],
-        values: list[str],
+        values: list[str] | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.name = name
@@ -213,6 +215,12 @@ class SchemaInfo_Enum(_Struct):
         self.members = members
         self.values = values
         self.extra = {} if extra is None else extra
+        if values is not None:
+            _warnings.warn(
+                "member 'values' of SchemaInfo.enum is deprecated",
+                DeprecationWarning,
+                stacklevel=2,
+            )
 
     @classmethod
     def from_wire(
@@ -234,7 +242,9 @@ class SchemaInfo_Enum(_Struct):
         members = _c.required(
             data, "members", path, strict, _c.array_of(SchemaInfoEnumMember.from_wire)
         )
-        values = _c.required(data, "values", path, strict, _c.array_of(_c.string))
+        values = _c.omissible(
+            data, "values", path, strict, _c.array_of(_c.string), None
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(
                 data, cls._MEMBERS, path, strict, "SchemaInfo_Enum"
@@ -256,10 +266,12 @@ class SchemaInfo_Enum(_Struct):
             "name": self.name,
             "meta-type": self.meta_type.value,
             "members": [element.to_wire() for element in self.members],
-            "values": list(self.values),
         }
         if self.features is not None:
             wire["features"] = list(self.features)
+        if self.values is not None:
+            wire["values"] = list(self.values)
+        _c.hide_members(wire, "SchemaInfo_Enum")
         wire.update(self.extra)
         return wire
 
@@ -858,7 +870,10 @@ class SchemaInfoEnum(_Struct):
 
     Attributes:
         members: its values, with their features (since 6.2)
-        values: its values, names only
+        values: (deprecated) its values, names only
+
+    Features:
+        deprecated: Member @values is deprecated.  Use @members instead.
 
     Since: 2.5
     """
@@ -867,19 +882,25 @@ class SchemaInfoEnum(_Struct):
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"members", "values"})
 
     members: list[SchemaInfoEnumMember]
-    values: list[str]
+    values: list[str] | None
     extra: dict[str, object]
 
     def __init__(
         self,
         *,
         members: list[SchemaInfoEnumMember],
-        values: list[str],
+        values: list[str] | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.members = members
         self.values = values
         self.extra = {} if extra is None else extra
+        if values is not None:
+            _warnings.warn(
+                "member 'values' of SchemaInfoEnum is deprecated",
+                DeprecationWarning,
+                stacklevel=2,
+            )
 
     @classmethod
     def from_wire(
@@ -892,7 +913,9 @@ class SchemaInfoEnum(_Struct):
         members = _c.required(
             data, "members", path, strict, _c.array_of(SchemaInfoEnumMember.from_wire)
         )
-        values = _c.required(data, "values", path, strict, _c.array_of(_c.string))
+        values = _c.omissible(
+            data, "values", path, strict, _c.array_of(_c.string), None
+        )
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(data, cls._MEMBERS, path, strict, "SchemaInfoEnum")
         else:
@@ -906,9 +929,11 @@ class SchemaInfoEnum(_Struct):
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
         wire: dict[str, object] = {
-            "members": [element.to_wire() for element in self.members],
-            "values": list(self.values),
+            "members": [element.to_wire() for element in self.members]
         }
+        if self.values is not None:
+            wire["values"] = list(self.values)
+        _c.hide_members(wire, "SchemaInfoEnum")
         wire.update(self.extra)
         return wire
 

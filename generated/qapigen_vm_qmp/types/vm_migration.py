@@ -1503,6 +1503,7 @@ class MigrateSetParameters(_Struct):
             wire["multifd-zlib-level"] = self.multifd_zlib_level
         if self.multifd_zstd_level is not None:
             wire["multifd-zstd-level"] = self.multifd_zstd_level
+        _c.hide_members(wire, "MigrateSetParameters")
         wire.update(self.extra)
         return wire
 
@@ -1892,6 +1893,7 @@ class MigrationParameters(_Struct):
             "multifd-zlib-level": self.multifd_zlib_level,
             "multifd-zstd-level": self.multifd_zstd_level,
         }
+        _c.hide_members(wire, "MigrationParameters")
         wire.update(self.extra)
         return wire
 

@@ -6,7 +6,21 @@ per command that builds the wire arguments, calls `execute` and decodes the repl
 
 from __future__ import annotations
 
-from ..qmp.transport import AsyncTransport, SyncTransport
+from ..qmp.errors import QMPError
+from ..qmp.transport import (
+    AsyncCommandTransport,
+    AsyncNoReplyTransport,
+    SyncCommandTransport,
+    SyncNoReplyTransport,
+)
+
+
+def _cannot_skip_reply(name: str, transport: object) -> QMPError:
+    return QMPError(
+        f"{name} gets no reply when it succeeds, and {type(transport).__name__}"
+        " cannot send a command without waiting for one (the guest agent's"
+        " clients in qapigen_runtime.qga can)"
+    )
 
 
 class AsyncClientBase:
@@ -15,8 +29,17 @@ class AsyncClientBase:
 
     __slots__ = ("_transport",)
 
-    def __init__(self, transport: AsyncTransport) -> None:
+    def __init__(self, transport: AsyncCommandTransport) -> None:
         self._transport = transport
+
+    async def _execute_no_reply(
+        self, name: str, arguments: dict[str, object] | None
+    ) -> None:
+        """Send a ``'success-response': false`` command without waiting."""
+        transport = self._transport
+        if not isinstance(transport, AsyncNoReplyTransport):
+            raise _cannot_skip_reply(name, transport)
+        await transport.execute_no_reply(name, arguments)
 
 
 class SyncClientBase:
@@ -24,5 +47,12 @@ class SyncClientBase:
 
     __slots__ = ("_transport",)
 
-    def __init__(self, transport: SyncTransport) -> None:
+    def __init__(self, transport: SyncCommandTransport) -> None:
         self._transport = transport
+
+    def _execute_no_reply(self, name: str, arguments: dict[str, object] | None) -> None:
+        """Send a ``'success-response': false`` command without waiting."""
+        transport = self._transport
+        if not isinstance(transport, SyncNoReplyTransport):
+            raise _cannot_skip_reply(name, transport)
+        transport.execute_no_reply(name, arguments)

@@ -11,14 +11,15 @@ decoding fault into QEMU's `GenericError` text.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec as _c
 from ..conditions import disabled, holds
 from ..qmp.errors import CommandNotFound, GenericError
 from ..qmp.server import Dispatcher
+from .policy import CompatPolicy, crash
 
 Runner = Callable[[Any, dict[str, object]], Awaitable[object]]
 """A marshal function: (handler, wire arguments) -> wire reply. The handler is the
@@ -41,6 +42,20 @@ class CommandTables:
     """The `if` condition of each conditional enum value, by enum class."""
     oob_commands: frozenset[str]
     """The commands that may run out of band."""
+    command_features: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """The special features ('deprecated', 'unstable') of commands that have any."""
+    argument_features: Mapping[str, Mapping[str, Sequence[str]]] = field(
+        default_factory=dict
+    )
+    """The special features of arguments, by command."""
+    member_features: Mapping[str, Mapping[str, Sequence[str]]] = field(
+        default_factory=dict
+    )
+    """The special features of members, by class."""
+    value_features: Mapping[str, Mapping[str, Sequence[str]]] = field(
+        default_factory=dict
+    )
+    """The special features of enum values, by enum class."""
 
 
 class SchemaDispatcher(Dispatcher):
@@ -50,7 +65,9 @@ class SchemaDispatcher(Dispatcher):
     `defined` names the condition symbols the server has; commands and arguments whose
     `if` condition does not hold are not offered (None: the whole schema), nor are the
     commands the handler leaves to `placeholder` (the package's CommandHandlerBase,
-    whose methods stand for "not implemented").
+    whose methods stand for "not implemented"). `policy` is QEMU's `-compat`
+    (`qapigen_runtime.bindings.policy`): what its input policies refuse is refused
+    with QEMU's texts, what its output policies hide is left out of replies.
     """
 
     def __init__(
@@ -60,8 +77,22 @@ class SchemaDispatcher(Dispatcher):
         tables: CommandTables,
         placeholder: type,
         defined: Collection[str] | None = None,
+        policy: CompatPolicy | None = None,
     ) -> None:
         self._handler = handler
+        policy = policy or CompatPolicy()
+        self._refused_commands = policy.refused(tables.command_features)
+        self._refused_arguments = {
+            name: refused
+            for name, features in tables.argument_features.items()
+            if (refused := policy.refused(features))
+        }
+        hidden = {
+            owner: off
+            for owner, features in tables.member_features.items()
+            if (off := policy.hidden(features))
+        }
+        self._hidden = hidden or None
         self._commands = {
             name: run
             for name, run in runners.items()
@@ -74,7 +105,17 @@ class SchemaDispatcher(Dispatcher):
             for name, conditions in tables.argument_conditions.items()
         }
         self._limits: _c.Disabled | None = None
-        if defined is not None:
+        refused_members = {
+            owner: refused
+            for owner, features in tables.member_features.items()
+            if (refused := policy.refused(features))
+        }
+        refused_values = {
+            owner: refused
+            for owner, features in tables.value_features.items()
+            if (refused := policy.refused(features))
+        }
+        if defined is not None or refused_members or refused_values:
             self._limits = _c.Disabled(
                 members={
                     owner: disabled(conditions, defined)
@@ -84,7 +125,18 @@ class SchemaDispatcher(Dispatcher):
                     owner: disabled(conditions, defined)
                     for owner, conditions in tables.value_conditions.items()
                 },
+                refused_members=refused_members,
+                refused_values=refused_values,
             )
+        # per command: its own arguments the conditions leave out, which strict
+        # decoding then no longer requires
+        self._command_limits: dict[str, _c.Disabled] = {}
+        if self._limits is not None:
+            self._command_limits = {
+                name: self._limits._replace(arguments=off)
+                for name, off in self._disabled.items()
+                if off
+            }
 
     def command_names(self) -> list[str]:
         """The commands this dispatcher offers."""
@@ -99,15 +151,27 @@ class SchemaDispatcher(Dispatcher):
         run = self._commands.get(name)
         if run is None:
             raise CommandNotFound(f"The command {name} has not been found")
+        refusal = self._refused_commands.get(name)
+        if refusal is not None:
+            word, crashes = refusal
+            if crashes:
+                crash()
+            raise CommandNotFound(f"{word} command {name} disabled by policy")
         for argument in self._disabled.get(name, ()):
             if argument in arguments:
                 raise GenericError(f"Parameter '{argument}' is unexpected")
-        token = _c.DISABLED.set(self._limits)
+        for argument, refused in self._refused_arguments.get(name, {}).items():
+            if argument in arguments:
+                error = _c.refuse("parameter", argument, argument, refused)
+                raise GenericError(error.qmp_message())
+        token = _c.DISABLED.set(self._command_limits.get(name, self._limits))
+        hiding = _c.HIDDEN.set(self._hidden)
         try:
             return await run(self._handler, arguments)
         except _c.DecodeError as error:
             raise GenericError(error.qmp_message()) from None
         finally:
+            _c.HIDDEN.reset(hiding)
             _c.DISABLED.reset(token)
 
 

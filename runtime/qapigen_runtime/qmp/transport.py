@@ -3,13 +3,14 @@
 Generated clients call `execute` with wire names and JSON-ready arguments and get the
 wire ``return`` value back (or a `QMPCommandError`); they read events as `QMPEvent`.
 Any connection that offers these methods can carry them: this runtime's own clients,
-the `qemu.qmp` adapter, or a test double.
+the `qemu.qmp` adapter, the guest agent's clients (`qapigen_runtime.qga`: commands
+only, the agent sends no events), or a test double.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .events import QMPEvent
@@ -18,8 +19,8 @@ EventPredicate = Callable[["QMPEvent"], bool]
 """Selects the event `wait_for` waits for (besides its name)."""
 
 
-class AsyncTransport(Protocol):
-    """An asynchronous QMP connection, already negotiated."""
+class AsyncCommandTransport(Protocol):
+    """What a generated `AsyncClient` needs: commands (events are `AsyncTransport`'s)."""
 
     async def execute(
         self,
@@ -35,6 +36,10 @@ class AsyncTransport(Protocol):
         (unix sockets only), for commands such as ``getfd``.
         """
         ...
+
+
+class AsyncTransport(AsyncCommandTransport, Protocol):
+    """An asynchronous QMP connection, already negotiated."""
 
     def events(self) -> AsyncIterator[QMPEvent]:
         """Iterate over the events received (and not yet consumed), in order."""
@@ -54,8 +59,8 @@ class AsyncTransport(Protocol):
         ...
 
 
-class SyncTransport(Protocol):
-    """A blocking QMP connection, already negotiated."""
+class SyncCommandTransport(Protocol):
+    """What a generated `SyncClient` needs: commands (events are `SyncTransport`'s)."""
 
     def execute(
         self,
@@ -67,6 +72,10 @@ class SyncTransport(Protocol):
     ) -> object:
         """Run command `name`; return its ``return`` value or raise QMPCommandError."""
         ...
+
+
+class SyncTransport(SyncCommandTransport, Protocol):
+    """A blocking QMP connection, already negotiated."""
 
     def events(self, timeout: float | None = 0.0) -> Iterator[QMPEvent]:
         """Iterate over events; waits up to `timeout` seconds for each new one."""
@@ -83,4 +92,28 @@ class SyncTransport(Protocol):
 
     def clear_events(self) -> list[QMPEvent]:
         """Remove and return the events received and not consumed yet."""
+        ...
+
+
+@runtime_checkable
+class AsyncNoReplyTransport(Protocol):
+    """A connection that can send a command without waiting for a reply: what a
+    generated client needs for a ``'success-response': false`` command (the guest
+    agent's ``guest-shutdown``, which answers only when it fails)."""
+
+    async def execute_no_reply(
+        self, name: str, arguments: dict[str, object] | None = None
+    ) -> None:
+        """Send command `name` and return once it is sent."""
+        ...
+
+
+@runtime_checkable
+class SyncNoReplyTransport(Protocol):
+    """The blocking `AsyncNoReplyTransport`."""
+
+    def execute_no_reply(
+        self, name: str, arguments: dict[str, object] | None = None
+    ) -> None:
+        """Send command `name` and return once it is sent."""
         ...

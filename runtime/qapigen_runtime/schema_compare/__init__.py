@@ -23,7 +23,9 @@ package can decode every reply and event the live QEMU can send. In detail:
   reject a package value of (``StrOrNull`` in the package, ``str`` live: null is
   refused). Extra optional live members, values and branches are fine.
 - replies and events (QEMU sends, the generated decoders keep unknown members and enum
-  values): breaking are a member the package requires that QEMU lacks or may omit, a
+  values): breaking are a member the package requires that QEMU lacks or may omit
+  (unless the package deprecates it: its decoders take a deprecated member's absence,
+  as they take a conditional one's, which introspection does not show), a
   union branch only QEMU has (the decoder has no class for it), and a type whose live
   values the package cannot decode. Added members and enum values are fine.
 - never breaking: events the live QEMU lacks or adds, commands it adds, ``allow-oob``

@@ -340,8 +340,10 @@ class Walker:
                     place,
                     f"{'optional' if ours.optional else 'required'} in {PACKAGE}, "
                     f"not on {LIVE}",
-                    # sent: QEMU rejects it; received: only a required one is missed
-                    send or not ours.optional,
+                    # sent: QEMU rejects it; received: only a required one is
+                    # missed, and not a deprecated one (the decoders take its
+                    # absence, as deprecated-output=hide leaves it out)
+                    send or not (ours.optional or DEPRECATED in ours.features),
                 )
                 self._note_deprecated(ours.features, flow, draft)
             elif ours is None:
@@ -364,7 +366,12 @@ class Walker:
                         f"{'optional' if theirs.optional else 'required'} on {LIVE}, "
                         f"{'optional' if ours.optional else 'required'} in {PACKAGE}",
                         # the side that may leave it out is not the one requiring it
-                        ours.optional if send else theirs.optional,
+                        # (the package's decoders take a deprecated one's absence)
+                        (
+                            ours.optional
+                            if send
+                            else theirs.optional and DEPRECATED not in ours.features
+                        ),
                     )
                 self._features(node, place, ours.features, theirs.features)
                 self._pair(node, ours.type, theirs.type, place, flow)

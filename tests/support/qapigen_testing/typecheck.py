@@ -21,6 +21,8 @@ PROJECT_PACKAGES = [
     "qapigen_vm",
     "qapigen_migration",
     "qapigen_vm_qmp",
+    "qapigen_qga",
+    "qapigen_storage_daemon",
 ]
 
 

@@ -230,6 +230,17 @@ ARGUMENT_CONDITIONS: dict[str, dict[str, object]] = {}
 OOB_COMMANDS: frozenset[str] = frozenset()
 """The commands that may run out of band."""
 
+COMMAND_FEATURES: dict[str, list[str]] = {"copy-legacy": ["deprecated"]}
+"""The features of commands that a server's `-compat` policy acts on ('deprecated',
+'unstable')."""
+
+ARGUMENT_FEATURES: dict[str, dict[str, list[str]]] = {
+    "copy": {
+        "old-limit": ["deprecated"],
+    },
+}
+"""The features of arguments that a server's `-compat` policy acts on, by command."""
+
 
 if _typing.TYPE_CHECKING:
     from ._server import CommandDispatcher as CommandDispatcher

@@ -13,6 +13,7 @@ from collections.abc import Collection as _Collection
 
 from qapigen_runtime import codec as _c
 from qapigen_runtime.bindings import dispatch as _dispatch
+from qapigen_runtime.bindings.policy import CompatPolicy as _CompatPolicy
 
 from . import commands as _commands, types as _t
 
@@ -36,11 +37,15 @@ class CommandDispatcher(_dispatch.SchemaDispatcher):
 
     `defined` names the condition symbols the server has; commands and arguments whose
     `if` condition does not hold are not offered (None: the whole schema), nor are the
-    commands a `CommandHandlerBase` subclass leaves out.
+    commands a `CommandHandlerBase` subclass leaves out. `policy` is QEMU's `-compat`
+    (`qapigen_runtime.bindings.policy.CompatPolicy`).
     """
 
     def __init__(
-        self, handler: _commands.CommandHandler, defined: _Collection[str] | None = None
+        self,
+        handler: _commands.CommandHandler,
+        defined: _Collection[str] | None = None,
+        policy: _CompatPolicy | None = None,
     ) -> None:
         tables = _dispatch.CommandTables(
             methods=_commands.METHODS,
@@ -49,7 +54,11 @@ class CommandDispatcher(_dispatch.SchemaDispatcher):
             member_conditions=_t.MEMBER_CONDITIONS,
             value_conditions=_t.ENUM_VALUE_CONDITIONS,
             oob_commands=_commands.OOB_COMMANDS,
+            command_features=_commands.COMMAND_FEATURES,
+            argument_features=_commands.ARGUMENT_FEATURES,
+            member_features=_t.MEMBER_FEATURES,
+            value_features=_t.ENUM_VALUE_FEATURES,
         )
         super().__init__(
-            handler, RUNNERS, tables, _commands.CommandHandlerBase, defined
+            handler, RUNNERS, tables, _commands.CommandHandlerBase, defined, policy
         )

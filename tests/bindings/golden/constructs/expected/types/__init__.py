@@ -98,6 +98,20 @@ ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]] = {
 }
 """The `if` condition of each conditional enum value, by enum class (JSON form)."""
 
+MEMBER_FEATURES: dict[str, dict[str, list[str]]] = {}
+"""The features of members that a server's `-compat` policy acts on ('deprecated',
+'unstable'), by class.
+"""
+
+ENUM_VALUE_FEATURES: dict[str, dict[str, list[str]]] = {
+    "Status": {
+        "old": ["deprecated"],
+    },
+}
+"""The features of enum values that a server's `-compat` policy acts on, by enum
+class.
+"""
+
 if not _typing.TYPE_CHECKING:
 
     def __getattr__(name: str) -> object:

@@ -70,6 +70,26 @@ MEMBER_CONDITIONS: dict[str, dict[str, object]] = {}
 ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]] = {"Mode": {"gone": "CONFIG_OLD"}}
 """The `if` condition of each conditional enum value, by enum class (JSON form)."""
 
+MEMBER_FEATURES: dict[str, dict[str, list[str]]] = {
+    "Copy": {
+        "old-limit": ["deprecated"],
+        "legacy-flag": ["deprecated"],
+    },
+}
+"""The features of members that a server's `-compat` policy acts on ('deprecated',
+'unstable'), by class.
+"""
+
+ENUM_VALUE_FEATURES: dict[str, dict[str, list[str]]] = {
+    "Mode": {
+        "legacy": ["deprecated"],
+        "gone": ["deprecated"],
+    },
+}
+"""The features of enum values that a server's `-compat` policy acts on, by enum
+class.
+"""
+
 if not _typing.TYPE_CHECKING:
 
     def __getattr__(name: str) -> object:

@@ -78,7 +78,7 @@ class Copy(_Struct):
     modes: list[Mode] | None
     speed: Speed | None
     old_limit: int | None
-    legacy_flag: bool
+    legacy_flag: bool | None
     extra: dict[str, object]
 
     def __init__(
@@ -89,7 +89,7 @@ class Copy(_Struct):
         modes: list[Mode] | None = None,
         speed: Speed | None = None,
         old_limit: int | None = None,
-        legacy_flag: bool,
+        legacy_flag: bool | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.source = source
@@ -108,11 +108,12 @@ class Copy(_Struct):
                 DeprecationWarning,
                 stacklevel=2,
             )
-        _warnings.warn(
-            "member 'legacy-flag' of Copy is deprecated",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        if legacy_flag is not None:
+            _warnings.warn(
+                "member 'legacy-flag' of Copy is deprecated",
+                DeprecationWarning,
+                stacklevel=2,
+            )
 
     @classmethod
     def from_wire(cls, value: object, path: str = "", strict: bool = False) -> Copy:
@@ -142,9 +143,7 @@ class Copy(_Struct):
         if type(old_limit) is not int or not -(2**63) <= old_limit < 2**63:
             if old_limit is not None or "old-limit" in data:
                 old_limit = _c.required(data, "old-limit", path, strict, _c.int_)
-        legacy_flag = get("legacy-flag")
-        if type(legacy_flag) is not bool:
-            legacy_flag = _c.required(data, "legacy-flag", path, strict, _c.boolean)
+        legacy_flag = _c.omissible(data, "legacy-flag", path, strict, _c.boolean, None)
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Copy")
         else:
@@ -161,10 +160,7 @@ class Copy(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "source": self.source,
-            "legacy-flag": self.legacy_flag,
-        }
+        wire: dict[str, object] = {"source": self.source}
         if self.mode is not None:
             wire["mode"] = self.mode.value
         if self.modes is not None:
@@ -173,6 +169,9 @@ class Copy(_Struct):
             wire["speed"] = encode_speed(self.speed)
         if self.old_limit is not None:
             wire["old-limit"] = self.old_limit
+        if self.legacy_flag is not None:
+            wire["legacy-flag"] = self.legacy_flag
+        _c.hide_members(wire, "Copy")
         wire.update(self.extra)
         return wire
 

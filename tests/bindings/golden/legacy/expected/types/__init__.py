@@ -47,7 +47,11 @@ _LOCATIONS: dict[str, str] = {
 }
 """The module of the package that defines each name."""
 
-MEMBER_CONDITIONS: dict[str, dict[str, object]] = {}
+MEMBER_CONDITIONS: dict[str, dict[str, object]] = {
+    "Where_Unix": {
+        "data": "CONFIG_POSIX",
+    },
+}
 """The `if` condition of each conditional member, by class (JSON form)."""
 
 ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]] = {
@@ -56,6 +60,16 @@ ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]] = {
     },
 }
 """The `if` condition of each conditional enum value, by enum class (JSON form)."""
+
+MEMBER_FEATURES: dict[str, dict[str, list[str]]] = {}
+"""The features of members that a server's `-compat` policy acts on ('deprecated',
+'unstable'), by class.
+"""
+
+ENUM_VALUE_FEATURES: dict[str, dict[str, list[str]]] = {}
+"""The features of enum values that a server's `-compat` policy acts on, by enum
+class.
+"""
 
 if not _typing.TYPE_CHECKING:
 

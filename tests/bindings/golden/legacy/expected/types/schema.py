@@ -181,10 +181,12 @@ class Where_Unix(_Struct):
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
     type_: _typing.Literal[WhereKind.UNIX]
-    data: Path
+    data: Path | None
     extra: dict[str, object]
 
-    def __init__(self, *, data: Path, extra: dict[str, object] | None = None) -> None:
+    def __init__(
+        self, *, data: Path | None = None, extra: dict[str, object] | None = None
+    ) -> None:
         self.type_ = WhereKind.UNIX
         self.data = data
         self.extra = {} if extra is None else extra
@@ -197,12 +199,7 @@ class Where_Unix(_Struct):
         data: dict[str, object] = (
             value if type(value) is dict else _c.object_(value, path)
         )
-        get = data.get
-        data_ = get("data")
-        if type(data_) is dict:
-            data_ = Path.from_wire(data_, path + ".data" if path else "data", strict)
-        else:
-            data_ = _c.required(data, "data", path, strict, Path.from_wire)
+        data_ = _c.omissible(data, "data", path, strict, Path.from_wire, "Where_Unix")
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Where_Unix")
         else:
@@ -215,10 +212,9 @@ class Where_Unix(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {
-            "type": self.type_.value,
-            "data": self.data.to_wire(),
-        }
+        wire: dict[str, object] = {"type": self.type_.value}
+        if self.data is not None:
+            wire["data"] = self.data.to_wire()
         wire.update(self.extra)
         return wire
 
