@@ -19,7 +19,8 @@ from . import types as _t
 
 class AsyncClient(_AsyncClientBase):
     """The commands of qapi-schema.json: typed methods over an asynchronous QMP
-    transport (replies decoded leniently: what a newer QEMU adds is kept)."""
+    transport (replies decoded leniently: what a newer QEMU adds is kept).
+    """
 
     __slots__ = ()
 
@@ -871,7 +872,8 @@ class AsyncClient(_AsyncClientBase):
 
 class SyncClient(_SyncClientBase):
     """The commands of qapi-schema.json: typed methods over a blocking QMP
-    transport (replies decoded leniently: what a newer QEMU adds is kept)."""
+    transport (replies decoded leniently: what a newer QEMU adds is kept).
+    """
 
     __slots__ = ()
 
@@ -1719,7 +1721,8 @@ class SyncClient(_SyncClientBase):
 
 class CommandHandler(_typing.Protocol):
     """What a server implements to serve qapi-schema.json: one method per command, with
-    the arguments the clients send, returning the typed reply."""
+    the arguments the clients send, returning the typed reply.
+    """
 
     async def guest_sync_delimited(self, *, id: int) -> int: ...
 
