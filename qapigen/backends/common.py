@@ -53,10 +53,16 @@ _BUILTINS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "null": ("_c.Null", "_c.null", ("null",)),
 }
 
-# Names a facade binds besides the names it re-exports; a schema name may not take them.
+# Names a facade binds besides the names it re-exports; a schema name that would become
+# one of them gets a trailing `_` (NameScope.reserve).
 # (Everything else generated code refers to itself is imported under a leading
 # underscore, which no QAPI name becomes, so it cannot meet a schema name.)
-TYPES_FACADE_NAMES = ("MEMBER_CONDITIONS", "ENUM_VALUE_CONDITIONS")
+TYPES_FACADE_NAMES = (
+    "MEMBER_CONDITIONS",
+    "ENUM_VALUE_CONDITIONS",
+    "MEMBER_FEATURES",
+    "ENUM_VALUE_FEATURES",
+)
 
 
 class Imports:
