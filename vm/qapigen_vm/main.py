@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from qapigen_runtime.codec import DecodeError
+from qapigen_runtime.qmp.events import QMPEvent, Timestamp
 from qapigen_runtime.qmp.protocol import qemu_version
 from qapigen_runtime.qmp.server import QMPServer
 from qapigen_vm_qmp.commands import CommandDispatcher
@@ -67,15 +68,18 @@ class EventForwarder:
         self.server: QMPServer | None = None
 
     def sink(self, name: str, data: dict[str, object]) -> None:
+        # Stamped where it happens, as QEMU stamps an event when it is raised: the hop
+        # to a busy loop must not date a source's STOP after the destination's RESUME.
+        stamp = Timestamp.now()
         if threading.get_ident() == self._loop_thread:
-            self._emit(name, data)
+            self._emit(name, data, stamp)
         else:
             try:
-                self._loop.call_soon_threadsafe(self._emit, name, data)
+                self._loop.call_soon_threadsafe(self._emit, name, data, stamp)
             except RuntimeError:
                 pass  # the loop is closed: the process is exiting
 
-    def _emit(self, name: str, data: dict[str, object]) -> None:
+    def _emit(self, name: str, data: dict[str, object], stamp: Timestamp) -> None:
         if self.server is None:
             return
         try:
@@ -86,7 +90,8 @@ class EventForwarder:
         else:
             if event is None:
                 logger.error("event %s is not in the schema", name)
-        self.server.emit(name, data if event is None else event.to_wire())
+        wire = data if event is None else event.to_wire()
+        self.server.broadcast(QMPEvent.stamped(name, wire, stamp))
 
 
 def _describe_endpoint(endpoint: QmpEndpoint) -> str:
