@@ -338,14 +338,13 @@ def generate_commands(
             "ARGUMENT_FEATURES: dict[str, dict[str, list[str]]]", argument_features
         ),
     )
-    return [module, _generate_server(schema, names, plan, schema_name)]
+    return [module, _generate_server(commands, schema_name)]
 
 
-def _generate_server(
-    schema: Schema, names: TypeNames, plan: ModulePlan, schema_name: str
-) -> Module:
+def _generate_server(commands: list[CommandView], schema_name: str) -> Module:
+    # The views spell types as `_t.X` and use `_c`: both imported here whatever they
+    # use, so the views built for commands.py serve as they are.
     imports = Imports()
-    commands = _command_views(schema, names, plan, imports)
     imports.name(RUNTIME, "codec as _c")
     imports.name("collections.abc", "Collection as _Collection")
     imports.name(f"{RUNTIME}.bindings", "dispatch as _dispatch")

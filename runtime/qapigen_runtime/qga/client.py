@@ -17,7 +17,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
-from ..qmp.address import Address, describe, timed_out
+from ..qmp.address import Address, connecting, timed_out
 from ..qmp.errors import (
     QMPDisconnectedError,
     QMPMessageTooLargeError,
@@ -76,7 +76,7 @@ class QGAClient:
         if self._writer is not None:
             raise QMPDisconnectedError("already connected")
         limit = self.max_message_size + 1
-        try:
+        with connecting(address, timeout):
             async with asyncio.timeout(timeout):
                 if isinstance(address, str):
                     opened = asyncio.open_unix_connection(address, limit=limit)
@@ -87,14 +87,6 @@ class QGAClient:
                     self._reader, self._writer = await opened
                     sock = self._writer.get_extra_info("socket")
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except TimeoutError:
-            raise QMPTimeoutError(
-                timed_out(address, "the connection", timeout)
-            ) from None
-        except OSError as error:
-            raise QMPDisconnectedError(
-                f"cannot connect to {describe(address)}: {error}"
-            ) from error
         try:
             await self.resync(timeout=timeout)
         except QMPTimeoutError:

@@ -16,7 +16,7 @@ import struct
 import time
 from collections.abc import Mapping, Sequence
 
-from ..qmp.address import Address, describe, open_socket, timed_out
+from ..qmp.address import Address, connecting, open_socket, timed_out
 from ..qmp.errors import (
     QMPDisconnectedError,
     QMPMessageTooLargeError,
@@ -79,16 +79,8 @@ class SyncQGAClient:
         bounds both (a channel with no agent behind it connects, then times out)."""
         if self._sock is not None:
             raise QMPDisconnectedError("already connected")
-        try:
+        with connecting(address, timeout):
             sock = open_socket(address, timeout)
-        except TimeoutError:
-            raise QMPTimeoutError(
-                timed_out(address, "the connection", timeout)
-            ) from None
-        except OSError as error:
-            raise QMPDisconnectedError(
-                f"cannot connect to {describe(address)}: {error}"
-            ) from error
         sock.settimeout(None)  # blocking: deadlines are the kernel's (_kernel_timeout)
         self._sock, self._address = sock, address
         self._kernel_timeouts = {}

@@ -17,8 +17,12 @@ both clients name the address and what they waited for in the same way.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+from collections.abc import Iterator
+
+from .errors import QMPDisconnectedError, QMPTimeoutError
 
 Address = str | tuple[str, int]
 """A unix socket path, or a TCP (host, port)."""
@@ -79,6 +83,21 @@ def timed_out(address: Address, waiting_for: str, timeout: float | None) -> str:
     is "the connection", "the QMP greeting" or "the reply to qmp_capabilities"."""
     after = "" if timeout is None else f" after {timeout:.3g} s"
     return f"timed out{after} waiting for {waiting_for} from {describe(address)}"
+
+
+@contextlib.contextmanager
+def connecting(address: Address, timeout: float | None) -> Iterator[None]:
+    """Around opening a connection (no protocol yet): running out of `timeout`
+    becomes QMPTimeoutError naming the address, any other OS error
+    QMPDisconnectedError naming it too."""
+    try:
+        yield
+    except TimeoutError:
+        raise QMPTimeoutError(timed_out(address, "the connection", timeout)) from None
+    except OSError as error:
+        raise QMPDisconnectedError(
+            f"cannot connect to {describe(address)}: {error}"
+        ) from error
 
 
 def not_qmp(address: Address, received: bytes | str) -> str:

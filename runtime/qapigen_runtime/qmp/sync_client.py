@@ -23,7 +23,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import NoReturn
 
-from .address import Address, describe, not_qmp, open_socket, timed_out
+from .address import (
+    Address,
+    connecting,
+    not_qmp,
+    open_socket,
+    timed_out,
+)
 from .errors import (
     QMPConnectionError,
     QMPDisconnectedError,
@@ -118,16 +124,8 @@ class SyncQMPClient:
         self._stale_replies = 0
         self._stale_ids.clear()
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
+        with connecting(address, timeout):
             self._sock = open_socket(address, timeout)
-        except TimeoutError:
-            raise QMPTimeoutError(
-                timed_out(address, "the connection", timeout)
-            ) from None
-        except OSError as error:
-            raise QMPDisconnectedError(
-                f"cannot connect to {describe(address)}: {error}"
-            ) from error
         # Blocking from now on, deadlines kept by the kernel (see _socket_timeout).
         self._sock.settimeout(None)
         self._socket_timeouts = dict.fromkeys(self._socket_timeouts, 0.0)
