@@ -183,6 +183,21 @@ class NameScope:
         self._by_qapi[qapi_name] = name
         return name
 
+    def add_derived(
+        self, qapi_name: str, python_name: str, info: SourceInfo | None
+    ) -> str:
+        """Register a name the generator derives from a schema name (a decoder
+        ``decode_sync_client``, a branch class ``Foo_Bar``): the derivation is lossy
+        (``SyncClient`` and ``sync_client`` derive the same decoder), so a taken name
+        gets ``_`` appended until it is free instead of being refused. Register the
+        schema's own names first: they keep their spelling, derived ones yield."""
+        name = python_name
+        while name in self._reserved or name in self._by_python:
+            if self._by_python.get(name) == qapi_name:
+                return name
+            name += "_"
+        return self.add(qapi_name, name, info)
+
     def _renamed_holder(self, python_name: str, qapi_name: str) -> bool:
         """Whether another QAPI name holds `python_name` because it was renamed."""
         owner = self._by_python.get(python_name)

@@ -148,39 +148,48 @@ class TypeNames:
         # enum -> the set of its deprecated values (only enums that have some), which
         # code that takes values from a program checks them against
         self.deprecated_values: dict[str, str] = {}
-        for entity in schema.entities:
-            if isinstance(entity, EnumType) and not entity.is_builtin:
-                self._class(entity)
+        # The schema's own names first, so that a name derived from another type
+        # (a decoder, a value table, a branch class) yields to them, not they to it.
+        generated = [
+            entity
+            for entity in schema.entities
+            if (isinstance(entity, EnumType) and not entity.is_builtin)
+            or (isinstance(entity, ObjectType) and is_generated_object(entity))
+            or isinstance(entity, AlternateType)
+        ]
+        for entity in generated:
+            self._class(entity)
+        for entity in generated:
+            if isinstance(entity, EnumType):
                 table = f"_{self.classes[entity.name]}_VALUES"
-                self.enum_tables[entity.name] = self._add(
+                self.enum_tables[entity.name] = self._derived(
                     entity, f"the values of {entity.name}", table
                 )
                 if any(is_deprecated(value.features) for value in entity.members):
                     deprecated = f"_{self.classes[entity.name]}_DEPRECATED"
-                    self.deprecated_values[entity.name] = self._add(
+                    self.deprecated_values[entity.name] = self._derived(
                         entity, f"the deprecated values of {entity.name}", deprecated
                     )
-            elif isinstance(entity, ObjectType) and is_generated_object(entity):
-                self._class(entity)
+            elif isinstance(entity, ObjectType):
                 if entity.variants is not None:
                     self._union(entity)
-            elif isinstance(entity, AlternateType):
-                self._class(entity)
+            else:
                 self._function(entity, "decode_", self.decoders)
                 self._function(entity, "encode_", self.encoders)
 
-    def _add(self, entity: Entity, what: str, python_name: str) -> str:
-        name = self.scope.add(what, python_name, entity.info)
+    def _class(self, entity: Entity) -> None:
+        name = naming.class_name(entity.name)
+        self.classes[entity.name] = self.scope.add(entity.name, name, entity.info)
+        self.owner[self.classes[entity.name]] = entity.name
+
+    def _derived(self, entity: Entity, what: str, python_name: str) -> str:
+        name = self.scope.add_derived(what, python_name, entity.info)
         self.owner[name] = entity.name
         return name
 
-    def _class(self, entity: Entity) -> None:
-        name = naming.class_name(entity.name)
-        self.classes[entity.name] = self._add(entity, entity.name, name)
-
     def _function(self, entity: Entity, prefix: str, table: dict[str, str]) -> None:
         name = prefix + naming.snake_case(entity.name)
-        table[entity.name] = self._add(entity, f"{prefix}{entity.name}", name)
+        table[entity.name] = self._derived(entity, f"{prefix}{entity.name}", name)
 
     def _union(self, union: ObjectType) -> None:
         for path in branch_paths(union):
@@ -188,7 +197,7 @@ class TypeNames:
                 "_" + naming.camel_case(step) for step in path
             )
             key = f"{union.name} branch {'/'.join(path)}"
-            self.branch_classes[(union.name, *path)] = self._add(union, key, name)
+            self.branch_classes[(union.name, *path)] = self._derived(union, key, name)
         self._function(union, "decode_", self.decoders)
 
 

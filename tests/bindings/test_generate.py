@@ -866,3 +866,39 @@ def test_end_to_end_over_the_qmp_runtime(pkg: ModuleType) -> None:
             await server.close()
 
     asyncio.run(scenario())
+
+
+def test_derived_names_yield_to_the_schemas_names(tmp_path: Path) -> None:
+    """Decoders, encoders, value tables and branch classes are named from their type by
+    a lossy rule (``SyncClient`` and ``sync_client`` both derive ``decode_sync_client``;
+    union ``Foo`` branch ``bar`` derives ``Foo_Bar``, a struct's name too): a derived
+    name that is taken gets a ``_``, and the schema's own names keep theirs. CI met the
+    first pair in the reserved-names test, where it was refused."""
+    text = (
+        "{ 'enum': 'Kind', 'data': [ 'bar' ] }\n"
+        "{ 'struct': 'Leaf', 'data': { 'x': 'int' } }\n"
+        "{ 'union': 'SyncClient', 'base': { 'k': 'Kind' }, 'discriminator': 'k',"
+        " 'data': { 'bar': 'Leaf' } }\n"
+        "{ 'union': 'sync_client', 'base': { 'k': 'Kind' }, 'discriminator': 'k',"
+        " 'data': { 'bar': 'Leaf' } }\n"
+        "{ 'alternate': 'AltPick', 'data': { 'n': 'int', 'o': 'Leaf' } }\n"
+        "{ 'alternate': 'alt_pick', 'data': { 'n': 'int', 'o': 'Leaf' } }\n"
+        "{ 'union': 'Foo', 'base': { 'k': 'Kind' }, 'discriminator': 'k',"
+        " 'data': { 'bar': 'Leaf' } }\n"
+        "{ 'struct': 'Foo_Bar', 'data': { 'y': 'str' } }\n"
+        "{ 'command': 'take', 'data': { 'a': 'SyncClient', 'b': 'sync_client',"
+        " 'c': 'AltPick', 'd': 'alt_pick', 'e': 'Foo', 'f': 'Foo_Bar' } }\n"
+    )
+    parsed = parse_text(text, "derived.json", Level.PERMISSIVE)
+    schema = schema_from_parsed(parsed, "derived.json", Level.PERMISSIVE)
+    files = generate_package(schema, "derived", "derived.json")
+    with imported_package(files, tmp_path, "derived"):
+        types = importlib.import_module("derived.types")
+        assert types.Foo_Bar(y="s").y == "s"  # the struct keeps its name
+        branch = types.decode_foo({"k": "bar", "x": 1})
+        assert isinstance(branch, types.Foo) and not isinstance(branch, types.Foo_Bar)
+        assert types.decode_sync_client({"k": "bar", "x": 2}).x == 2
+        assert isinstance(
+            types.decode_sync_client_({"k": "bar", "x": 3}), types.Sync_client
+        )
+        assert types.decode_alt_pick(4) == 4 and types.decode_alt_pick_(5) == 5
