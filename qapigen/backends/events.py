@@ -18,9 +18,16 @@ from .common import (
     TypeNames,
     is_deprecated,
     members_of,
+    special_features,
 )
 from .docs import doc_text
-from .literals import dict_literal, frozenset_literal, json_node, keyed
+from .literals import (
+    dict_literal,
+    frozenset_literal,
+    json_node,
+    keyed,
+    nested_dict_literal,
+)
 from .modules import ModulePlan
 from .view import FacadeExports, Module, Struct
 
@@ -29,6 +36,9 @@ FACADE_NAMES = (
     "Event",
     "EVENT_CONDITIONS",
     "DEPRECATED_EVENTS",
+    "EVENT_FEATURES",
+    "EVENT_DATA_FEATURES",
+    "event_output",
     "decode_event",
     "from_qmp_event",
     "to_qmp_event",
@@ -70,6 +80,7 @@ def event_view(event: Event, mapper: TypeMapper, scope: naming.NameScope) -> Str
         doc,
         event_name=event.name,
         deprecated=is_deprecated(event.features),
+        unstable="unstable" in special_features(event.features),
     )
 
 
@@ -89,6 +100,8 @@ def generate_events(
     files: dict[str, _EventsFile] = {}
     conditions: list[Node] = []
     deprecated: list[Node] = []
+    features: list[Node] = []
+    data_features: list[tuple[str, list[Node]]] = []
     locations: dict[str, str] = {}
     catalog: list[Node] = []
     for event in schema.events():
@@ -110,6 +123,19 @@ def generate_events(
             conditions.append(keyed(event.name, json_node(event.ifcond.to_json())))
         if view.deprecated:
             deprecated.append(py_string(event.name))
+        special = special_features(event.features)
+        if special:
+            features.append(keyed(event.name, json_node(special)))
+        data_features.append(
+            (
+                event.name,
+                [
+                    keyed(m.wire, json_node(m.special))
+                    for m in view.members
+                    if m.special
+                ],
+            )
+        )
     modules = [_render_module(content, schema_name) for content in files.values()]
     facade = Module(
         "events/__init__.py",
@@ -119,17 +145,21 @@ def generate_events(
         "named after the schema file that defines the event, imported when the class\n"
         "is first used.\n\n" + header(schema_name),
         [
+            "import functools as _functools",
             "import typing as _typing",
             "from collections.abc import AsyncIterator as _AsyncIterator",
             "from collections.abc import Iterator as _Iterator",
             "",
             f"from {RUNTIME}.bindings import events as _events",
             f"from {RUNTIME}.bindings import lazy as _lazy",
-            f"from {RUNTIME}.bindings.events import to_qmp_event, wait_for, wait_for_sync",
+            f"from {RUNTIME}.bindings.events import wait_for, wait_for_sync",
+            f"from {RUNTIME}.bindings.policy import CompatPolicy as _CompatPolicy",
             f"from {RUNTIME}.qmp.events import NO_TIMESTAMP, Timestamp",
             f"from {RUNTIME}.qmp.events import QMPEvent as _QMPEvent",
             f"from {RUNTIME}.qmp.transport import AsyncTransport as _AsyncTransport",
             f"from {RUNTIME}.qmp.transport import SyncTransport as _SyncTransport",
+            "",
+            "from ..types import MEMBER_FEATURES as _MEMBER_FEATURES",
         ],
     )
     exports = FacadeExports(locations, list(files), also=FACADE_NAMES)
@@ -141,6 +171,10 @@ def generate_events(
         catalog=_catalog_literal(catalog),
         conditions=dict_literal("EVENT_CONDITIONS: dict[str, object]", conditions),
         deprecated=frozenset_literal("DEPRECATED_EVENTS: frozenset[str]", deprecated),
+        features=dict_literal("EVENT_FEATURES: dict[str, list[str]]", features),
+        data_features=nested_dict_literal(
+            "EVENT_DATA_FEATURES: dict[str, dict[str, list[str]]]", data_features
+        ),
     )
     return [facade, *modules]
 

@@ -14,6 +14,17 @@ def dict_literal(target: str, items: list[Node]) -> Node:
     return Assign(target, Group("{", items, "}", literal=True, explode=True))
 
 
+def nested_dict_literal(target: str, tables: list[tuple[str, list[Node]]]) -> Node:
+    """``target = {owner: {item, ...}, ...}`` of the owners whose items are not
+    empty (a table of tables: members' conditions or features by class)."""
+    items: list[Node] = []
+    for owner, owned in tables:
+        if owned:
+            table = Group("{", owned, "}", literal=True, explode=True)
+            items.append(keyed(owner, table))
+    return dict_literal(target, items)
+
+
 def frozenset_literal(target: str, items: list[Node]) -> Node:
     """``target = frozenset({item, ...})``, one item per line, or ``frozenset()``."""
     if not items:

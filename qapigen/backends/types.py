@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import naming
-from ..layout import Group, Node
 from ..render import header, render
 from ..schema import AlternateType, EnumType, ObjectMember, ObjectType, Schema
 from .common import (
@@ -20,7 +19,7 @@ from .common import (
     special_features,
 )
 from .docs import annotate, doc_text
-from .literals import dict_literal, json_node, keyed
+from .literals import json_node, keyed, nested_dict_literal
 from .modules import ModulePlan
 from .view import (
     Alternate,
@@ -318,15 +317,6 @@ def _render_module(content: _TypesFile, schema_name: str) -> Module:
     return module
 
 
-def _conditions_table(target: str, tables: list[tuple[str, list[Node]]]) -> Node:
-    items: list[Node] = []
-    for owner, conditional in tables:
-        if conditional:
-            table = Group("{", conditional, "}", literal=True, explode=True)
-            items.append(keyed(owner, table))
-    return dict_literal(target, items)
-
-
 def generate_types(
     schema: Schema, names: TypeNames, plan: ModulePlan, schema_name: str
 ) -> list[Module]:
@@ -337,7 +327,7 @@ def generate_types(
         contents = _collect(schema, names, plan)
     contents = [c for c in contents if c.enums or c.structs or c.alternates]
     modules = [_render_module(content, schema_name) for content in contents]
-    member_conditions = _conditions_table(
+    member_conditions = nested_dict_literal(
         "MEMBER_CONDITIONS: dict[str, dict[str, object]]",
         [
             (
@@ -352,7 +342,7 @@ def generate_types(
             for s in c.structs
         ],
     )
-    value_conditions = _conditions_table(
+    value_conditions = nested_dict_literal(
         "ENUM_VALUE_CONDITIONS: dict[str, dict[str, object]]",
         [
             (
@@ -367,7 +357,7 @@ def generate_types(
             for e in c.enums
         ],
     )
-    member_features = _conditions_table(
+    member_features = nested_dict_literal(
         "MEMBER_FEATURES: dict[str, dict[str, list[str]]]",
         [
             (
@@ -378,7 +368,7 @@ def generate_types(
             for s in c.structs
         ],
     )
-    value_features = _conditions_table(
+    value_features = nested_dict_literal(
         "ENUM_VALUE_FEATURES: dict[str, dict[str, list[str]]]",
         [
             (

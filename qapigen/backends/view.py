@@ -433,6 +433,8 @@ class Struct:
     # Event classes carry their QMP event name.
     event_name: str | None = None
     deprecated: bool = False
+    # Only events carry it: an unstable event (types and members cannot be).
+    unstable: bool = False
 
     def __post_init__(self) -> None:
         for member in self.members:

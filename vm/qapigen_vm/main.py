@@ -27,7 +27,7 @@ from qapigen_runtime.qmp.events import QMPEvent, Timestamp
 from qapigen_runtime.qmp.protocol import qemu_version
 from qapigen_runtime.qmp.server import QMPServer
 from qapigen_vm_qmp.commands import CommandDispatcher
-from qapigen_vm_qmp.events import decode_event
+from qapigen_vm_qmp.events import decode_event, event_output
 
 from .cmdline import (
     PROGRAM,
@@ -59,7 +59,9 @@ class EventForwarder:
 
     Events raised on the event loop's thread (a ``stop`` command's STOP) go out at
     once, before the command's reply, as QEMU sends them; events from engine threads
-    hop to the loop. Each is checked against the schema's event types first.
+    hop to the loop. Each is checked against the schema's event types first, then
+    sent as the server's `-compat` output policy lets it out (`QMPServer.send`): an
+    event with a feature the policy hides is not sent, members with one are left out.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -90,8 +92,11 @@ class EventForwarder:
         else:
             if event is None:
                 logger.error("event %s is not in the schema", name)
-        wire = data if event is None else event.to_wire()
-        self.server.broadcast(QMPEvent.stamped(name, wire, stamp))
+        if event is not None:
+            event.timestamp = stamp
+            self.server.send(event)
+        elif self.server.events is None or not self.server.events.hides(name):
+            self.server.broadcast(QMPEvent.stamped(name, data, stamp))
 
 
 def _describe_endpoint(endpoint: QmpEndpoint) -> str:
@@ -126,7 +131,9 @@ class VmProcess:
         dispatcher = vm_dispatcher(handler, config.compat)
         major, minor, micro = QEMU_VERSION
         self.server = QMPServer(
-            dispatcher, version=qemu_version(major, minor, micro, PACKAGE)
+            dispatcher,
+            version=qemu_version(major, minor, micro, PACKAGE),
+            events=event_output(config.compat),
         )
         self.events.server = self.server
 

@@ -87,12 +87,7 @@ class SchemaDispatcher(Dispatcher):
             for name, features in tables.argument_features.items()
             if (refused := policy.refused(features))
         }
-        hidden = {
-            owner: off
-            for owner, features in tables.member_features.items()
-            if (off := policy.hidden(features))
-        }
-        self._hidden = hidden or None
+        self._hidden = policy.hidden_members(tables.member_features) or None
         self._commands = {
             name: run
             for name, run in runners.items()

@@ -1,16 +1,20 @@
 """Typed events: the base class of generated event classes, a package's catalog of
-them (event name -> class, loaded on first use), and typed waiting on a transport."""
+them (event name -> class, loaded on first use), what a server sends of them under
+QEMU's `-compat` output policies, and typed waiting on a transport."""
 
 from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
+from .. import codec as _c
 from ..codec import Decoder
 from ..qmp.events import NO_TIMESTAMP, QMPEvent, Timestamp
 from ..qmp.transport import AsyncTransport, SyncTransport
+from .policy import CompatPolicy
 from .struct import Struct
 
 
@@ -22,6 +26,7 @@ class Event(Struct):
     __slots__ = ("timestamp",)
     NAME: ClassVar[str] = ""
     DEPRECATED: ClassVar[bool] = False
+    UNSTABLE: ClassVar[bool] = False
     _UNCOMPARED: ClassVar[tuple[str, ...]] = ("timestamp",)
     timestamp: Timestamp
 
@@ -115,8 +120,61 @@ class EventCatalog:
 
 def to_qmp_event(event: Event) -> QMPEvent:
     """The QMP message of `event`, for a server to send: its data in QEMU's envelope,
-    stamped with its `timestamp`, or now when it has none (an event built here)."""
+    stamped with its `timestamp`, or now when it has none (an event built here).
+    Everything is sent: `EventOutput.message` applies a `-compat` output policy."""
     return QMPEvent.stamped(event.NAME, event.to_wire(), event.timestamp)
+
+
+@dataclass(frozen=True)
+class EventTables:
+    """What a generated package says about the special features ('deprecated',
+    'unstable') of its events and of what their data holds."""
+
+    event_features: Mapping[str, Sequence[str]]
+    """The special features of each event that has any, by event name."""
+    data_member_features: Mapping[str, Mapping[str, Sequence[str]]]
+    """The special features of the data members of events, by event name."""
+    member_features: Mapping[str, Mapping[str, Sequence[str]]]
+    """The special features of the members of the package's types, by class: the
+    table its command dispatcher hides reply members with."""
+
+
+class EventOutput:
+    """What a server sends of a package's events under a `-compat` policy, as QEMU's
+    generated event senders do: an event with a feature the output policy hides is
+    not sent at all, and members with such a feature are left out of event data at
+    any depth (as from replies), even required ones."""
+
+    def __init__(self, tables: EventTables, policy: CompatPolicy | None = None) -> None:
+        self.policy = policy or CompatPolicy()
+        self.hidden_events = self.policy.hidden(tables.event_features)
+        self._hidden_data = self.policy.hidden_members(tables.data_member_features)
+        self._hidden_types = self.policy.hidden_members(tables.member_features) or None
+
+    def hides(self, name: str) -> bool:
+        """Whether event `name` is not sent at all."""
+        return name in self.hidden_events
+
+    def data(self, event: Event) -> dict[str, object] | None:
+        """The wire form of `event`'s data as the policy lets it out, or None when
+        the policy hides the whole event."""
+        if event.NAME in self.hidden_events:
+            return None
+        hiding = _c.HIDDEN.set(self._hidden_types)
+        try:
+            wire = event.to_wire()
+        finally:
+            _c.HIDDEN.reset(hiding)
+        for member in self._hidden_data.get(event.NAME, ()):
+            wire.pop(member, None)
+        return wire
+
+    def message(self, event: Event) -> QMPEvent | None:
+        """`to_qmp_event` under the policy: None when it hides the event."""
+        wire = self.data(event)
+        if wire is None:
+            return None
+        return QMPEvent.stamped(event.NAME, wire, event.timestamp)
 
 
 def _typed(event_type: type[E], raw: QMPEvent) -> E:

@@ -15,8 +15,8 @@ with tests/interop/test_qemu_compat_policies.py):
   policy". Unstable ones read "Unstable ...". Absent deprecated members are never a
   fault, and accepted input is served as usual.
 - input ``crash``: the process aborts (SIGABRT) where ``reject`` would refuse.
-- output ``hide``: members with the feature are left out of replies, at any depth,
-  enum values are not; with ``deprecated-output=hide`` query-qmp-schema leaves out
+- output ``hide``: members with the feature are left out of replies and of event
+  data, at any depth, enum values are not; events with the feature are not sent; with ``deprecated-output=hide`` query-qmp-schema leaves out
   deprecated commands, events and members, and (since SchemaInfoEnum's own ``values``
   member is deprecated in QEMU 7.2's schema) the ``values`` of enum entries, but keeps
   deprecated enum values; ``unstable-output=hide`` leaves query-qmp-schema as it is.
@@ -107,6 +107,18 @@ class CompatPolicy:
             for name, features in table.items()
             if any(self.hides(feature) for feature in features)
         )
+
+    def hidden_members(
+        self, table: Mapping[str, Mapping[str, Iterable[str]]]
+    ) -> dict[str, frozenset[str]]:
+        """Of `table` (owner -> member -> features), the members output leaves out,
+        by owner (owners with none left out are not listed): what `codec.HIDDEN`
+        holds while a server encodes what it sends."""
+        return {
+            owner: off
+            for owner, features in table.items()
+            if (off := self.hidden(features))
+        }
 
 
 _KEYS: Final = {

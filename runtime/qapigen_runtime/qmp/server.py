@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Collection, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from .address import Address
 from .errors import CommandNotFound
@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_MAX_VALUE_SIZE",
     "PASSED_FD_COST",
     "Dispatcher",
+    "EventEncoder",
     "QMPServer",
     "QMPSession",
 ]
@@ -62,6 +63,19 @@ class Dispatcher(Protocol):
 
     async def dispatch(self, name: str, arguments: dict[str, object]) -> object:
         """Run `name`; return the wire ``return`` value or raise QMPCommandError."""
+        ...
+
+
+class EventEncoder(Protocol):
+    """How a server writes typed events under its `-compat` output policy: a
+    generated package's `events.event_output(policy)` implements this."""
+
+    def hides(self, name: str) -> bool:
+        """Whether event `name` is not sent at all."""
+        ...
+
+    def message(self, event: Any) -> QMPEvent | None:
+        """The QMP message of typed event `event`, or None when it is not sent."""
         ...
 
 
@@ -93,6 +107,10 @@ class QMPServer:
 
     At most `max_connections` clients are served at once; one more gets an error
     message ("too many QMP connections") instead of the greeting, and is closed.
+
+    `events` writes typed events (`send`) under the server's `-compat` output
+    policy, and says which events `emit` leaves unsent; give the package's
+    `events.event_output(policy)` with the policy its dispatcher has.
     """
 
     def __init__(
@@ -108,8 +126,10 @@ class QMPServer:
         event_backlog_bytes: int = 1024 * 1024,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         serialize_commands: bool = True,
+        events: EventEncoder | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.events = events
         self.greeting = Greeting(
             qemu_version(7, 2, 0, "qapigen") if version is None else version,
             tuple(capabilities),
@@ -197,11 +217,26 @@ class QMPServer:
 
     # -- events ----------------------------------------------------------------
 
-    def emit(self, name: str, data: dict[str, object] | None = None) -> QMPEvent:
-        """Send event `name` to every negotiated client; return it."""
+    def emit(self, name: str, data: dict[str, object] | None = None) -> QMPEvent | None:
+        """Send event `name` with `data` as given to every negotiated client; return
+        it, or None when the server's `events` policy hides the event (`send` also
+        leaves hidden members out of a typed event's data)."""
+        if self.events is not None and self.events.hides(name):
+            return None
         event = QMPEvent.now(name, data)
         self.broadcast(event)
         return event
+
+    def send(self, event: object) -> QMPEvent | None:
+        """Send typed event `event` (an instance of a generated event class) to every
+        negotiated client, as the server's `events` encoder writes it: None when the
+        policy hides the event. Without an encoder, this is an error."""
+        if self.events is None:
+            raise TypeError("QMPServer.send needs the server's events encoder")
+        message = self.events.message(event)
+        if message is not None:
+            self.broadcast(message)
+        return message
 
     def broadcast(self, event: QMPEvent) -> None:
         payload = encode(event.to_wire())
