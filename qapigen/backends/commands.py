@@ -161,6 +161,14 @@ class CommandView:
             call = Group(f"await _handler.{self.method}(", [decode], ")")
         else:
             for p in self.params:
+                if p.special:
+                    # refused by the server's input policy here, in member order
+                    refuse = Group(
+                        "_c.refuse_member(",
+                        ["_arguments", py_string(p.wire), '""', '""'],
+                        ")",
+                    )
+                    lines.append(lay_out(refuse, INDENT))
                 helper = "_c.optional" if p.optional else "_c.required"
                 args: list[Node] = ["_arguments", py_string(p.wire), '""', "True"]
                 tail: list[Node] = [p.type.decoder_node]

@@ -271,6 +271,16 @@ class Member:
             lines.append(_statement(inner, f"{local} = {table}[{local}]", lookup))
         return lines
 
+    def refusal_lines(self, indent: str) -> list[str]:
+        """``if strict: _c.refuse_member(...)``: a server whose `-compat` input policy
+        refuses the member refuses it here, before the members after it are decoded,
+        as QEMU's input visitor asks its policy at each member in schema order."""
+        arguments = ["data", py_string(self.wire), "path", py_string(self.owner)]
+        call = f"_c.refuse_member({', '.join(arguments)})"
+        inner = indent + INDENT
+        node = Group("_c.refuse_member(", arguments, ")")
+        return [f"{indent}if strict:", _statement(inner, call, node)]
+
     def _object_lines(self, local: str, indent: str, wire: str) -> list[str]:
         """A struct or union member: a JSON object goes straight to its decoder, with
         the member's path; anything else (absent, null, another kind) to the helper,
@@ -529,6 +539,8 @@ class Struct:
         if any(m.fetches for m in decoded):
             lines.append(f"{indent}get = data.get")
         for m in decoded:
+            if m.special and self.event_name is None:
+                lines += m.refusal_lines(indent)
             lines += m.decode_lines(locals_[m.attr], indent)
         extra = Group(
             "extra = _c.extra_members(",

@@ -132,6 +132,7 @@ class DecodeError(ValueError):
 Refusal = tuple[str, bool]
 
 _NO_REFUSALS: Final[Mapping[str, Mapping[str, Refusal]]] = {}
+_NO_MEMBER_REFUSALS: Final[Mapping[str, Refusal]] = {}
 
 
 class Disabled(NamedTuple):
@@ -179,6 +180,18 @@ def refuse(kind: str, name: str, path: str, refusal: Refusal) -> DecodeError:
     error = DecodeError(path, "policy", message, value=name)
     error.leaf = name
     return error
+
+
+def refuse_member(data: JSONObject, member: str, path: str, owner: str) -> None:
+    """Strict decoding reaches `member` of class `owner`: when the server's `-compat`
+    input policy refuses it and it is present, refuse it (or abort) now, before the
+    members after it are decoded, as QEMU's input visitor does."""
+    limits = DISABLED.get()
+    if limits is None or member not in data:
+        return
+    refusal = limits.refused_members.get(owner, _NO_MEMBER_REFUSALS).get(member)
+    if refusal is not None:
+        raise refuse("parameter", member, at(path, member), refusal)
 
 
 def at(path: str, member: str) -> str:
@@ -509,11 +522,6 @@ def extra_members(
         for member in limits.members.get(owner, ()):
             if member in data:
                 raise _member_fault(path, member, "unexpected", "unexpected member")
-        refused = limits.refused_members.get(owner)
-        if refused:
-            for member, refusal in refused.items():
-                if member in data:
-                    raise refuse("parameter", member, at(path, member), refusal)
     if len(data) <= len(known) and known >= data.keys():
         return {}
     unknown = {key: value for key, value in data.items() if key not in known}

@@ -173,6 +173,61 @@ def test_reject_unstable(pkg: SimpleNamespace) -> None:
     _run(pkg, policy, "old-command")
 
 
+@pytest.mark.parametrize(
+    ("policy", "arguments", "reported"),
+    [
+        # a refused member before an ill-typed one: refused, the later one unread
+        (
+            REJECT_DEPRECATED,
+            {"inner": {"x-perf": "many", "loaded": True, "name": "n"}},
+            "Deprecated parameter loaded disabled by policy",
+        ),
+        # an ill-typed member before a refused one: its type error
+        (
+            REJECT_DEPRECATED,
+            {"inner": {"loaded": True, "name": 5}},
+            "Invalid parameter type for 'inner.name', expected: string",
+        ),
+        (
+            REJECT_UNSTABLE,
+            {"inner": {"x-perf": 1, "loaded": "yes", "name": "n"}},
+            "Invalid parameter type for 'inner.loaded', expected: boolean",
+        ),
+        # members the schema lacks are refused after every member it has
+        (
+            REJECT_DEPRECATED,
+            {"inner": {"bogus": 1, "name": "n", "loaded": True}},
+            "Deprecated parameter loaded disabled by policy",
+        ),
+        # the command's own arguments, in the same order
+        (
+            REJECT_DEPRECATED,
+            {"inner": "not an object", "device": "d"},
+            "Deprecated parameter device disabled by policy",
+        ),
+        (
+            REJECT_UNSTABLE,
+            {"x-fast": True, "device": 5},
+            "Invalid parameter type for 'device', expected: string",
+        ),
+        (
+            REJECT_UNSTABLE,
+            {"x-fast": True, "inner": 5},
+            "Unstable parameter x-fast disabled by policy",
+        ),
+    ],
+)
+def test_refusals_come_in_schema_order(
+    pkg: SimpleNamespace,
+    policy: CompatPolicy,
+    arguments: dict[str, object],
+    reported: str,
+) -> None:
+    """QEMU's input visitor asks the policy at each member, before decoding it, in
+    the schema's order (the request's order does not matter)."""
+    assert _refusal(pkg, policy, "set-thing", arguments) == ("GenericError", reported)
+
+
 def test_other_faults_read_as_before(pkg: SimpleNamespace) -> None:
     with pytest.raises(CommandNotFound, match="The command nope has not been found"):
         _run(pkg, REJECT_DEPRECATED, "nope")

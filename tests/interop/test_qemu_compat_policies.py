@@ -315,6 +315,100 @@ def test_rejections_match_qemu(qemu72: SimpleNamespace, launcher: QemuLauncher) 
     assert {case: own for case, (_, own) in answers.items()} == expected
 
 
+# Members in schema order, a refused one and an ill-typed one: QEMU's input visitor
+# asks its policy at each member before decoding it, so whichever comes first in the
+# schema is what is reported (the order of the request does not matter).
+ORDER_CASES: dict[str, list[tuple[str, dict[str, object], str]]] = {
+    "deprecated-input=reject": [
+        (
+            "object-add",
+            {"qom-type": "secret", "id": "s0", "format": 123, "loaded": True},
+            "Deprecated parameter loaded disabled by policy",
+        ),
+        (
+            "object-add",
+            {"qom-type": "tls-creds-anon", "id": "t0", "loaded": True, "dir": 5},
+            "Invalid parameter type for 'dir', expected: string",
+        ),
+        (
+            "block-commit",
+            {"device": "d", "base": "b", "speed": "fast"},
+            "Deprecated parameter base disabled by policy",
+        ),
+        (
+            "block-commit",
+            {"base": "b", "device": "d", "base-node": 5},
+            "Invalid parameter type for 'base-node', expected: string",
+        ),
+    ],
+    "unstable-input=reject": [
+        (
+            "transaction",
+            {
+                "actions": [
+                    {
+                        "type": "drive-backup",
+                        "data": {
+                            "device": "d",
+                            "sync": "full",
+                            "target": 7,
+                            "x-perf": {},
+                        },
+                    }
+                ]
+            },
+            "Unstable parameter x-perf disabled by policy",
+        ),
+        (
+            "transaction",
+            {
+                "actions": [
+                    {
+                        "type": "drive-backup",
+                        "data": {
+                            "x-perf": {},
+                            "device": "d",
+                            "sync": "full",
+                            "speed": "fast",
+                        },
+                    }
+                ]
+            },
+            "Invalid parameter type for 'actions[0].data.speed', expected: integer",
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize("compat", sorted(ORDER_CASES))
+def test_refusals_come_in_schema_order_as_in_qemu(
+    qemu72: SimpleNamespace, launcher: QemuLauncher, compat: str
+) -> None:
+    qemu = launcher.start("order", extra_args=["-compat", compat])
+    key, value = compat.split("=")
+    policy = CompatPolicy.from_settings([(key, value)])
+    dispatcher = qemu72.commands.CommandDispatcher(_Accepting(), policy=policy)
+    cases = ORDER_CASES[compat]
+    theirs: list[str] = []
+    ours: list[str] = []
+    with SyncQMPClient() as client:
+        client.connect(qemu.qmp_address)
+        for name, arguments, _ in cases:
+            try:
+                client.execute(name, dict(arguments))
+                theirs.append("accepted")
+            except QMPCommandError as error:
+                theirs.append(error.desc)
+            try:
+                asyncio.run(dispatcher.dispatch(name, dict(arguments)))
+                ours.append("accepted")
+            except QMPCommandError as error:
+                ours.append(error.desc)
+    expected = [text for _, _, text in cases]
+    assert theirs == expected
+    assert ours == expected
+
+
 def test_crash_aborts_qemu(launcher: QemuLauncher) -> None:
     qemu = launcher.start("crash", extra_args=["-compat", "deprecated-input=crash"])
     with SyncQMPClient() as client:

@@ -8181,6 +8181,8 @@ class BackupCommon(_Struct):
                 filter_node_name = _c.required(
                     data, "filter-node-name", path, strict, _c.string
                 )
+        if strict:
+            _c.refuse_member(data, "x-perf", path, "BackupCommon")
         x_perf = get("x-perf")
         if type(x_perf) is dict:
             x_perf = BackupPerf.from_wire(x_perf, _c.at(path, "x-perf"), strict)
@@ -8436,6 +8438,8 @@ class DriveBackup(_Struct):
                 filter_node_name = _c.required(
                     data, "filter-node-name", path, strict, _c.string
                 )
+        if strict:
+            _c.refuse_member(data, "x-perf", path, "DriveBackup")
         x_perf = get("x-perf")
         if type(x_perf) is dict:
             x_perf = BackupPerf.from_wire(x_perf, _c.at(path, "x-perf"), strict)
@@ -8699,6 +8703,8 @@ class BlockdevBackup(_Struct):
                 filter_node_name = _c.required(
                     data, "filter-node-name", path, strict, _c.string
                 )
+        if strict:
+            _c.refuse_member(data, "x-perf", path, "BlockdevBackup")
         x_perf = get("x-perf")
         if type(x_perf) is dict:
             x_perf = BackupPerf.from_wire(x_perf, _c.at(path, "x-perf"), strict)
@@ -9823,6 +9829,8 @@ class BlockIOThrottle(_Struct):
             value if type(value) is dict else _c.object_(value, path)
         )
         get = data.get
+        if strict:
+            _c.refuse_member(data, "device", path, "BlockIOThrottle")
         device = get("device")
         if type(device) is not str:
             if device is not None or "device" in data:
@@ -10490,10 +10498,14 @@ class ThrottleGroupProperties(_Struct):
             limits = ThrottleLimits.from_wire(limits, _c.at(path, "limits"), strict)
         elif limits is not None or "limits" in data:
             limits = _c.required(data, "limits", path, strict, ThrottleLimits.from_wire)
+        if strict:
+            _c.refuse_member(data, "x-iops-total", path, "ThrottleGroupProperties")
         x_iops_total = get("x-iops-total")
         if type(x_iops_total) is not int or not -(2**63) <= x_iops_total < 2**63:
             if x_iops_total is not None or "x-iops-total" in data:
                 x_iops_total = _c.required(data, "x-iops-total", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-iops-total-max", path, "ThrottleGroupProperties")
         x_iops_total_max = get("x-iops-total-max")
         if (
             type(x_iops_total_max) is not int
@@ -10503,28 +10515,44 @@ class ThrottleGroupProperties(_Struct):
                 x_iops_total_max = _c.required(
                     data, "x-iops-total-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-iops-total-max-length", path, "ThrottleGroupProperties"
+            )
         m3 = get("x-iops-total-max-length")
         if type(m3) is not int or not -(2**63) <= m3 < 2**63:
             if m3 is not None or "x-iops-total-max-length" in data:
                 m3 = _c.required(data, "x-iops-total-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-iops-read", path, "ThrottleGroupProperties")
         x_iops_read = get("x-iops-read")
         if type(x_iops_read) is not int or not -(2**63) <= x_iops_read < 2**63:
             if x_iops_read is not None or "x-iops-read" in data:
                 x_iops_read = _c.required(data, "x-iops-read", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-iops-read-max", path, "ThrottleGroupProperties")
         x_iops_read_max = get("x-iops-read-max")
         if type(x_iops_read_max) is not int or not -(2**63) <= x_iops_read_max < 2**63:
             if x_iops_read_max is not None or "x-iops-read-max" in data:
                 x_iops_read_max = _c.required(
                     data, "x-iops-read-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-iops-read-max-length", path, "ThrottleGroupProperties"
+            )
         m6 = get("x-iops-read-max-length")
         if type(m6) is not int or not -(2**63) <= m6 < 2**63:
             if m6 is not None or "x-iops-read-max-length" in data:
                 m6 = _c.required(data, "x-iops-read-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-iops-write", path, "ThrottleGroupProperties")
         x_iops_write = get("x-iops-write")
         if type(x_iops_write) is not int or not -(2**63) <= x_iops_write < 2**63:
             if x_iops_write is not None or "x-iops-write" in data:
                 x_iops_write = _c.required(data, "x-iops-write", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-iops-write-max", path, "ThrottleGroupProperties")
         x_iops_write_max = get("x-iops-write-max")
         if (
             type(x_iops_write_max) is not int
@@ -10534,52 +10562,82 @@ class ThrottleGroupProperties(_Struct):
                 x_iops_write_max = _c.required(
                     data, "x-iops-write-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-iops-write-max-length", path, "ThrottleGroupProperties"
+            )
         m9 = get("x-iops-write-max-length")
         if type(m9) is not int or not -(2**63) <= m9 < 2**63:
             if m9 is not None or "x-iops-write-max-length" in data:
                 m9 = _c.required(data, "x-iops-write-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-bps-total", path, "ThrottleGroupProperties")
         x_bps_total = get("x-bps-total")
         if type(x_bps_total) is not int or not -(2**63) <= x_bps_total < 2**63:
             if x_bps_total is not None or "x-bps-total" in data:
                 x_bps_total = _c.required(data, "x-bps-total", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-bps-total-max", path, "ThrottleGroupProperties")
         x_bps_total_max = get("x-bps-total-max")
         if type(x_bps_total_max) is not int or not -(2**63) <= x_bps_total_max < 2**63:
             if x_bps_total_max is not None or "x-bps-total-max" in data:
                 x_bps_total_max = _c.required(
                     data, "x-bps-total-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-bps-total-max-length", path, "ThrottleGroupProperties"
+            )
         m12 = get("x-bps-total-max-length")
         if type(m12) is not int or not -(2**63) <= m12 < 2**63:
             if m12 is not None or "x-bps-total-max-length" in data:
                 m12 = _c.required(data, "x-bps-total-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-bps-read", path, "ThrottleGroupProperties")
         x_bps_read = get("x-bps-read")
         if type(x_bps_read) is not int or not -(2**63) <= x_bps_read < 2**63:
             if x_bps_read is not None or "x-bps-read" in data:
                 x_bps_read = _c.required(data, "x-bps-read", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-bps-read-max", path, "ThrottleGroupProperties")
         x_bps_read_max = get("x-bps-read-max")
         if type(x_bps_read_max) is not int or not -(2**63) <= x_bps_read_max < 2**63:
             if x_bps_read_max is not None or "x-bps-read-max" in data:
                 x_bps_read_max = _c.required(
                     data, "x-bps-read-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-bps-read-max-length", path, "ThrottleGroupProperties"
+            )
         m15 = get("x-bps-read-max-length")
         if type(m15) is not int or not -(2**63) <= m15 < 2**63:
             if m15 is not None or "x-bps-read-max-length" in data:
                 m15 = _c.required(data, "x-bps-read-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-bps-write", path, "ThrottleGroupProperties")
         x_bps_write = get("x-bps-write")
         if type(x_bps_write) is not int or not -(2**63) <= x_bps_write < 2**63:
             if x_bps_write is not None or "x-bps-write" in data:
                 x_bps_write = _c.required(data, "x-bps-write", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-bps-write-max", path, "ThrottleGroupProperties")
         x_bps_write_max = get("x-bps-write-max")
         if type(x_bps_write_max) is not int or not -(2**63) <= x_bps_write_max < 2**63:
             if x_bps_write_max is not None or "x-bps-write-max" in data:
                 x_bps_write_max = _c.required(
                     data, "x-bps-write-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-bps-write-max-length", path, "ThrottleGroupProperties"
+            )
         m18 = get("x-bps-write-max-length")
         if type(m18) is not int or not -(2**63) <= m18 < 2**63:
             if m18 is not None or "x-bps-write-max-length" in data:
                 m18 = _c.required(data, "x-bps-write-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-iops-size", path, "ThrottleGroupProperties")
         x_iops_size = get("x-iops-size")
         if type(x_iops_size) is not int or not -(2**63) <= x_iops_size < 2**63:
             if x_iops_size is not None or "x-iops-size" in data:
@@ -10866,6 +10924,8 @@ class BlockdevOptionsFile(_Struct):
         if type(drop_cache) is not bool:
             if drop_cache is not None or "drop-cache" in data:
                 drop_cache = _c.required(data, "drop-cache", path, strict, _c.boolean)
+        if strict:
+            _c.refuse_member(data, "x-check-cache-dropped", path, "BlockdevOptionsFile")
         m6 = get("x-check-cache-dropped")
         if type(m6) is not bool:
             if m6 is not None or "x-check-cache-dropped" in data:
@@ -15820,6 +15880,8 @@ class BlockdevOptionsNbd(_Struct):
                 tls_hostname = _c.required(
                     data, "tls-hostname", path, strict, _c.string
                 )
+        if strict:
+            _c.refuse_member(data, "x-dirty-bitmap", path, "BlockdevOptionsNbd")
         x_dirty_bitmap = get("x-dirty-bitmap")
         if type(x_dirty_bitmap) is not str:
             if x_dirty_bitmap is not None or "x-dirty-bitmap" in data:
@@ -18673,6 +18735,10 @@ class BlockdevOptions_File(_Struct):
         if type(drop_cache) is not bool:
             if drop_cache is not None or "drop-cache" in data:
                 drop_cache = _c.required(data, "drop-cache", path, strict, _c.boolean)
+        if strict:
+            _c.refuse_member(
+                data, "x-check-cache-dropped", path, "BlockdevOptions_File"
+            )
         m13 = get("x-check-cache-dropped")
         if type(m13) is not bool:
             if m13 is not None or "x-check-cache-dropped" in data:
@@ -19761,6 +19827,10 @@ class BlockdevOptions_HostCdrom(_Struct):
         if type(drop_cache) is not bool:
             if drop_cache is not None or "drop-cache" in data:
                 drop_cache = _c.required(data, "drop-cache", path, strict, _c.boolean)
+        if strict:
+            _c.refuse_member(
+                data, "x-check-cache-dropped", path, "BlockdevOptions_HostCdrom"
+            )
         m13 = get("x-check-cache-dropped")
         if type(m13) is not bool:
             if m13 is not None or "x-check-cache-dropped" in data:
@@ -20045,6 +20115,10 @@ class BlockdevOptions_HostDevice(_Struct):
         if type(drop_cache) is not bool:
             if drop_cache is not None or "drop-cache" in data:
                 drop_cache = _c.required(data, "drop-cache", path, strict, _c.boolean)
+        if strict:
+            _c.refuse_member(
+                data, "x-check-cache-dropped", path, "BlockdevOptions_HostDevice"
+            )
         m13 = get("x-check-cache-dropped")
         if type(m13) is not bool:
             if m13 is not None or "x-check-cache-dropped" in data:
@@ -21644,6 +21718,8 @@ class BlockdevOptions_Nbd(_Struct):
                 tls_hostname = _c.required(
                     data, "tls-hostname", path, strict, _c.string
                 )
+        if strict:
+            _c.refuse_member(data, "x-dirty-bitmap", path, "BlockdevOptions_Nbd")
         x_dirty_bitmap = get("x-dirty-bitmap")
         if type(x_dirty_bitmap) is not str:
             if x_dirty_bitmap is not None or "x-dirty-bitmap" in data:

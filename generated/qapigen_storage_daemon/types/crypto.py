@@ -2026,6 +2026,8 @@ class SecretCommonProperties(_Struct):
             value if type(value) is dict else _c.object_(value, path)
         )
         get = data.get
+        if strict:
+            _c.refuse_member(data, "loaded", path, "SecretCommonProperties")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:
@@ -2140,6 +2142,8 @@ class SecretProperties(_Struct):
             value if type(value) is dict else _c.object_(value, path)
         )
         get = data.get
+        if strict:
+            _c.refuse_member(data, "loaded", path, "SecretProperties")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:
@@ -2262,6 +2266,8 @@ class SecretKeyringProperties(_Struct):
             value if type(value) is dict else _c.object_(value, path)
         )
         get = data.get
+        if strict:
+            _c.refuse_member(data, "loaded", path, "SecretKeyringProperties")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:
@@ -2507,6 +2513,8 @@ class TlsCredsAnonProperties(_Struct):
         if type(priority) is not str:
             if priority is not None or "priority" in data:
                 priority = _c.required(data, "priority", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "loaded", path, "TlsCredsAnonProperties")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:
@@ -2641,6 +2649,8 @@ class TlsCredsPskProperties(_Struct):
         if type(priority) is not str:
             if priority is not None or "priority" in data:
                 priority = _c.required(data, "priority", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "loaded", path, "TlsCredsPskProperties")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:
@@ -2798,6 +2808,8 @@ class TlsCredsX509Properties(_Struct):
         if type(priority) is not str:
             if priority is not None or "priority" in data:
                 priority = _c.required(data, "priority", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "loaded", path, "TlsCredsX509Properties")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:

@@ -251,6 +251,8 @@ class SchemaInfo_Enum(_Struct):
         members = _c.required(
             data, "members", path, strict, _c.array_of(SchemaInfoEnumMember.from_wire)
         )
+        if strict:
+            _c.refuse_member(data, "values", path, "SchemaInfo_Enum")
         values = _c.omissible(
             data, "values", path, strict, _c.array_of(_c.string), None
         )
@@ -900,6 +902,8 @@ class SchemaInfoEnum(_Struct):
         members = _c.required(
             data, "members", path, strict, _c.array_of(SchemaInfoEnumMember.from_wire)
         )
+        if strict:
+            _c.refuse_member(data, "values", path, "SchemaInfoEnum")
         values = _c.omissible(
             data, "values", path, strict, _c.array_of(_c.string), None
         )

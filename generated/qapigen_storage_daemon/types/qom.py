@@ -3298,6 +3298,8 @@ class RngProperties(_Struct):
             value if type(value) is dict else _c.object_(value, path)
         )
         get = data.get
+        if strict:
+            _c.refuse_member(data, "opened", path, "RngProperties")
         opened = get("opened")
         if type(opened) is not bool:
             if opened is not None or "opened" in data:
@@ -3365,6 +3367,8 @@ class RngEgdProperties(_Struct):
             value if type(value) is dict else _c.object_(value, path)
         )
         get = data.get
+        if strict:
+            _c.refuse_member(data, "opened", path, "RngEgdProperties")
         opened = get("opened")
         if type(opened) is not bool:
             if opened is not None or "opened" in data:
@@ -3438,6 +3442,8 @@ class RngRandomProperties(_Struct):
             value if type(value) is dict else _c.object_(value, path)
         )
         get = data.get
+        if strict:
+            _c.refuse_member(data, "opened", path, "RngRandomProperties")
         opened = get("opened")
         if type(opened) is not bool:
             if opened is not None or "opened" in data:
@@ -7196,6 +7202,8 @@ class ObjectOptions_RngBuiltin(_Struct):
         id = get("id")
         if type(id) is not str:
             id = _c.required(data, "id", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "opened", path, "ObjectOptions_RngBuiltin")
         opened = get("opened")
         if type(opened) is not bool:
             if opened is not None or "opened" in data:
@@ -7276,6 +7284,8 @@ class ObjectOptions_RngEgd(_Struct):
         id = get("id")
         if type(id) is not str:
             id = _c.required(data, "id", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "opened", path, "ObjectOptions_RngEgd")
         opened = get("opened")
         if type(opened) is not bool:
             if opened is not None or "opened" in data:
@@ -7364,6 +7374,8 @@ class ObjectOptions_RngRandom(_Struct):
         id = get("id")
         if type(id) is not str:
             id = _c.required(data, "id", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "opened", path, "ObjectOptions_RngRandom")
         opened = get("opened")
         if type(opened) is not bool:
             if opened is not None or "opened" in data:
@@ -7473,6 +7485,8 @@ class ObjectOptions_Secret(_Struct):
         id = get("id")
         if type(id) is not str:
             id = _c.required(data, "id", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "loaded", path, "ObjectOptions_Secret")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:
@@ -7605,6 +7619,8 @@ class ObjectOptions_SecretKeyring(_Struct):
         id = get("id")
         if type(id) is not str:
             id = _c.required(data, "id", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "loaded", path, "ObjectOptions_SecretKeyring")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:
@@ -8071,10 +8087,16 @@ class ObjectOptions_ThrottleGroup(_Struct):
             limits = ThrottleLimits.from_wire(limits, _c.at(path, "limits"), strict)
         elif limits is not None or "limits" in data:
             limits = _c.required(data, "limits", path, strict, ThrottleLimits.from_wire)
+        if strict:
+            _c.refuse_member(data, "x-iops-total", path, "ObjectOptions_ThrottleGroup")
         x_iops_total = get("x-iops-total")
         if type(x_iops_total) is not int or not -(2**63) <= x_iops_total < 2**63:
             if x_iops_total is not None or "x-iops-total" in data:
                 x_iops_total = _c.required(data, "x-iops-total", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(
+                data, "x-iops-total-max", path, "ObjectOptions_ThrottleGroup"
+            )
         x_iops_total_max = get("x-iops-total-max")
         if (
             type(x_iops_total_max) is not int
@@ -8084,28 +8106,48 @@ class ObjectOptions_ThrottleGroup(_Struct):
                 x_iops_total_max = _c.required(
                     data, "x-iops-total-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-iops-total-max-length", path, "ObjectOptions_ThrottleGroup"
+            )
         m4 = get("x-iops-total-max-length")
         if type(m4) is not int or not -(2**63) <= m4 < 2**63:
             if m4 is not None or "x-iops-total-max-length" in data:
                 m4 = _c.required(data, "x-iops-total-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-iops-read", path, "ObjectOptions_ThrottleGroup")
         x_iops_read = get("x-iops-read")
         if type(x_iops_read) is not int or not -(2**63) <= x_iops_read < 2**63:
             if x_iops_read is not None or "x-iops-read" in data:
                 x_iops_read = _c.required(data, "x-iops-read", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(
+                data, "x-iops-read-max", path, "ObjectOptions_ThrottleGroup"
+            )
         x_iops_read_max = get("x-iops-read-max")
         if type(x_iops_read_max) is not int or not -(2**63) <= x_iops_read_max < 2**63:
             if x_iops_read_max is not None or "x-iops-read-max" in data:
                 x_iops_read_max = _c.required(
                     data, "x-iops-read-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-iops-read-max-length", path, "ObjectOptions_ThrottleGroup"
+            )
         m7 = get("x-iops-read-max-length")
         if type(m7) is not int or not -(2**63) <= m7 < 2**63:
             if m7 is not None or "x-iops-read-max-length" in data:
                 m7 = _c.required(data, "x-iops-read-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-iops-write", path, "ObjectOptions_ThrottleGroup")
         x_iops_write = get("x-iops-write")
         if type(x_iops_write) is not int or not -(2**63) <= x_iops_write < 2**63:
             if x_iops_write is not None or "x-iops-write" in data:
                 x_iops_write = _c.required(data, "x-iops-write", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(
+                data, "x-iops-write-max", path, "ObjectOptions_ThrottleGroup"
+            )
         x_iops_write_max = get("x-iops-write-max")
         if (
             type(x_iops_write_max) is not int
@@ -8115,54 +8157,90 @@ class ObjectOptions_ThrottleGroup(_Struct):
                 x_iops_write_max = _c.required(
                     data, "x-iops-write-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-iops-write-max-length", path, "ObjectOptions_ThrottleGroup"
+            )
         m10 = get("x-iops-write-max-length")
         if type(m10) is not int or not -(2**63) <= m10 < 2**63:
             if m10 is not None or "x-iops-write-max-length" in data:
                 m10 = _c.required(
                     data, "x-iops-write-max-length", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(data, "x-bps-total", path, "ObjectOptions_ThrottleGroup")
         x_bps_total = get("x-bps-total")
         if type(x_bps_total) is not int or not -(2**63) <= x_bps_total < 2**63:
             if x_bps_total is not None or "x-bps-total" in data:
                 x_bps_total = _c.required(data, "x-bps-total", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(
+                data, "x-bps-total-max", path, "ObjectOptions_ThrottleGroup"
+            )
         x_bps_total_max = get("x-bps-total-max")
         if type(x_bps_total_max) is not int or not -(2**63) <= x_bps_total_max < 2**63:
             if x_bps_total_max is not None or "x-bps-total-max" in data:
                 x_bps_total_max = _c.required(
                     data, "x-bps-total-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-bps-total-max-length", path, "ObjectOptions_ThrottleGroup"
+            )
         m13 = get("x-bps-total-max-length")
         if type(m13) is not int or not -(2**63) <= m13 < 2**63:
             if m13 is not None or "x-bps-total-max-length" in data:
                 m13 = _c.required(data, "x-bps-total-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-bps-read", path, "ObjectOptions_ThrottleGroup")
         x_bps_read = get("x-bps-read")
         if type(x_bps_read) is not int or not -(2**63) <= x_bps_read < 2**63:
             if x_bps_read is not None or "x-bps-read" in data:
                 x_bps_read = _c.required(data, "x-bps-read", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(
+                data, "x-bps-read-max", path, "ObjectOptions_ThrottleGroup"
+            )
         x_bps_read_max = get("x-bps-read-max")
         if type(x_bps_read_max) is not int or not -(2**63) <= x_bps_read_max < 2**63:
             if x_bps_read_max is not None or "x-bps-read-max" in data:
                 x_bps_read_max = _c.required(
                     data, "x-bps-read-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-bps-read-max-length", path, "ObjectOptions_ThrottleGroup"
+            )
         m16 = get("x-bps-read-max-length")
         if type(m16) is not int or not -(2**63) <= m16 < 2**63:
             if m16 is not None or "x-bps-read-max-length" in data:
                 m16 = _c.required(data, "x-bps-read-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-bps-write", path, "ObjectOptions_ThrottleGroup")
         x_bps_write = get("x-bps-write")
         if type(x_bps_write) is not int or not -(2**63) <= x_bps_write < 2**63:
             if x_bps_write is not None or "x-bps-write" in data:
                 x_bps_write = _c.required(data, "x-bps-write", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(
+                data, "x-bps-write-max", path, "ObjectOptions_ThrottleGroup"
+            )
         x_bps_write_max = get("x-bps-write-max")
         if type(x_bps_write_max) is not int or not -(2**63) <= x_bps_write_max < 2**63:
             if x_bps_write_max is not None or "x-bps-write-max" in data:
                 x_bps_write_max = _c.required(
                     data, "x-bps-write-max", path, strict, _c.int_
                 )
+        if strict:
+            _c.refuse_member(
+                data, "x-bps-write-max-length", path, "ObjectOptions_ThrottleGroup"
+            )
         m19 = get("x-bps-write-max-length")
         if type(m19) is not int or not -(2**63) <= m19 < 2**63:
             if m19 is not None or "x-bps-write-max-length" in data:
                 m19 = _c.required(data, "x-bps-write-max-length", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "x-iops-size", path, "ObjectOptions_ThrottleGroup")
         x_iops_size = get("x-iops-size")
         if type(x_iops_size) is not int or not -(2**63) <= x_iops_size < 2**63:
             if x_iops_size is not None or "x-iops-size" in data:
@@ -8342,6 +8420,8 @@ class ObjectOptions_TlsCredsAnon(_Struct):
         if type(priority) is not str:
             if priority is not None or "priority" in data:
                 priority = _c.required(data, "priority", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "loaded", path, "ObjectOptions_TlsCredsAnon")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:
@@ -8489,6 +8569,8 @@ class ObjectOptions_TlsCredsPsk(_Struct):
         if type(priority) is not str:
             if priority is not None or "priority" in data:
                 priority = _c.required(data, "priority", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "loaded", path, "ObjectOptions_TlsCredsPsk")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:
@@ -8648,6 +8730,8 @@ class ObjectOptions_TlsCredsX509(_Struct):
         if type(priority) is not str:
             if priority is not None or "priority" in data:
                 priority = _c.required(data, "priority", path, strict, _c.string)
+        if strict:
+            _c.refuse_member(data, "loaded", path, "ObjectOptions_TlsCredsX509")
         loaded = get("loaded")
         if type(loaded) is not bool:
             if loaded is not None or "loaded" in data:

@@ -1350,6 +1350,8 @@ class MigrateSetParameters(_Struct):
                 downtime_limit = _c.required(
                     data, "downtime-limit", path, strict, _c.uint64
                 )
+        if strict:
+            _c.refuse_member(data, "x-checkpoint-delay", path, "MigrateSetParameters")
         x_checkpoint_delay = get("x-checkpoint-delay")
         if type(x_checkpoint_delay) is not int or not 0 <= x_checkpoint_delay < 2**32:
             if x_checkpoint_delay is not None or "x-checkpoint-delay" in data:
@@ -1778,6 +1780,8 @@ class MigrationParameters(_Struct):
             downtime_limit = _c.required(
                 data, "downtime-limit", path, strict, _c.uint64
             )
+        if strict:
+            _c.refuse_member(data, "x-checkpoint-delay", path, "MigrationParameters")
         x_checkpoint_delay = get("x-checkpoint-delay")
         if type(x_checkpoint_delay) is not int or not 0 <= x_checkpoint_delay < 2**32:
             x_checkpoint_delay = _c.required(

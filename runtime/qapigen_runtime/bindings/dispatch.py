@@ -82,7 +82,7 @@ class SchemaDispatcher(Dispatcher):
         self._handler = handler
         policy = policy or CompatPolicy()
         self._refused_commands = policy.refused(tables.command_features)
-        self._refused_arguments = {
+        refused_arguments = {
             name: refused
             for name, features in tables.argument_features.items()
             if (refused := policy.refused(features))
@@ -110,7 +110,12 @@ class SchemaDispatcher(Dispatcher):
             for owner, features in tables.value_features.items()
             if (refused := policy.refused(features))
         }
-        if defined is not None or refused_members or refused_values:
+        if (
+            defined is not None
+            or refused_members
+            or refused_values
+            or refused_arguments
+        ):
             self._limits = _c.Disabled(
                 members={
                     owner: disabled(conditions, defined)
@@ -124,14 +129,22 @@ class SchemaDispatcher(Dispatcher):
                 refused_values=refused_values,
             )
         # per command: its own arguments the conditions leave out, which strict
-        # decoding then no longer requires
+        # decoding then no longer requires, and those the input policy refuses (at
+        # the argument's place: `codec.refuse_member` with owner "")
         self._command_limits: dict[str, _c.Disabled] = {}
         if self._limits is not None:
-            self._command_limits = {
-                name: self._limits._replace(arguments=off)
-                for name, off in self._disabled.items()
-                if off
-            }
+            limits = self._limits
+            for name in {*self._disabled, *refused_arguments}:
+                off = self._disabled.get(name, frozenset())
+                refused = refused_arguments.get(name)
+                if not off and refused is None:
+                    continue
+                own = limits._replace(arguments=off)
+                if refused is not None:
+                    own = own._replace(
+                        refused_members={**limits.refused_members, "": refused}
+                    )
+                self._command_limits[name] = own
 
     def command_names(self) -> list[str]:
         """The commands this dispatcher offers."""
@@ -155,10 +168,6 @@ class SchemaDispatcher(Dispatcher):
         for argument in self._disabled.get(name, ()):
             if argument in arguments:
                 raise GenericError(f"Parameter '{argument}' is unexpected")
-        for argument, refused in self._refused_arguments.get(name, {}).items():
-            if argument in arguments:
-                error = _c.refuse("parameter", argument, argument, refused)
-                raise GenericError(error.qmp_message())
         token = _c.DISABLED.set(self._command_limits.get(name, self._limits))
         hiding = _c.HIDDEN.set(self._hidden)
         try:

@@ -33,6 +33,7 @@ async def run_job_start(
     speed = _c.optional(_arguments, "speed", "", True, _c.size)
     tls_creds = _c.optional(_arguments, "tls-creds", "", True, _t.decode_str_or_null)
     ref = _c.optional(_arguments, "ref", "", True, _t.decode_job_ref)
+    _c.refuse_member(_arguments, "old-knob", "", "")
     old_knob = _c.optional(_arguments, "old-knob", "", True, _c.boolean)
     level = _c.optional(_arguments, "level", "", True, _c.int_)
     _c.extra_members(

@@ -25,6 +25,7 @@ async def run_copy(
     mode = _c.optional(_arguments, "mode", "", True, _t.Mode.from_wire)
     modes = _c.optional(_arguments, "modes", "", True, _c.array_of(_t.Mode.from_wire))
     speed = _c.optional(_arguments, "speed", "", True, _t.decode_speed)
+    _c.refuse_member(_arguments, "old-limit", "", "")
     old_limit = _c.optional(_arguments, "old-limit", "", True, _c.int_)
     _c.extra_members(
         _arguments, {"source", "mode", "modes", "speed", "old-limit"}, "", True

@@ -139,10 +139,14 @@ class Copy(_Struct):
         speed = get("speed")
         if speed is not None or "speed" in data:
             speed = _c.required(data, "speed", path, strict, decode_speed)
+        if strict:
+            _c.refuse_member(data, "old-limit", path, "Copy")
         old_limit = get("old-limit")
         if type(old_limit) is not int or not -(2**63) <= old_limit < 2**63:
             if old_limit is not None or "old-limit" in data:
                 old_limit = _c.required(data, "old-limit", path, strict, _c.int_)
+        if strict:
+            _c.refuse_member(data, "legacy-flag", path, "Copy")
         legacy_flag = _c.omissible(data, "legacy-flag", path, strict, _c.boolean, None)
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Copy")
