@@ -15,20 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from qapigen_runtime.bindings.events import EventOutput, EventTables
 from qapigen_runtime.bindings.policy import CompatPolicy
-from qapigen_runtime.qmp import QMPClient, QMPConnectionError, SyncQMPClient
+from qapigen_runtime.qmp import QMPClient, SyncQMPClient
 from qapigen_runtime.qmp.server import QMPServer
-from qapigen_testing.qemu_fixtures import QemuLauncher, QemuStartError
+from qapigen_testing.peers import (
+    MACHINE_ARGS,
+    Peer,
+    PeerKind,
+    environment_problem,
+    site,
+)
 from qapigen_vm.main import EventForwarder
 from qapigen_vm_qmp import types as vm_types
 from qapigen_vm_qmp.commands import CommandDispatcher, CommandHandlerBase
@@ -74,43 +75,28 @@ def test_the_forwarder_sends_what_the_policy_lets_out() -> None:
 
 
 @contextlib.contextmanager
-def _vm(directory: Path, *args: str) -> Iterator[str]:
-    """A qapigen-vm process with `args`; yields its QMP socket's path."""
-    path = str(directory / "vm.qmp")
-    argv = [sys.executable, "-m", "qapigen_vm.main", "-m", "32"]
-    argv += ["-qmp", f"unix:{path},server=on,wait=off", *args]
-    process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not os.path.exists(path):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"qapigen-vm did not start: {process.poll()}")
-            time.sleep(0.05)
-        yield path
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def _peer(kind: PeerKind) -> Iterator[str]:
+    """A QEMU or qapigen-vm process under ``-compat deprecated-output=hide`` (the same
+    command line for both); yields its QMP socket's path."""
+    problem = environment_problem(kind)
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    with site() as where:
+        args = [*MACHINE_ARGS, "-compat", "deprecated-output=hide"]
+        peer = Peer(kind, "events", where, args)
+        try:
+            peer.wait_ready()
+            yield peer.qmp_path
+        finally:
+            peer.stop()
 
 
 def _stop_and_cont(address: str) -> list[tuple[str, object]]:
     """Connect, stop and continue the machine: the events that came, as sent."""
     with SyncQMPClient() as client:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                client.connect(address, timeout=5.0)
-                break
-            except QMPConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        client.connect(address, timeout=10.0)
         client.execute("stop")
         client.execute("cont")
         events: list[tuple[str, object]] = []
@@ -122,29 +108,15 @@ def _stop_and_cont(address: str) -> list[tuple[str, object]]:
 
 
 def test_the_vm_under_deprecated_output_hide() -> None:
-    with (
-        tempfile.TemporaryDirectory(prefix="qvm-") as name,
-        _vm(Path(name), "-compat", "deprecated-output=hide") as address,
-    ):
+    with _peer(PeerKind.VM) as address:
         events = _stop_and_cont(address)
     assert events == [("STOP", {}), ("RESUME", {})]
 
 
 @pytest.mark.qemu
 def test_the_vm_sends_what_qemu_sends_under_deprecated_output_hide() -> None:
-    try:
-        with QemuLauncher() as launcher:
-            qemu = launcher.start(
-                "compat-events", extra_args=["-compat", "deprecated-output=hide"]
-            )
-            from_qemu = _stop_and_cont(qemu.qmp_address)
-    except QemuStartError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(error))
-    with (
-        tempfile.TemporaryDirectory(prefix="qvm-") as name,
-        _vm(Path(name), "-compat", "deprecated-output=hide") as address,
-    ):
+    with _peer(PeerKind.QEMU) as address:
+        from_qemu = _stop_and_cont(address)
+    with _peer(PeerKind.VM) as address:
         from_vm = _stop_and_cont(address)
     assert from_vm == from_qemu == [("STOP", {}), ("RESUME", {})]
