@@ -275,8 +275,13 @@ class Member:
         """``if strict: _c.refuse_member(...)``: a server whose `-compat` input policy
         refuses the member refuses it here, before the members after it are decoded,
         as QEMU's input visitor asks its policy at each member in schema order."""
-        arguments = ["data", py_string(self.wire), "path", py_string(self.owner)]
-        call = f"_c.refuse_member({', '.join(arguments)})"
+        arguments: list[Node] = [
+            "data",
+            py_string(self.wire),
+            "path",
+            py_string(self.owner),
+        ]
+        call = f"_c.refuse_member({', '.join(map(flat, arguments))})"
         inner = indent + INDENT
         node = Group("_c.refuse_member(", arguments, ")")
         return [f"{indent}if strict:", _statement(inner, call, node)]

@@ -136,13 +136,13 @@ class SchemaDispatcher(Dispatcher):
             limits = self._limits
             for name in {*self._disabled, *refused_arguments}:
                 off = self._disabled.get(name, frozenset())
-                refused = refused_arguments.get(name)
-                if not off and refused is None:
+                arguments = refused_arguments.get(name)
+                if not off and arguments is None:
                     continue
                 own = limits._replace(arguments=off)
-                if refused is not None:
+                if arguments is not None:
                     own = own._replace(
-                        refused_members={**limits.refused_members, "": refused}
+                        refused_members={**limits.refused_members, "": arguments}
                     )
                 self._command_limits[name] = own
 
