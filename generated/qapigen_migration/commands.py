@@ -1500,6 +1500,9 @@ ARGUMENT_CONDITIONS: dict[str, dict[str, object]] = {}
 OOB_COMMANDS: frozenset[str] = frozenset({"migrate-recover", "migrate-pause"})
 """The commands that may run out of band."""
 
+NO_REPLY_COMMANDS: frozenset[str] = frozenset()
+"""The commands with no reply when they succeed ('success-response': false)."""
+
 COMMAND_FEATURES: dict[str, list[str]] = {
     "migrate_set_downtime": ["deprecated"],
     "migrate_set_speed": ["deprecated"],

@@ -2071,6 +2071,16 @@ ARGUMENT_CONDITIONS: dict[str, dict[str, object]] = {}
 OOB_COMMANDS: frozenset[str] = frozenset()
 """The commands that may run out of band."""
 
+NO_REPLY_COMMANDS: frozenset[str] = frozenset(
+    {
+        "guest-shutdown",
+        "guest-suspend-disk",
+        "guest-suspend-ram",
+        "guest-suspend-hybrid",
+    }
+)
+"""The commands with no reply when they succeed ('success-response': false)."""
+
 COMMAND_FEATURES: dict[str, list[str]] = {}
 """The features of commands that a server's `-compat` policy acts on ('deprecated',
 'unstable')."""

@@ -1220,6 +1220,9 @@ ARGUMENT_CONDITIONS: dict[str, dict[str, object]] = {}
 OOB_COMMANDS: frozenset[str] = frozenset({"migrate-recover", "migrate-pause"})
 """The commands that may run out of band."""
 
+NO_REPLY_COMMANDS: frozenset[str] = frozenset()
+"""The commands with no reply when they succeed ('success-response': false)."""
+
 COMMAND_FEATURES: dict[str, list[str]] = {
     "x-colo-lost-heartbeat": ["unstable"],
     "migrate_set_downtime": ["deprecated"],

@@ -326,6 +326,9 @@ def generate_commands(
     ]
     argument_features = [c.special_params for c in commands if c.special_params]
     oob: list[Node] = [py_string(c.wire) for c in commands if c.allow_oob]
+    no_reply: list[Node] = [
+        py_string(c.wire) for c in commands if not c.success_response
+    ]
     module.body = render(
         "commands.py.j2",
         module=module,
@@ -339,6 +342,9 @@ def generate_commands(
             "ARGUMENT_CONDITIONS: dict[str, dict[str, object]]", arguments
         ),
         oob_commands=frozenset_literal("OOB_COMMANDS: frozenset[str]", oob),
+        no_reply_commands=frozenset_literal(
+            "NO_REPLY_COMMANDS: frozenset[str]", no_reply
+        ),
         command_features=dict_literal(
             "COMMAND_FEATURES: dict[str, list[str]]", features
         ),

@@ -18,6 +18,7 @@ from typing import Any
 from .. import codec as _c
 from ..conditions import disabled, holds
 from ..qmp.errors import CommandNotFound, GenericError
+from ..qmp.protocol import NO_REPLY
 from ..qmp.server import Dispatcher
 from .policy import CompatPolicy, crash
 
@@ -56,6 +57,8 @@ class CommandTables:
         default_factory=dict
     )
     """The special features of enum values, by enum class."""
+    no_reply_commands: frozenset[str] = frozenset()
+    """The ``'success-response': false`` commands: no reply when they succeed."""
 
 
 class SchemaDispatcher(Dispatcher):
@@ -95,6 +98,7 @@ class SchemaDispatcher(Dispatcher):
             and _implements(handler, tables.methods[name], placeholder)
         }
         self._oob = tables.oob_commands.intersection(self._commands)
+        self._no_reply = tables.no_reply_commands
         self._disabled = {
             name: disabled(conditions, defined)
             for name, conditions in tables.argument_conditions.items()
@@ -171,12 +175,13 @@ class SchemaDispatcher(Dispatcher):
         token = _c.DISABLED.set(self._command_limits.get(name, self._limits))
         hiding = _c.HIDDEN.set(self._hidden)
         try:
-            return await run(self._handler, arguments)
+            result = await run(self._handler, arguments)
         except _c.DecodeError as error:
             raise GenericError(error.qmp_message()) from None
         finally:
             _c.HIDDEN.reset(hiding)
             _c.DISABLED.reset(token)
+        return NO_REPLY if name in self._no_reply else result
 
 
 def _implements(handler: object, method: str, placeholder: type) -> bool:

@@ -182,6 +182,22 @@ def parse_request(message: object, oob_enabled: bool) -> Request:
     return Request(command, arguments, oob, has_id, request_id)
 
 
+class _NoReply:
+    """The type of `NO_REPLY`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+NO_REPLY = _NoReply()
+"""What a dispatcher returns for a command that succeeded and gets no reply: a
+``'success-response': false`` command (the guest agent's ``guest-shutdown``), whose
+success the client learns from what happens, not from a message. Its errors are
+replied to as any command's."""
+
+
 def reply(result: object, has_id: bool, request_id: object) -> dict[str, object]:
     """A success reply (``return`` first, then ``id``, as QEMU orders them)."""
     message: dict[str, object] = {"return": result}

@@ -62,7 +62,8 @@ class Dispatcher(Protocol):
         ...
 
     async def dispatch(self, name: str, arguments: dict[str, object]) -> object:
-        """Run `name`; return the wire ``return`` value or raise QMPCommandError."""
+        """Run `name`; return the wire ``return`` value (`protocol.NO_REPLY` for a
+        command that gets none) or raise QMPCommandError."""
         ...
 
 

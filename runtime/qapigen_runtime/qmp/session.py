@@ -34,6 +34,7 @@ from .passed_fds import (
     serving,
 )
 from .protocol import (
+    NO_REPLY,
     Request,
     RequestRefused,
     capabilities_arguments,
@@ -492,7 +493,8 @@ class QMPSession(asyncio.BufferedProtocol):
             failure = GenericError(f"internal error in {request.name}: {error}")
             self.write(error_reply(failure, request.has_id, request.id))
         else:
-            self.write(reply(result, request.has_id, request.id))
+            if result is not NO_REPLY:
+                self.write(reply(result, request.has_id, request.id))
         finally:
             done_serving(token)
 

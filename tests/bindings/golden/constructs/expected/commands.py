@@ -338,6 +338,9 @@ ARGUMENT_CONDITIONS: dict[str, dict[str, object]] = {
 OOB_COMMANDS: frozenset[str] = frozenset({"job-pause"})
 """The commands that may run out of band."""
 
+NO_REPLY_COMMANDS: frozenset[str] = frozenset()
+"""The commands with no reply when they succeed ('success-response': false)."""
+
 COMMAND_FEATURES: dict[str, list[str]] = {"job-pause": ["deprecated"]}
 """The features of commands that a server's `-compat` policy acts on ('deprecated',
 'unstable')."""

@@ -82,6 +82,7 @@ class CommandDispatcher(_dispatch.SchemaDispatcher):
             member_conditions=_t.MEMBER_CONDITIONS,
             value_conditions=_t.ENUM_VALUE_CONDITIONS,
             oob_commands=_commands.OOB_COMMANDS,
+            no_reply_commands=_commands.NO_REPLY_COMMANDS,
             command_features=_commands.COMMAND_FEATURES,
             argument_features=_commands.ARGUMENT_FEATURES,
             member_features=_t.MEMBER_FEATURES,
