@@ -73,7 +73,7 @@ def worked_example(client: SyncQMPClient, folder: Path) -> None:
     qsd.blockdev_add(qcow2_node("backup", backup))
 
     nbd_socket = folder / "nbd.sock"
-    address = t.UnixSocketAddress(path_=str(nbd_socket))
+    address = t.UnixSocketAddress(path=str(nbd_socket))
     qsd.nbd_server_start(addr=t.SocketAddressLegacy_Unix(data=address))
     for name in ("disk", "backup"):  # NBD exports named as the nodes
         qsd.block_export_add(t.BlockExportOptions_Nbd(id=name, node_name=name))

@@ -12,7 +12,8 @@ Rules:
   underscores (two leading underscores would trigger Python's private-name mangling).
 - a name starting with a digit gets a leading ``_``.
 - attribute, parameter and function names that are keywords or reserved by the generated
-  code (``extra``, ``to_wire``, builtin type names used in annotations) get a trailing ``_``;
+  code (``extra``, ``to_wire``, builtin type names used in annotations) get a trailing ``_``
+  (the variables of decoders avoid member names themselves, so ``path`` stays ``path``);
   so do the data members of an event named like what event classes add (``timestamp``).
 - enum members are upper case (``postcopy-active`` -> ``POSTCOPY_ACTIVE``).
 - class names keep the QAPI spelling with the first letter upper-cased; events become
@@ -48,8 +49,6 @@ RESERVED_ATTRIBUTES = frozenset(
         "extra",
         "to_wire",
         "from_wire",
-        "path",
-        "strict",
         # event classes carry their event name as a class variable
         "NAME",
     }

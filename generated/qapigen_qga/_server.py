@@ -81,10 +81,10 @@ async def run_guest_shutdown(
 async def run_guest_file_open(
     _handler: _commands.CommandHandler, _arguments: dict[str, object]
 ) -> object:
-    path_ = _c.required(_arguments, "path", "", True, _c.string)
+    path = _c.required(_arguments, "path", "", True, _c.string)
     mode = _c.optional(_arguments, "mode", "", True, _c.string)
     _c.extra_members(_arguments, {"path", "mode"}, "", True)
-    _reply = await _handler.guest_file_open(path_=path_, mode=mode)
+    _reply = await _handler.guest_file_open(path=path, mode=mode)
     return _reply
 
 
@@ -303,7 +303,7 @@ async def run_guest_exec_status(
 async def run_guest_exec(
     _handler: _commands.CommandHandler, _arguments: dict[str, object]
 ) -> object:
-    path_ = _c.required(_arguments, "path", "", True, _c.string)
+    path = _c.required(_arguments, "path", "", True, _c.string)
     arg = _c.optional(_arguments, "arg", "", True, _c.array_of(_c.string))
     env = _c.optional(_arguments, "env", "", True, _c.array_of(_c.string))
     input_data = _c.optional(_arguments, "input-data", "", True, _c.string)
@@ -312,7 +312,7 @@ async def run_guest_exec(
         _arguments, {"path", "arg", "env", "input-data", "capture-output"}, "", True
     )
     _reply = await _handler.guest_exec(
-        path_=path_,
+        path=path,
         arg=arg,
         env=env,
         input_data=input_data,

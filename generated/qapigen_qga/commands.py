@@ -174,18 +174,18 @@ class AsyncClient(_AsyncClientBase):
             _arguments["mode"] = mode
         await self._execute_no_reply("guest-shutdown", _arguments or None)
 
-    async def guest_file_open(self, *, path_: str, mode: str | None = None) -> int:
+    async def guest_file_open(self, *, path: str, mode: str | None = None) -> int:
         """Open a file in the guest and retrieve a file handle for it
 
         Args:
-            path_: Full path to the file in the guest to open.
+            path: Full path to the file in the guest to open.
             mode: open mode, as per fopen(), "r" is the default.
 
         Returns: Guest file handle on success.
 
         Since: 0.15.0
         """
-        _arguments: dict[str, object] = {"path": path_}
+        _arguments: dict[str, object] = {"path": path}
         if mode is not None:
             _arguments["mode"] = mode
         _reply = await self._transport.execute("guest-file-open", _arguments)
@@ -692,7 +692,7 @@ class AsyncClient(_AsyncClientBase):
     async def guest_exec(
         self,
         *,
-        path_: str,
+        path: str,
         arg: list[str] | None = None,
         env: list[str] | None = None,
         input_data: str | None = None,
@@ -701,7 +701,7 @@ class AsyncClient(_AsyncClientBase):
         """Execute a command in the guest
 
         Args:
-            path_: path or executable name to execute
+            path: path or executable name to execute
             arg: argument list to pass to executable
             env: environment variables to pass to executable
             input_data: data to be passed to process stdin (base64 encoded)
@@ -712,7 +712,7 @@ class AsyncClient(_AsyncClientBase):
 
         Since: 2.5
         """
-        _arguments: dict[str, object] = {"path": path_}
+        _arguments: dict[str, object] = {"path": path}
         if arg is not None:
             _arguments["arg"] = list(arg)
         if env is not None:
@@ -1027,18 +1027,18 @@ class SyncClient(_SyncClientBase):
             _arguments["mode"] = mode
         self._execute_no_reply("guest-shutdown", _arguments or None)
 
-    def guest_file_open(self, *, path_: str, mode: str | None = None) -> int:
+    def guest_file_open(self, *, path: str, mode: str | None = None) -> int:
         """Open a file in the guest and retrieve a file handle for it
 
         Args:
-            path_: Full path to the file in the guest to open.
+            path: Full path to the file in the guest to open.
             mode: open mode, as per fopen(), "r" is the default.
 
         Returns: Guest file handle on success.
 
         Since: 0.15.0
         """
-        _arguments: dict[str, object] = {"path": path_}
+        _arguments: dict[str, object] = {"path": path}
         if mode is not None:
             _arguments["mode"] = mode
         _reply = self._transport.execute("guest-file-open", _arguments)
@@ -1545,7 +1545,7 @@ class SyncClient(_SyncClientBase):
     def guest_exec(
         self,
         *,
-        path_: str,
+        path: str,
         arg: list[str] | None = None,
         env: list[str] | None = None,
         input_data: str | None = None,
@@ -1554,7 +1554,7 @@ class SyncClient(_SyncClientBase):
         """Execute a command in the guest
 
         Args:
-            path_: path or executable name to execute
+            path: path or executable name to execute
             arg: argument list to pass to executable
             env: environment variables to pass to executable
             input_data: data to be passed to process stdin (base64 encoded)
@@ -1565,7 +1565,7 @@ class SyncClient(_SyncClientBase):
 
         Since: 2.5
         """
-        _arguments: dict[str, object] = {"path": path_}
+        _arguments: dict[str, object] = {"path": path}
         if arg is not None:
             _arguments["arg"] = list(arg)
         if env is not None:
@@ -1738,7 +1738,7 @@ class CommandHandler(_typing.Protocol):
 
     async def guest_shutdown(self, *, mode: str | None = None) -> None: ...
 
-    async def guest_file_open(self, *, path_: str, mode: str | None = None) -> int: ...
+    async def guest_file_open(self, *, path: str, mode: str | None = None) -> int: ...
 
     async def guest_file_close(self, *, handle: int) -> None: ...
 
@@ -1805,7 +1805,7 @@ class CommandHandler(_typing.Protocol):
     async def guest_exec(
         self,
         *,
-        path_: str,
+        path: str,
         arg: list[str] | None = None,
         env: list[str] | None = None,
         input_data: str | None = None,
@@ -1866,7 +1866,7 @@ class CommandHandlerBase:
     async def guest_shutdown(self, *, mode: str | None = None) -> None:
         raise _CommandNotFound("The command guest-shutdown has not been found")
 
-    async def guest_file_open(self, *, path_: str, mode: str | None = None) -> int:
+    async def guest_file_open(self, *, path: str, mode: str | None = None) -> int:
         raise _CommandNotFound("The command guest-file-open has not been found")
 
     async def guest_file_close(self, *, handle: int) -> None:
@@ -1961,7 +1961,7 @@ class CommandHandlerBase:
     async def guest_exec(
         self,
         *,
-        path_: str,
+        path: str,
         arg: list[str] | None = None,
         env: list[str] | None = None,
         input_data: str | None = None,

@@ -844,30 +844,30 @@ async def run_query_qmp_schema(
 async def run_qom_list(
     _handler: _commands.CommandHandler, _arguments: dict[str, object]
 ) -> object:
-    path_ = _c.required(_arguments, "path", "", True, _c.string)
+    path = _c.required(_arguments, "path", "", True, _c.string)
     _c.extra_members(_arguments, {"path"}, "", True)
-    _reply = await _handler.qom_list(path_=path_)
+    _reply = await _handler.qom_list(path=path)
     return [element.to_wire() for element in _reply]
 
 
 async def run_qom_get(
     _handler: _commands.CommandHandler, _arguments: dict[str, object]
 ) -> object:
-    path_ = _c.required(_arguments, "path", "", True, _c.string)
+    path = _c.required(_arguments, "path", "", True, _c.string)
     property = _c.required(_arguments, "property", "", True, _c.string)
     _c.extra_members(_arguments, {"path", "property"}, "", True)
-    _reply = await _handler.qom_get(path_=path_, property=property)
+    _reply = await _handler.qom_get(path=path, property=property)
     return _c.any_wire(_reply)
 
 
 async def run_qom_set(
     _handler: _commands.CommandHandler, _arguments: dict[str, object]
 ) -> object:
-    path_ = _c.required(_arguments, "path", "", True, _c.string)
+    path = _c.required(_arguments, "path", "", True, _c.string)
     property = _c.required(_arguments, "property", "", True, _c.string)
     value = _c.required(_arguments, "value", "", True, _c.any_value)
     _c.extra_members(_arguments, {"path", "property", "value"}, "", True)
-    await _handler.qom_set(path_=path_, property=property, value=value)
+    await _handler.qom_set(path=path, property=property, value=value)
     return {}
 
 

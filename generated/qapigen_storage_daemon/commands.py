@@ -2282,12 +2282,12 @@ class AsyncClient(_AsyncClientBase):
         _reply = await self._transport.execute("query-qmp-schema")
         return _c.decode(_c.array_of(_t.decode_schema_info), _reply, "", False)
 
-    async def qom_list(self, *, path_: str) -> list[_t.ObjectPropertyInfo]:
+    async def qom_list(self, *, path: str) -> list[_t.ObjectPropertyInfo]:
         """This command will list any properties of a object given a path in the object
         model.
 
         Args:
-            path_: the path within the object model.  See @qom-get for a description of
+            path: the path within the object model.  See @qom-get for a description of
                 this parameter.
 
         Returns:
@@ -2304,18 +2304,18 @@ class AsyncClient(_AsyncClientBase):
                              { "name": "serial0", "type": "child<chardev-vc>" },
                              { "name": "mon0", "type": "child<chardev-stdio>" } ] }
         """
-        _arguments: dict[str, object] = {"path": path_}
+        _arguments: dict[str, object] = {"path": path}
         _reply = await self._transport.execute("qom-list", _arguments)
         return _c.decode(
             _c.array_of(_t.ObjectPropertyInfo.from_wire), _reply, "", False
         )
 
-    async def qom_get(self, *, path_: str, property: str) -> object:
+    async def qom_get(self, *, path: str, property: str) -> object:
         """This command will get a property from a object model path and return the
         value.
 
         Args:
-            path_: The path within the object model.  There are two forms of supported
+            path: The path within the object model.  There are two forms of supported
                 paths--absolute and partial paths.
 
                 Absolute paths are derived from the root object and can follow child<>
@@ -2356,15 +2356,15 @@ class AsyncClient(_AsyncClientBase):
                                 "property": "type" } }
             <- { "return": "System" }
         """
-        _arguments: dict[str, object] = {"path": path_, "property": property}
+        _arguments: dict[str, object] = {"path": path, "property": property}
         _reply = await self._transport.execute("qom-get", _arguments)
         return _c.any_value(_reply, "", False)
 
-    async def qom_set(self, *, path_: str, property: str, value: object) -> None:
+    async def qom_set(self, *, path: str, property: str, value: object) -> None:
         """This command will set a property from a object model path.
 
         Args:
-            path_: see @qom-get for a description of this parameter
+            path: see @qom-get for a description of this parameter
             property: the property name to set
             value: a value who's type is appropriate for the property type.  See @qom-get
                 for a description of type mapping.
@@ -2379,7 +2379,7 @@ class AsyncClient(_AsyncClientBase):
             <- { "return": {} }
         """
         _arguments: dict[str, object] = {
-            "path": path_,
+            "path": path,
             "property": property,
             "value": _c.any_wire(value),
         }
@@ -4804,12 +4804,12 @@ class SyncClient(_SyncClientBase):
         _reply = self._transport.execute("query-qmp-schema")
         return _c.decode(_c.array_of(_t.decode_schema_info), _reply, "", False)
 
-    def qom_list(self, *, path_: str) -> list[_t.ObjectPropertyInfo]:
+    def qom_list(self, *, path: str) -> list[_t.ObjectPropertyInfo]:
         """This command will list any properties of a object given a path in the object
         model.
 
         Args:
-            path_: the path within the object model.  See @qom-get for a description of
+            path: the path within the object model.  See @qom-get for a description of
                 this parameter.
 
         Returns:
@@ -4826,18 +4826,18 @@ class SyncClient(_SyncClientBase):
                              { "name": "serial0", "type": "child<chardev-vc>" },
                              { "name": "mon0", "type": "child<chardev-stdio>" } ] }
         """
-        _arguments: dict[str, object] = {"path": path_}
+        _arguments: dict[str, object] = {"path": path}
         _reply = self._transport.execute("qom-list", _arguments)
         return _c.decode(
             _c.array_of(_t.ObjectPropertyInfo.from_wire), _reply, "", False
         )
 
-    def qom_get(self, *, path_: str, property: str) -> object:
+    def qom_get(self, *, path: str, property: str) -> object:
         """This command will get a property from a object model path and return the
         value.
 
         Args:
-            path_: The path within the object model.  There are two forms of supported
+            path: The path within the object model.  There are two forms of supported
                 paths--absolute and partial paths.
 
                 Absolute paths are derived from the root object and can follow child<>
@@ -4878,15 +4878,15 @@ class SyncClient(_SyncClientBase):
                                 "property": "type" } }
             <- { "return": "System" }
         """
-        _arguments: dict[str, object] = {"path": path_, "property": property}
+        _arguments: dict[str, object] = {"path": path, "property": property}
         _reply = self._transport.execute("qom-get", _arguments)
         return _c.any_value(_reply, "", False)
 
-    def qom_set(self, *, path_: str, property: str, value: object) -> None:
+    def qom_set(self, *, path: str, property: str, value: object) -> None:
         """This command will set a property from a object model path.
 
         Args:
-            path_: see @qom-get for a description of this parameter
+            path: see @qom-get for a description of this parameter
             property: the property name to set
             value: a value who's type is appropriate for the property type.  See @qom-get
                 for a description of type mapping.
@@ -4901,7 +4901,7 @@ class SyncClient(_SyncClientBase):
             <- { "return": {} }
         """
         _arguments: dict[str, object] = {
-            "path": path_,
+            "path": path,
             "property": property,
             "value": _c.any_wire(value),
         }
@@ -5320,11 +5320,11 @@ class CommandHandler(_typing.Protocol):
 
     async def query_qmp_schema(self) -> list[_t.SchemaInfo]: ...
 
-    async def qom_list(self, *, path_: str) -> list[_t.ObjectPropertyInfo]: ...
+    async def qom_list(self, *, path: str) -> list[_t.ObjectPropertyInfo]: ...
 
-    async def qom_get(self, *, path_: str, property: str) -> object: ...
+    async def qom_get(self, *, path: str, property: str) -> object: ...
 
-    async def qom_set(self, *, path_: str, property: str, value: object) -> None: ...
+    async def qom_set(self, *, path: str, property: str, value: object) -> None: ...
 
     async def qom_list_types(
         self, *, implements: str | None = None, abstract: bool | None = None
@@ -5683,13 +5683,13 @@ class CommandHandlerBase:
     async def query_qmp_schema(self) -> list[_t.SchemaInfo]:
         raise _CommandNotFound("The command query-qmp-schema has not been found")
 
-    async def qom_list(self, *, path_: str) -> list[_t.ObjectPropertyInfo]:
+    async def qom_list(self, *, path: str) -> list[_t.ObjectPropertyInfo]:
         raise _CommandNotFound("The command qom-list has not been found")
 
-    async def qom_get(self, *, path_: str, property: str) -> object:
+    async def qom_get(self, *, path: str, property: str) -> object:
         raise _CommandNotFound("The command qom-get has not been found")
 
-    async def qom_set(self, *, path_: str, property: str, value: object) -> None:
+    async def qom_set(self, *, path: str, property: str, value: object) -> None:
         raise _CommandNotFound("The command qom-set has not been found")
 
     async def qom_list_types(

@@ -201,7 +201,7 @@ def test_typed_calls_and_errors_map_to_qmp_exception_classes(
     typed = commands.SyncClient(client)
     assert typed.guest_sync(id=7) == 7
     with pytest.raises(GenericError, match="No such file or directory"):
-        typed.guest_file_open(path_="/nonexistent/qapigen")
+        typed.guest_file_open(path="/nonexistent/qapigen")
     with pytest.raises(CommandNotFound, match="guest-bogus has not been found"):
         client.execute("guest-bogus")
     with pytest.raises(QMPError, match="no out-of-band"):
@@ -257,7 +257,7 @@ def test_async_client_exec_files_and_concurrent_calls(
             info = await helpers.system_info_async(typed)
             assert info.machine == os.uname().machine
             with pytest.raises(GenericError):
-                await typed.guest_file_open(path_="/nonexistent/qapigen")
+                await typed.guest_file_open(path="/nonexistent/qapigen")
             await typed.guest_ping()
 
     asyncio.run(scenario())

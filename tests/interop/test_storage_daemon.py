@@ -84,7 +84,7 @@ def test_typed_block_nodes_exports_job_events_and_errors(
     assert nodes["a"].drv == "qcow2" and nodes["a"].image.virtual_size == 4 << 20
 
     nbd = running.folder / "nbd.sock"
-    address = t.UnixSocketAddress(path_=str(nbd))
+    address = t.UnixSocketAddress(path=str(nbd))
     qsd.nbd_server_start(addr=t.SocketAddressLegacy_Unix(data=address))
     qsd.block_export_add(t.BlockExportOptions_Nbd(id="a", node_name="a"))
     exports = qsd.query_block_exports()

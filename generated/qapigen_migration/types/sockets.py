@@ -225,19 +225,19 @@ class UnixSocketAddress(_Struct):
     """A unix domain socket address.
 
     Attributes:
-        path_: the file system path of the socket (or its abstract name)
+        path: the file system path of the socket (or its abstract name)
         abstract: whether @path names a socket in the abstract namespace (if CONFIG_LINUX)
         tight: whether an abstract name is exactly as long as @path (if CONFIG_LINUX)
 
     Since: 1.3
     """
 
-    __slots__ = ("path_", "abstract", "tight", "extra")
+    __slots__ = ("path", "abstract", "tight", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"path", "abstract", "tight"}
     )
 
-    path_: str
+    path: str
     abstract: bool | None
     tight: bool | None
     extra: dict[str, object]
@@ -245,12 +245,12 @@ class UnixSocketAddress(_Struct):
     def __init__(
         self,
         *,
-        path_: str,
+        path: str,
         abstract: bool | None = None,
         tight: bool | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
-        self.path_ = path_
+        self.path = path
         self.abstract = abstract
         self.tight = tight
         self.extra = {} if extra is None else extra
@@ -282,7 +282,7 @@ class UnixSocketAddress(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.abstract = abstract
         decoded.tight = tight
         decoded.extra = extra
@@ -290,7 +290,7 @@ class UnixSocketAddress(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"path": self.path_}
+        wire: dict[str, object] = {"path": self.path}
         if self.abstract is not None:
             wire["abstract"] = self.abstract
         if self.tight is not None:
@@ -495,14 +495,14 @@ class SocketAddress_Unix(_Struct):
         tight: (if CONFIG_LINUX)
     """
 
-    __slots__ = ("type_", "path_", "abstract", "tight", "extra")
+    __slots__ = ("type_", "path", "abstract", "tight", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"type", "path", "abstract", "tight"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
     type_: _typing.Literal[SocketAddressType.UNIX]
-    path_: str
+    path: str
     abstract: bool | None
     tight: bool | None
     extra: dict[str, object]
@@ -510,13 +510,13 @@ class SocketAddress_Unix(_Struct):
     def __init__(
         self,
         *,
-        path_: str,
+        path: str,
         abstract: bool | None = None,
         tight: bool | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.type_ = SocketAddressType.UNIX
-        self.path_ = path_
+        self.path = path
         self.abstract = abstract
         self.tight = tight
         self.extra = {} if extra is None else extra
@@ -549,7 +549,7 @@ class SocketAddress_Unix(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.type_ = SocketAddressType.UNIX
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.abstract = abstract
         decoded.tight = tight
         decoded.extra = extra
@@ -557,7 +557,7 @@ class SocketAddress_Unix(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"type": self.type_.value, "path": self.path_}
+        wire: dict[str, object] = {"type": self.type_.value, "path": self.path}
         if self.abstract is not None:
             wire["abstract"] = self.abstract
         if self.tight is not None:

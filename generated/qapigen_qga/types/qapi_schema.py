@@ -589,7 +589,7 @@ class GuestFilesystemTrimResult(_Struct):
     """QAPI struct GuestFilesystemTrimResult.
 
     Attributes:
-        path_: path that was trimmed
+        path: path that was trimmed
         trimmed: bytes trimmed for this path
         minimum: reported effective minimum for this path
         error: an error message when trim failed
@@ -597,12 +597,12 @@ class GuestFilesystemTrimResult(_Struct):
     Since: 2.4
     """
 
-    __slots__ = ("path_", "trimmed", "minimum", "error", "extra")
+    __slots__ = ("path", "trimmed", "minimum", "error", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"path", "trimmed", "minimum", "error"}
     )
 
-    path_: str
+    path: str
     trimmed: int | None
     minimum: int | None
     error: str | None
@@ -611,13 +611,13 @@ class GuestFilesystemTrimResult(_Struct):
     def __init__(
         self,
         *,
-        path_: str,
+        path: str,
         trimmed: int | None = None,
         minimum: int | None = None,
         error: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
-        self.path_ = path_
+        self.path = path
         self.trimmed = trimmed
         self.minimum = minimum
         self.error = error
@@ -654,7 +654,7 @@ class GuestFilesystemTrimResult(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.trimmed = trimmed
         decoded.minimum = minimum
         decoded.error = error
@@ -663,7 +663,7 @@ class GuestFilesystemTrimResult(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"path": self.path_}
+        wire: dict[str, object] = {"path": self.path}
         if self.trimmed is not None:
             wire["trimmed"] = self.trimmed
         if self.minimum is not None:

@@ -12414,7 +12414,7 @@ class BlockdevOptionsSsh(_Struct):
 
     Attributes:
         server: host address
-        path_: path to the image on the host
+        path: path to the image on the host
         user: user as which to connect, defaults to current local user name
         host_key_check: Defines how and what to check the host key against
             (default: known_hosts)
@@ -12422,13 +12422,13 @@ class BlockdevOptionsSsh(_Struct):
     Since: 2.9
     """
 
-    __slots__ = ("server", "path_", "user", "host_key_check", "extra")
+    __slots__ = ("server", "path", "user", "host_key_check", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"server", "path", "user", "host-key-check"}
     )
 
     server: InetSocketAddress
-    path_: str
+    path: str
     user: str | None
     host_key_check: SshHostKeyCheck | None
     extra: dict[str, object]
@@ -12437,13 +12437,13 @@ class BlockdevOptionsSsh(_Struct):
         self,
         *,
         server: InetSocketAddress,
-        path_: str,
+        path: str,
         user: str | None = None,
         host_key_check: SshHostKeyCheck | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.server = server
-        self.path_ = path_
+        self.path = path
         self.user = user
         self.host_key_check = host_key_check
         self.extra = {} if extra is None else extra
@@ -12488,7 +12488,7 @@ class BlockdevOptionsSsh(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.server = server
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.user = user
         decoded.host_key_check = host_key_check
         decoded.extra = extra
@@ -12496,7 +12496,7 @@ class BlockdevOptionsSsh(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"server": self.server.to_wire(), "path": self.path_}
+        wire: dict[str, object] = {"server": self.server.to_wire(), "path": self.path}
         if self.user is not None:
             wire["user"] = self.user
         if self.host_key_check is not None:
@@ -13326,7 +13326,7 @@ class BlockdevOptionsGluster(_Struct):
 
     Attributes:
         volume: name of gluster volume where VM image resides
-        path_: absolute path to image file in gluster volume
+        path: absolute path to image file in gluster volume
         server: gluster servers description
         debug: libgfapi log level (default '4' which is Error)
             (Since 2.8)
@@ -13335,13 +13335,13 @@ class BlockdevOptionsGluster(_Struct):
     Since: 2.9
     """
 
-    __slots__ = ("volume", "path_", "server", "debug", "logfile", "extra")
+    __slots__ = ("volume", "path", "server", "debug", "logfile", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"volume", "path", "server", "debug", "logfile"}
     )
 
     volume: str
-    path_: str
+    path: str
     server: list[SocketAddress]
     debug: int | None
     logfile: str | None
@@ -13351,14 +13351,14 @@ class BlockdevOptionsGluster(_Struct):
         self,
         *,
         volume: str,
-        path_: str,
+        path: str,
         server: list[SocketAddress],
         debug: int | None = None,
         logfile: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.volume = volume
-        self.path_ = path_
+        self.path = path
         self.server = server
         self.debug = debug
         self.logfile = logfile
@@ -13398,7 +13398,7 @@ class BlockdevOptionsGluster(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.volume = volume
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.server = server
         decoded.debug = debug
         decoded.logfile = logfile
@@ -13409,7 +13409,7 @@ class BlockdevOptionsGluster(_Struct):
         """The wire (JSON) form, with `extra` members merged back."""
         wire: dict[str, object] = {
             "volume": self.volume,
-            "path": self.path_,
+            "path": self.path,
             "server": [element.to_wire() for element in self.server],
         }
         if self.debug is not None:
@@ -13479,19 +13479,19 @@ class BlockdevOptionsNvmeIoUring(_Struct):
     Only if CONFIG_BLKIO.
 
     Attributes:
-        path_: path to the NVMe namespace's character device (e.g. /dev/ng0n1).
+        path: path to the NVMe namespace's character device (e.g. /dev/ng0n1).
 
     Since: 7.2
     """
 
-    __slots__ = ("path_", "extra")
+    __slots__ = ("path", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"path"})
 
-    path_: str
+    path: str
     extra: dict[str, object]
 
-    def __init__(self, *, path_: str, extra: dict[str, object] | None = None) -> None:
-        self.path_ = path_
+    def __init__(self, *, path: str, extra: dict[str, object] | None = None) -> None:
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -13513,13 +13513,13 @@ class BlockdevOptionsNvmeIoUring(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"path": self.path_}
+        wire: dict[str, object] = {"path": self.path}
         wire.update(self.extra)
         return wire
 
@@ -13530,20 +13530,20 @@ class BlockdevOptionsVirtioBlkVfioPci(_Struct):
     Only if CONFIG_BLKIO.
 
     Attributes:
-        path_: path to the PCI device's sysfs directory (e.g.
+        path: path to the PCI device's sysfs directory (e.g.
             /sys/bus/pci/devices/0000:00:01.0).
 
     Since: 7.2
     """
 
-    __slots__ = ("path_", "extra")
+    __slots__ = ("path", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"path"})
 
-    path_: str
+    path: str
     extra: dict[str, object]
 
-    def __init__(self, *, path_: str, extra: dict[str, object] | None = None) -> None:
-        self.path_ = path_
+    def __init__(self, *, path: str, extra: dict[str, object] | None = None) -> None:
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -13565,13 +13565,13 @@ class BlockdevOptionsVirtioBlkVfioPci(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"path": self.path_}
+        wire: dict[str, object] = {"path": self.path}
         wire.update(self.extra)
         return wire
 
@@ -13582,19 +13582,19 @@ class BlockdevOptionsVirtioBlkVhostUser(_Struct):
     Only if CONFIG_BLKIO.
 
     Attributes:
-        path_: path to the vhost-user UNIX domain socket.
+        path: path to the vhost-user UNIX domain socket.
 
     Since: 7.2
     """
 
-    __slots__ = ("path_", "extra")
+    __slots__ = ("path", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"path"})
 
-    path_: str
+    path: str
     extra: dict[str, object]
 
-    def __init__(self, *, path_: str, extra: dict[str, object] | None = None) -> None:
-        self.path_ = path_
+    def __init__(self, *, path: str, extra: dict[str, object] | None = None) -> None:
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -13616,13 +13616,13 @@ class BlockdevOptionsVirtioBlkVhostUser(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"path": self.path_}
+        wire: dict[str, object] = {"path": self.path}
         wire.update(self.extra)
         return wire
 
@@ -13633,19 +13633,19 @@ class BlockdevOptionsVirtioBlkVhostVdpa(_Struct):
     Only if CONFIG_BLKIO.
 
     Attributes:
-        path_: path to the vhost-vdpa character device.
+        path: path to the vhost-vdpa character device.
 
     Since: 7.2
     """
 
-    __slots__ = ("path_", "extra")
+    __slots__ = ("path", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"path"})
 
-    path_: str
+    path: str
     extra: dict[str, object]
 
-    def __init__(self, *, path_: str, extra: dict[str, object] | None = None) -> None:
-        self.path_ = path_
+    def __init__(self, *, path: str, extra: dict[str, object] | None = None) -> None:
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -13667,13 +13667,13 @@ class BlockdevOptionsVirtioBlkVhostVdpa(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"path": self.path_}
+        wire: dict[str, object] = {"path": self.path}
         wire.update(self.extra)
         return wire
 
@@ -14824,7 +14824,7 @@ class BlockdevOptionsNfs(_Struct):
 
     Attributes:
         server: host address
-        path_: path of the image on the host
+        path: path of the image on the host
         user: UID value to use when talking to the
             server (defaults to 65534 on Windows and getuid()
             on unix)
@@ -14845,7 +14845,7 @@ class BlockdevOptionsNfs(_Struct):
 
     __slots__ = (
         "server",
-        "path_",
+        "path",
         "user",
         "group",
         "tcp_syn_count",
@@ -14868,7 +14868,7 @@ class BlockdevOptionsNfs(_Struct):
     )
 
     server: NFSServer
-    path_: str
+    path: str
     user: int | None
     group: int | None
     tcp_syn_count: int | None
@@ -14881,7 +14881,7 @@ class BlockdevOptionsNfs(_Struct):
         self,
         *,
         server: NFSServer,
-        path_: str,
+        path: str,
         user: int | None = None,
         group: int | None = None,
         tcp_syn_count: int | None = None,
@@ -14891,7 +14891,7 @@ class BlockdevOptionsNfs(_Struct):
         extra: dict[str, object] | None = None,
     ) -> None:
         self.server = server
-        self.path_ = path_
+        self.path = path
         self.user = user
         self.group = group
         self.tcp_syn_count = tcp_syn_count
@@ -14955,7 +14955,7 @@ class BlockdevOptionsNfs(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.server = server
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.user = user
         decoded.group = group
         decoded.tcp_syn_count = tcp_syn_count
@@ -14967,7 +14967,7 @@ class BlockdevOptionsNfs(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"server": self.server.to_wire(), "path": self.path_}
+        wire: dict[str, object] = {"server": self.server.to_wire(), "path": self.path}
         if self.user is not None:
             wire["user"] = self.user
         if self.group is not None:
@@ -19406,7 +19406,7 @@ class BlockdevOptions_Gluster(_Struct):
         "force_share",
         "detect_zeroes",
         "volume",
-        "path_",
+        "path",
         "server",
         "debug",
         "logfile",
@@ -19440,7 +19440,7 @@ class BlockdevOptions_Gluster(_Struct):
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
     volume: str
-    path_: str
+    path: str
     server: list[SocketAddress]
     debug: int | None
     logfile: str | None
@@ -19457,7 +19457,7 @@ class BlockdevOptions_Gluster(_Struct):
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
         volume: str,
-        path_: str,
+        path: str,
         server: list[SocketAddress],
         debug: int | None = None,
         logfile: str | None = None,
@@ -19472,7 +19472,7 @@ class BlockdevOptions_Gluster(_Struct):
         self.force_share = force_share
         self.detect_zeroes = detect_zeroes
         self.volume = volume
-        self.path_ = path_
+        self.path = path
         self.server = server
         self.debug = debug
         self.logfile = logfile
@@ -19573,7 +19573,7 @@ class BlockdevOptions_Gluster(_Struct):
         decoded.force_share = force_share
         decoded.detect_zeroes = detect_zeroes
         decoded.volume = volume
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.server = server
         decoded.debug = debug
         decoded.logfile = logfile
@@ -19585,7 +19585,7 @@ class BlockdevOptions_Gluster(_Struct):
         wire: dict[str, object] = {
             "driver": self.driver.value,
             "volume": self.volume,
-            "path": self.path_,
+            "path": self.path,
             "server": [element.to_wire() for element in self.server],
         }
         if self.node_name is not None:
@@ -21839,7 +21839,7 @@ class BlockdevOptions_Nfs(_Struct):
         "force_share",
         "detect_zeroes",
         "server",
-        "path_",
+        "path",
         "user",
         "group",
         "tcp_syn_count",
@@ -21879,7 +21879,7 @@ class BlockdevOptions_Nfs(_Struct):
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
     server: NFSServer
-    path_: str
+    path: str
     user: int | None
     group: int | None
     tcp_syn_count: int | None
@@ -21899,7 +21899,7 @@ class BlockdevOptions_Nfs(_Struct):
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
         server: NFSServer,
-        path_: str,
+        path: str,
         user: int | None = None,
         group: int | None = None,
         tcp_syn_count: int | None = None,
@@ -21917,7 +21917,7 @@ class BlockdevOptions_Nfs(_Struct):
         self.force_share = force_share
         self.detect_zeroes = detect_zeroes
         self.server = server
-        self.path_ = path_
+        self.path = path
         self.user = user
         self.group = group
         self.tcp_syn_count = tcp_syn_count
@@ -22042,7 +22042,7 @@ class BlockdevOptions_Nfs(_Struct):
         decoded.force_share = force_share
         decoded.detect_zeroes = detect_zeroes
         decoded.server = server
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.user = user
         decoded.group = group
         decoded.tcp_syn_count = tcp_syn_count
@@ -22057,7 +22057,7 @@ class BlockdevOptions_Nfs(_Struct):
         wire: dict[str, object] = {
             "driver": self.driver.value,
             "server": self.server.to_wire(),
-            "path": self.path_,
+            "path": self.path,
         }
         if self.node_name is not None:
             wire["node-name"] = self.node_name
@@ -22782,7 +22782,7 @@ class BlockdevOptions_NvmeIoUring(_Struct):
         "auto_read_only",
         "force_share",
         "detect_zeroes",
-        "path_",
+        "path",
         "extra",
     )
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
@@ -22808,7 +22808,7 @@ class BlockdevOptions_NvmeIoUring(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    path_: str | None
+    path: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -22821,7 +22821,7 @@ class BlockdevOptions_NvmeIoUring(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        path_: str | None = None,
+        path: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.NVME_IO_URING
@@ -22832,7 +22832,7 @@ class BlockdevOptions_NvmeIoUring(_Struct):
         self.auto_read_only = auto_read_only
         self.force_share = force_share
         self.detect_zeroes = detect_zeroes
-        self.path_ = path_
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -22915,7 +22915,7 @@ class BlockdevOptions_NvmeIoUring(_Struct):
         decoded.auto_read_only = auto_read_only
         decoded.force_share = force_share
         decoded.detect_zeroes = detect_zeroes
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
@@ -22936,8 +22936,8 @@ class BlockdevOptions_NvmeIoUring(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
-        if self.path_ is not None:
-            wire["path"] = self.path_
+        if self.path is not None:
+            wire["path"] = self.path
         wire.update(self.extra)
         return wire
 
@@ -25452,7 +25452,7 @@ class BlockdevOptions_Ssh(_Struct):
         "force_share",
         "detect_zeroes",
         "server",
-        "path_",
+        "path",
         "user",
         "host_key_check",
         "extra",
@@ -25484,7 +25484,7 @@ class BlockdevOptions_Ssh(_Struct):
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
     server: InetSocketAddress
-    path_: str
+    path: str
     user: str | None
     host_key_check: SshHostKeyCheck | None
     extra: dict[str, object]
@@ -25500,7 +25500,7 @@ class BlockdevOptions_Ssh(_Struct):
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
         server: InetSocketAddress,
-        path_: str,
+        path: str,
         user: str | None = None,
         host_key_check: SshHostKeyCheck | None = None,
         extra: dict[str, object] | None = None,
@@ -25514,7 +25514,7 @@ class BlockdevOptions_Ssh(_Struct):
         self.force_share = force_share
         self.detect_zeroes = detect_zeroes
         self.server = server
-        self.path_ = path_
+        self.path = path
         self.user = user
         self.host_key_check = host_key_check
         self.extra = {} if extra is None else extra
@@ -25620,7 +25620,7 @@ class BlockdevOptions_Ssh(_Struct):
         decoded.force_share = force_share
         decoded.detect_zeroes = detect_zeroes
         decoded.server = server
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.user = user
         decoded.host_key_check = host_key_check
         decoded.extra = extra
@@ -25631,7 +25631,7 @@ class BlockdevOptions_Ssh(_Struct):
         wire: dict[str, object] = {
             "driver": self.driver.value,
             "server": self.server.to_wire(),
-            "path": self.path_,
+            "path": self.path,
         }
         if self.node_name is not None:
             wire["node-name"] = self.node_name
@@ -26296,7 +26296,7 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
         "auto_read_only",
         "force_share",
         "detect_zeroes",
-        "path_",
+        "path",
         "extra",
     )
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
@@ -26322,7 +26322,7 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    path_: str | None
+    path: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -26335,7 +26335,7 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        path_: str | None = None,
+        path: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.VIRTIO_BLK_VFIO_PCI
@@ -26346,7 +26346,7 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
         self.auto_read_only = auto_read_only
         self.force_share = force_share
         self.detect_zeroes = detect_zeroes
-        self.path_ = path_
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -26429,7 +26429,7 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
         decoded.auto_read_only = auto_read_only
         decoded.force_share = force_share
         decoded.detect_zeroes = detect_zeroes
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
@@ -26450,8 +26450,8 @@ class BlockdevOptions_VirtioBlkVfioPci(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
-        if self.path_ is not None:
-            wire["path"] = self.path_
+        if self.path is not None:
+            wire["path"] = self.path
         wire.update(self.extra)
         return wire
 
@@ -26494,7 +26494,7 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
         "auto_read_only",
         "force_share",
         "detect_zeroes",
-        "path_",
+        "path",
         "extra",
     )
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
@@ -26520,7 +26520,7 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    path_: str | None
+    path: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -26533,7 +26533,7 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        path_: str | None = None,
+        path: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.VIRTIO_BLK_VHOST_USER
@@ -26544,7 +26544,7 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
         self.auto_read_only = auto_read_only
         self.force_share = force_share
         self.detect_zeroes = detect_zeroes
-        self.path_ = path_
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -26627,7 +26627,7 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
         decoded.auto_read_only = auto_read_only
         decoded.force_share = force_share
         decoded.detect_zeroes = detect_zeroes
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
@@ -26648,8 +26648,8 @@ class BlockdevOptions_VirtioBlkVhostUser(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
-        if self.path_ is not None:
-            wire["path"] = self.path_
+        if self.path is not None:
+            wire["path"] = self.path
         wire.update(self.extra)
         return wire
 
@@ -26692,7 +26692,7 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
         "auto_read_only",
         "force_share",
         "detect_zeroes",
-        "path_",
+        "path",
         "extra",
     )
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
@@ -26718,7 +26718,7 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
     auto_read_only: bool | None
     force_share: bool | None
     detect_zeroes: BlockdevDetectZeroesOptions | None
-    path_: str | None
+    path: str | None
     extra: dict[str, object]
 
     def __init__(
@@ -26731,7 +26731,7 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
         auto_read_only: bool | None = None,
         force_share: bool | None = None,
         detect_zeroes: BlockdevDetectZeroesOptions | None = None,
-        path_: str | None = None,
+        path: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.driver = BlockdevDriver.VIRTIO_BLK_VHOST_VDPA
@@ -26742,7 +26742,7 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
         self.auto_read_only = auto_read_only
         self.force_share = force_share
         self.detect_zeroes = detect_zeroes
-        self.path_ = path_
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -26825,7 +26825,7 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
         decoded.auto_read_only = auto_read_only
         decoded.force_share = force_share
         decoded.detect_zeroes = detect_zeroes
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
@@ -26846,8 +26846,8 @@ class BlockdevOptions_VirtioBlkVhostVdpa(_Struct):
             wire["force-share"] = self.force_share
         if self.detect_zeroes is not None:
             wire["detect-zeroes"] = self.detect_zeroes.value
-        if self.path_ is not None:
-            wire["path"] = self.path_
+        if self.path is not None:
+            wire["path"] = self.path
         wire.update(self.extra)
         return wire
 

@@ -3021,19 +3021,19 @@ class PrManagerHelperProperties(_Struct):
     """Properties for pr-manager-helper objects.
 
     Attributes:
-        path_: the path to a Unix domain socket for connecting to the external helper
+        path: the path to a Unix domain socket for connecting to the external helper
 
     Since: 2.11
     """
 
-    __slots__ = ("path_", "extra")
+    __slots__ = ("path", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"path"})
 
-    path_: str
+    path: str
     extra: dict[str, object]
 
-    def __init__(self, *, path_: str, extra: dict[str, object] | None = None) -> None:
-        self.path_ = path_
+    def __init__(self, *, path: str, extra: dict[str, object] | None = None) -> None:
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -3055,13 +3055,13 @@ class PrManagerHelperProperties(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"path": self.path_}
+        wire: dict[str, object] = {"path": self.path}
         wire.update(self.extra)
         return wire
 
@@ -7016,25 +7016,25 @@ class ObjectOptions_PrManagerHelper(_Struct):
         id: the name of the new object
     """
 
-    __slots__ = ("qom_type", "id", "path_", "extra")
+    __slots__ = ("qom_type", "id", "path", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"qom-type", "id", "path"})
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("qom_type",)
 
     qom_type: _typing.Literal[ObjectType.PR_MANAGER_HELPER]
     id: str
-    path_: str | None
+    path: str | None
     extra: dict[str, object]
 
     def __init__(
         self,
         *,
         id: str,
-        path_: str | None = None,
+        path: str | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.qom_type = ObjectType.PR_MANAGER_HELPER
         self.id = id
-        self.path_ = path_
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -7061,15 +7061,15 @@ class ObjectOptions_PrManagerHelper(_Struct):
         decoded = object.__new__(cls)
         decoded.qom_type = ObjectType.PR_MANAGER_HELPER
         decoded.id = id
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
         wire: dict[str, object] = {"qom-type": self.qom_type.value, "id": self.id}
-        if self.path_ is not None:
-            wire["path"] = self.path_
+        if self.path is not None:
+            wire["path"] = self.path
         wire.update(self.extra)
         return wire
 

@@ -289,7 +289,7 @@ class UnixSocketAddress(_Struct):
     """Captures a socket address in the local ("Unix socket") namespace.
 
     Attributes:
-        path_: filesystem path to use
+        path: filesystem path to use
         abstract: if true, this is a Linux abstract socket address.  @path
             will be prefixed by a null byte, and optionally padded
             with null bytes.  Defaults to false.  (Since 5.1) (if CONFIG_LINUX)
@@ -300,12 +300,12 @@ class UnixSocketAddress(_Struct):
     Since: 1.3
     """
 
-    __slots__ = ("path_", "abstract", "tight", "extra")
+    __slots__ = ("path", "abstract", "tight", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"path", "abstract", "tight"}
     )
 
-    path_: str
+    path: str
     abstract: bool | None
     tight: bool | None
     extra: dict[str, object]
@@ -313,12 +313,12 @@ class UnixSocketAddress(_Struct):
     def __init__(
         self,
         *,
-        path_: str,
+        path: str,
         abstract: bool | None = None,
         tight: bool | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
-        self.path_ = path_
+        self.path = path
         self.abstract = abstract
         self.tight = tight
         self.extra = {} if extra is None else extra
@@ -350,7 +350,7 @@ class UnixSocketAddress(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.abstract = abstract
         decoded.tight = tight
         decoded.extra = extra
@@ -358,7 +358,7 @@ class UnixSocketAddress(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"path": self.path_}
+        wire: dict[str, object] = {"path": self.path}
         if self.abstract is not None:
             wire["abstract"] = self.abstract
         if self.tight is not None:
@@ -993,14 +993,14 @@ class SocketAddress_Unix(_Struct):
         tight: (if CONFIG_LINUX)
     """
 
-    __slots__ = ("type_", "path_", "abstract", "tight", "extra")
+    __slots__ = ("type_", "path", "abstract", "tight", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset(
         {"type", "path", "abstract", "tight"}
     )
     _FIXED: _typing.ClassVar[tuple[str, ...]] = ("type_",)
 
     type_: _typing.Literal[SocketAddressType.UNIX]
-    path_: str
+    path: str
     abstract: bool | None
     tight: bool | None
     extra: dict[str, object]
@@ -1008,13 +1008,13 @@ class SocketAddress_Unix(_Struct):
     def __init__(
         self,
         *,
-        path_: str,
+        path: str,
         abstract: bool | None = None,
         tight: bool | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
         self.type_ = SocketAddressType.UNIX
-        self.path_ = path_
+        self.path = path
         self.abstract = abstract
         self.tight = tight
         self.extra = {} if extra is None else extra
@@ -1047,7 +1047,7 @@ class SocketAddress_Unix(_Struct):
             extra = {}
         decoded = object.__new__(cls)
         decoded.type_ = SocketAddressType.UNIX
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.abstract = abstract
         decoded.tight = tight
         decoded.extra = extra
@@ -1055,7 +1055,7 @@ class SocketAddress_Unix(_Struct):
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"type": self.type_.value, "path": self.path_}
+        wire: dict[str, object] = {"type": self.type_.value, "path": self.path}
         if self.abstract is not None:
             wire["abstract"] = self.abstract
         if self.tight is not None:

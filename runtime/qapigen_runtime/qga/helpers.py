@@ -107,7 +107,7 @@ class SyncExecClient(Protocol):
     def guest_exec(
         self,
         *,
-        path_: str,
+        path: str,
         arg: list[str] | None = None,
         input_data: str | None = None,
         capture_output: bool | None = None,
@@ -120,7 +120,7 @@ class AsyncExecClient(Protocol):
     async def guest_exec(
         self,
         *,
-        path_: str,
+        path: str,
         arg: list[str] | None = None,
         input_data: str | None = None,
         capture_output: bool | None = None,
@@ -130,7 +130,7 @@ class AsyncExecClient(Protocol):
 
 
 class SyncFileClient(Protocol):
-    def guest_file_open(self, *, path_: str, mode: str | None = None) -> int: ...
+    def guest_file_open(self, *, path: str, mode: str | None = None) -> int: ...
     def guest_file_read(self, *, handle: int, count: int | None = None) -> FileRead: ...
     def guest_file_write(
         self, *, handle: int, buf_b64: str, count: int | None = None
@@ -141,7 +141,7 @@ class SyncFileClient(Protocol):
 
 
 class AsyncFileClient(Protocol):
-    async def guest_file_open(self, *, path_: str, mode: str | None = None) -> int: ...
+    async def guest_file_open(self, *, path: str, mode: str | None = None) -> int: ...
     async def guest_file_read(
         self, *, handle: int, count: int | None = None
     ) -> FileRead: ...
@@ -227,7 +227,7 @@ def run(
     seconds (it is left running)."""
     arg, data = _exec_arguments(args, input)
     started = client.guest_exec(
-        path_=path, arg=arg, input_data=data, capture_output=True
+        path=path, arg=arg, input_data=data, capture_output=True
     )
     deadline = _deadline(timeout)
     interval = DEFAULT_POLL_INTERVAL
@@ -253,7 +253,7 @@ async def run_async(
 
     arg, data = _exec_arguments(args, input)
     started = await client.guest_exec(
-        path_=path, arg=arg, input_data=data, capture_output=True
+        path=path, arg=arg, input_data=data, capture_output=True
     )
     deadline = _deadline(timeout)
     interval = DEFAULT_POLL_INTERVAL
@@ -283,7 +283,7 @@ class GuestFile(io.RawIOBase):
         self._client = client
         self._mode = mode
         self.name = path
-        self.handle = client.guest_file_open(path_=path, mode=mode)
+        self.handle = client.guest_file_open(path=path, mode=mode)
 
     def readable(self) -> bool:
         return "r" in self._mode or "+" in self._mode
@@ -351,7 +351,7 @@ class AsyncGuestFile:
     async def open(
         cls, client: AsyncFileClient, path: str, mode: str = "r"
     ) -> AsyncGuestFile:
-        return cls(client, path, await client.guest_file_open(path_=path, mode=mode))
+        return cls(client, path, await client.guest_file_open(path=path, mode=mode))
 
     async def read(self, size: int = -1) -> bytes:
         """Up to `size` bytes (all to the end when negative); b"" at the end."""

@@ -299,7 +299,7 @@ def uri_from_listening(info: MigrationInfo, destination: Address) -> str | None:
                 host = f"[{host}]"
             return f"tcp:{host}:{address.port}"
         if isinstance(address, SocketAddress_Unix):
-            return f"unix:{address.path_}"
+            return f"unix:{address.path}"
     return None
 
 

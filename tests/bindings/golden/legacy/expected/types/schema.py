@@ -84,17 +84,17 @@ class Path(_Struct):
     """QAPI struct Path.
 
     Attributes:
-        path_: a path
+        path: a path
     """
 
-    __slots__ = ("path_", "extra")
+    __slots__ = ("path", "extra")
     _MEMBERS: _typing.ClassVar[frozenset[str]] = frozenset({"path"})
 
-    path_: str
+    path: str
     extra: dict[str, object]
 
-    def __init__(self, *, path_: str, extra: dict[str, object] | None = None) -> None:
-        self.path_ = path_
+    def __init__(self, *, path: str, extra: dict[str, object] | None = None) -> None:
+        self.path = path
         self.extra = {} if extra is None else extra
 
     @classmethod
@@ -112,13 +112,13 @@ class Path(_Struct):
         else:
             extra = {}
         decoded = object.__new__(cls)
-        decoded.path_ = path_
+        decoded.path = path_
         decoded.extra = extra
         return decoded
 
     def to_wire(self) -> dict[str, object]:
         """The wire (JSON) form, with `extra` members merged back."""
-        wire: dict[str, object] = {"path": self.path_}
+        wire: dict[str, object] = {"path": self.path}
         wire.update(self.extra)
         return wire
 
