@@ -516,10 +516,12 @@ def extra_members(
 ) -> JSONObject:
     """Members the schema does not define. Lenient mode returns them so the object
     round-trips; strict mode rejects the first one, as QEMU rejects unknown arguments
-    (and members of class `owner` that the server's conditions leave out)."""
+    (and members of class `owner`, or with no `owner` the command's arguments, that
+    the server's conditions leave out)."""
     limits = DISABLED.get() if strict else None
     if limits is not None:
-        for member in limits.members.get(owner, ()):
+        # after the members were decoded, as QEMU's visitor finds leftovers last
+        for member in _disabled_in(limits, owner):
             if member in data:
                 raise _member_fault(path, member, "unexpected", "unexpected member")
     if len(data) <= len(known) and known >= data.keys():

@@ -210,6 +210,12 @@ def test_conditional_arguments_follow_the_server_conditions(
     )
     got = _serve(pkg, "set-info", {"name": "n", "dep": 1, "cfg": 2}, {"CONFIG_X"})
     assert got["cfg"] == 2
+    # an argument the build lacks is a leftover, reported after the arguments are
+    # decoded (QEMU's visitor checks for leftovers last): a type error comes first
+    assert (
+        _refusal(pkg, "set-info", {"name": 5, "dep": 1, "cfg": 2}, set())
+        == "Invalid parameter type for 'name', expected: string"
+    )
 
 
 def test_client_leaves_out_what_it_is_not_given(pkg: SimpleNamespace) -> None:

@@ -169,9 +169,6 @@ class SchemaDispatcher(Dispatcher):
             if crashes:
                 crash()
             raise CommandNotFound(f"{word} command {name} disabled by policy")
-        for argument in self._disabled.get(name, ()):
-            if argument in arguments:
-                raise GenericError(f"Parameter '{argument}' is unexpected")
         token = _c.DISABLED.set(self._command_limits.get(name, self._limits))
         hiding = _c.HIDDEN.set(self._hidden)
         try:
