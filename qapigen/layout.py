@@ -262,7 +262,7 @@ def _field_lines(node: Field, indent: str, trailer: str) -> list[str]:
             return [head, indent + INDENT + node.default, f"{indent}){trailer}"]
         return [
             f"{indent}{node.name}: (",
-            indent + INDENT + node.annotation,
+            *_union_lines(node.annotation, indent + INDENT),
             f"{indent}) = {node.default}{trailer}",
         ]
     # like an assignment's value: split at the subscript's bracket, or parenthesized
@@ -273,6 +273,34 @@ def _field_lines(node: Field, indent: str, trailer: str) -> list[str]:
             node.annotation[:opening], [node.annotation[opening:-1]], "]"
         )
     return _assign_lines(Assign(node.name, annotation, ": "), indent, trailer)
+
+
+def _union_lines(annotation: str, indent: str) -> list[str]:
+    """An annotation alone inside parentheses: on one line if it fits, else, as black
+    splits at the lowest-priority operator, one ``|`` operand a line."""
+    if _fits(indent + annotation):
+        return [indent + annotation]
+    operands: list[str] = []
+    depth = start = 0
+    for position, char in enumerate(annotation):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            operands.append(annotation[start:position].strip())
+            start = position + 1
+    operands.append(annotation[start:].strip())
+    lines: list[str] = []
+    for position, operand in enumerate(operands):
+        text = operand if position == 0 else f"| {operand}"
+        if _fits(indent + text) or not text.endswith("]"):
+            lines.append(indent + text)
+        else:
+            # an operand still too long: black splits its subscript's brackets
+            opening = text.index("[") + 1
+            lines += _lines(Group(text[:opening], [text[opening:-1]], "]"), indent, "")
+    return lines
 
 
 def _chain_lines(node: Chain, indent: str, trailer: str) -> list[str]:

@@ -99,3 +99,21 @@ def test_every_generated_file_is_what_black_prints(text: str) -> None:
     for name, source in files.items():
         if name.endswith(".py"):
             assert black.format_str(source, mode=MODE) == source, name
+
+
+def test_an_optional_argument_too_long_in_parentheses_splits_at_the_union() -> None:
+    """Found by the property above (hypothesis, in a run of the suite): an optional list argument whose
+    parenthesized annotation ``list[...] | None`` is still too long, which black splits
+    into one operand a line, and an operand still too long at its brackets. Name lengths
+    from 60 to 90 cover the lines around 88 at each step."""
+    for length in range(60, 91):
+        name = "T" + "a" * (length - 1)
+        text = (
+            f"{{ 'struct': '{name}', 'data': {{ 'x': 'int' }} }}\n"
+            f"{{ 'command': 'do-a', 'data': {{ '*m-a-a-a': ['{name}'] }} }}\n"
+        )
+        parsed = parse_text(text, "long.json", Level.PERMISSIVE)
+        schema = schema_from_parsed(parsed, "long.json", Level.PERMISSIVE)
+        files = generate_package(schema, "long_pkg", "long.json")
+        source = files["commands.py"]
+        assert black.format_str(source, mode=MODE) == source, length

@@ -52,8 +52,9 @@ def test_the_server_sends_nothing_for_a_successful_shutdown() -> None:
 
     async def scenario() -> list[dict[str, object]]:
         server = QMPServer(commands.CommandDispatcher(agent))
-        host, port = await server.listen(("127.0.0.1", 0))
-        reader, writer = await asyncio.open_connection(host, port)
+        address = await server.listen(("127.0.0.1", 0))
+        assert isinstance(address, tuple)
+        reader, writer = await asyncio.open_connection(*address)
         try:
             await reader.readline()  # the greeting
             requests = [
@@ -65,7 +66,7 @@ def test_the_server_sends_nothing_for_a_successful_shutdown() -> None:
             ]
             writer.write(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
             await writer.drain()
-            replies = []
+            replies: list[dict[str, object]] = []
             while not replies or replies[-1].get("id") != 4:
                 line = await asyncio.wait_for(reader.readline(), 10)
                 replies.append(json.loads(line))
