@@ -63,13 +63,16 @@ def check_written_text(files: dict[str, str]) -> None:
         each unique in its Python scope (`NameScope`), so no parameter list or
         keyword call repeats one (tests/frontend/test_naming.py, including a property
         over every name the front end accepts; tests/bindings/test_reserved_names.py
-        generates every builtin, keyword and typing name in every role);
+        generates every builtin, keyword and typing name in every role); a QAPI name
+        quoted in a message needs no escape in any literal, f-strings included (its
+        alphabet is letters, digits, '-', '_' and '.');
       * shape: which constructs, how many members, how deep. Nesting is bounded
         before anything is generated (backends/limits.py, far below Python's limits
-        of 100 indentation levels and 200 nested brackets; test_generate_limits.py
-        compiles the deepest accepted shapes), and brackets and line breaks come from
-        `layout.py`, whose layouts black reprints unchanged (tests/bindings/
-        test_layout.py, test_black_schemas.py over random schemas of every construct).
+        of 100 indentation levels and 200 nested brackets: the deepest accepted
+        shapes nest 10 and 3, and test_generate_limits.py compiles them), and
+        brackets and line breaks come from `layout.py`, whose layouts black reprints
+        unchanged (tests/bindings/test_layout.py; test_black_schemas.py over random
+        schemas of every construct).
     - The test suite runs with QAPIGEN_VERIFY=1 (tests/conftest.py), so every package
       any test generates, the golden ones and QEMU's complete schemas among them, is
       compiled whole, as every run once did.
