@@ -151,7 +151,7 @@ def test_wrong_use_is_rejected_by_mypy(
     _typing_tree(tmp_path, bundled_files)
     source = TYPING / "negative_constructs.py"
     (tmp_path / source.name).write_text(source.read_text())
-    result = run_mypy(tmp_path, [source.name])
+    result = run_mypy(tmp_path, [source.name], cache=tmp_path / ".mypy_cache")
     expected_file = TYPING / "negative_constructs.out"
     if UPDATE:
         expected_file.write_text(result.stdout)
@@ -798,25 +798,34 @@ COMPLETE_SCHEMAS = {
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("release", ["5.2", "7.2", "10.0"])
 def test_complete_qemu_schemas_import_type_check_and_are_black_clean(
-    tmp_path: Path,
+    tmp_path: Path, release: str
 ) -> None:
-    """Every complete schema of QEMU 5.2, 7.2 and 10.0 (those at hand): the package
-    imports with every module loaded, type-checks, and black leaves it alone."""
+    """Every complete schema of a QEMU release (QMP, guest agent, storage daemon; the
+    releases at hand: 5.2 and 7.2 are in ../shared, 10.0 where fetched): the package
+    imports with every module loaded, type-checks, and black leaves it alone. One
+    release per test, so that a parallel run spreads them."""
     from qapigen_testing.paths import qemu_release
 
     generated: dict[str, dict[str, str]] = {}
-    for release in ("5.2", "7.2", "10.0"):
-        for kind, parts in COMPLETE_SCHEMAS.items():
-            schema = qemu_release(release, *parts)
-            if schema is None:
-                continue
-            package = kind + release.replace(".", "")
-            generated[package] = generate_package(
-                load_schema(str(schema)), package, schema.name
-            )
+    for kind, parts in COMPLETE_SCHEMAS.items():
+        schema = qemu_release(release, *parts)
+        if schema is None:
+            continue
+        package = kind + release.replace(".", "")
+        generated[package] = generate_package(
+            load_schema(str(schema)), package, schema.name
+        )
+    if not generated:
+        pytest.skip(
+            f"QEMU {release}'s schemas are not at hand (../shared, or the cache"
+            " scripts/fetch-qemu-sources fills)"
+        )
     packages = list(generated)
-    assert {"qemu52", "qemu72", "qga72", "qsd72"} <= set(packages), packages
+    assert packages == [
+        kind + release.replace(".", "") for kind in COMPLETE_SCHEMAS
+    ], packages
     for package, files in generated.items():
         with imported_package(files, tmp_path, package):
             for facade in ("types", "events"):

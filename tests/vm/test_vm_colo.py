@@ -347,7 +347,12 @@ def test_colo_over_a_pipe_waits_for_a_secondary_that_cannot_answer(
         wait_for(lambda: vm.status() == "colo", "the primary in colo")
         assert vm.run_state() == "finish-migrate"
         assert vm.colo_status() == ("primary", "none", "none")
-        wait_for(lambda: stream.stat().st_size > 0, "the full migration in the file")
+        # the shell of `exec:` creates the file when it runs, which may be after
+        # the primary reached colo (the stream waits in the pipe meanwhile)
+        wait_for(
+            lambda: stream.exists() and stream.stat().st_size > 0,
+            "the full migration in the file",
+        )
         since = len(vm.events)
         vm.engine.x_colo_lost_heartbeat()
         wait_for(lambda: vm.status() == "completed", "the failover")
