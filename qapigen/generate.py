@@ -5,13 +5,16 @@ rewrites only files whose text changed (so timestamps and build caches stay put)
 once (atomic_write.py), and removes files it no longer produces; it touches only files
 qapigen owns (ownership.py) and leaves a stamp recording them (stamp.py). `check_package`
 returns a unified diff from what is on disk to what would be written (empty when current).
-Every generated module is compiled in memory before anything is written: a package that
-would not compile is a bug of qapigen's (GeneratedCodeError), never written.
+A written package compiles by construction (see `check_written_text` for the argument);
+what schema input could still break is checked on every run, and `QAPIGEN_VERIFY=1`
+(which the test suite sets) compiles every module in memory as well. Either way a
+package that fails is a bug of qapigen's (GeneratedCodeError), never written.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 
 from .atomic_write import replace_files
@@ -34,6 +37,70 @@ PY_TYPED = "py.typed"
 class GeneratedCodeError(Exception):
     """A generated module does not compile: a bug of qapigen's, not of the schema (a
     schema qapigen cannot express is refused by the front end with a located error)."""
+
+
+# Set to 1, `generate_package` compiles every module it returns (check_compiles).
+VERIFY_VARIABLE = "QAPIGEN_VERIFY"
+
+
+def _line_of(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def check_written_text(files: dict[str, str]) -> None:
+    """Check, on every run, what schema input could still break in generated modules;
+    GeneratedCodeError, naming the file (and line), for the first that is broken.
+
+    Why the rest cannot fail (so `generate` no longer pays `compile()`, which cost more
+    than all of generation besides, for every module it writes):
+    - Template text is fixed; schema input reaches a module only as
+      * text, through `render.py_string` (a string literal) or `render.docstring`
+        (prose): both escape anything, lone surrogates, quotes, backslashes and
+        control characters included (tests/bindings/test_hostile_text.py: both
+        properties over any text; no template puts a variable between quotes);
+      * names, through `naming.py`: ASCII identifiers (the front end admits only
+        `[A-Za-z0-9_.-]`, a leading digit gets `_`), never a keyword or `__debug__`,
+        each unique in its Python scope (`NameScope`), so no parameter list or
+        keyword call repeats one (tests/frontend/test_naming.py, including a property
+        over every name the front end accepts; tests/bindings/test_reserved_names.py
+        generates every builtin, keyword and typing name in every role); a QAPI name
+        quoted in a message needs no escape in any literal, f-strings included (its
+        alphabet is letters, digits, '-', '_' and '.');
+      * shape: which constructs, how many members, how deep. Nesting is bounded
+        before anything is generated (backends/limits.py, far below Python's limits
+        of 100 indentation levels and 200 nested brackets: the deepest accepted
+        shapes nest 10 and 3, and test_generate_limits.py compiles them), and
+        brackets and line breaks come from `layout.py`, whose layouts black reprints
+        unchanged (tests/bindings/test_layout.py; test_black_schemas.py over random
+        schemas of every construct).
+    - The test suite runs with QAPIGEN_VERIFY=1 (tests/conftest.py), so every package
+      any test generates, the golden ones and QEMU's complete schemas among them, is
+      compiled whole, as every run once did.
+    What remains to check here is the text failures Python's compiler refused in
+    hostile input before the escaping existed: a NUL byte (source may not hold one)
+    and text that is not encodable as UTF-8 (a lone surrogate). Both are a scan in C.
+    """
+    for path, text in files.items():
+        if not path.endswith(".py"):
+            continue
+        nul = text.find("\x00")
+        if nul >= 0:
+            raise GeneratedCodeError(
+                f"{path}:{_line_of(text, nul)}: generated code does not compile:"
+                " it holds a NUL byte"
+            )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise GeneratedCodeError(
+                f"{path}:{_line_of(text, error.start)}: generated code is not"
+                f" encodable as UTF-8: {error.reason}"
+            ) from error
+
+
+def verifying() -> bool:
+    """Whether to compile every generated module in memory (QAPIGEN_VERIFY=1)."""
+    return os.environ.get(VERIFY_VARIABLE, "") == "1"
 
 
 def check_compiles(files: dict[str, str]) -> None:
@@ -82,7 +149,9 @@ def generate_package(schema: Schema, package: str, schema_name: str) -> dict[str
         modules=["commands", "events", "introspection", "types"],
     )
     files[PY_TYPED] = ""
-    check_compiles(files)
+    check_written_text(files)
+    if verifying():
+        check_compiles(files)
     return dict(sorted(files.items()))
 
 

@@ -23,7 +23,7 @@ rules for those shapes (line length 88):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 LINE_LENGTH = 88
 INDENT = "    "
@@ -47,11 +47,15 @@ class Group:
     explode: bool = False
     is_def: bool = False
     literal: bool = False
+    # The one-line text, made once: laying out a group that does not fit measures each
+    # item again at every level it nests (nodes are not changed once built).
+    _flat: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def flat(self) -> str:
-        return (
-            self.opening + ", ".join(flat(item) for item in self.items) + self.closing
-        )
+        if self._flat is None:
+            items = ", ".join([flat(item) for item in self.items])
+            self._flat = self.opening + items + self.closing
+        return self._flat
 
 
 @dataclass

@@ -120,7 +120,10 @@ def camel_case(name: str) -> str:
 
 
 def event_class_name(name: str) -> str:
-    return camel_case(name) + "Event"
+    """``MIGRATION_PASS`` -> ``MigrationPassEvent``; ``__0day.org_FOO`` ->
+    ``Q0dayOrgFooEvent`` (a downstream prefix may start with a digit)."""
+    text = camel_case(name) + "Event"
+    return "Q" + text if text[:1].isdigit() else text
 
 
 def branch_class_name(union: str, branch: str) -> str:

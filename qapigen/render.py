@@ -13,6 +13,7 @@ import functools
 import jinja2
 
 from .layout import Assign, Chain, Group, Node, Return, lay_out
+from .template_cache import bytecode_cache
 from .template_folder import templates_folder
 
 
@@ -122,6 +123,8 @@ def environment() -> jinja2.Environment:
     env.globals["Return"] = Return
     env.globals["Group"] = Group
     env.globals["Chain"] = Chain
+    # compiled templates kept between runs (template_cache.py): keyed by all of the above
+    env.bytecode_cache = bytecode_cache(env)
     return env
 
 

@@ -20,7 +20,14 @@ from qapigen import cli
 from qapigen.backends.limits import MAX_BASE_DEPTH, MAX_FLAT_MEMBERS, MAX_UNION_NESTING
 from qapigen.backends.view import Module
 from qapigen.frontend import schema_from_parsed
-from qapigen.generate import GeneratedCodeError, check_compiles, generate_package
+from qapigen.generate import (
+    VERIFY_VARIABLE,
+    GeneratedCodeError,
+    check_compiles,
+    check_written_text,
+    generate_package,
+    verifying,
+)
 from qapigen.level import Level
 from qapigen.parser import parse_text
 from qapigen.source import QAPIError
@@ -128,13 +135,25 @@ def test_command_line_refuses_with_a_location_and_writes_nothing(
     assert not (tmp_path / "out").exists()
 
 
+def _broken_introspection(
+    monkeypatch: pytest.MonkeyPatch, body: str, *, verify: bool
+) -> None:
+    """Make generation produce `body` as introspection.py: a bug of qapigen's."""
+
+    def broken(schema: object, schema_name: str) -> Module:
+        return Module("introspection.py", "broken", [], body=body)
+
+    monkeypatch.setattr(qapigen.generate, "generate_introspection", broken)
+    if verify:
+        monkeypatch.setenv(VERIFY_VARIABLE, "1")
+    else:
+        monkeypatch.delenv(VERIFY_VARIABLE, raising=False)
+
+
 def test_code_that_does_not_compile_is_an_internal_error_and_not_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(schema: object, schema_name: str) -> Module:
-        return Module("introspection.py", "broken", [], body="def f(:\n")
-
-    monkeypatch.setattr(qapigen.generate, "generate_introspection", broken)
+    _broken_introspection(monkeypatch, "def f(:\n", verify=True)
     schema = tmp_path / "colours.json"
     schema.write_text("{ 'enum': 'Colour', 'data': [ 'red' ] }\n")
     status = cli.main(["generate", str(schema), "-o", str(tmp_path / "out" / "pkg")])
@@ -160,3 +179,53 @@ def test_code_that_does_not_compile_is_an_internal_error_and_not_written(
 def test_check_compiles_names_the_file(body: str) -> None:
     with pytest.raises(GeneratedCodeError, match=r"^types/m\.py\b"):
         check_compiles({"types/m.py": body, "py.typed": ""})
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('"""Doc."""\n\nx = 1  # \x00\n', "NUL byte"),
+        ('"""Doc."""\n\ns = "\udc80"\n', "not encodable as UTF-8"),
+    ],
+    ids=["nul", "surrogate"],
+)
+def test_every_run_refuses_text_python_cannot_read(
+    body: str,
+    reason: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without QAPIGEN_VERIFY, generate still refuses what schema text could break:
+    the error names the file and line, and nothing is written."""
+    _broken_introspection(monkeypatch, body, verify=False)
+    schema = tmp_path / "colours.json"
+    schema.write_text("{ 'enum': 'Colour', 'data': [ 'red' ] }\n")
+    status = cli.main(["generate", str(schema), "-o", str(tmp_path / "out" / "pkg")])
+    stderr = capsys.readouterr().err
+    assert status == 1
+    assert "internal error: GeneratedCodeError: introspection.py:3:" in stderr
+    assert reason in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_text_check_passes_what_compiles() -> None:
+    files = {"types/m.py": 'x = "\u2028 \\x00"\n', "py.typed": "\x00"}
+    check_written_text(files)  # an escaped NUL is text; py.typed is not Python
+    check_compiles(files)
+
+
+def test_verifying_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(VERIFY_VARIABLE, "1")
+    assert verifying()
+    for value in ("", "0", "yes"):
+        monkeypatch.setenv(VERIFY_VARIABLE, value)
+        assert not verifying()
+    monkeypatch.delenv(VERIFY_VARIABLE)
+    assert not verifying()
+
+
+def test_the_suite_compiles_every_generated_package() -> None:
+    """tests/conftest.py turns verification on for every test and the processes they
+    start: the whole-package compile that generate skips runs throughout the suite."""
+    assert verifying()

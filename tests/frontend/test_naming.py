@@ -6,8 +6,11 @@ import keyword
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qapigen import naming
+from qapigen.backends import modules
 from qapigen.frontend import load_schema, schema_from_parsed
 from qapigen.generate import generate_package
 from qapigen.level import Level
@@ -64,6 +67,7 @@ def test_class_names(qapi: str, python: str) -> None:
 
 def test_event_and_function_names() -> None:
     assert naming.event_class_name("MIGRATION_PASS") == "MigrationPassEvent"
+    assert naming.event_class_name("__0day.org_FOO") == "Q0dayOrgFooEvent"
     assert naming.snake_case("MigrationInfo") == "migration_info"
     assert naming.snake_case("COLOStatus") == "colo_status"
 
@@ -131,3 +135,44 @@ def test_event_members_renamed_onto_each_other_are_a_located_error() -> None:
         "tick.json:1: 'timestamp_' and 'timestamp' both become the Python name "
         "'timestamp_' in the data of event 'TICK'"
     )
+
+
+# Any name the front end accepts (expr.py's rule): definitions, members, branches...
+front_end_names = st.from_regex(
+    r"(__[a-zA-Z0-9.-]+_)?([xX]-)?[a-zA-Z][a-zA-Z0-9_-]*", fullmatch=True
+)
+# ...and enum values (so union branches), which may also start with a digit (QKeyCode's
+# '1').
+digit_first = st.from_regex(r"[0-9][a-zA-Z0-9_-]*", fullmatch=True)
+enum_values = st.one_of(front_end_names, digit_first)
+
+
+@settings(max_examples=400, deadline=None)
+@given(front_end_names, enum_values)
+def test_every_name_is_an_identifier_python_accepts(name: str, value: str) -> None:
+    """generate relies on this instead of compiling what it writes (generate.py): a
+    name never makes code that does not compile."""
+    spelled = [
+        naming.attribute_name(name),
+        naming.event_member_name(name),
+        naming.class_name(name),
+        naming.event_class_name(name),
+        "decode_" + naming.snake_case(name),  # how backends derive function names
+        naming.enum_member_name(value),
+        naming.branch_class_name(name, value),
+    ]
+    for python in spelled:
+        assert python.isidentifier(), (name, value, python)
+        assert not keyword.iskeyword(python), (name, value, python)
+        assert python != "__debug__", (name, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_every_schema_file_gives_a_module_name_python_accepts(file_name: str) -> None:
+    """A schema file (any name an include may give) becomes a module of the package
+    that other modules import by name (`from .block_core import ...`)."""
+    python = modules._python_module_name(f"qapi/{file_name}.json")
+    assert python.isidentifier() and python.isascii(), (file_name, python)
+    assert not keyword.iskeyword(python), (file_name, python)
+    assert python not in ("types", "events", "__init__"), (file_name, python)
