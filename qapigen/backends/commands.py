@@ -163,11 +163,10 @@ class CommandView:
             for p in self.params:
                 if p.special:
                     # refused by the server's input policy here, in member order
-                    refuse = Group(
-                        "_c.refuse_member(",
-                        ["_arguments", py_string(p.wire), '""', '""'],
-                        ")",
-                    )
+                    refused: list[Node] = ["_arguments", py_string(p.wire), '""', '""']
+                    if not p.optional:
+                        refused.append("True")  # asked whether or not it is there
+                    refuse = Group("_c.refuse_member(", refused, ")")
                     lines.append(lay_out(refuse, INDENT))
                 helper = "_c.optional" if p.optional else "_c.required"
                 args: list[Node] = ["_arguments", py_string(p.wire), '""', "True"]

@@ -274,13 +274,16 @@ class Member:
     def refusal_lines(self, indent: str) -> list[str]:
         """``if strict: _c.refuse_member(...)``: a server whose `-compat` input policy
         refuses the member refuses it here, before the members after it are decoded,
-        as QEMU's input visitor asks its policy at each member in schema order."""
+        as QEMU's input visitor asks its policy at each member in schema order (a
+        required member whether or not it is there: ``True`` last)."""
         arguments: list[Node] = [
             "data",
             py_string(self.wire),
             "path",
             py_string(self.owner),
         ]
+        if not self.optional:
+            arguments.append("True")
         call = f"_c.refuse_member({', '.join(map(flat, arguments))})"
         inner = indent + INDENT
         node = Group("_c.refuse_member(", arguments, ")")

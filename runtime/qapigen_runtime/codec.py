@@ -182,12 +182,19 @@ def refuse(kind: str, name: str, path: str, refusal: Refusal) -> DecodeError:
     return error
 
 
-def refuse_member(data: JSONObject, member: str, path: str, owner: str) -> None:
-    """Strict decoding reaches `member` of class `owner`: when the server's `-compat`
-    input policy refuses it and it is present, refuse it (or abort) now, before the
-    members after it are decoded, as QEMU's input visitor does."""
+def refuse_member(
+    data: JSONObject, member: str, path: str, owner: str, required: bool = False
+) -> None:
+    """Strict decoding reaches `member` of class `owner` (no `owner`: a command's
+    argument): when the server's `-compat` input policy refuses it, refuse it (or
+    abort) now, before the members after it are decoded, as QEMU's input visitor
+    does. An optional member only when it is present; a `required` one whether or
+    not it is, as QEMU asks its policy before it looks for a required member (unless
+    the server's build lacks it: QEMU's visitor then has no such member at all)."""
     limits = DISABLED.get()
-    if limits is None or member not in data:
+    if limits is None:
+        return
+    if member not in data and (not required or member in _disabled_in(limits, owner)):
         return
     refusal = limits.refused_members.get(owner, _NO_MEMBER_REFUSALS).get(member)
     if refusal is not None:

@@ -252,7 +252,7 @@ class SchemaInfo_Enum(_Struct):
             data, "members", path, strict, _c.array_of(SchemaInfoEnumMember.from_wire)
         )
         if strict:
-            _c.refuse_member(data, "values", path, "SchemaInfo_Enum")
+            _c.refuse_member(data, "values", path, "SchemaInfo_Enum", True)
         values = _c.omissible(
             data, "values", path, strict, _c.array_of(_c.string), None
         )
@@ -903,7 +903,7 @@ class SchemaInfoEnum(_Struct):
             data, "members", path, strict, _c.array_of(SchemaInfoEnumMember.from_wire)
         )
         if strict:
-            _c.refuse_member(data, "values", path, "SchemaInfoEnum")
+            _c.refuse_member(data, "values", path, "SchemaInfoEnum", True)
         values = _c.omissible(
             data, "values", path, strict, _c.array_of(_c.string), None
         )

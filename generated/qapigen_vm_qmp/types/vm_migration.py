@@ -1781,7 +1781,9 @@ class MigrationParameters(_Struct):
                 data, "downtime-limit", path, strict, _c.uint64
             )
         if strict:
-            _c.refuse_member(data, "x-checkpoint-delay", path, "MigrationParameters")
+            _c.refuse_member(
+                data, "x-checkpoint-delay", path, "MigrationParameters", True
+            )
         x_checkpoint_delay = get("x-checkpoint-delay")
         if type(x_checkpoint_delay) is not int or not 0 <= x_checkpoint_delay < 2**32:
             x_checkpoint_delay = _c.required(

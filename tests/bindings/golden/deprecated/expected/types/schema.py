@@ -146,7 +146,7 @@ class Copy(_Struct):
             if old_limit is not None or "old-limit" in data:
                 old_limit = _c.required(data, "old-limit", path, strict, _c.int_)
         if strict:
-            _c.refuse_member(data, "legacy-flag", path, "Copy")
+            _c.refuse_member(data, "legacy-flag", path, "Copy", True)
         legacy_flag = _c.omissible(data, "legacy-flag", path, strict, _c.boolean, None)
         if strict or not cls._MEMBERS.issuperset(data):
             extra = _c.extra_members(data, cls._MEMBERS, path, strict, "Copy")
