@@ -325,6 +325,29 @@ def branch_members(typ: ObjectType, value: dict[str, object]) -> list[ObjectMemb
     return members
 
 
+def omissible_members(
+    typ: ObjectType, value: dict[str, object], conditional: bool = False
+) -> set[str]:
+    """Of the members `branch_members` gives, those a peer may leave out though the
+    schema requires them: under an `if` condition (their own, or their branch's,
+    `conditional`) or deprecated."""
+    names = {
+        member.name
+        for member in typ.members
+        if conditional
+        or member.ifcond.to_json() is not None
+        or any(feature.name == "deprecated" for feature in member.features)
+    }
+    if typ.variants is not None:
+        tag = value.get(typ.variants.tag_member.name)
+        for variant in typ.branches:
+            vtype = variant.type
+            if variant.name == tag and isinstance(vtype, ObjectType):
+                inner = conditional or variant.ifcond.to_json() is not None
+                names |= omissible_members(vtype, value, inner)
+    return names
+
+
 def alternative_for(typ: AlternateType, value: object) -> Type:
     """The alternative of `typ` a wire value selects (by its JSON kind)."""
     kind = json_kind(value)
@@ -477,6 +500,10 @@ class Mutation:
     path: str
     replacement: object = None
     delete: bool = False
+    strict_only: bool = False
+    """Only strict decoding refuses it: a required member a peer may still leave out
+    (conditional, in a conditional branch, or deprecated: see the generator's
+    `Member.omissible`), which lenient decoding takes as None."""
 
 
 def mutations(site: Site) -> Iterator[Mutation]:
@@ -495,6 +522,7 @@ def mutations(site: Site) -> Iterator[Mutation]:
             yield Mutation(f"{number} for {typ.name}", site.location, site.path, number)
     if isinstance(typ, ObjectType):
         assert isinstance(site.value, dict)
+        omissible = omissible_members(typ, site.value)
         for member in branch_members(typ, site.value):
             if not member.optional:
                 yield Mutation(
@@ -502,6 +530,7 @@ def mutations(site: Site) -> Iterator[Mutation]:
                     site.location + (member.name,),
                     member_path(site.path, member.name),
                     delete=True,
+                    strict_only=member.name in omissible,
                 )
         if typ.variants is not None:
             tag = typ.variants.tag_member.name
