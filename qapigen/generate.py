@@ -104,13 +104,12 @@ def verifying() -> bool:
 
 
 def check_compiles(files: dict[str, str]) -> None:
-    """Compile every Python module of `files` in memory (and check it is encodable);
-    GeneratedCodeError, naming the file and line, for the first that is not."""
+    """Compile every Python module of `files` in memory; GeneratedCodeError, naming
+    the file and line, for the first that does not compile."""
     for path, text in files.items():
         if not path.endswith(".py"):
             continue
-        try:
-            text.encode("utf-8")
+        try:  # a lone surrogate fails as UnicodeEncodeError, a NUL as SyntaxError
             compile(text, path, "exec", dont_inherit=True)
         except SyntaxError as error:  # IndentationError among them
             raise GeneratedCodeError(

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from qapigen_runtime.codec import DecodeError
-from qapigen_runtime.qmp.events import QMPEvent, Timestamp
+from qapigen_runtime.qmp.events import Timestamp
 from qapigen_runtime.qmp.protocol import qemu_version
 from qapigen_runtime.qmp.server import QMPServer
 from qapigen_vm_qmp.commands import CommandDispatcher
@@ -95,8 +95,8 @@ class EventForwarder:
         if event is not None:
             event.timestamp = stamp
             self.server.send(event)
-        elif self.server.events is None or not self.server.events.hides(name):
-            self.server.broadcast(QMPEvent.stamped(name, data, stamp))
+        else:
+            self.server.emit(name, data, stamp)
 
 
 def _describe_endpoint(endpoint: QmpEndpoint) -> str:

@@ -16,10 +16,11 @@ with tests/interop/test_qemu_compat_policies.py):
   fault, and accepted input is served as usual.
 - input ``crash``: the process aborts (SIGABRT) where ``reject`` would refuse.
 - output ``hide``: members with the feature are left out of replies and of event
-  data, at any depth, enum values are not; events with the feature are not sent; with ``deprecated-output=hide`` query-qmp-schema leaves out
-  deprecated commands, events and members, and (since SchemaInfoEnum's own ``values``
-  member is deprecated in QEMU 7.2's schema) the ``values`` of enum entries, but keeps
-  deprecated enum values; ``unstable-output=hide`` leaves query-qmp-schema as it is.
+  data, at any depth, enum values are not; events with the feature are not sent;
+  with ``deprecated-output=hide`` query-qmp-schema leaves out deprecated commands,
+  events and members, and (since SchemaInfoEnum's own ``values`` member is deprecated
+  in QEMU 7.2's schema) the ``values`` of enum entries, but keeps deprecated enum
+  values; ``unstable-output=hide`` leaves query-qmp-schema as it is.
 """
 
 from __future__ import annotations

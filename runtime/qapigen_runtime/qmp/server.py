@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from .address import Address
 from .errors import CommandNotFound
-from .events import QMPEvent
+from .events import NO_TIMESTAMP, QMPEvent, Timestamp
 from .json_stream import MAX_NESTING_DEPTH
 from .passed_fds import bind_unix_listener
 from .protocol import (
@@ -218,13 +218,19 @@ class QMPServer:
 
     # -- events ----------------------------------------------------------------
 
-    def emit(self, name: str, data: dict[str, object] | None = None) -> QMPEvent | None:
-        """Send event `name` with `data` as given to every negotiated client; return
-        it, or None when the server's `events` policy hides the event (`send` also
-        leaves hidden members out of a typed event's data)."""
+    def emit(
+        self,
+        name: str,
+        data: dict[str, object] | None = None,
+        stamp: Timestamp = NO_TIMESTAMP,
+    ) -> QMPEvent | None:
+        """Send event `name` with `data` as given to every negotiated client, stamped
+        with `stamp` (now when it has none); return it, or None when the server's
+        `events` policy hides the event (`send` also leaves hidden members out of a
+        typed event's data)."""
         if self.events is not None and self.events.hides(name):
             return None
-        event = QMPEvent.now(name, data)
+        event = QMPEvent.stamped(name, {} if data is None else data, stamp)
         self.broadcast(event)
         return event
 

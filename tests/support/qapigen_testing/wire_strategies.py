@@ -315,37 +315,38 @@ def known_members(typ: ObjectType) -> frozenset[str]:
 
 def branch_members(typ: ObjectType, value: dict[str, object]) -> list[ObjectMember]:
     """The members an object of `typ` has with the discriminator `value` carries."""
-    members = list(typ.members)
-    if typ.variants is not None:
-        tag = value.get(typ.variants.tag_member.name)
-        for variant in typ.branches:
-            vtype = variant.type
-            if variant.name == tag and isinstance(vtype, ObjectType):
-                members += branch_members(vtype, value)
-    return members
+    return [member for member, _ in _members_with_omissible(typ, value, False)]
 
 
-def omissible_members(
-    typ: ObjectType, value: dict[str, object], conditional: bool = False
-) -> set[str]:
+def omissible_members(typ: ObjectType, value: dict[str, object]) -> set[str]:
     """Of the members `branch_members` gives, those a peer may leave out though the
-    schema requires them: under an `if` condition (their own, or their branch's,
-    `conditional`) or deprecated."""
-    names = {
+    schema requires them: under an `if` condition (their own, or their branch's) or
+    deprecated."""
+    return {
         member.name
-        for member in typ.members
-        if conditional
-        or member.ifcond.to_json() is not None
-        or any(feature.name == "deprecated" for feature in member.features)
+        for member, omissible in _members_with_omissible(typ, value, False)
+        if omissible
     }
+
+
+def _members_with_omissible(
+    typ: ObjectType, value: dict[str, object], conditional: bool
+) -> Iterator[tuple[ObjectMember, bool]]:
+    """`branch_members`, each with whether it may be left out (`conditional`: the
+    branch holding `typ` is under an `if` condition)."""
+    for member in typ.members:
+        yield member, (
+            conditional
+            or member.ifcond.to_json() is not None
+            or any(feature.name == "deprecated" for feature in member.features)
+        )
     if typ.variants is not None:
         tag = value.get(typ.variants.tag_member.name)
         for variant in typ.branches:
             vtype = variant.type
             if variant.name == tag and isinstance(vtype, ObjectType):
                 inner = conditional or variant.ifcond.to_json() is not None
-                names |= omissible_members(vtype, value, inner)
-    return names
+                yield from _members_with_omissible(vtype, value, inner)
 
 
 def alternative_for(typ: AlternateType, value: object) -> Type:
