@@ -206,20 +206,21 @@ def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
         # (``x: Literal[`` / ``E.V`` / ``] = value``).
         opening = node.target.index("[") + 1
         inner = indent + INDENT + node.target[opening:-1]
-        rest = _lines(Assign("]", value), indent, trailer)
-        return [indent + node.target[:opening], inner, *rest]
+        rest = Assign("]", value)
+        if isinstance(value, Group) and not _fits(indent + flat(rest) + trailer):
+            # black weighed the parentheses against the whole statement, whose
+            # ``target = (`` did not fit: it left them out and split at the value's
+            # last bracket, even where ``] = value(`` is then still too long
+            rest_lines = _at_value_bracket("] = ", value, indent, trailer)
+        else:
+            rest_lines = _lines(rest, indent, trailer)
+        return [indent + node.target[:opening], inner, *rest_lines]
     if isinstance(value, Group):
         # black splits at the value's last bracket when the line up to it fits;
         # otherwise it takes the value in parentheses: after a target with brackets
         # always, after a plain one only if then every line fits
         if _fits(indent + prefix + value.opening) or not _has_brackets(node.target):
-            split = Group(prefix + value.opening, value.items, value.closing)
-            split.explode, split.is_def, split.literal = (
-                value.explode,
-                value.is_def,
-                value.literal,
-            )
-            at_bracket = _lines(split, indent, trailer)
+            at_bracket = _at_value_bracket(prefix, value, indent, trailer)
             if _fits(indent + prefix + value.opening):
                 return at_bracket
             wrapped = _wrapped(prefix, value, indent, trailer)
@@ -235,6 +236,20 @@ def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
         return [indent + prefix + flat(value) + trailer]
     # black wraps the value in parentheses
     return _wrapped(prefix, value, indent, trailer)
+
+
+def _at_value_bracket(
+    prefix: str, value: Group, indent: str, trailer: str
+) -> list[str]:
+    """``prefix value.opening`` / the items / ``value.closing``: the statement split
+    at its value's last bracket."""
+    split = Group(prefix + value.opening, value.items, value.closing)
+    split.explode, split.is_def, split.literal = (
+        value.explode,
+        value.is_def,
+        value.literal,
+    )
+    return _lines(split, indent, trailer)
 
 
 def _wrapped(prefix: str, value: Node, indent: str, trailer: str) -> list[str]:

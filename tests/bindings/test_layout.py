@@ -7,7 +7,7 @@ import black
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qapigen.layout import Assign, Chain, Field, Group, Node, Split, lay_out
+from qapigen.layout import INDENT, Assign, Chain, Field, Group, Node, Split, lay_out
 
 MODE = black.Mode(line_length=88)
 names = st.text(alphabet="abcdefghij_", min_size=1, max_size=40).map(lambda s: "n" + s)
@@ -102,3 +102,25 @@ def test_dataclass_fields_like_black(name: str, type_name: str, optional: bool) 
     annotation = f"list[{type_name}]" + (" | None" if optional else "")
     field = Field(name, annotation, "None" if optional else None)
     assert_black_stable("class C:\n" + lay_out(field, "    ") + "\n")
+
+
+long_names = st.text(alphabet="abcdefghij_", min_size=20, max_size=90).map(
+    lambda s: "n" + s
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(long_names, long_names, long_names, st.integers(min_value=1, max_value=4))
+def test_subscript_targets_too_long_split_at_the_values_bracket_like_black(
+    key: str, callee: str, argument: str, depth: int
+) -> None:
+    """``_arguments["key"] = _t.encode_x(arg)`` where even ``_arguments["key"] = (``
+    is too long: black leaves the optional parentheses out and splits at the call's
+    bracket, though ``] = _t.encode_x(`` may still be too long (the random-schema
+    black test found it, with a 60-character argument and a 70-character encoder)."""
+    stmt = Assign(f'_arguments["{key}"]', Group(f"_t.{callee}(", [argument], ")"))
+    indent = INDENT * depth
+    code = "def f():\n" + "".join(
+        INDENT * level + "if x:\n" for level in range(1, depth)
+    )
+    assert_black_stable(code + lay_out(stmt, indent) + "\n")
