@@ -38,6 +38,7 @@ from qapigen_runtime.schema_compare import cli as tool
 from qapigen_testing.generated_packages import imported_package
 from qapigen_testing.qemu_fixtures import (
     QemuLauncher,
+    accepts_connections,
     qemu_version,
 )
 
@@ -1114,7 +1115,7 @@ def qmp_server_of_schema(tmp_path: Path) -> Iterator[tuple[str, str]]:
     )
     try:
         deadline = time.monotonic() + 30
-        while not socket_path.exists():
+        while not accepts_connections(socket_path):
             assert process.poll() is None, process.communicate()[1]
             assert time.monotonic() < deadline, "qapigen-vm did not start"
             time.sleep(0.05)

@@ -32,6 +32,7 @@ from qapigen_migration.types import (
 from qapigen_runtime.qmp import QMPEvent, SyncQMPClient
 from qapigen_runtime.qmp.address import AddressError
 from qapigen_runtime.qmp.address import parse_address as runtime_parse_address
+from qapigen_testing.qemu_fixtures import accepts_connections
 from qapigen_vm.tools import migrate
 from qapigen_vm.tools.arguments import (
     UsageError,
@@ -643,7 +644,7 @@ class Pair:
 
 def wait_for_socket(path: Path, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 20
-    while not path.exists():
+    while not accepts_connections(path):
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(
                 f"{path.name} did not appear: {log.read_text(errors='replace')}"

@@ -29,6 +29,7 @@ from qapigen_runtime.qmp import (
     QMPError,
     SyncQMPClient,
 )
+from qapigen_testing.qemu_fixtures import accepts_connections
 from qapigen_vm_qmp import introspection
 from qapigen_vm_qmp.commands import SyncClient
 from qapigen_vm_qmp.events import MigrationEvent, wait_for_sync
@@ -782,7 +783,7 @@ def test_same_answers_as_qemu(vms: VmLauncher, workdir: Path) -> None:
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not qmp.exists():
+        while not accepts_connections(qmp):
             assert time.monotonic() < deadline, "QEMU did not start"
             time.sleep(0.05)
         reference = SyncQMPClient()

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from .qemu_fixtures import _die_with_parent
+from .qemu_fixtures import _die_with_parent, accepts_connections
 
 QEMU_GA = "qemu-ga"
 STORAGE_DAEMON = "qemu-storage-daemon"
@@ -76,7 +76,9 @@ class _Daemon:
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - before any thread starts
             )
         deadline = time.monotonic() + START_TIMEOUT
-        while not self.socket_path.exists():
+        # The socket file appears at bind(), before listen(): a client that came
+        # then was refused (seen under load in the README's guest-agent test).
+        while not accepts_connections(self.socket_path):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 log_text = self.log_path.read_text(errors="replace")
                 self.stop()

@@ -66,7 +66,7 @@ def free_tcp_port() -> int:
         return port
 
 
-def _accepts(path: Path) -> bool:
+def accepts_connections(path: Path) -> bool:
     """Whether the unix socket at `path` accepts connections (QEMU's monitor serves
     the next client after this probe disconnects)."""
     if not path.exists():
@@ -250,7 +250,7 @@ class QemuLauncher:
             )
         qemu = QemuProcess(name, process, qmp_socket, log_path, port)
         self.processes.append(qemu)
-        self._wait_until(qemu, "a QMP socket", lambda: _accepts(qmp_socket))
+        self._wait_until(qemu, "a QMP socket", lambda: accepts_connections(qmp_socket))
         if port is not None:
             # QEMU opens its monitor before it starts listening for the incoming
             # migration: a source that migrates in between gets "Connection refused".
