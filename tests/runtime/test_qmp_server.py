@@ -318,7 +318,9 @@ def test_handler_errors_and_bugs_become_replies(shared_server: ServerThread) -> 
 
 def test_tcp_listener() -> None:
     with ServerThread(("127.0.0.1", 0)) as server:
-        host, port = server.address  # type: ignore[misc]
+        address = server.address
+        assert isinstance(address, tuple), address
+        host, port = address
         assert port != 0
         with SyncQMPClient() as client:
             client.connect((host, port))

@@ -308,10 +308,7 @@ class TlsChannel(SocketChannel):
         while got < view.nbytes:
             with self._tls_lock:
                 try:
-                    # typeshed says bytearray; any writable buffer works
-                    result = self._tls.read(
-                        view.nbytes - got, view[got:]  # type: ignore[arg-type]
-                    )
+                    result = self._tls.read(view.nbytes - got, view[got:])
                     n = result if isinstance(result, int) else len(result)
                 except ssl.SSLWantReadError:
                     n = -1
@@ -376,7 +373,7 @@ def server_context(creds: TlsCredsX509) -> ssl.SSLContext:
     else:
         context.verify_mode = ssl.CERT_NONE
     # No session tickets: records after the handshake that a one-way stream never reads.
-    context.num_tickets = 0  # type: ignore[attr-defined]  # (missing from typeshed)
+    context.num_tickets = 0
     return context
 
 
