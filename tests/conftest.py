@@ -18,12 +18,23 @@ from qapigen_testing.daemons import (
     find_program,
 )
 from qapigen_testing.qemu_fixtures import QEMU_BINARY, QemuLauncher
+from qapigen_testing.run_folder import make_run_folder, remove_run_folder
 
 # Every package a test generates is compiled whole in memory before it is returned or
 # written (qapigen/generate.py: generate itself relies on construction and checks only
 # what schema input could break). Set in the environment so that the `qapigen`
 # processes tests start do it too.
 os.environ[VERIFY_VARIABLE] = "1"
+
+# The folder the run's processes share (qapigen_testing.run_folder); made before
+# pytest-xdist starts its workers, which inherit it.
+_RUN_FOLDER = make_run_folder()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _RUN_FOLDER is not None:
+        remove_run_folder(_RUN_FOLDER)
+
 
 # marker -> the programs its tests run, and the Debian package that has them
 PEERS = {

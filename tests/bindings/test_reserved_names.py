@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import builtins
+import functools
 import importlib
 import inspect
 import keyword
@@ -125,23 +126,43 @@ def _qapi_accepts(text: str) -> bool:
     return True
 
 
+@functools.cache
 def role_names(probe: str) -> list[str]:
     """The names QAPI accepts in one role (`probe` with NAME in it), one of each
     spelling that would become the same Python name (clashes have tests of their
     own), lower case preferred."""
     chosen: dict[str, str] = {}
-    for name in sorted(NAMES, key=lambda n: (n != n.lower(), n)):
+    for name in sorted(names(), key=lambda n: (n != n.lower(), n)):
         if _qapi_accepts(probe.replace("NAME", name)):
             chosen.setdefault(_key(name), name)
     return sorted(chosen.values())
 
 
-NAMES = every_name()
-TYPE_NAMES = role_names("{ 'struct': 'NAME', 'data': {} }")
-MEMBER_NAMES = role_names("{ 'struct': 'ZzProbe', 'data': { '*NAME': 'int' } }")
-VALUE_NAMES = role_names("{ 'enum': 'ZzProbe', 'data': [ 'NAME' ] }")
-COMMAND_NAMES = role_names("{ 'command': 'NAME' }")
-EVENT_NAMES = role_names("{ 'event': 'NAME' }")
+# The names of each role are found when a test first needs them, not at collection,
+# which every pytest-xdist worker pays for (about 3 s of probing in all).
+@functools.cache
+def names() -> list[str]:
+    return every_name()
+
+
+def type_names() -> list[str]:
+    return role_names("{ 'struct': 'NAME', 'data': {} }")
+
+
+def member_names() -> list[str]:
+    return role_names("{ 'struct': 'ZzProbe', 'data': { '*NAME': 'int' } }")
+
+
+def value_names() -> list[str]:
+    return role_names("{ 'enum': 'ZzProbe', 'data': [ 'NAME' ] }")
+
+
+def command_names() -> list[str]:
+    return role_names("{ 'command': 'NAME' }")
+
+
+def event_names() -> list[str]:
+    return role_names("{ 'event': 'NAME' }")
 
 
 def _build(text: str, package: str) -> dict[str, str]:
@@ -284,22 +305,28 @@ def _check(files: dict[str, str], name: str, tmp_path: Path, program: str) -> No
 
 
 def test_names_are_not_helpers() -> None:
-    assert len(NAMES) > 500
-    for role in (TYPE_NAMES, MEMBER_NAMES, VALUE_NAMES, COMMAND_NAMES, EVENT_NAMES):
+    assert len(names()) > 500
+    for role in (
+        type_names(),
+        member_names(),
+        value_names(),
+        command_names(),
+        event_names(),
+    ):
         assert len(role) > 150
-    assert set(ISSUE_MEMBERS) <= set(MEMBER_NAMES)
-    assert set(ISSUE_TYPES) <= set(TYPE_NAMES)
+    assert set(ISSUE_MEMBERS) <= set(member_names())
+    assert set(ISSUE_TYPES) <= set(type_names())
     for helper in (KIND, LEAF, "ZzAll", "ZzHolder", "ZzValues", "ZzProbe"):
-        assert _key(helper) not in {_key(n) for n in NAMES}
+        assert _key(helper) not in {_key(n) for n in names()}
 
 
 def test_every_name_as_a_type(tmp_path: Path) -> None:
-    files = _build(types_schema(TYPE_NAMES), "names_types")
+    files = _build(types_schema(type_names()), "names_types")
     with imported_package(files, tmp_path / "packages", "names_types") as pkg:
         _import_all(pkg)
         t = pkg.types
         arguments: dict[str, object] = {}
-        for index, _ in enumerate(TYPE_NAMES):
+        for index, _ in enumerate(type_names()):
             wire: object = [{"x": 1}, "a", {"k": "a", "x": 2}, 5][index % 4]
             arguments[f"m{index}"] = wire
         reply = t.ZzAll.from_wire(arguments).to_wire()
@@ -307,7 +334,7 @@ def test_every_name_as_a_type(tmp_path: Path) -> None:
         _round_trip_command(pkg, "zz-take", arguments, "ZzAll", reply)
         event = pkg.events.decode_event("ZZ_ALL", arguments)
         assert event is not None and event.to_wire() == arguments
-        attrs = list(inspect.signature(t.ZzAll).parameters)[: len(TYPE_NAMES)]
+        attrs = list(inspect.signature(t.ZzAll).parameters)[: len(type_names())]
     uses = "\n".join(f"    all_.{attr} = all_.{attr}" for attr in attrs)
     program = (
         "from names_types import commands, types\n\n\n"
@@ -320,18 +347,18 @@ def test_every_name_as_a_type(tmp_path: Path) -> None:
 
 
 def test_every_name_as_a_member_value_and_argument(tmp_path: Path) -> None:
-    files = _build(members_schema(MEMBER_NAMES, VALUE_NAMES), "names_members")
+    files = _build(members_schema(member_names(), value_names()), "names_members")
     with imported_package(files, tmp_path / "packages", "names_members") as pkg:
         _import_all(pkg)
         t = pkg.types
-        wire: dict[str, object] = {n: i for i, n in enumerate(MEMBER_NAMES)}
+        wire: dict[str, object] = {n: i for i, n in enumerate(member_names())}
         holder = t.ZzHolder.from_wire(wire)
         assert holder.to_wire() == wire and not holder.extra
         attrs = [p for p in inspect.signature(t.ZzHolder).parameters if p != "extra"]
-        attrs = attrs[: len(MEMBER_NAMES)]
+        attrs = attrs[: len(member_names())]
         built = t.ZzHolder(**{attr: i for i, attr in enumerate(attrs)})
         assert built.to_wire() == wire
-        for name in VALUE_NAMES:
+        for name in value_names():
             assert t.ZzValues.from_wire(name).value == name
             assert t.ZzHolder.from_wire({"zz": name}).to_wire() == {"zz": name}
         _round_trip_command(pkg, "zz-take", wire, "ZzHolder", wire)
@@ -354,12 +381,12 @@ def test_every_name_as_a_member_value_and_argument(tmp_path: Path) -> None:
 
 
 def test_every_name_as_a_command(tmp_path: Path) -> None:
-    files = _build(commands_schema(COMMAND_NAMES), "names_commands")
+    files = _build(commands_schema(command_names()), "names_commands")
     with imported_package(files, tmp_path / "packages", "names_commands") as pkg:
         _import_all(pkg)
-        for name in COMMAND_NAMES:
+        for name in command_names():
             _round_trip_command(pkg, name, {"x": 1}, LEAF, {"x": 2})
-        methods = [pkg.commands.METHODS[name] for name in COMMAND_NAMES]
+        methods = [pkg.commands.METHODS[name] for name in command_names()]
     calls = "\n".join(f"    await client.{m}(x=1)" for m in methods)
     program = (
         "from names_commands import commands\n\n\n"
@@ -370,11 +397,11 @@ def test_every_name_as_a_command(tmp_path: Path) -> None:
 
 
 def test_every_name_as_an_event(tmp_path: Path) -> None:
-    files = _build(events_schema(EVENT_NAMES), "names_events")
+    files = _build(events_schema(event_names()), "names_events")
     with imported_package(files, tmp_path / "packages", "names_events") as pkg:
         _import_all(pkg)
         classes = []
-        for name in EVENT_NAMES:
+        for name in event_names():
             event = pkg.events.decode_event(name, {"x": 1})
             assert event is not None and event.to_wire() == {"x": 1}
             assert name == type(event).NAME
@@ -387,11 +414,11 @@ def test_every_name_as_an_event(tmp_path: Path) -> None:
 @st.composite
 def mixed_schemas(draw: st.DrawFn) -> tuple[str, list[str]]:
     """A type, a member, an argument, a command and an event, each named from NAMES."""
-    typ = draw(st.sampled_from(TYPE_NAMES))
-    member = draw(st.sampled_from(MEMBER_NAMES))
-    argument = draw(st.sampled_from(MEMBER_NAMES))
-    command = draw(st.sampled_from(COMMAND_NAMES))
-    event = draw(st.sampled_from(EVENT_NAMES))
+    typ = draw(st.sampled_from(type_names()))
+    member = draw(st.sampled_from(member_names()))
+    argument = draw(st.sampled_from(member_names()))
+    command = draw(st.sampled_from(command_names()))
+    event = draw(st.sampled_from(event_names()))
     if len({_key(typ), _key(command), _key(event)}) < 3 or _key(command) in (
         _key(LEAF),
         _key(KIND),

@@ -1,13 +1,18 @@
 """Running a scenario on a pair of peers, with one QEMU observation per scenario kept
-for the process, so tests that compare with QEMU run each QEMU scenario once."""
+for the test run, so tests that compare with QEMU run each QEMU scenario once, on
+whichever worker needs it first."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import pickle
 
 import pytest
 
 from ..peers import PeerKind, environment_problem, site, start_pair
+from ..run_folder import run_folder
 from . import Observation, Scenario, observe
 
 
@@ -24,6 +29,29 @@ _qemu_cache: dict[str, Observation] = {}
 
 
 def qemu_observation(scenario: Scenario) -> Observation:
+    """QEMU's observation of `scenario`, made once per test run: the first worker to
+    need it runs it while holding a lock and leaves it in the run's folder; another
+    worker that needs it meanwhile waits for it instead of running QEMU again."""
     if scenario.name not in _qemu_cache:
-        _qemu_cache[scenario.name] = run_scenario(PeerKind.QEMU, scenario)
+        _qemu_cache[scenario.name] = _shared_qemu_observation(scenario)
     return _qemu_cache[scenario.name]
+
+
+def _shared_qemu_observation(scenario: Scenario) -> Observation:
+    shared = run_folder()
+    if shared is None:
+        return run_scenario(PeerKind.QEMU, scenario)
+    folder = shared / "qemu-observations"
+    folder.mkdir(exist_ok=True)
+    saved = folder / f"{scenario.name}.pickle"
+    with (folder / f"{scenario.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if saved.exists():
+            observation: Observation = pickle.loads(saved.read_bytes())
+            return observation
+        # a skip or a failure leaves nothing behind: the next worker tries again
+        observation = run_scenario(PeerKind.QEMU, scenario)
+        partial = saved.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(observation))
+        os.replace(partial, saved)
+        return observation
