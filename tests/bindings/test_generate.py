@@ -31,13 +31,9 @@ from qapigen.parser import parse_text
 from qapigen.source import QAPIError
 from qapigen_runtime.codec import NULL, DecodeError
 from qapigen_runtime.qmp.errors import CommandNotFound
+from qapigen_testing.black_check import black_check_each_text_once
 from qapigen_testing.generated_packages import imported_package
-from qapigen_testing.typecheck import (
-    REPO,
-    black_check_each_text_once,
-    link_tree,
-    run_mypy,
-)
+from qapigen_testing.typecheck import REPO, link_tree, run_mypy
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "schema.json").is_file())
