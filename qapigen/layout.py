@@ -322,7 +322,15 @@ def _union_lines(annotation: str, indent: str) -> list[str]:
     return lines
 
 
+# ``name: annotation = `` (a type alias): the prefix of a chain that black may split
+# at its annotation
+_ANNOTATED_TARGET = re.compile(r"^(\w+): (\S+) = $")
+
+
 def _chain_lines(node: Chain, indent: str, trailer: str) -> list[str]:
+    annotated = _ANNOTATED_TARGET.match(node.prefix)
+    if annotated and not _fits(indent + node.prefix + "("):
+        return _annotated_chain_lines(node, *annotated.groups(), indent, trailer)
     inner = indent + INDENT
     head = indent + node.prefix + "("
     tail = indent + ")" + node.suffix + trailer
@@ -335,6 +343,24 @@ def _chain_lines(node: Chain, indent: str, trailer: str) -> list[str]:
         lines += _comparison_lines(line, inner) if not _fits(line) else [line]
     lines.append(tail)
     return lines
+
+
+def _annotated_chain_lines(
+    node: Chain, name: str, annotation: str, indent: str, trailer: str
+) -> list[str]:
+    """``name: annotation = (`` does not fit (a name of 62+ characters): black puts
+    the annotation in parentheses of its own (``name: (`` / annotation / ``) = ...``);
+    the value follows the closing one, as one name, or in parentheses: on that line
+    if it fits there and ``name: (`` did, else laid out as a chain is."""
+    head = indent + name + ": ("
+    lines = [head, indent + INDENT + annotation]
+    if len(node.operands) == 1:
+        return [*lines, indent + ") = " + node.operands[0] + node.suffix + trailer]
+    value = Chain(") = ", node.operands, node.operator, node.suffix)
+    in_parentheses = f"{indent}) = ({flat(value)[4:]}){node.suffix}{trailer}"
+    if _fits(head) and _fits(in_parentheses):
+        return [*lines, in_parentheses]
+    return [*lines, *_chain_lines(value, indent, trailer)]
 
 
 # The spaces before a comparison operator (not the "in" of "not in", nor a unary

@@ -124,3 +124,22 @@ def test_subscript_targets_too_long_split_at_the_values_bracket_like_black(
         INDENT * level + "if x:\n" for level in range(1, depth)
     )
     assert_black_stable(code + lay_out(stmt, indent) + "\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=100),
+    st.lists(
+        st.integers(min_value=1, max_value=90).map(lambda n: "B" + "b" * (n - 1)),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_type_aliases_of_long_names_split_at_the_annotation_like_black(
+    length: int, operands: list[str]
+) -> None:
+    """``NAME: _typing.TypeAlias = A | B`` where even ``NAME: _typing.TypeAlias = (``
+    is too long (names of 62+ characters; the random-schema black test found one):
+    black puts the annotation in parentheses of its own."""
+    alias = Chain("T" + "a" * (length - 1) + ": _typing.TypeAlias = ", operands)
+    assert_black_stable(lay_out(alias) + "\n")
