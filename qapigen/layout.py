@@ -178,20 +178,49 @@ def _lines(node: Node, indent: str, trailer: str) -> list[str]:
     return lines + tails
 
 
-_RETURN_ANNOTATION = re.compile(r"^\) -> (.+):$")
+_RETURN_ANNOTATION = re.compile(r"^\) -> (.+?)(:(?: \.\.\.)?)$")
 
 
 def _tail_lines(node: Group, indent: str, trailer: str) -> list[str]:
-    """The closing line of a split group; a `def`'s return annotation that makes it
-    too long goes into parentheses of its own, as black does."""
+    """The closing line of a split group. A `def`'s return annotation that makes it
+    too long is split as black splits it: at its own subscript when it has one (and
+    no ``|`` outside it), else inside parentheses of its own (one ``|`` operand a
+    line if it is still too long there), unless it is one name that does not fit
+    even there."""
     tail = indent + node.closing + trailer
     annotation = _RETURN_ANNOTATION.match(node.closing)
     if not node.is_def or _fits(tail) or annotation is None:
         return [tail]
-    inside = indent + INDENT + annotation.group(1)
-    if not _fits(inside):
-        return [tail]  # black keeps the parentheses only if that makes it fit
-    return [f"{indent}) -> (", inside, f"{indent}):"]
+    returned, colon = annotation.groups()
+    if returned.endswith("]") and len(_top_level_split(returned, "|")) == 1:
+        opening = returned.index("[") + 1
+        items: list[Node] = list(_top_level_split(returned[opening:-1], ","))
+        subscript = Group(") -> " + returned[:opening], items, "]" + colon)
+        return _lines(subscript, indent, trailer)
+    inside = indent + INDENT + returned
+    if not _fits(inside) and _single_token(returned):
+        return [tail]  # parentheses would not make one name fit: black leaves it
+    return [
+        f"{indent}) -> (",
+        *_union_lines(returned, indent + INDENT),
+        f"{indent}){colon}{trailer}",
+    ]
+
+
+def _top_level_split(text: str, separator: str) -> list[str]:
+    """`text` split at each `separator` outside brackets, the pieces stripped."""
+    pieces: list[str] = []
+    depth = start = 0
+    for position, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == separator and depth == 0:
+            pieces.append(text[start:position].strip())
+            start = position + 1
+    pieces.append(text[start:].strip())
+    return pieces
 
 
 def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
@@ -299,17 +328,7 @@ def _union_lines(annotation: str, indent: str) -> list[str]:
     splits at the lowest-priority operator, one ``|`` operand a line."""
     if _fits(indent + annotation):
         return [indent + annotation]
-    operands: list[str] = []
-    depth = start = 0
-    for position, char in enumerate(annotation):
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            operands.append(annotation[start:position].strip())
-            start = position + 1
-    operands.append(annotation[start:].strip())
+    operands = _top_level_split(annotation, "|")
     lines: list[str] = []
     for position, operand in enumerate(operands):
         text = operand if position == 0 else f"| {operand}"

@@ -143,3 +143,38 @@ def test_type_aliases_of_long_names_split_at_the_annotation_like_black(
     black puts the annotation in parentheses of its own."""
     alias = Chain("T" + "a" * (length - 1) + ": _typing.TypeAlias = ", operands)
     assert_black_stable(lay_out(alias) + "\n")
+
+
+returned_types = st.integers(min_value=1, max_value=95).flatmap(
+    lambda n: st.sampled_from(
+        ["T" + "a" * n, "_t.T" + "a" * n, f"list[_t.T{'a' * n}]", f"T{'a' * n} | None"]
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(
+        [["self"], ["self", "arguments: _t.Boxed", "/"], ["cls", "x: int"]]
+    ),
+    returned_types,
+    st.booleans(),
+    st.booleans(),
+)
+def test_long_return_annotations_like_black(
+    params: list[str], returned: str, stub: bool, in_class: bool
+) -> None:
+    """A return annotation that makes the closing line too long: split at its
+    subscript (``) -> list[`` / item / ``]:``), else put in parentheses, one ``|``
+    operand a line if need be; a protocol's stub (``: ...``) alike. The random-schema
+    black test found the subscript case on a stub."""
+    signature = Group(
+        "async def method(",
+        params,
+        f") -> {returned}:{' ...' if stub else ''}",
+        is_def=True,
+    )
+    indent = INDENT if in_class else ""
+    body = "" if stub else "\n" + indent + INDENT + "pass"
+    code = ("class C:\n" if in_class else "") + lay_out(signature, indent) + body + "\n"
+    assert_black_stable(code)
