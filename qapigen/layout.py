@@ -349,7 +349,8 @@ _ANNOTATED_TARGET = re.compile(r"^(\w+): (\S+) = $")
 def _chain_lines(node: Chain, indent: str, trailer: str) -> list[str]:
     annotated = _ANNOTATED_TARGET.match(node.prefix)
     if annotated and not _fits(indent + node.prefix + "("):
-        return _annotated_chain_lines(node, *annotated.groups(), indent, trailer)
+        name, annotation = annotated.group(1), annotated.group(2)
+        return _annotated_chain_lines(node, name, annotation, indent, trailer)
     inner = indent + INDENT
     head = indent + node.prefix + "("
     tail = indent + ")" + node.suffix + trailer
