@@ -313,6 +313,14 @@ def _field_lines(node: Field, indent: str, trailer: str) -> list[str]:
             *_union_lines(node.annotation, indent + INDENT),
             f"{indent}) = {node.default}{trailer}",
         ]
+    if len(_top_level_split(node.annotation, "|")) > 1:
+        # black keeps a union (``X | None``) in parentheses, split at its operators
+        # if it is still too long there
+        return [
+            f"{indent}{node.name}: (",
+            *_union_lines(node.annotation, indent + INDENT),
+            f"{indent}){trailer}",
+        ]
     # like an assignment's value: split at the subscript's bracket, or parenthesized
     annotation: Node = node.annotation
     if node.annotation.endswith("]"):

@@ -178,3 +178,24 @@ def test_long_return_annotations_like_black(
     body = "" if stub else "\n" + indent + INDENT + "pass"
     code = ("class C:\n" if in_class else "") + lay_out(signature, indent) + body + "\n"
     assert_black_stable(code)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=95),
+    st.integers(min_value=1, max_value=40),
+    st.sampled_from(["list[_t.T{}] | None", "_t.T{} | None", "list[_t.T{}]", "T{}"]),
+    st.booleans(),
+)
+def test_long_fields_without_a_default_like_black(
+    length: int, name_length: int, shape: str, default: bool
+) -> None:
+    """A field whose annotation is too long for its line, with and without a default:
+    a union (``list[X] | None``, an event's optional member) stays in parentheses and
+    splits at ``|`` when still too long there (the random-schema black test found it).
+    """
+    annotation = shape.format("a" * length)
+    # a default (None) comes with an optional annotation only
+    optional = default and annotation.endswith(" | None")
+    field = Field("m" * name_length, annotation, "None" if optional else None)
+    assert_black_stable("class C:\n" + lay_out(field, "    ") + "\n")
