@@ -385,7 +385,8 @@ def _annotated_chain_lines(
     if len(node.operands) == 1:
         return [*lines, indent + ") = " + node.operands[0] + node.suffix + trailer]
     value = Chain(") = ", node.operands, node.operator, node.suffix)
-    in_parentheses = f"{indent}) = ({flat(value)[4:]}){node.suffix}{trailer}"
+    operands = f" {node.operator} ".join(node.operands)
+    in_parentheses = f"{indent}) = ({operands}){node.suffix}{trailer}"
     if _fits(head) and _fits(in_parentheses):
         return [*lines, in_parentheses]
     return [*lines, *_chain_lines(value, indent, trailer)]
