@@ -34,8 +34,11 @@ def _join(parts: list[str], sep: str) -> str:
 
 
 lower_names = st.lists(words, min_size=1, max_size=7).map(lambda p: _join(p, "-"))
-type_names = st.lists(words, min_size=1, max_size=6).map(
-    lambda p: "".join(w.capitalize() for w in p)
+# QAPI reserves type names that end in "List" for arrays
+type_names = (
+    st.lists(words, min_size=1, max_size=6)
+    .map(lambda p: "".join(w.capitalize() for w in p))
+    .filter(lambda name: not name.endswith("List"))
 )
 event_names = st.lists(words, min_size=1, max_size=6).map(
     lambda p: _join(p, "_").upper()
