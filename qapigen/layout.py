@@ -234,16 +234,30 @@ def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
         # Even the target does not fit: black splits its subscript first
         # (``x: Literal[`` / ``E.V`` / ``] = value``).
         opening = node.target.index("[") + 1
-        inner = indent + INDENT + node.target[opening:-1]
-        rest = Assign("]", value)
-        if isinstance(value, Group) and not _fits(indent + flat(rest) + trailer):
+        head, inner = node.target[:opening], indent + INDENT + node.target[opening:-1]
+        closing = "]"
+        annotated = _ANNOTATED_NAME.match(node.target)
+        if annotated and not _fits(indent + head):
+            # ``name: frozenset[`` is too long: black's second try keeps the
+            # annotation's own (invisible) parentheses: ``name: (`` / annotation /
+            # ``) = value``, when the annotation then fits on its line; the value
+            # stays split at its bracket from the first try
+            name, annotation = annotated.group(1), annotated.group(2)
+            if _fits(indent + name + ": (") and _fits(indent + INDENT + annotation):
+                head, inner, closing = name + ": (", indent + INDENT + annotation, ")"
+        rest = Assign(closing, value)
+        if isinstance(value, Group) and (
+            closing == ")" or not _fits(indent + flat(rest) + trailer)
+        ):
             # black weighed the parentheses against the whole statement, whose
             # ``target = (`` did not fit: it left them out and split at the value's
             # last bracket, even where ``] = value(`` is then still too long
-            rest_lines = _at_value_bracket("] = ", value, indent, trailer)
+            rest_lines = _at_value_bracket(
+                closing + " = ", value, indent, trailer, always=closing == ")"
+            )
         else:
             rest_lines = _lines(rest, indent, trailer)
-        return [indent + node.target[:opening], inner, *rest_lines]
+        return [indent + head, inner, *rest_lines]
     if isinstance(value, Group):
         # black splits at the value's last bracket when the line up to it fits;
         # otherwise it takes the value in parentheses: after a target with brackets
@@ -267,18 +281,26 @@ def _assign_lines(node: Assign, indent: str, trailer: str) -> list[str]:
     return _wrapped(prefix, value, indent, trailer)
 
 
+# ``name: annotation`` (an annotated assignment's target)
+_ANNOTATED_NAME = re.compile(r"^(\w+): (.+)$")
+
+
 def _at_value_bracket(
-    prefix: str, value: Group, indent: str, trailer: str
+    prefix: str, value: Group, indent: str, trailer: str, always: bool = False
 ) -> list[str]:
     """``prefix value.opening`` / the items / ``value.closing``: the statement split
-    at its value's last bracket."""
+    at its value's last bracket (`always`: even where it would fit on one line)."""
     split = Group(prefix + value.opening, value.items, value.closing)
     split.explode, split.is_def, split.literal = (
         value.explode,
         value.is_def,
         value.literal,
     )
-    return _lines(split, indent, trailer)
+    lines = _lines(split, indent, trailer)
+    if always and len(lines) == 1 and value.items:
+        body = indent + INDENT + ", ".join(flat(item) for item in value.items)
+        lines = [indent + split.opening, body, indent + split.closing + trailer]
+    return lines
 
 
 def _wrapped(prefix: str, value: Node, indent: str, trailer: str) -> list[str]:

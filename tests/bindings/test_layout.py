@@ -199,3 +199,27 @@ def test_long_fields_without_a_default_like_black(
     optional = default and annotation.endswith(" | None")
     field = Field("m" * name_length, annotation, "None" if optional else None)
     assert_black_stable("class C:\n" + lay_out(field, "    ") + "\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=100),
+    st.lists(
+        st.integers(min_value=1, max_value=40).map(lambda n: "V_" + "B" * n),
+        min_size=1,
+        max_size=3,
+        unique=True,
+    ),
+)
+def test_annotated_constants_of_long_names_like_black(
+    length: int, values: list[str]
+) -> None:
+    """``_E_DEPRECATED: frozenset[E] = frozenset({E.V})`` where even
+    ``_E_DEPRECATED: frozenset[`` is too long: black keeps the annotation in
+    parentheses of its own when it then fits, and the value split at its bracket (the
+    random-schema black test found it with a 66-character enum name)."""
+    enum = "T" + "a" * (length - 1)
+    members: list[Node] = [f"{enum}.{value}" for value in values]
+    value = Group("frozenset(", [Group("{", members, "}", literal=True)], ")")
+    constant = Assign(f"_{enum}_DEPRECATED: frozenset[{enum}]", value)
+    assert_black_stable(lay_out(constant) + "\n")
