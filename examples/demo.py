@@ -94,13 +94,6 @@ def qemu_command(qmp: Path, ram_mib: int, kernel: Path, extra: list[str]) -> lis
     ]
 
 
-def accepts(path: Path) -> bool:
-    """Whether a server listens on unix socket `path` yet: the file appears at
-    bind(), a moment before listen(), and a client that comes between is refused."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex(str(path)) == 0
-
-
 @contextmanager
 def started(name: str, command: list[str], qmp: Path, log: Path) -> Iterator[None]:
     """Run `command` until the block ends; wait for its QMP socket first."""
@@ -110,7 +103,7 @@ def started(name: str, command: list[str], qmp: Path, log: Path) -> Iterator[Non
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not accepts(qmp):
+        while not qmp.exists():
             if process.poll() is not None or time.monotonic() > deadline:
                 detail = log.read_text(errors="replace").strip() or "no output"
                 raise SystemExit(f"demo: the {name} did not start: {detail}")

@@ -12,7 +12,6 @@ against the image.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,16 +47,9 @@ def start_daemon(monitor: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def accepts(path: Path) -> bool:
-    """Whether a server listens on unix socket `path` yet: the file appears at
-    bind(), a moment before listen(), and a client that comes between is refused."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex(str(path)) == 0
-
-
 def connect(daemon: subprocess.Popen[bytes], monitor: Path) -> SyncQMPClient:
     deadline = time.monotonic() + 15
-    while not accepts(monitor):
+    while not monitor.exists():
         if daemon.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("qemu-storage-daemon did not start")
         time.sleep(0.01)

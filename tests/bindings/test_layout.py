@@ -118,7 +118,8 @@ def test_subscript_targets_too_long_split_at_the_values_bracket_like_black(
     is too long: black leaves the optional parentheses out and splits at the call's
     bracket, though ``] = _t.encode_x(`` may still be too long (the random-schema
     black test found it, with a 60-character argument and a 70-character encoder)."""
-    stmt = Assign(f'_arguments["{key}"]', Group(f"_t.{callee}(", [argument], ")"))
+    arguments: list[Node] = [argument]
+    stmt = Assign(f'_arguments["{key}"]', Group(f"_t.{callee}(", arguments, ")"))
     indent = INDENT * depth
     code = "def f():\n" + "".join(
         INDENT * level + "if x:\n" for level in range(1, depth)
@@ -168,9 +169,10 @@ def test_long_return_annotations_like_black(
     subscript (``) -> list[`` / item / ``]:``), else put in parentheses, one ``|``
     operand a line if need be; a protocol's stub (``: ...``) alike. The random-schema
     black test found the subscript case on a stub."""
+    parameters: list[Node] = list(params)
     signature = Group(
         "async def method(",
-        params,
+        parameters,
         f") -> {returned}:{' ...' if stub else ''}",
         is_def=True,
     )
