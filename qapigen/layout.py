@@ -371,13 +371,10 @@ def _union_lines(annotation: str, indent: str) -> list[str]:
     return lines
 
 
-# ``name: annotation = `` (a type alias): the prefix of a chain that black may split
-# at its annotation
-_ANNOTATED_TARGET = re.compile(r"^(\w+): (\S+) = $")
-
-
 def _chain_lines(node: Chain, indent: str, trailer: str) -> list[str]:
-    annotated = _ANNOTATED_TARGET.match(node.prefix)
+    # ``name: annotation = `` (a type alias): black may split at its annotation
+    assignment = node.prefix.endswith(" = ")
+    annotated = _ANNOTATED_NAME.match(node.prefix[:-3]) if assignment else None
     if annotated and not _fits(indent + node.prefix + "("):
         name, annotation = annotated.group(1), annotated.group(2)
         return _annotated_chain_lines(node, name, annotation, indent, trailer)

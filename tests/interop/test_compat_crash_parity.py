@@ -26,7 +26,7 @@ from qapigen_testing.peers import (
     PeerKind,
     PeerStartError,
     Site,
-    environment_problem,
+    require_peers,
     site,
 )
 
@@ -59,11 +59,7 @@ def started() -> Iterator[list[Peer]]:
 
 
 def _start(kind: PeerKind, peers: list[Peer], where: Site) -> Peer:
-    problem = environment_problem(kind)
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_peers(kind)
     peer = Peer(kind, "crash", where, [*MACHINE_ARGS, *CRASH])
     peers.append(peer)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qapigen_testing.peers import PeerKind, environment_problem, site, start_pair
+from qapigen_testing.peers import PeerKind, require_peers, site, start_pair
 from qapigen_testing.scenarios import SCENARIOS, Observation, Scenario, observe
 from qapigen_testing.scenarios.capabilities import RARE
 from qapigen_testing.scenarios.observation import ErrorSeen
@@ -29,9 +29,7 @@ IGNORE_SHARED = ErrorSeen(
 
 
 def run(kind: PeerKind, name: str) -> Observation:
-    problem = environment_problem(kind)
-    if problem is not None:
-        pytest.skip(problem)
+    require_peers(kind)
     (scenario,) = [s for s in SCENARIOS if s.name == name]
     assert isinstance(scenario, Scenario)
     with site() as where, start_pair(kind, where, scenario.arguments(where)) as pair:

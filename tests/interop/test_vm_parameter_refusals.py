@@ -23,7 +23,7 @@ from qapigen_testing.peers import (
     MACHINE_ARGS,
     Peer,
     PeerKind,
-    environment_problem,
+    require_peers,
     site,
 )
 from qapigen_testing.qmp_fixtures import RawQMP
@@ -92,9 +92,7 @@ Step = tuple[dict[str, object], dict[str, object], list[dict[str, object]] | Non
 
 def transcript(kind: PeerKind) -> list[Step]:
     """Every request with its reply, and the parameters after each accepted one."""
-    problem = environment_problem(kind)
-    if problem is not None:
-        pytest.skip(problem)
+    require_peers(kind)
     with site() as where:
         peer = Peer(kind, "peer", where, MACHINE_ARGS)
         try:

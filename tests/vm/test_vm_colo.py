@@ -444,12 +444,10 @@ EXPECTED_ON_QEMU: dict[str, dict[str, object]] = {
 def test_colo_scenarios_observe_colo_on_qemu(name: str) -> None:
     """The parity of these scenarios must not pass vacuously: on QEMU they reach
     what they are about."""
-    from qapigen_testing.peers import PeerKind, environment_problem, site, start_pair
+    from qapigen_testing.peers import PeerKind, require_peers, site, start_pair
     from qapigen_testing.scenarios import SCENARIOS, observe
 
-    problem = environment_problem(PeerKind.QEMU)
-    if problem is not None:
-        pytest.skip(problem)
+    require_peers(PeerKind.QEMU)
     (scenario,) = [s for s in SCENARIOS if s.name == name]
     with (
         site() as where,

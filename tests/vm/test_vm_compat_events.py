@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -27,7 +26,7 @@ from qapigen_testing.peers import (
     MACHINE_ARGS,
     Peer,
     PeerKind,
-    environment_problem,
+    require_peers,
     site,
 )
 from qapigen_vm.main import EventForwarder
@@ -78,11 +77,7 @@ def test_the_forwarder_sends_what_the_policy_lets_out() -> None:
 def _peer(kind: PeerKind) -> Iterator[str]:
     """A QEMU or qapigen-vm process under ``-compat deprecated-output=hide`` (the same
     command line for both); yields its QMP socket's path."""
-    problem = environment_problem(kind)
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_peers(kind)
     with site() as where:
         args = [*MACHINE_ARGS, "-compat", "deprecated-output=hide"]
         peer = Peer(kind, "events", where, args)

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from qapigen_runtime.qmp import QMPClient, QMPConnectionError, SyncQMPClient
 
 START_TIMEOUT = 15.0
@@ -240,3 +242,14 @@ def environment_problem(kind: PeerKind) -> str | None:
     if not os.access(sys.executable, os.X_OK):
         return f"{sys.executable} is not executable"
     return None
+
+
+def require_peers(kind: PeerKind) -> None:
+    """Skip the test when peers of `kind` cannot start here; in CI, where a missing
+    peer is a broken setup, fail it instead."""
+    problem = environment_problem(kind)
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(problem)
+    pytest.skip(problem)

@@ -9,17 +9,13 @@ import fcntl
 import os
 import pickle
 
-import pytest
-
-from ..peers import PeerKind, environment_problem, site, start_pair
+from ..peers import PeerKind, require_peers, site, start_pair
 from ..run_folder import run_folder
 from . import Observation, Scenario, observe
 
 
 def run_scenario(kind: PeerKind, scenario: Scenario) -> Observation:
-    problem = environment_problem(kind)
-    if problem is not None:
-        pytest.skip(problem)
+    require_peers(kind)
     with site() as where, start_pair(kind, where, scenario.arguments(where)) as pair:
         return asyncio.run(observe(pair, scenario.body))
 
